@@ -1,0 +1,92 @@
+"""Apache Airflow provider for the Braze REST API.
+
+This module is imported by Airflow's provider discovery and by every DAG file that uses the
+provider, so it must stay cheap: no imports beyond the standard library.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__version__ = "0.1.0"
+
+#: The distribution name on PyPI; Airflow requires ``package-name`` to match it exactly.
+DISTRIBUTION_NAME = "airflow-provider-braze-rest"
+
+_BRAZE_API_DOCS = "https://www.braze.com/docs/api/basics/"
+
+
+def get_provider_info() -> dict[str, Any]:
+    """Describe this provider to Airflow (the ``apache_airflow_provider`` entry point)."""
+    return {
+        "package-name": DISTRIBUTION_NAME,
+        "name": "Braze",
+        "description": (
+            "`Braze <https://www.braze.com/>`__ REST API: create send IDs, send messages tagged "
+            "with them and fetch their analytics."
+        ),
+        "integrations": [
+            {
+                "integration-name": "Braze",
+                "external-doc-url": _BRAZE_API_DOCS,
+                "tags": ["service"],
+            }
+        ],
+        "hooks": [
+            {
+                "integration-name": "Braze",
+                "python-modules": ["airflow_provider_braze.hooks.braze"],
+            }
+        ],
+        "operators": [
+            {
+                "integration-name": "Braze",
+                "python-modules": ["airflow_provider_braze.operators.send_id"],
+            }
+        ],
+        # Declared here (not with the deprecated Python form methods) so that the Airflow 3 UI
+        # can render the form without importing the hook.
+        "connection-types": [
+            {
+                "connection-type": "braze",
+                "hook-class-name": "airflow_provider_braze.hooks.braze.BrazeHook",
+                "hook-name": "Braze",
+                "conn-fields": {
+                    "connect_timeout": {
+                        "label": "Connect timeout (seconds)",
+                        "description": "Time allowed to open a connection to Braze.",
+                        "schema": {"type": ["number", "null"], "default": 10, "exclusiveMinimum": 0},
+                    },
+                    "read_timeout": {
+                        "label": "Read timeout (seconds)",
+                        "description": "Time allowed for Braze to answer a request once sent.",
+                        "schema": {"type": ["number", "null"], "default": 30, "exclusiveMinimum": 0},
+                    },
+                    "max_retries": {
+                        "label": "Maximum retries",
+                        "description": (
+                            "Retries after a connection failure, 429 or 5xx answer "
+                            "(never after 400, 401, 403 or 404)."
+                        ),
+                        "schema": {"type": ["integer", "null"], "default": 5, "minimum": 0},
+                    },
+                    "retry_budget": {
+                        "label": "Retry budget (seconds)",
+                        "description": (
+                            "Longest total time one call may spend waiting between retries, "
+                            "including waits for a rate-limit reset."
+                        ),
+                        "schema": {"type": ["number", "null"], "default": 120, "minimum": 0},
+                    },
+                },
+                "ui-field-behaviour": {
+                    "hidden-fields": ["schema", "port", "login"],
+                    "relabeling": {"host": "REST endpoint", "password": "REST API key"},
+                    "placeholders": {
+                        "host": "https://rest.iad-01.braze.com or US-01",
+                        "password": "Braze REST API key",
+                    },
+                },
+            }
+        ],
+    }

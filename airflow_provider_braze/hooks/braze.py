@@ -1,0 +1,830 @@
+"""BrazeHook: the one place that talks HTTP to the Braze REST API.
+
+DAG files import operator modules, which import this module, so ``requests`` is imported only
+when the first request is made.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+import random
+import re
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from airflow.sdk import BaseHook
+
+from airflow_provider_braze import DISTRIBUTION_NAME, __version__
+from airflow_provider_braze.exceptions import (
+    BrazeAmbiguousRequestError,
+    BrazeAPIError,
+    BrazeAuthError,
+    BrazeBadRequestError,
+    BrazeConfigurationError,
+    BrazeError,
+    BrazeNotFoundError,
+    BrazeRateLimitError,
+    BrazeServerError,
+    BrazeTransportError,
+    BrazeUnexpectedResponseError,
+)
+from airflow_provider_braze.validation import validate_campaign_id, validate_send_id
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    import requests
+
+#: Braze instance codes and their REST endpoints (braze-docs ``_includes/data_centers.md``).
+BRAZE_INSTANCES: dict[str, str] = {
+    **{f"US-0{n}": f"https://rest.iad-0{n}.braze.com" for n in range(1, 9)},
+    "US-10": "https://rest.us-10.braze.com",
+    "EU-01": "https://rest.fra-01.braze.eu",
+    "EU-02": "https://rest.fra-02.braze.eu",
+    "AU-01": "https://rest.au-01.braze.com",
+    "ID-01": "https://rest.id-01.braze.com",
+    "JP-01": "https://rest.jp-01.braze.com",
+    "KR-01": "https://rest.kr-01.braze.com",
+}
+
+_INSTANCE_CODE = re.compile(r"^[A-Za-z]{2,3}-\d{1,3}$")
+_HOSTNAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$")
+_BODY_EXCERPT_CHARS = 200
+
+# Module-level so tests can replace them without touching the global time module.
+_sleep = time.sleep
+_monotonic = time.monotonic
+_wall_clock = time.time
+
+
+@dataclass(frozen=True)
+class BrazeEndpoint:
+    """A Braze REST endpoint and the facts the request path needs about it."""
+
+    method: str
+    path: str
+    #: The API key permission Braze requires, named in 401/403 errors.
+    permission: str
+    #: A note on the endpoint's own rate limit, added to 429 errors.
+    rate_limit_note: str | None = None
+
+    def __str__(self) -> str:
+        return f"{self.method} {self.path}"
+
+
+CREATE_SEND_ID = BrazeEndpoint(
+    "POST",
+    "/sends/id/create",
+    "sends.id.create",
+    rate_limit_note="Braze allows 100 custom send IDs per workspace per day",
+)
+LIST_CAMPAIGNS = BrazeEndpoint("GET", "/campaigns/list", "campaigns.list")
+
+
+@dataclass(frozen=True)
+class RateLimitStatus:
+    """What Braze's ``X-RateLimit-*`` headers said on one answer."""
+
+    limit: int | None
+    remaining: int | None
+    reset_at: datetime | None
+
+    @classmethod
+    def from_headers(cls, headers: Mapping[str, str]) -> RateLimitStatus | None:
+        """Parse the headers (any case); None when Braze sent none of them."""
+        lowered = {k.lower(): v for k, v in headers.items()}
+        limit = _int_or_none(lowered.get("x-ratelimit-limit"))
+        remaining = _int_or_none(lowered.get("x-ratelimit-remaining"))
+        reset = _int_or_none(lowered.get("x-ratelimit-reset"))
+        if limit is None and remaining is None and reset is None:
+            return None
+        reset_at = datetime.fromtimestamp(reset, tz=timezone.utc) if reset is not None else None
+        return cls(limit=limit, remaining=remaining, reset_at=reset_at)
+
+    def seconds_until_reset(self, now: float) -> float | None:
+        """Seconds from ``now`` (epoch) until the reset, never negative; None if unknown."""
+        if self.reset_at is None:
+            return None
+        return max(0.0, self.reset_at.timestamp() - now)
+
+    def describe(self) -> str:
+        parts = []
+        if self.remaining is not None and self.limit is not None:
+            parts.append(f"{self.remaining} of {self.limit} left")
+        elif self.remaining is not None:
+            parts.append(f"{self.remaining} left")
+        if self.reset_at is not None:
+            parts.append(f"resets at {self.reset_at:%Y-%m-%d %H:%M:%S} UTC")
+        return ", ".join(parts) or "no details"
+
+
+def _int_or_none(value: str | None) -> int | None:
+    if value is None:
+        return None
+    try:
+        return int(float(value.strip()))
+    except ValueError:
+        return None
+
+
+@dataclass(frozen=True)
+class BrazeConnectionSettings:
+    """Everything the hook reads from its Airflow connection, checked and with defaults applied."""
+
+    conn_id: str
+    base_url: str
+    api_key: str = field(repr=False)
+    connect_timeout: float = 10.0
+    read_timeout: float = 30.0
+    max_retries: int = 5
+    retry_budget: float = 120.0
+
+
+_OPTION_DEFAULTS: dict[str, float] = {
+    "connect_timeout": BrazeConnectionSettings.connect_timeout,
+    "read_timeout": BrazeConnectionSettings.read_timeout,
+    "max_retries": BrazeConnectionSettings.max_retries,
+    "retry_budget": BrazeConnectionSettings.retry_budget,
+}
+
+
+def resolve_base_url(
+    host: str | None, *, conn_id: str, port: int | None = None, schema: str | None = None
+) -> str:
+    """Turn a connection's host (a URL or an instance code like ``US-03``) into a base URL.
+
+    A host without a scheme gets https (or the connection's schema, when that is http/https).
+    Plain http is accepted only for loopback hosts, so the API key never crosses a network in
+    clear text.
+    """
+    raw = (host or "").strip()
+    if not raw:
+        raise BrazeConfigurationError(
+            f"Braze connection {conn_id!r} has no host: set it to your REST endpoint "
+            "(e.g. https://rest.iad-01.braze.com) or an instance code such as US-01."
+        )
+    if _INSTANCE_CODE.match(raw):
+        try:
+            return BRAZE_INSTANCES[raw.upper()]
+        except KeyError:
+            raise BrazeConfigurationError(
+                f"Braze connection {conn_id!r}: unknown instance code {raw!r}. Known codes: "
+                f"{', '.join(BRAZE_INSTANCES)}. For another instance, set the host to its REST "
+                "endpoint URL."
+            ) from None
+
+    if "://" not in raw:
+        default_scheme = (schema or "").strip().lower() or "https"
+        if default_scheme not in ("http", "https"):
+            raise BrazeConfigurationError(
+                f"Braze connection {conn_id!r}: schema {schema!r} is not a URL scheme; leave it "
+                "empty or use https."
+            )
+        raw = f"{default_scheme}://{raw}"
+    malformed = (
+        f"Braze connection {conn_id!r}: host {host!r} is not a valid REST endpoint URL "
+        "(expected e.g. https://rest.iad-01.braze.com or an instance code such as US-01)"
+    )
+    try:
+        parts = urlsplit(raw)
+        url_port = parts.port
+    except ValueError:
+        raise BrazeConfigurationError(f"{malformed}.") from None
+    scheme = parts.scheme.lower()
+    hostname = parts.hostname or ""
+    if scheme not in ("http", "https"):
+        raise BrazeConfigurationError(f"{malformed}: the scheme must be https.")
+    if parts.username is not None or parts.password is not None:
+        raise BrazeConfigurationError(
+            f"Braze connection {conn_id!r}: the host must not contain credentials; put the REST "
+            "API key in the connection's password field."
+        )
+    if parts.query or parts.fragment or any(ch.isspace() for ch in raw):
+        raise BrazeConfigurationError(f"{malformed}: it must not contain a query, fragment or spaces.")
+    is_ip = _is_ip(hostname)
+    if not hostname or not (is_ip or _HOSTNAME.match(hostname)):
+        raise BrazeConfigurationError(f"{malformed}.")
+    if re.match(r"^(dashboard|sdk)[.-]", hostname) and hostname.endswith((".braze.com", ".braze.eu")):
+        raise BrazeConfigurationError(
+            f"Braze connection {conn_id!r}: {hostname} is a dashboard or SDK address, not a REST "
+            "endpoint. Use the REST endpoint shown under Settings > APIs and Identifiers, e.g. "
+            "https://rest.iad-01.braze.com, or an instance code such as US-01."
+        )
+    if scheme == "http" and not _is_loopback(hostname):
+        raise BrazeConfigurationError(
+            f"Braze connection {conn_id!r}: refusing plain http to {hostname}; the API key would "
+            "travel unencrypted. Use https (plain http is allowed only for loopback hosts such as "
+            "the local Braze sandbox)."
+        )
+    if url_port is not None and port is not None and url_port != port:
+        raise BrazeConfigurationError(
+            f"Braze connection {conn_id!r}: the host says port {url_port} but the port field says "
+            f"{port}; set only one."
+        )
+    final_port = url_port if url_port is not None else port
+    netloc = f"[{hostname}]" if ":" in hostname else hostname
+    if final_port is not None:
+        netloc = f"{netloc}:{final_port}"
+    return f"{scheme}://{netloc}{parts.path.rstrip('/')}"
+
+
+def _is_ip(hostname: str) -> bool:
+    try:
+        ipaddress.ip_address(hostname)
+    except ValueError:
+        return False
+    return True
+
+
+def _is_loopback(hostname: str) -> bool:
+    if hostname.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(hostname).is_loopback
+    except ValueError:
+        return False
+
+
+def _check_api_key(password: str | None, conn_id: str) -> str:
+    key = (password or "").strip()
+    if not key:
+        raise BrazeConfigurationError(
+            f"Braze connection {conn_id!r} has no REST API key: put the key in the connection's "
+            "password field."
+        )
+    if key[0] in "\"'" and key[-1] in "\"'":
+        raise BrazeConfigurationError(
+            f"Braze connection {conn_id!r}: the REST API key is wrapped in quotes; store it without them."
+        )
+    # A header value with whitespace or control characters would make requests raise an error
+    # whose text contains the header, i.e. the key.
+    if not key.isascii() or not key.isprintable() or any(ch.isspace() for ch in key):
+        raise BrazeConfigurationError(
+            f"Braze connection {conn_id!r}: the REST API key contains spaces, control or non-ASCII "
+            "characters; copy it again from Braze."
+        )
+    return key
+
+
+class BrazeHook(BaseHook):
+    """Talk to the Braze REST API through an Airflow connection.
+
+    The connection's host is the REST endpoint URL (``https://rest.iad-01.braze.com``) or an
+    instance code (``US-01``); its password is the REST API key. Optional extras:
+    ``connect_timeout`` and ``read_timeout`` (seconds), ``max_retries`` and ``retry_budget``
+    (seconds); arguments given here override them.
+
+    Every call goes through one request path that sets the auth header and timeouts, retries
+    what is safe to retry (connection failures before sending, 429, 5xx) with exponential
+    backoff and jitter within a time budget, waits for ``X-RateLimit-Reset`` when that is within
+    the budget, and turns Braze's answers into values or typed :mod:`~airflow_provider_braze.exceptions`.
+
+    .. seealso::
+        https://www.braze.com/docs/api/basics/
+
+    :param braze_conn_id: The Airflow connection to use.
+    :param connect_timeout: Optional. Seconds allowed to connect; overrides the connection.
+    :param read_timeout: Optional. Seconds allowed for Braze to answer; overrides the connection.
+    :param max_retries: Optional. Retries per call; overrides the connection.
+    :param retry_budget: Optional. Longest total wait between retries of one call, in seconds.
+    """
+
+    conn_name_attr = "braze_conn_id"
+    default_conn_name = "braze_default"
+    conn_type = "braze"
+    hook_name = "Braze"
+
+    def __init__(
+        self,
+        braze_conn_id: str = default_conn_name,
+        *,
+        connect_timeout: float | None = None,
+        read_timeout: float | None = None,
+        max_retries: int | None = None,
+        retry_budget: float | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.braze_conn_id = braze_conn_id
+        self._overrides: dict[str, float | None] = {
+            "connect_timeout": connect_timeout,
+            "read_timeout": read_timeout,
+            "max_retries": max_retries,
+            "retry_budget": retry_budget,
+        }
+        #: Rate-limit headers of the most recent answer that carried them.
+        self.last_rate_limit: RateLimitStatus | None = None
+        self._rate_limits: dict[str, RateLimitStatus] = {}
+
+    # ----------------------------------------------------------------------------- settings
+
+    @cached_property
+    def settings(self) -> BrazeConnectionSettings:
+        """The connection's settings, read and checked once per hook."""
+        conn = self.get_connection(self.braze_conn_id)
+        conn_id = self.braze_conn_id
+        api_key = _check_api_key(conn.password, conn_id)
+        # Mask it ourselves: dag.test() and `airflow dags test` do not mask connection passwords.
+        from airflow.sdk.log import mask_secret
+
+        mask_secret(api_key)
+        base_url = resolve_base_url(conn.host, conn_id=conn_id, port=conn.port, schema=conn.schema)
+        extras = conn.extra_dejson or {}
+        unknown = sorted(set(extras) - set(_OPTION_DEFAULTS))
+        if unknown:
+            self.log.warning(
+                "Braze connection %r has extra fields this hook does not use: %s (known: %s).",
+                conn_id,
+                ", ".join(unknown),
+                ", ".join(_OPTION_DEFAULTS),
+            )
+        options = {
+            name: self._option(name, extras.get(name), default) for name, default in _OPTION_DEFAULTS.items()
+        }
+        return BrazeConnectionSettings(
+            conn_id=conn_id,
+            base_url=base_url,
+            api_key=api_key,
+            connect_timeout=options["connect_timeout"],
+            read_timeout=options["read_timeout"],
+            max_retries=int(options["max_retries"]),
+            retry_budget=options["retry_budget"],
+        )
+
+    def _option(self, name: str, extra_value: Any, default: float) -> float:
+        """Hook argument, else connection extra, else default; checked to be a sane number."""
+        override = self._overrides[name]
+        source = "argument" if override is not None else "connection extra"
+        value: Any = override if override is not None else extra_value
+        if value is None or value == "":
+            return default
+        try:
+            if isinstance(value, bool):
+                raise ValueError
+            number = float(value)
+        except (TypeError, ValueError):
+            raise BrazeConfigurationError(
+                f"Braze connection {self.braze_conn_id!r}: {source} {name}={value!r} is not a number."
+            ) from None
+        minimum_ok = number >= 0 if name in ("max_retries", "retry_budget") else number > 0
+        if not minimum_ok or not math.isfinite(number):
+            raise BrazeConfigurationError(
+                f"Braze connection {self.braze_conn_id!r}: {source} {name}={value!r} is out of range."
+            )
+        if name == "max_retries" and not number.is_integer():
+            raise BrazeConfigurationError(
+                f"Braze connection {self.braze_conn_id!r}: {source} max_retries={value!r} "
+                "must be a whole number."
+            )
+        return number
+
+    @cached_property
+    def session(self) -> requests.Session:
+        """One HTTP session per hook, so connections are kept alive across calls."""
+        import requests
+        from airflow import __version__ as airflow_version
+        from requests.adapters import HTTPAdapter
+
+        session = requests.Session()
+        # An auth object (not a plain header) also stops requests from applying ~/.netrc.
+        session.auth = _BearerAuth(self.settings.api_key)
+        session.headers.update(
+            {
+                "Content-Type": "application/json",
+                "Accept": "application/json",
+                "User-Agent": (
+                    f"{DISTRIBUTION_NAME}/{__version__} apache-airflow/{airflow_version} "
+                    f"python-requests/{requests.__version__}"
+                ),
+            }
+        )
+        # Retries are ours (see _request); urllib3 must not retry behind our back.
+        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=16, max_retries=0)
+        session.mount("https://", adapter)
+        session.mount("http://", adapter)
+        return session
+
+    def close(self) -> None:
+        """Close the HTTP session, if one was opened."""
+        session = self.__dict__.pop("session", None)
+        if session is not None:
+            session.close()
+
+    def get_conn(self) -> requests.Session:
+        """Return the hook's HTTP session (Airflow's generic hook interface)."""
+        return self.session
+
+    # ----------------------------------------------------------------------------- API verbs
+
+    def create_send_id(self, campaign_id: str, send_id: str | None = None) -> str:
+        """Create a send identifier for a campaign (``POST /sends/id/create``).
+
+        Needs the API key permission ``sends.id.create``. Braze allows 100 custom send IDs per
+        workspace per day; :attr:`last_rate_limit` tells how many are left after the call.
+
+        A read timeout is retried only when ``send_id`` is given, since the retry then targets
+        the same ID; without one, a lost answer could hide an ID Braze generated, so it is
+        raised as :class:`~airflow_provider_braze.exceptions.BrazeAmbiguousRequestError`.
+
+        :param campaign_id: The API identifier of the campaign.
+        :param send_id: Optional. The send ID to create (ASCII, at most 64 characters); Braze
+            generates one when omitted.
+        :return: The send ID Braze answered with.
+        """
+        campaign_id = validate_campaign_id(campaign_id)
+        send_id = validate_send_id(send_id)
+        body: dict[str, Any] = {"campaign_id": campaign_id}
+        if send_id is not None:
+            body["send_id"] = send_id
+        try:
+            data = self._request(CREATE_SEND_ID, json=body, idempotent=send_id is not None)
+        except BrazeAmbiguousRequestError as err:
+            if send_id is not None:
+                raise
+            raise BrazeAmbiguousRequestError(
+                f"{err} Braze may have created a send ID for campaign {campaign_id!r} without "
+                "reporting it, so the call was not repeated. Pass an explicit send_id to make "
+                "retries safe.",
+                endpoint=err.endpoint,
+                attempts=err.attempts,
+            ) from err
+        created = data.get("send_id")
+        if not isinstance(created, str) or not created:
+            raise BrazeUnexpectedResponseError(
+                f"Braze answered {CREATE_SEND_ID} with success but without a send_id: {_excerpt(str(data))}",
+                status_code=200,
+                message=str(data.get("message")),
+                endpoint=str(CREATE_SEND_ID),
+            )
+        if send_id is not None and created != send_id:
+            self.log.warning(
+                "Asked Braze for send ID %r but it answered %r; using %r.", send_id, created, created
+            )
+        return created
+
+    def test_connection(self) -> tuple[bool, str]:
+        """Check the endpoint and key with a harmless read (``GET /campaigns/list``, page 0).
+
+        Needs the API key permission ``campaigns.list``. Returns ``(ok, explanation)``.
+        """
+        try:
+            self._request(LIST_CAMPAIGNS, params={"page": 0}, idempotent=True, retry=False)
+        except BrazeError as err:
+            return False, str(err)
+        except Exception as err:  # the Airflow UI shows this text; never let it crash the form
+            return False, f"{type(err).__name__}: {err}"
+        return True, f"Connected to Braze at {self.settings.base_url}; the REST API key was accepted."
+
+    # ----------------------------------------------------------------------------- request path
+
+    def _request(
+        self,
+        endpoint: BrazeEndpoint,
+        *,
+        json: dict[str, Any] | None = None,
+        params: dict[str, Any] | None = None,
+        idempotent: bool,
+        retry: bool = True,
+    ) -> dict[str, Any]:
+        """Send one API call, with the retry policy, and return Braze's JSON body.
+
+        :param idempotent: Whether repeating the call after an unknown outcome (read timeout,
+            connection dropped after sending) is harmless. When False such an outcome raises
+            BrazeAmbiguousRequestError at once.
+        :param retry: False to make a single attempt (used by test_connection).
+        """
+        import requests
+
+        settings = self.settings
+        session = self.session
+        url = f"{settings.base_url}{endpoint.path}"
+        max_retries = settings.max_retries if retry else 0
+        waited = 0.0
+        attempt = 0
+        sent_before = False  # an earlier attempt may have taken effect
+
+        waited += self._pace(endpoint, settings.retry_budget)
+        while True:
+            attempt += 1
+            retries_left = attempt <= max_retries
+            try:
+                response = session.request(
+                    endpoint.method,
+                    url,
+                    json=json,
+                    params=params,
+                    timeout=(settings.connect_timeout, settings.read_timeout),
+                    allow_redirects=False,
+                )
+            except requests.RequestException as exc:
+                error = self._transport_error(endpoint, exc, attempt)
+                if isinstance(error, BrazeAmbiguousRequestError) and not idempotent:
+                    raise error from exc
+                delay = self._backoff(attempt)
+                if retries_left and waited + delay <= settings.retry_budget and _is_retryable_transport(exc):
+                    sent_before = sent_before or isinstance(error, BrazeAmbiguousRequestError)
+                    self.log.warning("%s Retrying in %.1f s (attempt %d).", error, delay, attempt + 1)
+                    _sleep(delay)
+                    waited += delay
+                    continue
+                if attempt > 1:
+                    error.args = (f"{error} Gave up after {attempt} attempts.",)
+                raise error from exc
+
+            rate = RateLimitStatus.from_headers(response.headers)
+            if rate is not None:
+                self.last_rate_limit = rate
+                self._rate_limits[endpoint.path] = rate
+            if 200 <= response.status_code < 300:
+                return self._success_body(endpoint, response)
+
+            api_error = self._api_error(endpoint, response, rate, attempt, sent_before)
+            status = response.status_code
+            if status == 429:
+                reset_in = rate.seconds_until_reset(_wall_clock()) if rate else None
+                # Wait for the reset plus a little jitter so parallel callers do not stampede.
+                delay = (
+                    reset_in + random.uniform(0.0, 1.0) if reset_in is not None else self._backoff(attempt)
+                )
+            elif status >= 500:
+                delay = self._backoff(attempt)
+            else:
+                raise api_error
+            if retries_left and waited + delay <= settings.retry_budget:
+                self.log.warning("%s Retrying in %.1f s (attempt %d).", api_error, delay, attempt + 1)
+                _sleep(delay)
+                waited += delay
+                continue
+            raise self._with_retry_note(api_error, settings, waited, delay, retries_left)
+
+    def _pace(self, endpoint: BrazeEndpoint, budget: float) -> float:
+        """Wait for the reset if the last answer for this endpoint left no requests; return the wait."""
+        rate = self._rate_limits.get(endpoint.path)
+        if rate is None or rate.remaining != 0:
+            return 0.0
+        reset_in = rate.seconds_until_reset(_wall_clock())
+        if not reset_in or reset_in > budget:
+            return 0.0  # Nothing to wait for, or too long: let Braze answer (429 is then raised).
+        self.log.info("Braze rate limit for %s is used up; waiting %.1f s for its reset.", endpoint, reset_in)
+        _sleep(reset_in)
+        return reset_in
+
+    @staticmethod
+    def _backoff(attempt: int) -> float:
+        """Exponential backoff with jitter: about 0.5, 1, 2, 4 ... s, at most 30 s."""
+        base: float = min(30.0, 0.5 * 2 ** (attempt - 1))
+        return base * random.uniform(0.5, 1.0)
+
+    def _transport_error(self, endpoint: BrazeEndpoint, exc: Exception, attempt: int) -> BrazeTransportError:
+        reason = _describe_transport_failure(exc)
+        if _may_have_been_sent(exc):
+            return BrazeAmbiguousRequestError(
+                f"{endpoint} to {self.settings.base_url}: {reason}; the request was sent, so Braze "
+                "may or may not have processed it.",
+                endpoint=str(endpoint),
+                attempts=attempt,
+            )
+        return BrazeTransportError(
+            f"{endpoint} to {self.settings.base_url} failed before the request was sent: {reason}.",
+            endpoint=str(endpoint),
+            attempts=attempt,
+        )
+
+    def _success_body(self, endpoint: BrazeEndpoint, response: requests.Response) -> dict[str, Any]:
+        body = _json_or_none(response)
+        if not isinstance(body, dict):
+            raise BrazeUnexpectedResponseError(
+                f"Braze answered {endpoint} with {response.status_code} but "
+                f"{self._describe_body(response)}, not a JSON object.",
+                status_code=response.status_code,
+                message=self._describe_body(response),
+                endpoint=str(endpoint),
+            )
+        errors = body.get("errors")
+        if errors:
+            # Non-fatal: Braze processed the call; the listed parts were not applied.
+            self.log.warning("Braze accepted %s with non-fatal errors: %s", endpoint, errors)
+        return body
+
+    def _api_error(
+        self,
+        endpoint: BrazeEndpoint,
+        response: requests.Response,
+        rate: RateLimitStatus | None,
+        attempt: int,
+        sent_before: bool,
+    ) -> BrazeAPIError:
+        status = response.status_code
+        body = _json_or_none(response)
+        if isinstance(body, dict):
+            message = self._redact(str(body.get("message") or "no message"))
+            raw_errors = body.get("errors")
+            errors = raw_errors if isinstance(raw_errors, list) else ([raw_errors] if raw_errors else [])
+        else:
+            message = self._describe_body(response)
+            errors = []
+        reason = f" {response.reason}" if response.reason else ""
+        text = f"Braze answered {status}{reason} to {endpoint}: {message}"
+        if not text.endswith((".", "!", "?")):
+            text += "."
+        if errors:
+            text += f" Errors: {self._redact(str(errors))}."
+        base_url = self.settings.base_url
+        kwargs: dict[str, Any] = {
+            "status_code": status,
+            "message": message,
+            "errors": errors,
+            "endpoint": str(endpoint),
+            "attempts": attempt,
+        }
+        cls: type[BrazeAPIError]
+        if status in (401, 403):
+            text += (
+                f" The API key needs the '{endpoint.permission}' permission, and the REST endpoint "
+                f"({base_url}) must be the instance of the key's workspace."
+            )
+            return BrazeAuthError(
+                self._finish(text, sent_before), required_permission=endpoint.permission, **kwargs
+            )
+        if status == 429:
+            if endpoint.rate_limit_note:
+                text += f" {endpoint.rate_limit_note}."
+            if rate is not None:
+                text += f" Rate limit: {rate.describe()}."
+            return BrazeRateLimitError(
+                self._finish(text, sent_before),
+                reset_at=rate.reset_at if rate else None,
+                limit=rate.limit if rate else None,
+                remaining=rate.remaining if rate else None,
+                **kwargs,
+            )
+        if status == 404:
+            text += f" Check the connection's REST endpoint ({base_url})."
+            cls = BrazeNotFoundError
+        elif status >= 500:
+            cls = BrazeServerError
+        elif 400 <= status < 500:
+            cls = BrazeBadRequestError
+        else:
+            location = response.headers.get("Location")
+            if location:
+                text += f" It redirects to {location}; set the connection's host to the final REST endpoint."
+            cls = BrazeAPIError
+        return cls(self._finish(text, sent_before), **kwargs)
+
+    @staticmethod
+    def _finish(text: str, sent_before: bool) -> str:
+        if sent_before:
+            text += (
+                " Note: an earlier attempt of this call was sent but got no answer, so it may "
+                "already have taken effect."
+            )
+        return text
+
+    def _with_retry_note(
+        self,
+        error: BrazeAPIError,
+        settings: BrazeConnectionSettings,
+        waited: float,
+        next_delay: float,
+        retries_left: bool,
+    ) -> BrazeAPIError:
+        """Say why the call was not retried, keeping the error's class and attributes."""
+        if error.attempts > 1:
+            note = f" Gave up after {error.attempts} attempts."
+        elif not retries_left:
+            note = " Not retried (no retries are configured for this call)."
+        else:
+            note = ""
+        if retries_left:
+            note += (
+                f" The next retry would wait {_duration(next_delay)}, beyond the retry budget of "
+                f"{_duration(settings.retry_budget)} ({_duration(waited)} already spent); "
+                "it was not attempted."
+            )
+        error.args = (str(error) + note,)
+        return error
+
+    def _describe_body(self, response: requests.Response) -> str:
+        text = response.text or ""
+        if not text.strip():
+            return "an empty body"
+        content_type = response.headers.get("Content-Type", "no content type")
+        return f"a non-JSON body ({content_type}): {self._redact(_excerpt(text))!r}"
+
+    def _redact(self, text: str) -> str:
+        """Remove the API key from text that goes into an error (a proxy may echo headers)."""
+        settings: BrazeConnectionSettings | None = self.__dict__.get("settings")
+        return text.replace(settings.api_key, "***") if settings else text
+
+
+class _BearerAuth:
+    """``Authorization: Bearer <key>`` that never shows the key in its repr."""
+
+    def __init__(self, api_key: str) -> None:
+        self._header = f"Bearer {api_key}"
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        request.headers["Authorization"] = self._header
+        return request
+
+    def __repr__(self) -> str:
+        return "_BearerAuth(***)"
+
+
+def _json_or_none(response: requests.Response) -> Any:
+    if not response.content:
+        return None
+    try:
+        return response.json()
+    except ValueError:  # JSONDecodeError and decoding errors
+        return None
+
+
+def _excerpt(text: str) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= _BODY_EXCERPT_CHARS else flat[:_BODY_EXCERPT_CHARS] + "..."
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    minutes = int(seconds // 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h {minutes:02d}m" if hours else f"{minutes}m"
+
+
+def _root_causes(exc: BaseException) -> list[BaseException]:
+    """The exception and everything it wraps (requests wraps urllib3 wraps socket errors)."""
+    seen: list[BaseException] = []
+    todo: list[BaseException] = [exc]
+    while todo:
+        current = todo.pop()
+        if any(current is s for s in seen):
+            continue
+        seen.append(current)
+        todo.extend(arg for arg in current.args if isinstance(arg, BaseException))
+        for attr in ("reason", "__cause__", "__context__"):
+            inner = getattr(current, attr, None)
+            if isinstance(inner, BaseException):
+                todo.append(inner)
+    return seen
+
+
+def _may_have_been_sent(exc: Exception) -> bool:
+    """False only when the failure provably happened before the request left this machine."""
+    import requests
+    from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
+
+    if isinstance(exc, (requests.exceptions.ConnectTimeout, requests.exceptions.SSLError)):
+        return False
+    if isinstance(exc, requests.exceptions.ProxyError):
+        return False
+    if isinstance(exc, requests.exceptions.ConnectionError):
+        causes = _root_causes(exc)
+        return not any(
+            isinstance(c, (NewConnectionError, NameResolutionError, ConnectTimeoutError)) for c in causes
+        )
+    # Invalid URL, too many redirects and similar are raised before sending.
+    return not isinstance(
+        exc,
+        (
+            requests.exceptions.InvalidURL,
+            requests.exceptions.MissingSchema,
+            requests.exceptions.InvalidHeader,
+        ),
+    )
+
+
+def _is_retryable_transport(exc: Exception) -> bool:
+    """TLS verification and malformed-request failures will fail the same way again."""
+    import requests
+
+    return not isinstance(
+        exc,
+        (
+            requests.exceptions.SSLError,
+            requests.exceptions.InvalidURL,
+            requests.exceptions.MissingSchema,
+            requests.exceptions.InvalidHeader,
+        ),
+    )
+
+
+def _describe_transport_failure(exc: Exception) -> str:
+    import requests
+
+    if isinstance(exc, requests.exceptions.ReadTimeout):
+        return "no answer within the read timeout"
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return "could not connect within the connect timeout"
+    if isinstance(exc, requests.exceptions.SSLError):
+        return f"TLS error ({_excerpt(str(exc))}); check the endpoint's certificate"
+    if isinstance(exc, requests.exceptions.ConnectionError):
+        return f"connection error ({_excerpt(str(exc))})"
+    return f"{type(exc).__name__} ({_excerpt(str(exc))})"

@@ -1,0 +1,91 @@
+"""``python -m airflow_provider_braze.sandbox``: serve the Braze sandbox in the foreground."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from typing import NoReturn
+
+from airflow_provider_braze.sandbox.server import LOOPBACK, serve_forever
+from airflow_provider_braze.sandbox.state import ALL_PERMISSIONS, Faults, SandboxState
+
+
+def _parse_key(text: str) -> tuple[str, list[str] | None]:
+    key, sep, perms = text.partition(":")
+    if not key:
+        raise argparse.ArgumentTypeError("expected KEY or KEY:perm1,perm2")
+    return key, ([p for p in perms.split(",") if p] if sep else None)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m airflow_provider_braze.sandbox",
+        description="Serve a local Braze-compatible REST API for tests and example DAGs.",
+    )
+    parser.add_argument("--host", default=LOOPBACK, help="address to bind (default: %(default)s)")
+    parser.add_argument("--port", type=int, default=0, help="port to bind; 0 picks a free one (default)")
+    parser.add_argument("--api-key", help="the primary API key (all permissions); random if omitted")
+    parser.add_argument(
+        "--key",
+        action="append",
+        default=[],
+        type=_parse_key,
+        metavar="KEY[:PERMS]",
+        help=f"an extra API key with comma-separated permissions (known: {', '.join(ALL_PERMISSIONS)})",
+    )
+    parser.add_argument(
+        "--campaign",
+        action="append",
+        default=[],
+        metavar="ID[:KIND]",
+        help="an extra campaign; KIND is api (default) or api_triggered",
+    )
+    parser.add_argument("--send-id-daily-limit", type=int, default=100, help="(default: %(default)s)")
+    parser.add_argument("--seed", type=int, help="seed for fault injection and generated IDs")
+    faults = parser.add_argument_group("fault injection (probabilities per request, 0..1)")
+    faults.add_argument("--latency-ms", type=float, default=0.0)
+    faults.add_argument("--p-429", dest="rate_limit", type=float, default=0.0)
+    faults.add_argument("--p-5xx", dest="server_error", type=float, default=0.0)
+    faults.add_argument("--p-drop-before", dest="drop_before", type=float, default=0.0)
+    faults.add_argument("--p-drop-after", dest="drop_after", type=float, default=0.0)
+    parser.add_argument("--ready-file", help="write the URL and API key as JSON here once serving")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"warning: serving on {args.host}; the sandbox has no real security", file=sys.stderr)
+    try:
+        state = SandboxState(
+            args.api_key,
+            faults=Faults(
+                latency_ms=args.latency_ms,
+                rate_limit=args.rate_limit,
+                server_error=args.server_error,
+                drop_before=args.drop_before,
+                drop_after=args.drop_after,
+            ),
+            seed=args.seed,
+            send_id_daily_limit=args.send_id_daily_limit,
+        )
+        for key, perms in args.key:
+            state.add_key(key, permissions=perms)
+        for spec in args.campaign:
+            campaign_id, _, kind = spec.partition(":")
+            state.add_campaign(campaign_id, kind or "api")
+    except ValueError as err:
+        build_parser().error(str(err))
+
+    def _terminate(signum: int, frame: object) -> NoReturn:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _terminate)
+    serve_forever(
+        args.host, args.port, state=state, announce=lambda s: print(s, flush=True), ready_file=args.ready_file
+    )
+
+
+if __name__ == "__main__":
+    main()

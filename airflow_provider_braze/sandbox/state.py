@@ -1,0 +1,254 @@
+"""The Braze sandbox's in-memory world: API keys, campaigns, quotas, faults and the ledger.
+
+Plain Python with one lock, so the HTTP layer (``app.py``) stays a thin translation and tests
+can inspect or change the state directly when the sandbox runs in their process.
+"""
+
+from __future__ import annotations
+
+import random
+import secrets
+import threading
+import time
+import uuid
+from dataclasses import asdict, dataclass, field, fields
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
+
+#: Every API key permission the sandbox knows; a key created without a list gets all of them.
+ALL_PERMISSIONS: tuple[str, ...] = ("sends.id.create", "campaigns.list")
+
+DEFAULT_WORKSPACE = "sandbox-workspace"
+#: Campaigns every fresh sandbox knows, so examples run without set-up.
+DEFAULT_CAMPAIGNS: dict[str, str] = {
+    "sandbox-api-campaign": "api",
+    "sandbox-api-triggered-campaign": "api_triggered",
+}
+
+SEND_ID_DAILY_LIMIT = 100
+SHARED_HOURLY_LIMIT = 250_000
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    """A REST API key: the workspace it belongs to and the endpoints it may call."""
+
+    key: str = field(repr=False)
+    workspace: str = DEFAULT_WORKSPACE
+    permissions: frozenset[str] = frozenset(ALL_PERMISSIONS)
+
+
+@dataclass
+class Faults:
+    """Faults the sandbox injects into Braze API calls (never into ``/_sandbox`` control calls).
+
+    Probabilities are per request, checked in this order: drop before processing, 429, 5xx,
+    then (after a successful processing) drop after processing.
+    """
+
+    #: Added to every API call, in milliseconds.
+    latency_ms: float = 0.0
+    #: Probability of answering 429 (with ``X-RateLimit-Reset`` ``rate_limit_reset_seconds`` ahead).
+    rate_limit: float = 0.0
+    rate_limit_reset_seconds: float = 1.0
+    #: Probability of answering a 5xx status picked from ``server_error_statuses``.
+    server_error: float = 0.0
+    server_error_statuses: tuple[int, ...] = (500, 502, 503, 504)
+    #: Probability of closing the connection before the request is processed.
+    drop_before: float = 0.0
+    #: Probability of processing the request (it is in the ledger) and then closing the connection.
+    drop_after: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name in ("rate_limit", "server_error", "drop_before", "drop_after"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"fault probability {name}={value} is not between 0 and 1")
+        if self.latency_ms < 0 or self.rate_limit_reset_seconds < 0:
+            raise ValueError("latency_ms and rate_limit_reset_seconds must not be negative")
+        self.server_error_statuses = tuple(int(s) for s in self.server_error_statuses)
+        if not self.server_error_statuses or any(not 500 <= s <= 599 for s in self.server_error_statuses):
+            raise ValueError("server_error_statuses must be a non-empty list of 5xx codes")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Faults:
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown fault setting(s): {', '.join(sorted(unknown))}")
+        return cls(**data)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["server_error_statuses"] = list(self.server_error_statuses)
+        return data
+
+
+@dataclass(frozen=True)
+class Window:
+    """A rate-limit window's bounds as Braze reports them (reset in UTC epoch seconds)."""
+
+    limit: int
+    remaining: int
+    reset: int
+
+    def headers(self) -> dict[str, str]:
+        return {
+            "X-RateLimit-Limit": str(self.limit),
+            "X-RateLimit-Remaining": str(self.remaining),
+            "X-RateLimit-Reset": str(self.reset),
+        }
+
+
+class RateLimitBucket:
+    """A fixed-window counter per workspace; windows align to the clock (Braze resets on the hour)."""
+
+    def __init__(self, limit: int, window_seconds: int) -> None:
+        self.limit = limit
+        self.window_seconds = window_seconds
+        self._used: dict[tuple[str, int], int] = {}
+
+    def _window_start(self, now: float) -> int:
+        return int(now // self.window_seconds) * self.window_seconds
+
+    def peek(self, workspace: str, now: float) -> Window:
+        start = self._window_start(now)
+        used = self._used.get((workspace, start), 0)
+        return Window(self.limit, max(0, self.limit - used), start + self.window_seconds)
+
+    def consume(self, workspace: str, now: float) -> Window:
+        start = self._window_start(now)
+        self._used[(workspace, start)] = self._used.get((workspace, start), 0) + 1
+        return self.peek(workspace, now)
+
+
+class SandboxState:
+    """Everything the sandbox remembers. All methods are thread-safe.
+
+    :param api_key: The first API key (all permissions, default workspace); random if omitted.
+    :param faults: Faults to inject from the start.
+    :param seed: Seed for fault injection and generated IDs, for repeatable runs.
+    :param clock: Returns the current UTC epoch time; tests may pass a fake one.
+    """
+
+    def __init__(
+        self,
+        api_key: str | None = None,
+        *,
+        faults: Faults | None = None,
+        seed: int | None = None,
+        clock: Callable[[], float] = time.time,
+        send_id_daily_limit: int = SEND_ID_DAILY_LIMIT,
+    ) -> None:
+        self._lock = threading.RLock()
+        self.clock = clock
+        self.primary_key = api_key or f"sandbox-{secrets.token_hex(16)}"
+        self._initial_faults = faults or Faults()
+        self._seed = seed
+        self._send_id_daily_limit = send_id_daily_limit
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget everything except the primary API key and the initial settings."""
+        with self._lock:
+            self.keys: dict[str, ApiKey] = {self.primary_key: ApiKey(self.primary_key)}
+            self.campaigns: dict[str, str] = dict(DEFAULT_CAMPAIGNS)
+            self.faults: Faults = Faults.from_dict(self._initial_faults.to_dict())
+            self.rng = random.Random(self._seed)
+            self.send_id_quota = RateLimitBucket(self._send_id_daily_limit, 86_400)
+            self.shared_hourly = RateLimitBucket(SHARED_HOURLY_LIMIT, 3_600)
+            # (workspace, campaign_id, send_id) -> creation time (UTC epoch seconds)
+            self.send_ids: dict[tuple[str, str, str], float] = {}
+            self._ledger: list[dict[str, Any]] = []
+
+    # ------------------------------------------------------------------ configuration
+
+    def add_key(
+        self, key: str, *, workspace: str = DEFAULT_WORKSPACE, permissions: Iterable[str] | None = None
+    ) -> ApiKey:
+        perms = frozenset(ALL_PERMISSIONS if permissions is None else permissions)
+        unknown = perms - set(ALL_PERMISSIONS)
+        if unknown:
+            raise ValueError(f"unknown permission(s): {', '.join(sorted(unknown))}")
+        api_key = ApiKey(key, workspace, perms)
+        with self._lock:
+            self.keys[key] = api_key
+        return api_key
+
+    def add_campaign(self, campaign_id: str, kind: str = "api") -> None:
+        if kind not in ("api", "api_triggered"):
+            raise ValueError("campaign kind must be 'api' or 'api_triggered'")
+        with self._lock:
+            self.campaigns[campaign_id] = kind
+
+    def set_faults(self, faults: Faults) -> None:
+        with self._lock:
+            self.faults = faults
+
+    # ------------------------------------------------------------------ lookups used by the app
+
+    def authenticate(self, key: str | None) -> ApiKey | None:
+        with self._lock:
+            return self.keys.get(key) if key else None
+
+    def draw(self) -> float:
+        """A random number in [0, 1) from the seeded generator (fault injection)."""
+        with self._lock:
+            return self.rng.random()
+
+    def choose(self, options: tuple[int, ...]) -> int:
+        with self._lock:
+            return self.rng.choice(options)
+
+    def now(self) -> float:
+        return self.clock()
+
+    # ------------------------------------------------------------------ ledger
+
+    def record(self, endpoint: str, workspace: str, request: Any, response: dict[str, Any]) -> int:
+        """Add an accepted call to the ledger; return its sequence number."""
+        with self._lock:
+            seq = len(self._ledger) + 1
+            self._ledger.append(
+                {
+                    "seq": seq,
+                    "at": datetime.fromtimestamp(self.clock(), tz=timezone.utc).isoformat(),
+                    "endpoint": endpoint,
+                    "workspace": workspace,
+                    "request": request,
+                    "response": response,
+                }
+            )
+            return seq
+
+    def ledger(self, endpoint: str | None = None) -> list[dict[str, Any]]:
+        """A copy of the accepted calls, oldest first, optionally for one endpoint."""
+        with self._lock:
+            return [dict(e) for e in self._ledger if endpoint is None or e["endpoint"] == endpoint]
+
+    # ------------------------------------------------------------------ send IDs
+
+    def create_send_id(
+        self, workspace: str, campaign_id: str, send_id: str | None
+    ) -> tuple[str | None, Window, bool]:
+        """Create a send ID within the daily quota.
+
+        :return: ``(send_id, quota window, created)``; ``send_id`` is None when the quota is used
+            up. Re-creating an existing pair succeeds without using quota (Braze's behaviour
+            here is undocumented; this is the sandbox's choice).
+        """
+        with self._lock:
+            now = self.clock()
+            if send_id is not None and (workspace, campaign_id, send_id) in self.send_ids:
+                return send_id, self.send_id_quota.peek(workspace, now), False
+            window = self.send_id_quota.peek(workspace, now)
+            if window.remaining <= 0:
+                return None, window, False
+            if send_id is None:
+                send_id = uuid.UUID(int=self.rng.getrandbits(128), version=4).hex
+            window = self.send_id_quota.consume(workspace, now)
+            self.send_ids[(workspace, campaign_id, send_id)] = now
+            return send_id, window, True
