@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import cached_property
+from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -628,7 +629,7 @@ class BrazeHook(BaseHook):
         else:
             message = self._describe_body(response)
             errors = []
-        reason = f" {response.reason}" if response.reason else ""
+        reason = _reason_phrase(status, response.reason)
         text = f"Braze answered {status}{reason} to {endpoint}: {message}"
         if not text.endswith((".", "!", "?")):
             text += "."
@@ -751,8 +752,16 @@ def _excerpt(text: str) -> str:
     return flat if len(flat) <= _BODY_EXCERPT_CHARS else flat[:_BODY_EXCERPT_CHARS] + "..."
 
 
+def _reason_phrase(status: int, sent: str | None) -> str:
+    """`` Too Many Requests``: HTTP/2 answers carry no reason phrase, so use the standard one."""
+    try:
+        return f" {HTTPStatus(status).phrase}"
+    except ValueError:
+        return f" {sent}" if sent else ""
+
+
 def _duration(seconds: float) -> str:
-    if seconds < 120:
+    if seconds < 600:
         return f"{seconds:.0f} s"
     minutes = int(seconds // 60)
     hours, minutes = divmod(minutes, 60)

@@ -1,0 +1,42 @@
+"""Test set-up shared by unit and integration tests.
+
+Airflow reads its configuration when first imported, so the environment is fixed here, before
+any test module imports it: a throwaway AIRFLOW_HOME, unit-test mode, no example DAGs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="braze-provider-tests-"))
+
+os.environ["AIRFLOW_HOME"] = str(AIRFLOW_HOME)
+os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "True"
+os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(REPO_ROOT / "example_dags")
+os.environ.pop("AIRFLOW_CONN_BRAZE_DEFAULT", None)
+
+#: A distinctive key: tests search logs, XComs and error texts for it.
+API_KEY = "canary-braze-key-5f1e9c3a7d"
+REST_ENDPOINT = "https://rest.iad-01.braze.com"
+
+
+def braze_connection(**fields: object) -> str:
+    """A Braze connection in Airflow's JSON form, with the test key and US-01 by default."""
+    conn: dict[str, object] = {"conn_type": "braze", "host": REST_ENDPOINT, "password": API_KEY}
+    conn.update(fields)
+    return json.dumps(conn)
+
+
+@pytest.fixture
+def braze_conn(monkeypatch: pytest.MonkeyPatch) -> str:
+    """``braze_default`` pointing at US-01 with the test key."""
+    value = braze_connection()
+    monkeypatch.setenv("AIRFLOW_CONN_BRAZE_DEFAULT", value)
+    return value

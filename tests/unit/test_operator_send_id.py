@@ -1,0 +1,144 @@
+"""CreateSendIdOperator: validation, the hook call, XCom and logging."""
+
+from __future__ import annotations
+
+from typing import Any
+from unittest import mock
+
+import pytest
+import requests_mock as rm
+
+from airflow_provider_braze.exceptions import BrazeRateLimitError, BrazeValidationError
+from airflow_provider_braze.hooks import braze as braze_module
+from airflow_provider_braze.operators.send_id import CreateSendIdOperator
+from tests.conftest import API_KEY, REST_ENDPOINT
+
+CREATE_URL = f"{REST_ENDPOINT}/sends/id/create"
+
+
+@pytest.fixture
+def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    recorded: list[float] = []
+    monkeypatch.setattr(braze_module, "_sleep", recorded.append)
+    return recorded
+
+
+def run(op: CreateSendIdOperator) -> tuple[Any, mock.MagicMock]:
+    ti = mock.MagicMock()
+    return op.execute({"ti": ti}), ti  # type: ignore[arg-type]
+
+
+def test_template_fields() -> None:
+    assert CreateSendIdOperator.template_fields == ("campaign_id", "send_id")
+
+
+def test_defaults() -> None:
+    op = CreateSendIdOperator(task_id="t", campaign_id="c")
+    assert op.braze_conn_id == "braze_default"
+    assert op.send_id is None
+
+
+def test_init_does_no_io(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("AIRFLOW_CONN_BRAZE_DEFAULT", raising=False)
+    op = CreateSendIdOperator(task_id="t", campaign_id="{{ params.c }}", send_id="{{ ds }}")
+    assert "hook" not in op.__dict__
+    assert op.campaign_id == "{{ params.c }}"  # stored untouched, rendered later
+
+
+def test_execute_creates_pushes_and_returns(
+    braze_conn: str, requests_mock: rm.Mocker, capsys: pytest.CaptureFixture[str]
+) -> None:
+    requests_mock.post(
+        CREATE_URL,
+        json={"message": "success", "send_id": "spring-2026"},
+        headers={
+            "x-ratelimit-limit": "100",
+            "x-ratelimit-remaining": "97",
+            "x-ratelimit-reset": "1790035200",
+        },
+    )
+    result, ti = run(CreateSendIdOperator(task_id="t", campaign_id="camp-1", send_id="spring-2026"))
+
+    assert result == "spring-2026"
+    assert requests_mock.last_request.json() == {"campaign_id": "camp-1", "send_id": "spring-2026"}
+    assert ti.xcom_push.call_args_list == [
+        mock.call(key="send_id", value="spring-2026"),
+        mock.call(key="campaign_id", value="camp-1"),
+    ]
+    out = capsys.readouterr().out
+    assert "Created Braze send ID 'spring-2026' for campaign 'camp-1'." in out
+    assert "Daily send ID quota: 97 of 100 left, resets at 2026-09-22 00:00:00 UTC." in out
+    assert API_KEY not in out
+
+
+def test_execute_returns_the_generated_id(braze_conn: str, requests_mock: rm.Mocker) -> None:
+    requests_mock.post(CREATE_URL, json={"message": "success", "send_id": "braze-made-1"})
+    result, ti = run(CreateSendIdOperator(task_id="t", campaign_id="camp-1"))
+    assert result == "braze-made-1"
+    assert requests_mock.last_request.json() == {"campaign_id": "camp-1"}
+    ti.xcom_push.assert_any_call(key="send_id", value="braze-made-1")
+
+
+@pytest.mark.parametrize(
+    ("campaign_id", "send_id", "message"),
+    [
+        ("", None, "campaign_id is empty"),
+        ("   ", None, "campaign_id is empty"),
+        (123, None, "campaign_id must be a string"),
+        ("c", "x" * 65, "send_id is 65 characters long; Braze allows at most 64"),
+        ("c", "envoi-été", "non-ASCII character 'é'"),
+        ("c", "emoji-\U0001f680", "non-ASCII"),
+        ("c", "spring\n", "leading or trailing whitespace"),
+        ("c", "a\tb", "control character"),
+        ("c", 42, "send_id must be a string or None"),
+    ],
+)
+def test_bad_input_fails_before_any_request(
+    braze_conn: str, requests_mock: rm.Mocker, campaign_id: Any, send_id: Any, message: str
+) -> None:
+    op = CreateSendIdOperator(task_id="t", campaign_id=campaign_id, send_id=send_id)
+    with pytest.raises(BrazeValidationError, match=message):
+        run(op)
+    assert requests_mock.call_count == 0
+
+
+def test_validation_comes_before_the_connection(
+    monkeypatch: pytest.MonkeyPatch, requests_mock: rm.Mocker
+) -> None:
+    monkeypatch.delenv("AIRFLOW_CONN_BRAZE_DEFAULT", raising=False)
+    with pytest.raises(BrazeValidationError, match="campaign_id is empty"):
+        run(CreateSendIdOperator(task_id="t", campaign_id=""))
+
+
+def test_64_ascii_characters_are_accepted(braze_conn: str, requests_mock: rm.Mocker) -> None:
+    send_id = "A-z0_9.~:" * 7 + "x"
+    assert len(send_id) == 64
+    requests_mock.post(CREATE_URL, json={"message": "success", "send_id": send_id})
+    assert run(CreateSendIdOperator(task_id="t", campaign_id="c", send_id=send_id))[0] == send_id
+
+
+def test_quota_exhausted_fails_at_once_with_the_reset_time(
+    braze_conn: str, requests_mock: rm.Mocker, sleeps: list[float]
+) -> None:
+    requests_mock.post(
+        CREATE_URL,
+        status_code=429,
+        json={"message": "Rate limit exceeded"},
+        headers={"X-RateLimit-Limit": "100", "X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "4102444800"},
+    )
+    with pytest.raises(BrazeRateLimitError) as err:
+        run(CreateSendIdOperator(task_id="t", campaign_id="c", send_id="s"))
+    assert sleeps == []
+    assert "resets at 2100-01-01 00:00:00 UTC" in str(err.value)
+    assert "100 custom send IDs per workspace per day" in str(err.value)
+
+
+def test_conn_id_is_used(monkeypatch: pytest.MonkeyPatch, requests_mock: rm.Mocker) -> None:
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_BRAZE_EU", '{"conn_type": "braze", "host": "EU-01", "password": "eu-key-0123456"}'
+    )
+    requests_mock.post(
+        "https://rest.fra-01.braze.eu/sends/id/create", json={"message": "success", "send_id": "s"}
+    )
+    run(CreateSendIdOperator(task_id="t", campaign_id="c", braze_conn_id="braze_eu"))
+    assert requests_mock.last_request.headers["Authorization"] == "Bearer eu-key-0123456"
