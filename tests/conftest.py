@@ -20,6 +20,22 @@ os.environ["AIRFLOW_HOME"] = str(AIRFLOW_HOME)
 os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "True"
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(REPO_ROOT / "example_dags")
+# dag.test() runs only DAGs it finds in a bundle: the examples, and DAGs made for the tests.
+_LOCAL_BUNDLE = "airflow.dag_processing.bundles.local.LocalDagBundle"
+os.environ["AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST"] = json.dumps(
+    [
+        {
+            "name": "provider_examples",
+            "classpath": _LOCAL_BUNDLE,
+            "kwargs": {"path": str(REPO_ROOT / "example_dags")},
+        },
+        {
+            "name": "provider_test_dags",
+            "classpath": _LOCAL_BUNDLE,
+            "kwargs": {"path": str(REPO_ROOT / "tests" / "integration" / "dags")},
+        },
+    ]
+)
 os.environ.pop("AIRFLOW_CONN_BRAZE_DEFAULT", None)
 
 #: A distinctive key: tests search logs, XComs and error texts for it.

@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 from airflow.sdk import BaseHook
 
 from airflow_provider_braze import DISTRIBUTION_NAME, __version__
+from airflow_provider_braze._masking import register_secret
 from airflow_provider_braze.exceptions import (
     BrazeAmbiguousRequestError,
     BrazeAPIError,
@@ -331,9 +332,7 @@ class BrazeHook(BaseHook):
         conn_id = self.braze_conn_id
         api_key = _check_api_key(conn.password, conn_id)
         # Mask it ourselves: dag.test() and `airflow dags test` do not mask connection passwords.
-        from airflow.sdk.log import mask_secret
-
-        mask_secret(api_key)
+        register_secret(api_key)
         base_url = resolve_base_url(conn.host, conn_id=conn_id, port=conn.port, schema=conn.schema)
         extras = conn.extra_dejson or {}
         unknown = sorted(set(extras) - set(_OPTION_DEFAULTS))

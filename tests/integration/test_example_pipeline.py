@@ -1,0 +1,186 @@
+"""Run the example pipeline with ``dag.test()`` against the Braze sandbox on loopback."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from airflow_provider_braze.sandbox import BrazeSandbox
+from tests.conftest import AIRFLOW_HOME, REPO_ROOT
+
+pytestmark = pytest.mark.integration
+
+DAG_ID = "braze_send_id_pipeline"
+CANARY_KEY = "canary-pipeline-key-9b4d2e7f1a"
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> None:
+    """A migrated SQLite metadata DB in the tests' throwaway AIRFLOW_HOME."""
+    airflow_cli = Path(sys.executable).parent / "airflow"
+    result = subprocess.run(
+        [str(airflow_cli), "db", "migrate"], capture_output=True, text=True, timeout=300, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.fixture
+def canary_sandbox(monkeypatch: pytest.MonkeyPatch) -> Iterator[BrazeSandbox]:
+    """A sandbox whose key is distinctive enough to search for in every output."""
+    with BrazeSandbox(api_key=CANARY_KEY) as sandbox:
+        monkeypatch.setenv("AIRFLOW_CONN_BRAZE_DEFAULT", sandbox.connection_json())
+        yield sandbox
+
+
+def load_dag(folder: Path, dag_id: str) -> Any:
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(folder))  # Airflow's own examples are off (conftest)
+    assert bag.import_errors == {}
+    return bag.dags[dag_id]
+
+
+def load_example_dag() -> Any:
+    return load_dag(REPO_ROOT / "example_dags", DAG_ID)
+
+
+def xcoms(run_id: str) -> dict[tuple[str, str], Any]:
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        rows = session.scalars(XComModel.get_many(run_id=run_id, dag_ids=DAG_ID)).all()
+        return {(row.task_id, row.key): XComModel.deserialize_value(row) for row in rows}
+
+
+def rendered_fields(run_id: str) -> list[Any]:
+    from airflow.models.renderedtifields import RenderedTaskInstanceFields as RTIF
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        return list(session.scalars(select(RTIF.rendered_fields).where(RTIF.run_id == run_id)).all())
+
+
+def all_log_files() -> str:
+    return "\n".join(p.read_text(errors="replace") for p in (AIRFLOW_HOME / "logs").rglob("*") if p.is_file())
+
+
+def test_example_dag_imports_cleanly() -> None:
+    dag = load_example_dag()
+    assert [t.task_id for t in dag.topological_sort()] == [
+        "generate_content",
+        "create_send_id",
+        "prepare_send",
+        "log_send_id",
+    ]
+    assert dag.get_task("create_send_id").braze_conn_id == "braze_default"
+
+
+def test_pipeline_creates_a_send_id_and_hands_it_downstream(
+    airflow_db: None, canary_sandbox: BrazeSandbox, capfd: pytest.CaptureFixture[str]
+) -> None:
+    dag = load_example_dag()
+    logical_date = datetime(2026, 11, 2, 8, 0, tzinfo=timezone.utc)
+
+    dag_run = dag.test(logical_date=logical_date)
+
+    assert dag_run.state == "success"
+    (entry,) = canary_sandbox.ledger("POST /sends/id/create")
+    send_id = entry["response"]["send_id"]
+    assert entry["request"] == {"campaign_id": "sandbox-api-campaign", "send_id": send_id}
+    assert send_id.startswith("picks-20261102-")
+
+    values = xcoms(dag_run.run_id)
+    assert values[("generate_content", "send_id")] == send_id
+    assert values[("create_send_id", "return_value")] == send_id
+    assert values[("create_send_id", "send_id")] == send_id
+    assert values[("create_send_id", "campaign_id")] == "sandbox-api-campaign"
+    assert values[("prepare_send", "return_value")] == {
+        "campaign_id": "sandbox-api-campaign",
+        "send_id": send_id,
+        "messages": {
+            "email": {
+                "subject": "Your picks for Monday 02 November",
+                "body": "Three new arrivals we think you will like.",
+            }
+        },
+    }
+    assert values[("log_send_id", "return_value")] == send_id
+
+    output = capfd.readouterr()
+    text = output.out + output.err
+    assert f"Braze send ID {send_id} is ready for campaign sandbox-api-campaign." in text
+    assert "Daily send ID quota: 99 of 100 left" in text
+    # The secret canary: the key is nowhere a user or another task could see it.
+    assert CANARY_KEY not in text
+    assert CANARY_KEY not in all_log_files()
+    assert CANARY_KEY not in repr(values)
+    assert CANARY_KEY not in json.dumps(rendered_fields(dag_run.run_id), default=str)
+
+
+def test_pipeline_fails_clearly_for_an_unknown_campaign(
+    airflow_db: None, canary_sandbox: BrazeSandbox, capfd: pytest.CaptureFixture[str]
+) -> None:
+    dag = load_example_dag()
+    dag_run = dag.test(run_conf={"campaign_id": "no-such-campaign"})
+
+    assert dag_run.state == "failed"
+    states = {ti.task_id: ti.state for ti in dag_run.get_task_instances()}
+    assert states == {
+        "generate_content": "success",
+        "create_send_id": "failed",
+        "prepare_send": "upstream_failed",
+        "log_send_id": "upstream_failed",
+    }
+    assert canary_sandbox.ledger() == []
+    output = capfd.readouterr()
+    text = output.out + output.err
+    assert "BrazeBadRequestError" in text
+    assert "Braze answered 400 Bad Request to POST /sends/id/create: Invalid Campaign ID." in text
+    assert CANARY_KEY not in text
+
+
+def test_key_is_masked_in_task_logs_under_dag_test(
+    airflow_db: None,
+    canary_sandbox: BrazeSandbox,
+    capfd: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Even a task that logs the key by mistake does not leak it: the hook registered it as a secret."""
+    dag = load_dag(Path(__file__).parent / "dags", "braze_masking_check")
+
+    assert dag.test().state == "success"
+    output = capfd.readouterr()
+    # stdlib records may reach a stream an earlier test captured; pytest's log capture sees them all.
+    text = output.out + output.err + caplog.text
+    assert "logged key: ***" in text
+    assert "stdlib logged key: ***" in text
+    assert CANARY_KEY not in text
+    assert CANARY_KEY not in all_log_files()
+
+
+def test_airflow_dags_test_cli(airflow_db: None, canary_sandbox: BrazeSandbox) -> None:
+    """The same pipeline through `airflow dags test`, as a user would run it."""
+    airflow_cli = Path(sys.executable).parent / "airflow"
+    result = subprocess.run(
+        [str(airflow_cli), "dags", "test", DAG_ID],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "AIRFLOW__CORE__UNIT_TEST_MODE": "False"},
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    (entry,) = canary_sandbox.ledger("POST /sends/id/create")
+    send_id = entry["response"]["send_id"]
+    assert f"Braze send ID {send_id} is ready" in result.stdout + result.stderr
+    assert CANARY_KEY not in result.stdout + result.stderr
