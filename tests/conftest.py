@@ -6,8 +6,10 @@ any test module imports it: a throwaway AIRFLOW_HOME, unit-test mode, no example
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -15,6 +17,7 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="braze-provider-tests-"))
+atexit.register(shutil.rmtree, AIRFLOW_HOME, ignore_errors=True)
 
 os.environ["AIRFLOW_HOME"] = str(AIRFLOW_HOME)
 os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "True"
@@ -56,3 +59,18 @@ def braze_conn(monkeypatch: pytest.MonkeyPatch) -> str:
     value = braze_connection()
     monkeypatch.setenv("AIRFLOW_CONN_BRAZE_DEFAULT", value)
     return value
+
+
+#: The "current time" (UTC epoch seconds) the hook sees under the ``sleeps`` fixture.
+FROZEN_NOW = 1_790_000_000.0
+
+
+@pytest.fixture
+def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """Record the hook's sleeps instead of sleeping, and freeze its wall clock at FROZEN_NOW."""
+    from airflow_provider_braze.hooks import braze as braze_module
+
+    recorded: list[float] = []
+    monkeypatch.setattr(braze_module, "_sleep", recorded.append)
+    monkeypatch.setattr(braze_module, "_wall_clock", lambda: FROZEN_NOW)
+    return recorded

@@ -27,20 +27,11 @@ from airflow_provider_braze.exceptions import (
 )
 from airflow_provider_braze.hooks import braze as braze_module
 from airflow_provider_braze.hooks.braze import BrazeHook
-from tests.conftest import API_KEY, REST_ENDPOINT, braze_connection
+from tests.conftest import API_KEY, FROZEN_NOW, REST_ENDPOINT, braze_connection
 
 CREATE_URL = f"{REST_ENDPOINT}/sends/id/create"
 LIST_URL = f"{REST_ENDPOINT}/campaigns/list"
-NOW = 1_790_000_000.0  # a fixed "current time" (UTC epoch seconds)
-
-
-@pytest.fixture
-def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """Record the hook's sleeps instead of sleeping, and freeze its clock at NOW."""
-    recorded: list[float] = []
-    monkeypatch.setattr(braze_module, "_sleep", recorded.append)
-    monkeypatch.setattr(braze_module, "_wall_clock", lambda: NOW)
-    return recorded
+NOW = FROZEN_NOW
 
 
 @pytest.fixture

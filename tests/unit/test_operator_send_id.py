@@ -9,18 +9,10 @@ import pytest
 import requests_mock as rm
 
 from airflow_provider_braze.exceptions import BrazeRateLimitError, BrazeValidationError
-from airflow_provider_braze.hooks import braze as braze_module
 from airflow_provider_braze.operators.send_id import CreateSendIdOperator
 from tests.conftest import API_KEY, REST_ENDPOINT
 
 CREATE_URL = f"{REST_ENDPOINT}/sends/id/create"
-
-
-@pytest.fixture
-def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    recorded: list[float] = []
-    monkeypatch.setattr(braze_module, "_sleep", recorded.append)
-    return recorded
 
 
 def run(op: CreateSendIdOperator) -> tuple[Any, mock.MagicMock]:
