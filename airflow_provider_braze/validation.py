@@ -6,6 +6,7 @@ again in its public verbs, so direct hook users get the same errors.
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from typing import Any
 
 from airflow_provider_braze.exceptions import BrazeValidationError
@@ -54,3 +55,126 @@ def validate_send_id(value: Any) -> str | None:
     if not value.isprintable():
         raise BrazeValidationError(f"send_id {value!r} contains a control character.")
     return value
+
+
+#: Braze accepts at most this many users (external IDs, aliases or recipient objects) per request.
+MAX_RECIPIENTS_PER_REQUEST = 50
+
+
+def validate_external_user_ids(value: Any) -> list[str]:
+    """A list of non-empty external user ID strings."""
+    if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
+        raise BrazeValidationError(
+            f"external_user_ids must be a list of strings, got {type(value).__name__}."
+        )
+    for position, item in enumerate(value):
+        if not isinstance(item, str) or not item.strip():
+            raise BrazeValidationError(
+                f"external_user_ids[{position}] must be a non-empty string, got {item!r}."
+            )
+    return list(value)
+
+
+def validate_user_alias(value: Any, where: str) -> dict[str, str]:
+    """A Braze user alias object: ``{"alias_name": ..., "alias_label": ...}``."""
+    if not isinstance(value, dict) or set(value) != {"alias_name", "alias_label"}:
+        raise BrazeValidationError(
+            f"{where} must be a user alias object with exactly alias_name and alias_label, got {value!r}."
+        )
+    for key in ("alias_name", "alias_label"):
+        if not isinstance(value[key], str) or not value[key]:
+            raise BrazeValidationError(f"{where}.{key} must be a non-empty string, got {value[key]!r}.")
+    return value
+
+
+_RECIPIENT_IDS = ("external_user_id", "user_alias", "email")
+_RECIPIENT_OPTIONS = ("trigger_properties", "canvas_entry_properties", "send_to_existing_only", "attributes")
+
+
+def validate_trigger_recipient(value: Any, where: str) -> dict[str, Any]:
+    """A recipient object of ``/campaigns/trigger/send``: exactly one of external_user_id,
+    user_alias or email (with prioritization), plus optional per-recipient fields."""
+    if not isinstance(value, dict):
+        raise BrazeValidationError(
+            f"{where} must be a recipient object (a dict), got {type(value).__name__}."
+        )
+    ids = [key for key in _RECIPIENT_IDS if value.get(key) is not None]
+    if len(ids) != 1:
+        raise BrazeValidationError(
+            f"{where} must have exactly one of external_user_id, user_alias or email, got {value!r}."
+        )
+    unknown = set(value) - set(_RECIPIENT_IDS) - set(_RECIPIENT_OPTIONS) - {"prioritization"}
+    if unknown:
+        raise BrazeValidationError(f"{where} has unknown field(s): {', '.join(sorted(unknown))}.")
+    if ids[0] == "user_alias":
+        validate_user_alias(value["user_alias"], f"{where}.user_alias")
+    elif not isinstance(value[ids[0]], str) or not value[ids[0]].strip():
+        raise BrazeValidationError(f"{where}.{ids[0]} must be a non-empty string, got {value[ids[0]]!r}.")
+    if ids[0] == "email" and not value.get("prioritization"):
+        raise BrazeValidationError(f"{where} targets an email address, which needs a prioritization list.")
+    for key in ("trigger_properties", "canvas_entry_properties", "attributes"):
+        if key in value and not isinstance(value[key], dict):
+            raise BrazeValidationError(f"{where}.{key} must be an object (a dict).")
+    if "send_to_existing_only" in value and not isinstance(value["send_to_existing_only"], bool):
+        raise BrazeValidationError(f"{where}.send_to_existing_only must be true or false.")
+    return value
+
+
+def check_recipient_count(count: int, what: str) -> None:
+    if count > MAX_RECIPIENTS_PER_REQUEST:
+        raise BrazeValidationError(
+            f"{count} {what} in one request; Braze accepts at most {MAX_RECIPIENTS_PER_REQUEST}. "
+            "The send operators split larger lists into batches."
+        )
+
+
+def check_broadcast(broadcast: bool | None, has_users: bool) -> None:
+    """Braze's rule: broadcast must be true when no users are listed, and false when they are."""
+    if broadcast and has_users:
+        raise BrazeValidationError("broadcast=True cannot be combined with a list of users or recipients.")
+    if not broadcast and not has_users:
+        raise BrazeValidationError(
+            "No users or recipients are listed: to send to a campaign's segment, a segment_id or an "
+            "audience, pass broadcast=True (Braze requires it)."
+        )
+
+
+def normalize_schedule(value: Any) -> dict[str, Any]:
+    """Braze's ``schedule`` object from a dict, a timezone-aware datetime or an ISO-8601 string.
+
+    ``time`` is sent as ISO-8601 in UTC (``2026-12-01T09:00:00Z``); a string without an offset is
+    taken as UTC, as Braze does.
+    """
+    if isinstance(value, dict):
+        unknown = set(value) - {"time", "in_local_time", "at_optimal_time"}
+        if unknown:
+            raise BrazeValidationError(f"schedule has unknown field(s): {', '.join(sorted(unknown))}.")
+        schedule = dict(value)
+    else:
+        schedule = {"time": value}
+    if "time" not in schedule or schedule["time"] is None:
+        raise BrazeValidationError("schedule needs a time (ISO-8601 string or timezone-aware datetime).")
+    schedule["time"] = _utc_iso(schedule["time"])
+    for key in ("in_local_time", "at_optimal_time"):
+        if key in schedule and not isinstance(schedule[key], bool):
+            raise BrazeValidationError(f"schedule.{key} must be true or false, got {schedule[key]!r}.")
+    return schedule
+
+
+def _utc_iso(value: Any) -> str:
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            parsed = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith(("Z", "z")) else text)
+        except ValueError:
+            raise BrazeValidationError(f"schedule time {value!r} is not an ISO-8601 date and time.") from None
+        value = parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    if not isinstance(value, datetime):
+        raise BrazeValidationError(
+            f"schedule time must be an ISO-8601 string or a datetime, got {type(value).__name__}."
+        )
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise BrazeValidationError(
+            f"schedule time {value.isoformat()} has no time zone; pass a timezone-aware datetime."
+        )
+    return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")

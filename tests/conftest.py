@@ -61,16 +61,17 @@ def braze_conn(monkeypatch: pytest.MonkeyPatch) -> str:
     return value
 
 
-#: The "current time" (UTC epoch seconds) the hook sees under the ``sleeps`` fixture.
+#: The "current time" (UTC epoch seconds) the hook sees at the start of a ``sleeps`` test.
 FROZEN_NOW = 1_790_000_000.0
 
 
 @pytest.fixture
 def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """Record the hook's sleeps instead of sleeping, and freeze its wall clock at FROZEN_NOW."""
+    """Record the hook's sleeps instead of sleeping; its clock starts at FROZEN_NOW and moves
+    only by the time slept, so waits are exact and tests take no time."""
     from airflow_provider_braze.hooks import braze as braze_module
 
     recorded: list[float] = []
     monkeypatch.setattr(braze_module, "_sleep", recorded.append)
-    monkeypatch.setattr(braze_module, "_wall_clock", lambda: FROZEN_NOW)
+    monkeypatch.setattr(braze_module, "_wall_clock", lambda: FROZEN_NOW + sum(recorded))
     return recorded

@@ -10,6 +10,7 @@ import ipaddress
 import math
 import random
 import re
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -34,8 +35,18 @@ from airflow_provider_braze.exceptions import (
     BrazeServerError,
     BrazeTransportError,
     BrazeUnexpectedResponseError,
+    BrazeValidationError,
 )
-from airflow_provider_braze.validation import validate_campaign_id, validate_send_id
+from airflow_provider_braze.validation import (
+    check_broadcast,
+    check_recipient_count,
+    normalize_schedule,
+    validate_campaign_id,
+    validate_external_user_ids,
+    validate_send_id,
+    validate_trigger_recipient,
+    validate_user_alias,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -86,6 +97,12 @@ CREATE_SEND_ID = BrazeEndpoint(
     rate_limit_note="Braze allows 100 custom send IDs per workspace per day",
 )
 LIST_CAMPAIGNS = BrazeEndpoint("GET", "/campaigns/list", "campaigns.list")
+SEND_MESSAGES = BrazeEndpoint("POST", "/messages/send", "messages.send")
+TRIGGER_CAMPAIGN_SEND = BrazeEndpoint("POST", "/campaigns/trigger/send", "campaigns.trigger.send")
+SCHEDULE_MESSAGES = BrazeEndpoint("POST", "/messages/schedule/create", "messages.schedule.create")
+SCHEDULE_CAMPAIGN_TRIGGER = BrazeEndpoint(
+    "POST", "/campaigns/trigger/schedule/create", "campaigns.trigger.schedule.create"
+)
 
 
 @dataclass(frozen=True)
@@ -132,6 +149,61 @@ def _int_or_none(value: str | None) -> int | None:
         return int(float(value.strip()))
     except ValueError:
         return None
+
+
+@dataclass
+class _Window:
+    remaining: int
+    reset_at: float  # UTC epoch seconds
+    in_flight: int = 0
+
+
+class RateLimitPacer:
+    """Spends what is left of a rate-limit window without overrunning it; shared by threads.
+
+    Braze reports ``X-RateLimit-Remaining`` and ``-Reset`` on every answer. Requests still in
+    flight have not been counted yet, so a request may start only while ``remaining`` exceeds
+    the number in flight; otherwise it waits for the reset instead of drawing a 429.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._windows: dict[str, _Window] = {}
+
+    def acquire(self, key: str, max_wait: float) -> float:
+        """Wait (at most ``max_wait`` seconds) until a request may start; return the time waited.
+
+        Every call must be followed by :meth:`release`, whatever happens to the request.
+        """
+        with self._lock:
+            window = self._windows.get(key)
+            if window is None:
+                return 0.0
+            window.in_flight += 1  # counted while waiting too, so waiting threads do not pile up
+            now = _wall_clock()
+            if window.reset_at <= now or window.remaining >= window.in_flight:
+                return 0.0
+            # A little after the reset, so this client's clock does not beat the server's.
+            wait = window.reset_at - now + random.uniform(0.05, 0.25)
+        if wait > max_wait:
+            return 0.0  # Too long to wait here: Braze's 429 answer decides.
+        _sleep(wait)
+        return wait
+
+    def release(self, key: str, rate: RateLimitStatus | None) -> None:
+        """Record the end of a request started with :meth:`acquire` and what Braze said."""
+        with self._lock:
+            window = self._windows.get(key)
+            if window is not None:
+                window.in_flight = max(0, window.in_flight - 1)
+            if rate is None or rate.remaining is None or rate.reset_at is None:
+                return
+            reset_at = rate.reset_at.timestamp()
+            if window is None or reset_at > window.reset_at:
+                self._windows[key] = _Window(rate.remaining, reset_at, window.in_flight if window else 0)
+            elif reset_at == window.reset_at:
+                # Answers arrive out of order; within one window the smallest count is the latest.
+                window.remaining = min(window.remaining, rate.remaining)
 
 
 @dataclass(frozen=True)
@@ -321,7 +393,7 @@ class BrazeHook(BaseHook):
         }
         #: Rate-limit headers of the most recent answer that carried them.
         self.last_rate_limit: RateLimitStatus | None = None
-        self._rate_limits: dict[str, RateLimitStatus] = {}
+        self.pacer = RateLimitPacer()
 
     # ----------------------------------------------------------------------------- settings
 
@@ -467,6 +539,237 @@ class BrazeHook(BaseHook):
             )
         return created
 
+    def send_messages(
+        self,
+        campaign_id: str | None = None,
+        *,
+        send_id: str | None = None,
+        external_user_ids: list[str] | None = None,
+        user_aliases: list[dict[str, str]] | None = None,
+        segment_id: str | None = None,
+        audience: dict[str, Any] | None = None,
+        broadcast: bool | None = None,
+        messages: dict[str, Any] | None = None,
+        recipient_subscription_state: str | None = None,
+        override_frequency_capping: bool | None = None,
+    ) -> dict[str, Any]:
+        """Send messages now (``POST /messages/send``; permission ``messages.send``).
+
+        At most 50 external user IDs and aliases together; the send operators batch larger
+        lists. Not retried after an unknown outcome (read timeout, dropped connection, 504):
+        that raises :class:`~airflow_provider_braze.exceptions.BrazeAmbiguousRequestError`.
+
+        :param campaign_id: Optional. The API campaign, needed for dashboard statistics.
+        :param send_id: Optional. A send ID created for this campaign, to track this send.
+        :param external_user_ids: Optional. Users to send to.
+        :param user_aliases: Optional. Users to send to, as ``{"alias_name", "alias_label"}``.
+        :param segment_id: Optional. Send to this segment (with ``broadcast=True``).
+        :param audience: Optional. A connected audience object.
+        :param broadcast: True to send to a segment or audience without listing users.
+        :param messages: The messaging objects, keyed by channel (``email``, ``apple_push``...).
+        :param recipient_subscription_state: Optional. ``opted_in``, ``subscribed`` or ``all``.
+        :param override_frequency_capping: Optional. Ignore frequency capping.
+        :return: Braze's answer: ``dispatch_id``, ``send_id`` when echoed, ``errors`` (non-fatal).
+        """
+        body = self._message_body(
+            campaign_id=campaign_id,
+            send_id=send_id,
+            external_user_ids=external_user_ids,
+            user_aliases=user_aliases,
+            segment_id=segment_id,
+            audience=audience,
+            broadcast=broadcast,
+            messages=messages,
+            recipient_subscription_state=recipient_subscription_state,
+        )
+        body["override_frequency_capping"] = override_frequency_capping
+        return self._send(SEND_MESSAGES, body)
+
+    def trigger_campaign_send(
+        self,
+        campaign_id: str,
+        *,
+        send_id: str | None = None,
+        recipients: list[dict[str, Any]] | None = None,
+        trigger_properties: dict[str, Any] | None = None,
+        broadcast: bool | None = None,
+        audience: dict[str, Any] | None = None,
+        attachments: list[dict[str, Any]] | None = None,
+    ) -> dict[str, Any]:
+        """Trigger an API-triggered campaign now (``POST /campaigns/trigger/send``;
+        permission ``campaigns.trigger.send``).
+
+        :param campaign_id: The API-triggered campaign.
+        :param send_id: Optional. A send ID created for this campaign.
+        :param recipients: Optional. Up to 50 recipient objects, each with exactly one of
+            ``external_user_id``, ``user_alias`` or ``email`` (+ ``prioritization``), and
+            optionally their own ``trigger_properties`` (which override the top-level ones).
+        :param trigger_properties: Optional. Personalization for every recipient.
+        :param broadcast: True to send to the campaign's segment (or ``audience``) without
+            listing recipients.
+        :param audience: Optional. A connected audience object.
+        :param attachments: Optional. Email attachments: ``[{"file_name", "url"}]``.
+        :return: Braze's answer: ``dispatch_id``, ``send_id`` when echoed, ``errors`` (non-fatal).
+        """
+        body = self._trigger_body(
+            campaign_id=campaign_id,
+            send_id=send_id,
+            recipients=recipients,
+            trigger_properties=trigger_properties,
+            broadcast=broadcast,
+            audience=audience,
+        )
+        body["attachments"] = attachments
+        return self._send(TRIGGER_CAMPAIGN_SEND, body)
+
+    def schedule_messages(
+        self,
+        campaign_id: str | None = None,
+        *,
+        schedule: dict[str, Any] | datetime | str,
+        send_id: str | None = None,
+        external_user_ids: list[str] | None = None,
+        user_aliases: list[dict[str, str]] | None = None,
+        segment_id: str | None = None,
+        audience: dict[str, Any] | None = None,
+        broadcast: bool | None = None,
+        messages: dict[str, Any] | None = None,
+        recipient_subscription_state: str | None = None,
+        override_messaging_limits: bool | None = None,
+    ) -> dict[str, Any]:
+        """Schedule messages (``POST /messages/schedule/create``; permission
+        ``messages.schedule.create``).
+
+        Takes the arguments of :meth:`send_messages` (the frequency flag is called
+        ``override_messaging_limits`` here, as in Braze's API) plus ``schedule``.
+
+        :param schedule: ``{"time": ..., "in_local_time": bool, "at_optimal_time": bool}``, or
+            just the time: a timezone-aware datetime or an ISO-8601 string (UTC when it has no
+            offset).
+        :return: Braze's answer, with ``schedule_id`` and ``dispatch_id``.
+        """
+        body = self._message_body(
+            campaign_id=campaign_id,
+            send_id=send_id,
+            external_user_ids=external_user_ids,
+            user_aliases=user_aliases,
+            segment_id=segment_id,
+            audience=audience,
+            broadcast=broadcast,
+            messages=messages,
+            recipient_subscription_state=recipient_subscription_state,
+        )
+        body["override_messaging_limits"] = override_messaging_limits
+        body["schedule"] = normalize_schedule(schedule)
+        return self._send(SCHEDULE_MESSAGES, body)
+
+    def schedule_campaign_trigger(
+        self,
+        campaign_id: str,
+        *,
+        schedule: dict[str, Any] | datetime | str,
+        send_id: str | None = None,
+        recipients: list[dict[str, Any]] | None = None,
+        trigger_properties: dict[str, Any] | None = None,
+        broadcast: bool | None = None,
+        audience: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Schedule an API-triggered campaign (``POST /campaigns/trigger/schedule/create``;
+        permission ``campaigns.trigger.schedule.create``).
+
+        Takes the arguments of :meth:`trigger_campaign_send` plus ``schedule`` (see
+        :meth:`schedule_messages`).
+
+        :return: Braze's answer, with ``schedule_id`` and ``dispatch_id``.
+        """
+        body = self._trigger_body(
+            campaign_id=campaign_id,
+            send_id=send_id,
+            recipients=recipients,
+            trigger_properties=trigger_properties,
+            broadcast=broadcast,
+            audience=audience,
+        )
+        body["schedule"] = normalize_schedule(schedule)
+        return self._send(SCHEDULE_CAMPAIGN_TRIGGER, body)
+
+    @staticmethod
+    def _message_body(
+        *,
+        campaign_id: str | None,
+        send_id: str | None,
+        external_user_ids: list[str] | None,
+        user_aliases: list[dict[str, str]] | None,
+        segment_id: str | None,
+        audience: dict[str, Any] | None,
+        broadcast: bool | None,
+        messages: dict[str, Any] | None,
+        recipient_subscription_state: str | None,
+    ) -> dict[str, Any]:
+        """The checked body shared by /messages/send and /messages/schedule/create."""
+        if campaign_id is not None:
+            validate_campaign_id(campaign_id)
+        send_id = validate_send_id(send_id)
+        if send_id is not None and campaign_id is None:
+            raise BrazeValidationError("send_id needs the campaign_id it was created for.")
+        ids = validate_external_user_ids(external_user_ids) if external_user_ids is not None else []
+        aliases = [validate_user_alias(a, f"user_aliases[{i}]") for i, a in enumerate(user_aliases or [])]
+        check_recipient_count(len(ids) + len(aliases), "external user IDs and aliases")
+        check_broadcast(broadcast, bool(ids or aliases))
+        if broadcast and segment_id is None and audience is None and campaign_id is None:
+            raise BrazeValidationError("A broadcast needs a segment_id, an audience or a campaign_id.")
+        if not messages or not isinstance(messages, dict):
+            raise BrazeValidationError("messages must be a non-empty dict of messaging objects by channel.")
+        if recipient_subscription_state not in (None, "opted_in", "subscribed", "all"):
+            raise BrazeValidationError(
+                "recipient_subscription_state must be 'opted_in', 'subscribed' or 'all', "
+                f"got {recipient_subscription_state!r}."
+            )
+        return {
+            "campaign_id": campaign_id,
+            "send_id": send_id,
+            "external_user_ids": ids or None,
+            "user_aliases": aliases or None,
+            "segment_id": segment_id,
+            "audience": audience,
+            "broadcast": broadcast,
+            "messages": messages,
+            "recipient_subscription_state": recipient_subscription_state,
+        }
+
+    @staticmethod
+    def _trigger_body(
+        *,
+        campaign_id: str,
+        send_id: str | None,
+        recipients: list[dict[str, Any]] | None,
+        trigger_properties: dict[str, Any] | None,
+        broadcast: bool | None,
+        audience: dict[str, Any] | None,
+    ) -> dict[str, Any]:
+        """The checked body shared by the two /campaigns/trigger endpoints."""
+        validate_campaign_id(campaign_id)
+        send_id = validate_send_id(send_id)
+        checked = [validate_trigger_recipient(r, f"recipients[{i}]") for i, r in enumerate(recipients or [])]
+        check_recipient_count(len(checked), "recipients")
+        check_broadcast(broadcast, bool(checked))
+        if trigger_properties is not None and not isinstance(trigger_properties, dict):
+            raise BrazeValidationError("trigger_properties must be an object (a dict).")
+        return {
+            "campaign_id": campaign_id,
+            "send_id": send_id,
+            "recipients": checked or None,
+            "trigger_properties": trigger_properties,
+            "broadcast": broadcast,
+            "audience": audience,
+        }
+
+    def _send(self, endpoint: BrazeEndpoint, body: dict[str, Any]) -> dict[str, Any]:
+        """POST a send: never repeated after an unknown outcome; non-fatal errors kept."""
+        answer = self._request(endpoint, json=_without_nones(body), idempotent=False)
+        answer.setdefault("errors", [])
+        return answer
+
     def test_connection(self) -> tuple[bool, str]:
         """Check the endpoint and key with a harmless read (``GET /campaigns/list``, page 0).
 
@@ -508,10 +811,14 @@ class BrazeHook(BaseHook):
         attempt = 0
         sent_before = False  # an earlier attempt may have taken effect
 
-        waited += self._pace(endpoint, settings.retry_budget)
         while True:
             attempt += 1
             retries_left = attempt <= max_retries
+            paced = self.pacer.acquire(endpoint.path, settings.retry_budget - waited)
+            if paced:
+                self.log.info("Waited %.1f s for the Braze rate limit of %s to reset.", paced, endpoint)
+                waited += paced
+            rate = None
             try:
                 response = session.request(
                     endpoint.method,
@@ -521,6 +828,7 @@ class BrazeHook(BaseHook):
                     timeout=(settings.connect_timeout, settings.read_timeout),
                     allow_redirects=False,
                 )
+                rate = RateLimitStatus.from_headers(response.headers)
             except requests.RequestException as exc:
                 error = self._transport_error(endpoint, exc, attempt)
                 if isinstance(error, BrazeAmbiguousRequestError) and not idempotent:
@@ -536,15 +844,23 @@ class BrazeHook(BaseHook):
                     error.args = (f"{error} Gave up after {attempt} attempts.",)
                 raise error from exc
 
-            rate = RateLimitStatus.from_headers(response.headers)
+            finally:
+                self.pacer.release(endpoint.path, rate)
             if rate is not None:
                 self.last_rate_limit = rate
-                self._rate_limits[endpoint.path] = rate
             if 200 <= response.status_code < 300:
                 return self._success_body(endpoint, response)
 
             api_error = self._api_error(endpoint, response, rate, attempt, sent_before)
             status = response.status_code
+            if status == 504 and not idempotent:
+                # A gateway timed out waiting for Braze, which may still have processed the call.
+                raise BrazeAmbiguousRequestError(
+                    f"{api_error} A gateway timeout leaves the outcome unknown, so the call was not "
+                    "repeated.",
+                    endpoint=str(endpoint),
+                    attempts=attempt,
+                )
             if status == 429:
                 reset_in = rate.seconds_until_reset(_wall_clock()) if rate else None
                 # Wait for the reset plus a little jitter so parallel callers do not stampede.
@@ -561,18 +877,6 @@ class BrazeHook(BaseHook):
                 waited += delay
                 continue
             raise self._with_retry_note(api_error, settings, waited, delay, retries_left)
-
-    def _pace(self, endpoint: BrazeEndpoint, budget: float) -> float:
-        """Wait for the reset if the last answer for this endpoint left no requests; return the wait."""
-        rate = self._rate_limits.get(endpoint.path)
-        if rate is None or rate.remaining != 0:
-            return 0.0
-        reset_in = rate.seconds_until_reset(_wall_clock())
-        if not reset_in or reset_in > budget:
-            return 0.0  # Nothing to wait for, or too long: let Braze answer (429 is then raised).
-        self.log.info("Braze rate limit for %s is used up; waiting %.1f s for its reset.", endpoint, reset_in)
-        _sleep(reset_in)
-        return reset_in
 
     @staticmethod
     def _backoff(attempt: int) -> float:
@@ -735,6 +1039,11 @@ class _BearerAuth:
 
     def __repr__(self) -> str:
         return "_BearerAuth(***)"
+
+
+def _without_nones(body: dict[str, Any]) -> dict[str, Any]:
+    """Braze reads a null as a value, so optional fields are left out instead."""
+    return {key: value for key, value in body.items() if value is not None}
 
 
 def _json_or_none(response: requests.Response) -> Any:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 SEND_ID_MAX_LENGTH = 64
+SEND_MAX_USERS = 50
 CAMPAIGNS_PAGE_SIZE = 100
 
 
@@ -93,7 +95,7 @@ def create_app(state: SandboxState) -> ASGIApp:
     @app.get("/campaigns/list")
     async def list_campaigns(request: Request) -> JSONResponse:
         key = _authorize(state, request, "campaigns.list")
-        window = _consume_shared(state, key)
+        window = _consume(state, key)
         page_text = request.query_params.get("page", "0")
         if not page_text.isdigit():
             raise _bad_request("page must be a non-negative integer", window)
@@ -104,6 +106,22 @@ def create_app(state: SandboxState) -> ASGIApp:
             for cid in ids
         ]
         return JSONResponse({"message": "success", "campaigns": campaigns}, headers=window.headers())
+
+    @app.post("/messages/send")
+    async def send_messages(request: Request) -> JSONResponse:
+        return await _message_send(state, request, "messages.send", scheduled=False)
+
+    @app.post("/messages/schedule/create")
+    async def schedule_messages(request: Request) -> JSONResponse:
+        return await _message_send(state, request, "messages.schedule.create", scheduled=True)
+
+    @app.post("/campaigns/trigger/send")
+    async def trigger_campaign(request: Request) -> JSONResponse:
+        return await _trigger_send(state, request, "campaigns.trigger.send", scheduled=False)
+
+    @app.post("/campaigns/trigger/schedule/create")
+    async def schedule_trigger(request: Request) -> JSONResponse:
+        return await _trigger_send(state, request, "campaigns.trigger.schedule.create", scheduled=True)
 
     # ----------------------------------------------------------------- control endpoints
 
@@ -146,6 +164,19 @@ def create_app(state: SandboxState) -> ASGIApp:
             return JSONResponse({"error": str(err)}, status_code=422)
         return JSONResponse({"workspace": api_key.workspace, "permissions": sorted(api_key.permissions)})
 
+    @app.put("/_sandbox/rate_limits/{name}")
+    async def put_rate_limit(name: str, request: Request) -> Response:
+        data = await request.json()
+        try:
+            state.set_rate_limit(name, int(data["limit"]), int(data["window_seconds"]))
+        except (KeyError, ValueError, TypeError) as err:
+            return JSONResponse({"error": str(err)}, status_code=422)
+        return JSONResponse({"name": name, "limit": data["limit"], "window_seconds": data["window_seconds"]})
+
+    @app.get("/_sandbox/deliveries")
+    async def deliveries(campaign_id: str | None = None, send_id: str | None = None) -> dict[str, int]:
+        return dict(state.deliveries(campaign_id, send_id))
+
     @app.post("/_sandbox/campaigns")
     async def add_campaign(request: Request) -> Response:
         data = await request.json()
@@ -171,13 +202,14 @@ def _authorize(state: SandboxState, request: Request, permission: str) -> ApiKey
     return key
 
 
-def _consume_shared(state: SandboxState, key: ApiKey) -> Window:
-    """Count a call against the workspace's shared hourly limit; 429 past it."""
+def _consume(state: SandboxState, key: ApiKey, bucket: str = "shared") -> Window:
+    """Count a call against one of the workspace's rate limits; 429 past it."""
     now = state.now()
-    window = state.shared_hourly.peek(key.workspace, now)
+    limits = state.buckets[bucket]
+    window = limits.peek(key.workspace, now)
     if window.remaining <= 0:
         raise BrazeAPIFailure(429, "API rate limit exceeded", headers=window.headers())
-    return state.shared_hourly.consume(key.workspace, now)
+    return limits.consume(key.workspace, now)
 
 
 def _bad_request(message: str, window: Window, errors: list[str] | None = None) -> BrazeAPIFailure:
@@ -193,6 +225,164 @@ async def _json_object(request: Request, window: Window) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise _bad_request("Bad Request: the body must be a JSON object", window)
     return body
+
+
+ENDPOINT_PATHS = {
+    "messages.send": "POST /messages/send",
+    "messages.schedule.create": "POST /messages/schedule/create",
+    "campaigns.trigger.send": "POST /campaigns/trigger/send",
+    "campaigns.trigger.schedule.create": "POST /campaigns/trigger/schedule/create",
+}
+TOO_MANY_USERS = "The max number of external_ids and aliases per request was exceeded"
+
+
+async def _message_send(
+    state: SandboxState, request: Request, permission: str, *, scheduled: bool
+) -> JSONResponse:
+    """``/messages/send`` and ``/messages/schedule/create``."""
+    key = _authorize(state, request, permission)
+    body = await _json_object(request, state.buckets["shared"].peek(key.workspace, state.now()))
+    broadcast = body.get("broadcast") is True
+    window = _consume(state, key, "broadcast" if broadcast else "shared")
+    ids = body.get("external_user_ids") or []
+    aliases = body.get("user_aliases") or []
+    if not isinstance(ids, list) or not all(isinstance(i, str) and i for i in ids):
+        raise _bad_request("Bad Request: external_user_ids must be an array of non-empty strings", window)
+    if not isinstance(aliases, list) or not all(_is_alias(a) for a in aliases):
+        raise _bad_request("Bad Request: user_aliases must be an array of user alias objects", window)
+    keys = ids + [_alias_key(a) for a in aliases]
+    _check_targeting(len(keys), broadcast, window, "external_user_ids or user_aliases")
+    messages = body.get("messages")
+    if not isinstance(messages, dict) or not messages:
+        raise _bad_request("No message to send", window)
+    campaign_id, send_id = _campaign_and_send_id(state, key, body, "api", broadcast, window)
+    return _accept(state, key, permission, body, campaign_id, send_id, keys, window, scheduled)
+
+
+async def _trigger_send(
+    state: SandboxState, request: Request, permission: str, *, scheduled: bool
+) -> JSONResponse:
+    """``/campaigns/trigger/send`` and ``/campaigns/trigger/schedule/create``."""
+    key = _authorize(state, request, permission)
+    body = await _json_object(request, state.buckets["shared"].peek(key.workspace, state.now()))
+    broadcast = body.get("broadcast") is True
+    window = _consume(state, key, "broadcast" if broadcast else "shared")
+    recipients = body.get("recipients") or []
+    if not isinstance(recipients, list):
+        raise _bad_request("Bad Request: recipients must be an array of recipient objects", window)
+    keys = []
+    for position, recipient in enumerate(recipients):
+        recipient_key = _recipient_key(recipient)
+        if recipient_key is None:
+            raise _bad_request(
+                "Bad Request: each recipient needs exactly one of external_user_id, user_alias or email "
+                "(email with prioritization)",
+                window,
+                [f"recipients[{position}] is invalid"],
+            )
+        keys.append(recipient_key)
+    _check_targeting(len(keys), broadcast, window, "recipients")
+    if body.get("campaign_id") is None:
+        raise _bad_request("campaign_id is required", window)
+    campaign_id, send_id = _campaign_and_send_id(state, key, body, "api_triggered", broadcast, window)
+    return _accept(state, key, permission, body, campaign_id, send_id, keys, window, scheduled)
+
+
+def _check_targeting(count: int, broadcast: bool, window: Window, users: str) -> None:
+    if count > SEND_MAX_USERS:
+        raise _bad_request(TOO_MANY_USERS, window, [f"{count} users given; the maximum is {SEND_MAX_USERS}"])
+    if broadcast and count:
+        raise _bad_request(f"Bad Request: broadcast cannot be true when {users} are given", window)
+    if not broadcast and not count:
+        raise _bad_request("No Recipients", window, [f"give {users}, or set broadcast to true"])
+
+
+def _campaign_and_send_id(
+    state: SandboxState, key: ApiKey, body: dict[str, Any], kind: str, broadcast: bool, window: Window
+) -> tuple[str | None, str | None]:
+    campaign_id = body.get("campaign_id")
+    send_id = body.get("send_id")
+    if campaign_id is not None and (
+        not isinstance(campaign_id, str) or state.campaigns.get(campaign_id) != kind
+    ):
+        raise _bad_request(
+            "Invalid Campaign ID", window, [f"no {kind.replace('_', '-')} campaign {campaign_id!r}"]
+        )
+    if send_id is not None:
+        if campaign_id is None:
+            raise _bad_request("send_id requires campaign_id", window)
+        if not isinstance(send_id, str) or not state.check_send_id(key.workspace, campaign_id, send_id):
+            raise _bad_request(
+                "Invalid send_id",
+                window,
+                [f"send_id {send_id!r} was not created for campaign {campaign_id!r}"],
+            )
+    elif broadcast and campaign_id is not None:
+        send_id = state.new_id()  # Braze generates a send ID for broadcasts of API campaigns
+    return campaign_id, send_id
+
+
+def _accept(
+    state: SandboxState,
+    key: ApiKey,
+    permission: str,
+    body: dict[str, Any],
+    campaign_id: str | None,
+    send_id: str | None,
+    recipient_keys: list[str],
+    window: Window,
+    scheduled: bool,
+) -> JSONResponse:
+    answer: dict[str, Any] = {"dispatch_id": state.new_id(), "message": "success"}
+    if scheduled:
+        schedule = body.get("schedule")
+        if not isinstance(schedule, dict) or not _is_iso_time(schedule.get("time")):
+            raise _bad_request("Bad Request: schedule.time must be an ISO-8601 date and time", window)
+        answer["schedule_id"] = state.new_id()
+    if send_id is not None:
+        answer["send_id"] = send_id
+    state.record(ENDPOINT_PATHS[permission], key.workspace, body, answer)
+    state.record_deliveries(campaign_id, send_id, recipient_keys, scheduled=scheduled)
+    return JSONResponse(answer, status_code=201, headers=window.headers())
+
+
+def _is_alias(value: Any) -> bool:
+    return (
+        isinstance(value, dict)
+        and isinstance(value.get("alias_name"), str)
+        and isinstance(value.get("alias_label"), str)
+    )
+
+
+def _alias_key(alias: dict[str, str]) -> str:
+    return f"alias:{alias['alias_label']}:{alias['alias_name']}"
+
+
+def _recipient_key(recipient: Any) -> str | None:
+    """The ledger key of a trigger recipient, or None if it is not a valid recipient object."""
+    if not isinstance(recipient, dict):
+        return None
+    given = [k for k in ("external_user_id", "user_alias", "email") if recipient.get(k) is not None]
+    if len(given) != 1:
+        return None
+    value = recipient[given[0]]
+    if given[0] == "user_alias":
+        return _alias_key(value) if _is_alias(value) else None
+    if not isinstance(value, str) or not value:
+        return None
+    if given[0] == "email":
+        return f"email:{value}" if recipient.get("prioritization") else None
+    return value
+
+
+def _is_iso_time(value: Any) -> bool:
+    if not isinstance(value, str):
+        return False
+    try:
+        datetime.fromisoformat(value[:-1] + "+00:00" if value.endswith("Z") else value)
+    except ValueError:
+        return False
+    return True
 
 
 class FaultInjector:

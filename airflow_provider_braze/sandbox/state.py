@@ -11,6 +11,7 @@ import secrets
 import threading
 import time
 import uuid
+from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
@@ -19,7 +20,14 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
 
 #: Every API key permission the sandbox knows; a key created without a list gets all of them.
-ALL_PERMISSIONS: tuple[str, ...] = ("sends.id.create", "campaigns.list")
+ALL_PERMISSIONS: tuple[str, ...] = (
+    "sends.id.create",
+    "campaigns.list",
+    "messages.send",
+    "campaigns.trigger.send",
+    "messages.schedule.create",
+    "campaigns.trigger.schedule.create",
+)
 
 DEFAULT_WORKSPACE = "sandbox-workspace"
 #: Campaigns every fresh sandbox knows, so examples run without set-up.
@@ -28,8 +36,12 @@ DEFAULT_CAMPAIGNS: dict[str, str] = {
     "sandbox-api-triggered-campaign": "api_triggered",
 }
 
-SEND_ID_DAILY_LIMIT = 100
-SHARED_HOURLY_LIMIT = 250_000
+#: Braze's documented default limits: (requests, window in seconds), per workspace.
+DEFAULT_RATE_LIMITS: dict[str, tuple[int, int]] = {
+    "send_id": (100, 86_400),  # /sends/id/create: send IDs created per day
+    "shared": (250_000, 3_600),  # the hourly pool shared by the send and export endpoints
+    "broadcast": (250, 60),  # sends to a segment, audience or whole campaign
+}
 
 
 @dataclass(frozen=True)
@@ -141,14 +153,20 @@ class SandboxState:
         faults: Faults | None = None,
         seed: int | None = None,
         clock: Callable[[], float] = time.time,
-        send_id_daily_limit: int = SEND_ID_DAILY_LIMIT,
+        send_id_daily_limit: int | None = None,
+        rate_limits: dict[str, tuple[int, int]] | None = None,
     ) -> None:
         self._lock = threading.RLock()
         self.clock = clock
         self.primary_key = api_key or f"sandbox-{secrets.token_hex(16)}"
         self._initial_faults = faults or Faults()
         self._seed = seed
-        self._send_id_daily_limit = send_id_daily_limit
+        self._rate_limits = {**DEFAULT_RATE_LIMITS, **(rate_limits or {})}
+        if send_id_daily_limit is not None:
+            self._rate_limits["send_id"] = (send_id_daily_limit, 86_400)
+        unknown = set(self._rate_limits) - set(DEFAULT_RATE_LIMITS)
+        if unknown:
+            raise ValueError(f"unknown rate limit(s): {', '.join(sorted(unknown))}")
         self.reset()
 
     def reset(self) -> None:
@@ -158,11 +176,13 @@ class SandboxState:
             self.campaigns: dict[str, str] = dict(DEFAULT_CAMPAIGNS)
             self.faults: Faults = Faults.from_dict(self._initial_faults.to_dict())
             self.rng = random.Random(self._seed)
-            self.send_id_quota = RateLimitBucket(self._send_id_daily_limit, 86_400)
-            self.shared_hourly = RateLimitBucket(SHARED_HOURLY_LIMIT, 3_600)
+            self.buckets = {name: RateLimitBucket(*spec) for name, spec in self._rate_limits.items()}
             # (workspace, campaign_id, send_id) -> creation time (UTC epoch seconds)
             self.send_ids: dict[tuple[str, str, str], float] = {}
             self._ledger: list[dict[str, Any]] = []
+            # (campaign_id, send_id or "") -> recipient key -> times delivered (or scheduled)
+            self._deliveries: dict[tuple[str, str], Counter[str]] = defaultdict(Counter)
+            self._scheduled: dict[tuple[str, str], Counter[str]] = defaultdict(Counter)
 
     # ------------------------------------------------------------------ configuration
 
@@ -188,6 +208,20 @@ class SandboxState:
         with self._lock:
             self.faults = faults
 
+    def set_rate_limit(self, name: str, limit: int, window_seconds: int) -> None:
+        """Replace one rate-limit bucket (``send_id``, ``shared`` or ``broadcast``); counts restart."""
+        if name not in DEFAULT_RATE_LIMITS:
+            raise ValueError(f"unknown rate limit {name!r}; known: {', '.join(DEFAULT_RATE_LIMITS)}")
+        if limit < 0 or window_seconds <= 0:
+            raise ValueError("limit must be >= 0 and window_seconds > 0")
+        with self._lock:
+            self._rate_limits[name] = (limit, window_seconds)
+            self.buckets[name] = RateLimitBucket(limit, window_seconds)
+
+    @property
+    def send_id_quota(self) -> RateLimitBucket:
+        return self.buckets["send_id"]
+
     # ------------------------------------------------------------------ lookups used by the app
 
     def authenticate(self, key: str | None) -> ApiKey | None:
@@ -205,6 +239,11 @@ class SandboxState:
 
     def now(self) -> float:
         return self.clock()
+
+    def new_id(self) -> str:
+        """A random 32-hex-character ID (dispatch, schedule or generated send ID), seedable."""
+        with self._lock:
+            return uuid.UUID(int=self.rng.getrandbits(128), version=4).hex
 
     # ------------------------------------------------------------------ ledger
 
@@ -248,7 +287,48 @@ class SandboxState:
             if window.remaining <= 0:
                 return None, window, False
             if send_id is None:
-                send_id = uuid.UUID(int=self.rng.getrandbits(128), version=4).hex
+                send_id = self.new_id()
             window = self.send_id_quota.consume(workspace, now)
             self.send_ids[(workspace, campaign_id, send_id)] = now
             return send_id, window, True
+
+    def check_send_id(self, workspace: str, campaign_id: str, send_id: str) -> bool:
+        with self._lock:
+            return (workspace, campaign_id, send_id) in self.send_ids
+
+    # ------------------------------------------------------------------ deliveries
+
+    def record_deliveries(
+        self,
+        campaign_id: str | None,
+        send_id: str | None,
+        recipients: Iterable[str],
+        *,
+        scheduled: bool = False,
+    ) -> None:
+        """Count each recipient key as sent (or scheduled) for the campaign and send ID."""
+        with self._lock:
+            target = self._scheduled if scheduled else self._deliveries
+            target[(campaign_id or "", send_id or "")].update(recipients)
+
+    def deliveries(self, campaign_id: str | None = None, send_id: str | None = None) -> Counter[str]:
+        """How many times each recipient key was sent a message (optionally for one campaign and
+        send ID). Keys: the external user ID, ``alias:<label>:<name>`` or ``email:<address>``."""
+        return self._count(self._deliveries, campaign_id, send_id)
+
+    def scheduled(self, campaign_id: str | None = None, send_id: str | None = None) -> Counter[str]:
+        """Like :meth:`deliveries`, for recipients of scheduled sends."""
+        return self._count(self._scheduled, campaign_id, send_id)
+
+    def _count(
+        self, table: dict[tuple[str, str], Counter[str]], campaign_id: str | None, send_id: str | None
+    ) -> Counter[str]:
+        total: Counter[str] = Counter()
+        with self._lock:
+            for (campaign, send), counts in table.items():
+                if campaign_id is not None and campaign != campaign_id:
+                    continue
+                if send_id is not None and send != send_id:
+                    continue
+                total.update(counts)
+        return total

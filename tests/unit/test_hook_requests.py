@@ -370,7 +370,8 @@ def test_exhausted_window_is_paced_before_sending(
     hook.create_send_id("c", "a")
     assert sleeps == []
     hook.create_send_id("c", "b")  # the last answer left 0 requests: wait for the reset first
-    assert sleeps == [5.0]
+    assert len(sleeps) == 1
+    assert 5.05 <= sleeps[0] <= 5.25  # until the reset, plus a margin for clock differences
     assert requests_mock.call_count == 2
 
 

@@ -1,0 +1,464 @@
+"""Operators that send, trigger and schedule Braze messages tagged with a send ID.
+
+Each sends its recipients in batches of at most 50 (Braze's limit), several at a time, paced by
+Braze's rate-limit headers, and exactly once across task retries: see
+:mod:`airflow_provider_braze.delivery` for how, and README.md for the guarantee in plain words.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from airflow.sdk import BaseOperator
+
+from airflow_provider_braze.hooks.braze import BrazeHook
+from airflow_provider_braze.validation import (
+    MAX_RECIPIENTS_PER_REQUEST,
+    check_broadcast,
+    normalize_schedule,
+    validate_campaign_id,
+    validate_send_id,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Sequence
+
+    from airflow.sdk import Context
+
+    from airflow_provider_braze.delivery import BatchDelivery, CheckpointStore
+    from airflow_provider_braze.recipients import RecipientKind
+
+
+class _BrazeSendOperator(BaseOperator):
+    """What the four send operators share: recipients, batching, delivery and reporting.
+
+    :param campaign_id: The campaign to send for. (templated)
+    :param send_id: Optional. A send ID created for this campaign (e.g. by
+        ``CreateSendIdOperator``), so the send's analytics can be fetched later. (templated)
+    :param recipients: Optional. Who to send to: a list or any iterable, or the path or URL
+        (``file://``, ``s3://``, any ObjectStoragePath) of a CSV or JSON-lines file. Sent in
+        batches of at most 50. Omit it for a broadcast. (templated)
+    :param recipients_format: Optional. ``csv`` or ``jsonl`` when the file name does not say.
+    :param broadcast: Send to the campaign's segment, a ``segment_id`` or an ``audience``
+        without listing recipients: one request, no batching.
+    :param concurrency: Batches in flight at once (1 to 32).
+    :param at_least_once: Resend batches whose outcome is unknown (read timeout, dropped
+        connection) instead of reporting them; such recipients may get the message twice.
+    :param checkpoint: Where progress is kept across task retries: ``"variable"`` (an Airflow
+        Variable, the default), a folder path or ObjectStoragePath URL (``s3://bucket/prefix``),
+        or None to keep nothing (a retried task then sends everything again).
+    :param validate_recipients: Read lists and files once before sending, so a bad row fails
+        the task before anything is sent (and the total is known for progress and ETA).
+    :param progress_interval: Seconds between progress lines in the task log.
+    :param max_rejected_batches: Stop after Braze refuses (4xx) more than this many batches.
+    :param braze_conn_id: The Braze connection to use.
+    """
+
+    template_fields: Sequence[str] = ("campaign_id", "send_id", "recipients")
+    template_fields_renderers: ClassVar[dict[str, str]] = {
+        "messages": "json",
+        "trigger_properties": "json",
+        "audience": "json",
+        "schedule": "json",
+    }
+    ui_color = "#ffa45c"
+
+    #: How recipients are checked and shaped, and which hook verb sends them.
+    _recipient_kind: ClassVar[RecipientKind]
+    _endpoint: ClassVar[str]
+
+    def __init__(
+        self,
+        *,
+        campaign_id: str | None = None,
+        send_id: str | None = None,
+        recipients: Any = None,
+        recipients_format: str | None = None,
+        broadcast: bool = False,
+        concurrency: int = 4,
+        at_least_once: bool = False,
+        checkpoint: Any = "variable",
+        validate_recipients: bool = True,
+        progress_interval: float = 15.0,
+        max_rejected_batches: int = 10,
+        braze_conn_id: str = BrazeHook.default_conn_name,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.campaign_id = campaign_id
+        self.send_id = send_id
+        self.recipients = recipients
+        self.recipients_format = recipients_format
+        self.broadcast = broadcast
+        self.concurrency = concurrency
+        self.at_least_once = at_least_once
+        self.checkpoint = checkpoint
+        self.validate_recipients = validate_recipients
+        self.progress_interval = progress_interval
+        self.max_rejected_batches = max_rejected_batches
+        self.braze_conn_id = braze_conn_id
+        self._delivery: BatchDelivery | None = None
+
+    @cached_property
+    def hook(self) -> BrazeHook:
+        return BrazeHook(braze_conn_id=self.braze_conn_id)
+
+    # ------------------------------------------------------------------ subclass hooks
+
+    def _check_arguments(self) -> None:
+        """Endpoint-specific local checks, run before anything is read or sent."""
+
+    def _send_batch(self, batch: list[Any]) -> dict[str, Any]:
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ execution
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from airflow_provider_braze.delivery import BatchDelivery, DeliveryIncomplete
+
+        if self.campaign_id is not None or self._recipient_kind == "recipients":
+            validate_campaign_id(self.campaign_id)
+        validate_send_id(self.send_id)
+        check_broadcast(self.broadcast, self.recipients is not None)
+        self._check_arguments()
+
+        total = self._count_recipients()
+        ti = context["ti"]
+        self._delivery = delivery = BatchDelivery(
+            send_batch=self._send_batch,
+            batches=self._batches(),
+            store=self._checkpoint_store(ti),
+            identity={
+                "endpoint": self._endpoint,
+                "campaign_id": self.campaign_id,
+                "send_id": self.send_id,
+                "broadcast": bool(self.broadcast),
+                "batch_size": MAX_RECIPIENTS_PER_REQUEST,
+            },
+            log=self.log,
+            concurrency=self.concurrency,
+            at_least_once=self.at_least_once,
+            total_recipients=total,
+            progress_interval=self.progress_interval,
+            max_rejected_batches=self.max_rejected_batches,
+            rate_limit_status=self._rate_limit_status,
+        )
+        self.log.info(
+            "Sending %s to %s (campaign %r, send ID %r) in batches of %d, %d at a time.",
+            self._endpoint,
+            "the broadcast audience"
+            if self.broadcast
+            else f"{total if total is not None else 'all'} recipients",
+            self.campaign_id,
+            self.send_id,
+            MAX_RECIPIENTS_PER_REQUEST,
+            self.concurrency,
+        )
+        summary = delivery.run()
+        ti.xcom_push(key="summary", value=summary)
+        if summary["ambiguous"] or summary["not_sent"]:
+            raise DeliveryIncomplete(_incomplete_message(summary, self.at_least_once), summary=summary)
+        return summary
+
+    def on_kill(self) -> None:
+        """Stop dispatching; batches in flight finish and the checkpoint records them."""
+        if self._delivery is not None:
+            self._delivery.stop()
+
+    def _batches(self) -> Iterator[list[Any]]:
+        if self.broadcast:
+            return iter([[]])  # one request, no recipient list
+        from airflow_provider_braze.recipients import batched, iter_recipients
+
+        return batched(
+            iter_recipients(self.recipients, self._recipient_kind, file_format=self.recipients_format)
+        )
+
+    def _count_recipients(self) -> int | None:
+        """Read lists and files once, checking every recipient, before anything is sent."""
+        from airflow_provider_braze.recipients import is_path, iter_recipients
+
+        if self.broadcast:
+            return 0
+        if not self.validate_recipients or not (
+            is_path(self.recipients) or isinstance(self.recipients, (list, tuple))
+        ):
+            return None  # a generator can be read only once
+        count = 0
+        for _ in iter_recipients(self.recipients, self._recipient_kind, file_format=self.recipients_format):
+            count += 1
+        return count
+
+    def _checkpoint_store(self, ti: Any) -> CheckpointStore:
+        from airflow_provider_braze.delivery import (
+            MemoryCheckpointStore,
+            ObjectStorageCheckpointStore,
+            VariableCheckpointStore,
+            checkpoint_name,
+        )
+
+        name = checkpoint_name(ti.dag_id, ti.task_id, ti.run_id, getattr(ti, "map_index", -1))
+        if self.checkpoint is None:
+            self.log.warning("checkpoint=None: a retried task will send every batch again.")
+            return MemoryCheckpointStore()
+        if self.checkpoint == "variable":
+            return VariableCheckpointStore(name)
+        location = self.checkpoint
+        if isinstance(location, str) and "://" in location:
+            from airflow.sdk import ObjectStoragePath
+
+            location = ObjectStoragePath(location)
+        if isinstance(location, str):
+            import os
+
+            return ObjectStorageCheckpointStore(os.path.join(location, f"{name}.json"))
+        return ObjectStorageCheckpointStore(location / f"{name}.json")
+
+    def _rate_limit_status(self) -> str:
+        rate = self.hook.last_rate_limit
+        return rate.describe() if rate is not None else "no headers yet"
+
+
+def _incomplete_message(summary: dict[str, Any], at_least_once: bool) -> str:
+    lines = [
+        f"{summary['accepted']} recipients accepted by Braze, but {summary['ambiguous']} have an unknown "
+        f"outcome and {summary['not_sent']} were not sent.",
+    ]
+    for record in summary["ambiguous_batches"]:
+        who = ", ".join(record.get("recipients", [])[:5])
+        lines.append(
+            f"  unknown outcome, batch {record['batch']} ({record['count']} recipients: {who}...): "
+            f"{record['reason']}"
+        )
+    for record in summary["not_sent_batches"]:
+        lines.append(f"  not sent, batch {record['batch']} ({record['count']} recipients): {record['error']}")
+    lines.append(
+        "A retry of this task sends the batches that were not sent and skips everything Braze "
+        "confirmed. Batches with an unknown outcome may or may not have reached the users: they "
+        + (
+            "were resent (at_least_once=True)."
+            if at_least_once
+            else "are not resent, so nobody gets the message twice; set at_least_once=True to resend them, "
+            "or mark the task successful to accept the loss."
+        )
+    )
+    return "\n".join(lines)
+
+
+class SendMessagesOperator(_BrazeSendOperator):
+    """Send an API campaign's message now, tagged with a send ID (``POST /messages/send``).
+
+    .. code-block:: python
+
+        SendMessagesOperator(
+            task_id="send",
+            campaign_id="{{ params.campaign_id }}",
+            send_id=create_send_id.output,
+            recipients="s3://my-bucket/audiences/{{ ds }}.csv",
+            messages={"email": {"app_id": "...", "subject": "Hi", "body": "..."}},
+        )
+
+    Recipients are external user ID strings or user aliases (``{"alias_name", "alias_label"}``);
+    in files, an ``external_user_id`` or ``alias_name`` + ``alias_label`` column (CSV) or such a
+    value per line (JSON lines). Returns the delivery summary (see README.md).
+
+    .. seealso::
+        https://www.braze.com/docs/api/endpoints/messaging/send_messages/post_send_messages/
+
+    :param messages: The messaging objects by channel (``email``, ``apple_push``, ...). (templated)
+    :param segment_id: Optional. Send to this segment (with ``broadcast=True``), or restrict the
+        listed recipients to it. (templated)
+    :param audience: Optional. A connected audience object. (templated)
+    :param recipient_subscription_state: Optional. ``opted_in``, ``subscribed`` or ``all``.
+    :param override_frequency_capping: Optional. Ignore frequency capping.
+
+    The other parameters are described on the shared base, ``_BrazeSendOperator``.
+    """
+
+    template_fields: Sequence[str] = (
+        *_BrazeSendOperator.template_fields,
+        "messages",
+        "segment_id",
+        "audience",
+    )
+    _recipient_kind = "users"
+    _endpoint = "POST /messages/send"
+
+    def __init__(
+        self,
+        *,
+        messages: dict[str, Any],
+        segment_id: str | None = None,
+        audience: dict[str, Any] | None = None,
+        recipient_subscription_state: str | None = None,
+        override_frequency_capping: bool | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.messages = messages
+        self.segment_id = segment_id
+        self.audience = audience
+        self.recipient_subscription_state = recipient_subscription_state
+        self.override_frequency_capping = override_frequency_capping
+
+    def _check_arguments(self) -> None:
+        from airflow_provider_braze.exceptions import BrazeValidationError
+
+        if not isinstance(self.messages, dict) or not self.messages:
+            raise BrazeValidationError("messages must be a non-empty dict of messaging objects by channel.")
+
+    def _message_arguments(self, batch: list[Any]) -> dict[str, Any]:
+        return {
+            "send_id": self.send_id,
+            "external_user_ids": [r for r in batch if isinstance(r, str)] or None,
+            "user_aliases": [r for r in batch if isinstance(r, dict)] or None,
+            "segment_id": self.segment_id,
+            "audience": self.audience,
+            "broadcast": self.broadcast or None,
+            "messages": self.messages,
+            "recipient_subscription_state": self.recipient_subscription_state,
+        }
+
+    def _send_batch(self, batch: list[Any]) -> dict[str, Any]:
+        return self.hook.send_messages(
+            self.campaign_id,
+            override_frequency_capping=self.override_frequency_capping,
+            **self._message_arguments(batch),
+        )
+
+
+class TriggerCampaignSendOperator(_BrazeSendOperator):
+    """Trigger an API-triggered campaign now, tagged with a send ID (``POST /campaigns/trigger/send``).
+
+    .. code-block:: python
+
+        TriggerCampaignSendOperator(
+            task_id="trigger",
+            campaign_id="{{ params.triggered_campaign_id }}",
+            send_id=create_send_id.output,
+            recipients=[{"external_user_id": "u1", "trigger_properties": {"coupon": "X1"}}, "u2"],
+            trigger_properties={"season": "spring"},
+        )
+
+    Recipients are recipient objects with exactly one of ``external_user_id``, ``user_alias`` or
+    ``email`` (with ``prioritization``), and optionally their own ``trigger_properties``; a plain
+    string means an external user ID. CSV files use the columns ``external_user_id``,
+    ``alias_name``/``alias_label``, ``email``, ``prioritization`` (``|``-separated),
+    ``trigger_properties`` (JSON), ``trigger_properties.<name>``, ``send_to_existing_only`` and
+    ``attributes`` (JSON). Returns the delivery summary (see README.md).
+
+    .. seealso::
+        https://www.braze.com/docs/api/endpoints/messaging/send_messages/post_send_triggered_campaigns/
+
+    :param trigger_properties: Optional. Personalization for every recipient. (templated)
+    :param audience: Optional. A connected audience object, with ``broadcast=True``. (templated)
+    :param attachments: Optional. Email attachments: ``[{"file_name", "url"}]``.
+
+    The other parameters are described on the shared base, ``_BrazeSendOperator``.
+    """
+
+    template_fields: Sequence[str] = (*_BrazeSendOperator.template_fields, "trigger_properties", "audience")
+    _recipient_kind = "recipients"
+    _endpoint = "POST /campaigns/trigger/send"
+
+    def __init__(
+        self,
+        *,
+        campaign_id: str,
+        trigger_properties: dict[str, Any] | None = None,
+        audience: dict[str, Any] | None = None,
+        attachments: list[dict[str, Any]] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(campaign_id=campaign_id, **kwargs)
+        self.trigger_properties = trigger_properties
+        self.audience = audience
+        self.attachments = attachments
+
+    def _trigger_arguments(self, batch: list[Any]) -> dict[str, Any]:
+        return {
+            "send_id": self.send_id,
+            "recipients": batch or None,
+            "trigger_properties": self.trigger_properties,
+            "broadcast": self.broadcast or None,
+            "audience": self.audience,
+        }
+
+    def _send_batch(self, batch: list[Any]) -> dict[str, Any]:
+        assert self.campaign_id is not None  # checked in execute()
+        return self.hook.trigger_campaign_send(
+            self.campaign_id, attachments=self.attachments, **self._trigger_arguments(batch)
+        )
+
+
+class ScheduleMessagesOperator(SendMessagesOperator):
+    """Schedule an API campaign's message, tagged with a send ID (``POST /messages/schedule/create``).
+
+    Takes the arguments of :class:`SendMessagesOperator`, except that the frequency flag is
+    ``override_messaging_limits`` (as in Braze's API), plus ``schedule``. Each batch of up to 50
+    recipients becomes one schedule; the summary lists the ``schedule_ids`` (bounded).
+
+    .. seealso::
+        https://www.braze.com/docs/api/endpoints/messaging/schedule_messages/post_schedule_messages/
+
+    :param schedule: ``{"time": ..., "in_local_time": bool, "at_optimal_time": bool}``, or just the
+        time: an ISO-8601 string (UTC when it has no offset) or a timezone-aware datetime. (templated)
+    :param override_messaging_limits: Optional. Ignore global rate limits for campaigns.
+    """
+
+    template_fields: Sequence[str] = (*SendMessagesOperator.template_fields, "schedule")
+    _endpoint = "POST /messages/schedule/create"
+
+    def __init__(
+        self, *, schedule: Any, override_messaging_limits: bool | None = None, **kwargs: Any
+    ) -> None:
+        super().__init__(**kwargs)
+        self.schedule = schedule
+        self.override_messaging_limits = override_messaging_limits
+
+    def _check_arguments(self) -> None:
+        super()._check_arguments()
+        normalize_schedule(self.schedule)
+
+    def _send_batch(self, batch: list[Any]) -> dict[str, Any]:
+        return self.hook.schedule_messages(
+            self.campaign_id,
+            schedule=self.schedule,
+            override_messaging_limits=self.override_messaging_limits,
+            **self._message_arguments(batch),
+        )
+
+
+class ScheduleCampaignTriggerOperator(TriggerCampaignSendOperator):
+    """Schedule an API-triggered campaign, tagged with a send ID
+    (``POST /campaigns/trigger/schedule/create``).
+
+    Takes the arguments of :class:`TriggerCampaignSendOperator` (without ``attachments``) plus
+    ``schedule`` (see :class:`ScheduleMessagesOperator`). Each batch becomes one schedule.
+
+    .. seealso::
+        https://www.braze.com/docs/api/endpoints/messaging/schedule_messages/post_schedule_triggered_campaigns/
+    """
+
+    template_fields: Sequence[str] = (*TriggerCampaignSendOperator.template_fields, "schedule")
+    _endpoint = "POST /campaigns/trigger/schedule/create"
+
+    def __init__(self, *, schedule: Any, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.schedule = schedule
+
+    def _check_arguments(self) -> None:
+        from airflow_provider_braze.exceptions import BrazeValidationError
+
+        if self.attachments is not None:
+            raise BrazeValidationError(
+                "Braze's schedule endpoint for triggered campaigns takes no attachments."
+            )
+        normalize_schedule(self.schedule)
+
+    def _send_batch(self, batch: list[Any]) -> dict[str, Any]:
+        assert self.campaign_id is not None  # checked in execute()
+        return self.hook.schedule_campaign_trigger(
+            self.campaign_id, schedule=self.schedule, **self._trigger_arguments(batch)
+        )
