@@ -232,6 +232,10 @@ class IndexSet:
         for s, e in zip(self._starts, self._ends, strict=False):
             yield from range(s, e)
 
+    def end(self) -> int:
+        """One past the highest batch number in the set (0 when empty)."""
+        return self._ends[-1] if self._ends else 0
+
     def prefix_end(self) -> int:
         """The first batch number not in the set."""
         return self._ends[0] if self._starts and self._starts[0] == 0 else 0
@@ -316,6 +320,7 @@ class BatchDelivery:
                 "status": "running",
                 "tries": 1,
                 "reserved_upto": 0,
+                "batches_seen": 0,
                 "done": [],
                 "not_sent": {},
                 "ambiguous": {},
@@ -369,7 +374,9 @@ class BatchDelivery:
         self._started = time.monotonic()
         self._sent_this_try = 0
         self._last_progress = self._started
-        previous_reserved = self._reserved_upto
+        self._next_unsent = 0  # one past the highest batch number dispatched so far
+        previous_reserved = self._reserved_floor = self._reserved_upto
+        previous_seen = int(state.get("batches_seen", 0))
 
         pool = ThreadPoolExecutor(max_workers=self._concurrency, thread_name_prefix="braze-send")
         in_flight: dict[Future[tuple[str, Any]], tuple[int, list[Any]]] = {}
@@ -388,13 +395,14 @@ class BatchDelivery:
                     self._reserved_upto = index + 2 * self._concurrency
                     self._save()
                 in_flight[pool.submit(self._attempt, batch)] = (index, batch)
+                self._next_unsent = index + 1
                 self._sent_this_try += 1
                 self._collect(in_flight, block=False)
             else:
-                if self._counts["batches_seen"] < previous_reserved:
+                if self._counts["batches_seen"] < previous_seen:
                     raise BrazeValidationError(
-                        f"The recipients changed since the previous try: it reserved "
-                        f"{previous_reserved} batches but only {self._counts['batches_seen']} exist now."
+                        f"The recipients changed since the previous try: it read {previous_seen} "
+                        f"batches but only {self._counts['batches_seen']} exist now."
                     )
             while in_flight:
                 self._collect(in_flight, block=True)
@@ -402,7 +410,7 @@ class BatchDelivery:
             self._stop.set()
             while in_flight:
                 self._collect(in_flight, block=True)
-            self._save(force=True)
+            self._save(settled=True)
             raise
         finally:
             pool.shutdown(wait=True)
@@ -410,10 +418,10 @@ class BatchDelivery:
         complete = not self._halted()
         summary = self.summary(complete=complete)
         if self._abort is not None:
-            self._save(force=True)
+            self._save(settled=True)
             raise self._abort
         if self._stop.is_set():
-            self._save(force=True)
+            self._save(settled=True)
             raise DeliveryStopped(
                 f"The send was stopped; progress is kept in {self._store.describe()} and a retry "
                 "resumes after the last confirmed batch."
@@ -421,7 +429,7 @@ class BatchDelivery:
         if not self._ambiguous and not self._not_sent:
             self._state["status"] = "complete"
             self._state["summary"] = summary
-        self._save(force=True)
+        self._save(settled=True)
         self._log_progress(final=True)
         return summary
 
@@ -566,9 +574,19 @@ class BatchDelivery:
 
     # ------------------------------------------------------------------ saving and reporting
 
-    def _save(self, *, force: bool = False) -> None:
+    def _save(self, *, settled: bool = False) -> None:
+        """Write the checkpoint. ``settled``: nothing is in flight, so every batch that was
+        dispatched has an outcome and the reservation can shrink to what was really sent."""
         state = self._state
+        if settled:
+            recorded = [int(k) for k in (*self._ambiguous, *self._not_sent)]
+            # Never below an earlier try's reservation: batches it may have sent and this try
+            # has not reached yet must stay "possibly sent".
+            self._reserved_upto = max(
+                [self._reserved_floor, self._next_unsent, self._done.end(), *(i + 1 for i in recorded)]
+            )
         state["reserved_upto"] = self._reserved_upto
+        state["batches_seen"] = max(int(state.get("batches_seen", 0)), self._counts["batches_seen"])
         state["done"] = self._done.to_json()
         state["not_sent"] = self._not_sent
         state["ambiguous"] = self._ambiguous

@@ -1,0 +1,299 @@
+"""BrazeHook's send verbs: exact bodies, local validation, no resend after an unknown outcome."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+import pytest
+import requests
+import requests_mock as rm
+
+from airflow_provider_braze.exceptions import (
+    BrazeAmbiguousRequestError,
+    BrazeServerError,
+    BrazeValidationError,
+)
+from airflow_provider_braze.hooks.braze import BrazeHook, RateLimitPacer, RateLimitStatus
+from tests.conftest import FROZEN_NOW, REST_ENDPOINT
+
+SEND_URL = f"{REST_ENDPOINT}/messages/send"
+TRIGGER_URL = f"{REST_ENDPOINT}/campaigns/trigger/send"
+SCHEDULE_URL = f"{REST_ENDPOINT}/messages/schedule/create"
+TRIGGER_SCHEDULE_URL = f"{REST_ENDPOINT}/campaigns/trigger/schedule/create"
+EMAIL = {"email": {"app_id": "app", "subject": "Hi", "body": "Hello"}}
+
+
+@pytest.fixture
+def hook(braze_conn: str, sleeps: list[float]) -> BrazeHook:
+    return BrazeHook()
+
+
+def test_send_messages_body(hook: BrazeHook, requests_mock: rm.Mocker) -> None:
+    requests_mock.post(SEND_URL, status_code=201, json={"message": "success", "dispatch_id": "d1"})
+    answer = hook.send_messages(
+        "camp",
+        send_id="s1",
+        external_user_ids=["u1", "u2"],
+        user_aliases=[{"alias_name": "a", "alias_label": "l"}],
+        messages=EMAIL,
+        recipient_subscription_state="opted_in",
+        override_frequency_capping=True,
+    )
+    assert answer == {"message": "success", "dispatch_id": "d1", "errors": []}
+    assert requests_mock.last_request.json() == {
+        "campaign_id": "camp",
+        "send_id": "s1",
+        "external_user_ids": ["u1", "u2"],
+        "user_aliases": [{"alias_name": "a", "alias_label": "l"}],
+        "messages": EMAIL,
+        "recipient_subscription_state": "opted_in",
+        "override_frequency_capping": True,
+    }
+
+
+def test_segment_broadcast_body(hook: BrazeHook, requests_mock: rm.Mocker) -> None:
+    requests_mock.post(SEND_URL, json={"message": "success", "dispatch_id": "d1", "send_id": "gen"})
+    answer = hook.send_messages("camp", segment_id="seg", broadcast=True, messages=EMAIL)
+    assert answer["send_id"] == "gen"
+    assert requests_mock.last_request.json() == {
+        "campaign_id": "camp",
+        "segment_id": "seg",
+        "broadcast": True,
+        "messages": EMAIL,
+    }
+
+
+def test_trigger_campaign_send_body(hook: BrazeHook, requests_mock: rm.Mocker) -> None:
+    requests_mock.post(TRIGGER_URL, json={"message": "success", "dispatch_id": "d2"})
+    recipients = [
+        {"external_user_id": "u1", "trigger_properties": {"coupon": "X"}},
+        {"user_alias": {"alias_name": "a", "alias_label": "l"}},
+        {"email": "x@example.com", "prioritization": ["identified", "most_recently_updated"]},
+    ]
+    hook.trigger_campaign_send(
+        "tcamp",
+        send_id="s2",
+        recipients=recipients,
+        trigger_properties={"season": "spring"},
+        attachments=[{"file_name": "a.pdf", "url": "https://example.com/a.pdf"}],
+    )
+    assert requests_mock.last_request.json() == {
+        "campaign_id": "tcamp",
+        "send_id": "s2",
+        "recipients": recipients,
+        "trigger_properties": {"season": "spring"},
+        "attachments": [{"file_name": "a.pdf", "url": "https://example.com/a.pdf"}],
+    }
+
+
+@pytest.mark.parametrize(
+    ("schedule", "expected"),
+    [
+        ("2026-12-01T09:00:00Z", {"time": "2026-12-01T09:00:00Z"}),
+        ("2026-12-01T10:00:00+01:00", {"time": "2026-12-01T09:00:00Z"}),
+        ("2026-12-01T09:00:00", {"time": "2026-12-01T09:00:00Z"}),
+        (datetime(2026, 12, 1, 9, tzinfo=timezone.utc), {"time": "2026-12-01T09:00:00Z"}),
+        (
+            {"time": "2026-12-01T09:00:00Z", "in_local_time": True},
+            {"time": "2026-12-01T09:00:00Z", "in_local_time": True},
+        ),
+    ],
+)
+def test_schedule_messages(
+    hook: BrazeHook, requests_mock: rm.Mocker, schedule: Any, expected: dict[str, Any]
+) -> None:
+    requests_mock.post(
+        SCHEDULE_URL, status_code=201, json={"message": "success", "dispatch_id": "d3", "schedule_id": "sch1"}
+    )
+    answer = hook.schedule_messages("camp", schedule=schedule, external_user_ids=["u1"], messages=EMAIL)
+    assert answer["schedule_id"] == "sch1"
+    body = requests_mock.last_request.json()
+    assert body["schedule"] == expected
+    assert body["external_user_ids"] == ["u1"]
+
+
+def test_schedule_campaign_trigger(hook: BrazeHook, requests_mock: rm.Mocker) -> None:
+    requests_mock.post(
+        TRIGGER_SCHEDULE_URL, json={"message": "success", "schedule_id": "sch2", "dispatch_id": "d"}
+    )
+    answer = hook.schedule_campaign_trigger(
+        "tcamp", schedule={"time": "2026-12-01T09:00:00Z", "at_optimal_time": True}, broadcast=True
+    )
+    assert answer["schedule_id"] == "sch2"
+    assert requests_mock.last_request.json() == {
+        "campaign_id": "tcamp",
+        "broadcast": True,
+        "schedule": {"time": "2026-12-01T09:00:00Z", "at_optimal_time": True},
+    }
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        (
+            {"external_user_ids": [f"u{i}" for i in range(51)]},
+            "51 external user IDs and aliases in one request",
+        ),
+        (
+            {
+                "external_user_ids": [f"u{i}" for i in range(30)],
+                "user_aliases": [{"alias_name": "a", "alias_label": "l"}] * 21,
+            },
+            "51 external user IDs and aliases",
+        ),
+        ({"external_user_ids": ["u1"], "broadcast": True}, "broadcast=True cannot be combined"),
+        ({"segment_id": "seg"}, "pass broadcast=True"),
+        ({"external_user_ids": "u1"}, "external_user_ids must be a list of strings"),
+        ({"external_user_ids": ["u1", ""]}, r"external_user_ids\[1\] must be a non-empty string"),
+        ({"user_aliases": [{"alias_name": "a"}]}, "user alias object"),
+        ({"external_user_ids": ["u1"], "messages": {}}, "messages must be a non-empty dict"),
+        (
+            {"external_user_ids": ["u1"], "recipient_subscription_state": "everyone"},
+            "recipient_subscription_state",
+        ),
+        ({"external_user_ids": ["u1"], "send_id": "x" * 65}, "at most 64"),
+    ],
+)
+def test_send_messages_validation(
+    hook: BrazeHook, requests_mock: rm.Mocker, kwargs: dict[str, Any], message: str
+) -> None:
+    kwargs.setdefault("messages", EMAIL)
+    with pytest.raises(BrazeValidationError, match=message):
+        hook.send_messages("camp", **kwargs)
+    assert requests_mock.call_count == 0
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"recipients": [{"external_user_id": f"u{i}"} for i in range(51)]}, "51 recipients in one request"),
+        ({"recipients": [{"external_user_id": "u1", "email": "a@b.c"}]}, "exactly one of external_user_id"),
+        ({"recipients": [{"email": "a@b.c"}]}, "needs a prioritization list"),
+        ({"recipients": [{"external_user_id": "u1", "colour": "red"}]}, "unknown field"),
+        (
+            {"recipients": [{"external_user_id": "u1", "trigger_properties": "x"}]},
+            "trigger_properties must be",
+        ),
+        ({"recipients": ["u1"]}, "must be a recipient object"),
+        (
+            {"recipients": [{"external_user_id": "u1"}], "broadcast": True},
+            "broadcast=True cannot be combined",
+        ),
+        ({}, "pass broadcast=True"),
+    ],
+)
+def test_trigger_validation(
+    hook: BrazeHook, requests_mock: rm.Mocker, kwargs: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(BrazeValidationError, match=message):
+        hook.trigger_campaign_send("tcamp", **kwargs)
+    assert requests_mock.call_count == 0
+
+
+@pytest.mark.parametrize(
+    ("schedule", "message"),
+    [
+        ("next tuesday", "not an ISO-8601 date and time"),
+        (datetime(2026, 12, 1, 9), "has no time zone"),
+        ({"in_local_time": True}, "schedule needs a time"),
+        ({"time": "2026-12-01T09:00:00Z", "when": "soon"}, "unknown field"),
+        ({"time": "2026-12-01T09:00:00Z", "in_local_time": "yes"}, "must be true or false"),
+        (42, "must be an ISO-8601 string or a datetime"),
+    ],
+)
+def test_schedule_validation(hook: BrazeHook, requests_mock: rm.Mocker, schedule: Any, message: str) -> None:
+    with pytest.raises(BrazeValidationError, match=message):
+        hook.schedule_messages("camp", schedule=schedule, external_user_ids=["u1"], messages=EMAIL)
+    assert requests_mock.call_count == 0
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        {"exc": requests.exceptions.ReadTimeout},
+        {"exc": requests.exceptions.ConnectionError("Connection aborted.")},
+        {"status_code": 504, "text": "<html>Gateway Timeout</html>"},
+    ],
+)
+def test_unknown_outcome_is_never_resent(
+    hook: BrazeHook, requests_mock: rm.Mocker, sleeps: list[float], failure: dict[str, Any]
+) -> None:
+    requests_mock.post(SEND_URL, [failure, {"json": {"message": "success"}}])
+    with pytest.raises(BrazeAmbiguousRequestError, match=r"may or may not|outcome unknown"):
+        hook.send_messages("camp", external_user_ids=["u1"], messages=EMAIL)
+    assert requests_mock.call_count == 1
+    assert sleeps == []
+
+
+@pytest.mark.parametrize("status", [500, 502, 503, 429])
+def test_failures_before_processing_are_retried(
+    hook: BrazeHook, requests_mock: rm.Mocker, sleeps: list[float], status: int
+) -> None:
+    requests_mock.post(
+        SEND_URL, [{"status_code": status, "json": {"message": "busy"}}, {"json": {"message": "success"}}]
+    )
+    assert hook.send_messages("camp", external_user_ids=["u1"], messages=EMAIL)["message"] == "success"
+    assert requests_mock.call_count == 2
+
+
+def test_5xx_after_retries_is_a_server_error(
+    braze_conn: str, requests_mock: rm.Mocker, sleeps: list[float]
+) -> None:
+    requests_mock.post(SEND_URL, status_code=503, json={"message": "Service Unavailable"})
+    with pytest.raises(BrazeServerError, match="Gave up after 3 attempts"):
+        BrazeHook(max_retries=2).send_messages("camp", external_user_ids=["u1"], messages=EMAIL)
+
+
+def test_non_fatal_errors_are_returned(
+    hook: BrazeHook, requests_mock: rm.Mocker, capsys: pytest.CaptureFixture[str]
+) -> None:
+    requests_mock.post(SEND_URL, json={"message": "success", "dispatch_id": "d", "errors": ["u9 is unknown"]})
+    answer = hook.send_messages("camp", external_user_ids=["u9"], messages=EMAIL)
+    assert answer["errors"] == ["u9 is unknown"]
+    assert "non-fatal errors: ['u9 is unknown']" in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------------------- pacing
+
+
+def status(remaining: int, reset_in: float) -> RateLimitStatus:
+    return RateLimitStatus(
+        limit=100,
+        remaining=remaining,
+        reset_at=datetime.fromtimestamp(FROZEN_NOW + reset_in, tz=timezone.utc),
+    )
+
+
+def test_pacer_counts_requests_in_flight(sleeps: list[float]) -> None:
+    pacer = RateLimitPacer()
+    assert pacer.acquire("k", 100) == 0  # nothing known yet
+    pacer.release("k", status(2, 30))
+    assert pacer.acquire("k", 100) == 0  # 2 left, 1 in flight
+    assert pacer.acquire("k", 100) == 0  # 2 left, 2 in flight
+    waited = pacer.acquire("k", 100)  # a third would exceed what is left: wait for the reset
+    assert 30.05 <= waited <= 30.25
+    assert sleeps == [waited]
+
+
+def test_pacer_keeps_the_lowest_count_of_a_window(sleeps: list[float]) -> None:
+    pacer = RateLimitPacer()
+    pacer.release("k", status(5, 30))
+    pacer.release("k", status(0, 30))
+    pacer.release("k", status(3, 30))  # an older answer arriving late
+    assert pacer.acquire("k", 100) > 0
+    pacer.release("k", status(100, 90))  # a new window
+    assert pacer.acquire("k", 100) == 0
+
+
+def test_pacer_does_not_wait_beyond_the_budget(sleeps: list[float]) -> None:
+    pacer = RateLimitPacer()
+    pacer.release("k", status(0, 3600))
+    assert pacer.acquire("k", 120) == 0  # Braze's 429 then decides
+    assert sleeps == []
+
+
+def test_a_new_window_lifts_the_wait(sleeps: list[float]) -> None:
+    pacer = RateLimitPacer()
+    pacer.release("k", status(0, -1))  # the window already ended
+    assert pacer.acquire("k", 100) == 0
