@@ -15,21 +15,12 @@ import pytest
 
 from airflow_provider_braze.sandbox import BrazeSandbox
 from tests.conftest import AIRFLOW_HOME, REPO_ROOT
+from tests.integration.conftest import load_dag, xcoms
 
 pytestmark = pytest.mark.integration
 
 DAG_ID = "braze_send_id_pipeline"
 CANARY_KEY = "canary-pipeline-key-9b4d2e7f1a"
-
-
-@pytest.fixture(scope="session")
-def airflow_db() -> None:
-    """A migrated SQLite metadata DB in the tests' throwaway AIRFLOW_HOME."""
-    airflow_cli = Path(sys.executable).parent / "airflow"
-    result = subprocess.run(
-        [str(airflow_cli), "db", "migrate"], capture_output=True, text=True, timeout=300, check=False
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
 
 
 @pytest.fixture
@@ -40,25 +31,8 @@ def canary_sandbox(monkeypatch: pytest.MonkeyPatch) -> Iterator[BrazeSandbox]:
         yield sandbox
 
 
-def load_dag(folder: Path, dag_id: str) -> Any:
-    from airflow.dag_processing.dagbag import DagBag
-
-    bag = DagBag(dag_folder=str(folder))  # Airflow's own examples are off (conftest)
-    assert bag.import_errors == {}
-    return bag.dags[dag_id]
-
-
 def load_example_dag() -> Any:
     return load_dag(REPO_ROOT / "example_dags", DAG_ID)
-
-
-def xcoms(run_id: str) -> dict[tuple[str, str], Any]:
-    from airflow.models.xcom import XComModel
-    from airflow.utils.session import create_session
-
-    with create_session() as session:
-        rows = session.scalars(XComModel.get_many(run_id=run_id, dag_ids=DAG_ID)).all()
-        return {(row.task_id, row.key): XComModel.deserialize_value(row) for row in rows}
 
 
 def rendered_fields(run_id: str) -> list[Any]:
@@ -99,7 +73,7 @@ def test_pipeline_creates_a_send_id_and_hands_it_downstream(
     assert entry["request"] == {"campaign_id": "sandbox-api-campaign", "send_id": send_id}
     assert send_id.startswith("picks-20261102-")
 
-    values = xcoms(dag_run.run_id)
+    values = xcoms(dag_run.run_id, DAG_ID)
     assert values[("generate_content", "send_id")] == send_id
     assert values[("create_send_id", "return_value")] == send_id
     assert values[("create_send_id", "send_id")] == send_id

@@ -1,0 +1,72 @@
+"""Bulk sends through real DAG runs: exactly once, through faults and Airflow task retries."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from airflow_provider_braze.sandbox import BrazeSandbox
+from tests.integration.conftest import load_dag, xcoms
+
+pytestmark = pytest.mark.integration
+
+USERS = [f"user-{i}" for i in range(10_000)]
+
+
+def run_bulk_send(**conf: Any) -> Any:
+    dag = load_dag(Path(__file__).parent / "dags", "braze_bulk_send")
+    return dag.test(run_conf=conf or None)
+
+
+def task_states(dag_run: Any) -> dict[str, tuple[str, int]]:
+    return {ti.task_id: (ti.state, ti.try_number) for ti in dag_run.get_task_instances()}
+
+
+def test_ten_thousand_recipients_exactly_once(airflow_db: None, braze_sandbox: BrazeSandbox) -> None:
+    dag_run = run_bulk_send()
+    assert dag_run.state == "success"
+    assert braze_sandbox.state.deliveries("sandbox-api-campaign", "bulk") == Counter(USERS)
+    assert len(braze_sandbox.ledger("POST /messages/send")) == 200
+
+
+def test_exactly_once_through_429_and_5xx_faults(airflow_db: None, braze_sandbox: BrazeSandbox) -> None:
+    braze_sandbox.state.rng.seed(5)
+    braze_sandbox.set_faults(
+        server_error=0.05, server_error_statuses=[500, 502, 503], rate_limit=0.05, rate_limit_reset_seconds=0
+    )
+    dag_run = run_bulk_send()
+    assert dag_run.state == "success"
+    assert braze_sandbox.state.deliveries("sandbox-api-campaign", "bulk") == Counter(USERS)
+
+
+def test_a_retried_task_resumes_after_the_confirmed_batches(
+    airflow_db: None, braze_sandbox: BrazeSandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With no retries in the hook, 5xx answers leave batches unsent; Airflow's task retry
+    sends exactly those, and nothing twice."""
+    monkeypatch.setenv("AIRFLOW_CONN_BRAZE_DEFAULT", braze_sandbox.connection_json(max_retries=0))
+    braze_sandbox.state.rng.seed(8)
+    braze_sandbox.set_faults(server_error=0.1, server_error_statuses=[503])
+    dag_run = run_bulk_send(recipients=3_000)
+    states = task_states(dag_run)
+    assert states["send"][0] == "success"
+    assert states["send"][1] >= 2  # it did need a retry
+    assert braze_sandbox.state.deliveries("sandbox-api-campaign", "bulk") == Counter(USERS[:3_000])
+
+
+def test_ambiguous_batches_are_reported_not_resent(airflow_db: None, braze_sandbox: BrazeSandbox) -> None:
+    braze_sandbox.state.rng.seed(13)
+    braze_sandbox.set_faults(drop_before=0.03, drop_after=0.03)
+    dag_run = run_bulk_send(recipients=2_000)
+    states = task_states(dag_run)
+    assert states["send"] == ("failed", 3)  # every try reports the unknown outcomes; none resends them
+    delivered = braze_sandbox.state.deliveries("sandbox-api-campaign", "bulk")
+    assert max(delivered.values()) == 1
+    summary = xcoms(dag_run.run_id, "braze_bulk_send")[("send", "summary")]
+    reported = {r for batch in summary["ambiguous_batches"] for r in batch["recipients"]}
+    assert summary["ambiguous"] == len(reported) > 0
+    assert set(USERS[:2_000]) - set(delivered) <= reported  # nobody lost silently
+    assert summary["accepted"] + summary["ambiguous"] == 2_000

@@ -1,0 +1,264 @@
+"""The send operators against the real sandbox (in this process), called through execute()."""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+from unittest import mock
+
+import pytest
+
+from airflow_provider_braze.delivery import DeliveryIncomplete, DeliveryStopped
+from airflow_provider_braze.exceptions import BrazeValidationError
+from airflow_provider_braze.operators.messages import (
+    ScheduleCampaignTriggerOperator,
+    ScheduleMessagesOperator,
+    SendMessagesOperator,
+    TriggerCampaignSendOperator,
+)
+from airflow_provider_braze.sandbox import BrazeSandbox
+
+API = "sandbox-api-campaign"
+TRIGGERED = "sandbox-api-triggered-campaign"
+EMAIL = {"email": {"app_id": "app", "subject": "Hi", "body": "Hello"}}
+
+
+@pytest.fixture
+def sandbox(braze_sandbox: BrazeSandbox) -> BrazeSandbox:
+    for campaign in (API, TRIGGERED):
+        braze_sandbox.state.send_ids[("sandbox-workspace", campaign, "sid")] = 0.0
+    return braze_sandbox
+
+
+def ti(run_id: str = "run-1") -> mock.MagicMock:
+    return mock.MagicMock(dag_id="dag", task_id="send", run_id=run_id, map_index=-1)
+
+
+def run(op: Any, task_instance: mock.MagicMock | None = None) -> dict[str, Any]:
+    return op.execute({"ti": task_instance or ti()})  # type: ignore[no-any-return]
+
+
+def send_op(tmp_path: Path, recipients: Any, **kwargs: Any) -> SendMessagesOperator:
+    kwargs.setdefault("campaign_id", API)
+    kwargs.setdefault("send_id", "sid")
+    return SendMessagesOperator(
+        task_id="send",
+        recipients=recipients,
+        messages=EMAIL,
+        checkpoint=str(tmp_path),
+        progress_interval=0.5,
+        **kwargs,
+    )
+
+
+def users(count: int) -> list[str]:
+    return [f"u{i}" for i in range(count)]
+
+
+@pytest.mark.parametrize("count", [0, 1, 50, 51, 10_001])
+def test_every_recipient_exactly_once(sandbox: BrazeSandbox, tmp_path: Path, count: int) -> None:
+    summary = run(send_op(tmp_path, users(count), concurrency=8))
+    assert sandbox.state.deliveries(API, "sid") == Counter(users(count))
+    requests = sandbox.ledger("POST /messages/send")
+    assert len(requests) == math.ceil(count / 50)
+    assert all(len(r["request"]["external_user_ids"]) <= 50 for r in requests)
+    assert summary["accepted"] == count
+    assert summary["complete"] is True
+    assert summary["dispatch_count"] == len(requests)
+
+
+def test_summary_goes_to_xcom_and_the_checkpoint_stops_a_rerun(sandbox: BrazeSandbox, tmp_path: Path) -> None:
+    task_instance = ti()
+    op = send_op(tmp_path, users(120))
+    summary = run(op, task_instance)
+    task_instance.xcom_push.assert_called_once_with(key="summary", value=summary)
+    assert summary["checkpoint"].endswith("braze_send__dag__send__run-1__-1.json")
+    rerun = run(send_op(tmp_path, users(120)))
+    assert rerun["tries"] == 2
+    assert len(sandbox.ledger("POST /messages/send")) == 3
+
+
+def test_csv_file_of_trigger_recipients(sandbox: BrazeSandbox, tmp_path: Path) -> None:
+    path = tmp_path / "audience.csv"
+    path.write_text(
+        "external_user_id,trigger_properties.first_name\n" + "".join(f"u{i},N{i}\n" for i in range(75))
+    )
+    op = TriggerCampaignSendOperator(
+        task_id="send",
+        campaign_id=TRIGGERED,
+        send_id="sid",
+        recipients=f"file://{path}",
+        trigger_properties={"season": "spring"},
+        checkpoint=str(tmp_path / "cp"),
+    )
+    summary = run(op)
+    assert summary["recipients"] == 75
+    first = sandbox.ledger("POST /campaigns/trigger/send")[0]["request"]
+    assert first["recipients"][0] == {"external_user_id": "u0", "trigger_properties": {"first_name": "N0"}}
+    assert first["trigger_properties"] == {"season": "spring"}
+    assert first["send_id"] == "sid"
+    assert sandbox.state.deliveries(TRIGGERED, "sid") == Counter(users(75))
+
+
+def test_a_bad_row_fails_before_anything_is_sent(sandbox: BrazeSandbox, tmp_path: Path) -> None:
+    path = tmp_path / "audience.jsonl"
+    path.write_text("".join(f'"u{i}"\n' for i in range(300)) + "{broken\n")
+    with pytest.raises(BrazeValidationError, match=r"audience\.jsonl line 301 is not valid JSON"):
+        run(send_op(tmp_path, str(path)))
+    assert sandbox.ledger() == []
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"send_id": "é"}, "non-ASCII"),
+        ({"send_id": "x" * 65}, "at most 64"),
+        ({"campaign_id": ""}, "campaign_id is empty"),
+        ({"broadcast": True}, "broadcast=True cannot be combined"),
+        ({"concurrency": 99}, "concurrency must be between 1 and 32"),
+    ],
+)
+def test_bad_arguments_send_nothing(
+    sandbox: BrazeSandbox, tmp_path: Path, kwargs: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(BrazeValidationError, match=message):
+        run(send_op(tmp_path, users(10), **kwargs))
+    assert sandbox.ledger() == []
+
+
+def test_no_recipients_and_no_broadcast(sandbox: BrazeSandbox, tmp_path: Path) -> None:
+    with pytest.raises(BrazeValidationError, match="pass broadcast=True"):
+        run(send_op(tmp_path, None, segment_id="seg"))
+
+
+def test_broadcast_is_one_request(sandbox: BrazeSandbox, tmp_path: Path) -> None:
+    summary = run(send_op(tmp_path, None, segment_id="seg", broadcast=True, send_id=None))
+    (entry,) = sandbox.ledger("POST /messages/send")
+    assert entry["request"]["segment_id"] == "seg"
+    assert entry["request"]["broadcast"] is True
+    assert summary["dispatch_count"] == 1
+
+
+def test_ambiguous_batches_fail_the_task_with_a_report(sandbox: BrazeSandbox, tmp_path: Path) -> None:
+    sandbox.state.rng.seed(11)
+    sandbox.set_faults(drop_after=0.1)
+    task_instance = ti()
+    with pytest.raises(DeliveryIncomplete) as err:
+        run(send_op(tmp_path, users(1_000)), task_instance)
+    summary = err.value.summary
+    assert summary["ambiguous"] > 0
+    text = str(err.value)
+    assert "have an unknown outcome" in text
+    assert "unknown outcome, batch" in text
+    assert "set at_least_once=True to resend them" in text
+    task_instance.xcom_push.assert_called_once_with(key="summary", value=summary)
+    delivered = sandbox.state.deliveries(API, "sid")
+    assert max(delivered.values()) == 1
+    reported = {r for b in summary["ambiguous_batches"] for r in b["recipients"]}
+    assert set(users(1_000)) - set(delivered) <= reported  # nobody lost silently
+
+    sandbox.set_faults()
+    with pytest.raises(DeliveryIncomplete):  # a retry does not resend them
+        run(send_op(tmp_path, users(1_000)))
+    assert max(sandbox.state.deliveries(API, "sid").values()) == 1
+
+    final = run(send_op(tmp_path, users(1_000), at_least_once=True))
+    assert final["complete"] is True
+    assert set(sandbox.state.deliveries(API, "sid")) == set(users(1_000))
+    assert final["resent_ambiguous"] == summary["ambiguous"]
+
+
+def test_on_kill_stops_promptly_and_the_retry_finishes(sandbox: BrazeSandbox, tmp_path: Path) -> None:
+    sandbox.set_faults(latency_ms=20)
+    op = send_op(tmp_path, users(20_000), concurrency=2)
+    outcome: list[BaseException] = []
+
+    def execute() -> None:
+        try:
+            run(op)
+        except BaseException as err:
+            outcome.append(err)
+
+    worker = threading.Thread(target=execute)
+    worker.start()
+    while len(sandbox.ledger()) < 10:
+        time.sleep(0.01)
+    started = time.monotonic()
+    op.on_kill()
+    worker.join(10)
+    assert time.monotonic() - started < 2
+    assert isinstance(outcome[0], DeliveryStopped)
+    sent = len(sandbox.ledger())
+    assert sent < 400
+
+    sandbox.set_faults()
+    summary = run(send_op(tmp_path, users(20_000), concurrency=8))
+    assert summary["complete"] is True
+    assert sandbox.state.deliveries(API, "sid") == Counter(users(20_000))
+
+
+def test_schedule_operators(sandbox: BrazeSandbox, tmp_path: Path) -> None:
+    summary = run(
+        ScheduleMessagesOperator(
+            task_id="send",
+            campaign_id=API,
+            send_id="sid",
+            recipients=users(60),
+            messages=EMAIL,
+            schedule="2026-12-24T18:00:00+01:00",
+            checkpoint=str(tmp_path / "a"),
+        )
+    )
+    assert len(summary["schedule_ids"]) == 2
+    assert sandbox.ledger("POST /messages/schedule/create")[0]["request"]["schedule"] == {
+        "time": "2026-12-24T17:00:00Z"
+    }
+    summary = run(
+        ScheduleCampaignTriggerOperator(
+            task_id="send",
+            campaign_id=TRIGGERED,
+            broadcast=True,
+            schedule={"time": "2026-12-24T17:00:00Z", "at_optimal_time": True},
+            checkpoint=str(tmp_path / "b"),
+        )
+    )
+    assert len(summary["schedule_ids"]) == 1
+    assert sandbox.state.scheduled(API, "sid") == Counter(users(60))
+
+
+def test_bad_schedule_fails_before_sending(sandbox: BrazeSandbox, tmp_path: Path) -> None:
+    op = ScheduleMessagesOperator(
+        task_id="send",
+        campaign_id=API,
+        recipients=users(3),
+        messages=EMAIL,
+        schedule="tomorrow",
+        checkpoint=None,
+    )
+    with pytest.raises(BrazeValidationError, match="not an ISO-8601"):
+        run(op)
+    assert sandbox.ledger() == []
+
+
+def test_template_fields() -> None:
+    assert set(SendMessagesOperator.template_fields) == {
+        "campaign_id",
+        "send_id",
+        "recipients",
+        "messages",
+        "segment_id",
+        "audience",
+    }
+    assert set(TriggerCampaignSendOperator.template_fields) == {
+        "campaign_id",
+        "send_id",
+        "recipients",
+        "trigger_properties",
+        "audience",
+    }
+    assert "schedule" in ScheduleMessagesOperator.template_fields
+    assert "schedule" in ScheduleCampaignTriggerOperator.template_fields

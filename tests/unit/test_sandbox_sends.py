@@ -1,0 +1,204 @@
+"""The sandbox's send endpoints: Braze's validation, rate-limit buckets, dispatch IDs, deliveries."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+import requests
+
+from airflow_provider_braze.sandbox import BrazeSandbox, SandboxState
+
+EMAIL = {"email": {"app_id": "app", "subject": "Hi", "body": "Hello"}}
+API = "sandbox-api-campaign"
+TRIGGERED = "sandbox-api-triggered-campaign"
+
+
+def call(sandbox: BrazeSandbox, path: str, body: Any) -> requests.Response:
+    return requests.post(
+        sandbox.url + path,
+        data=json.dumps(body),
+        headers={"Authorization": f"Bearer {sandbox.api_key}", "Content-Type": "application/json"},
+        timeout=10,
+    )
+
+
+@pytest.fixture
+def send_id(braze_sandbox: BrazeSandbox) -> str:
+    response = call(braze_sandbox, "/sends/id/create", {"campaign_id": API, "send_id": "spring"})
+    assert response.ok
+    return "spring"
+
+
+def test_send_records_each_recipient(braze_sandbox: BrazeSandbox, send_id: str) -> None:
+    body = {
+        "campaign_id": API,
+        "send_id": send_id,
+        "external_user_ids": ["u1", "u2"],
+        "user_aliases": [{"alias_name": "n", "alias_label": "l"}],
+        "messages": EMAIL,
+    }
+    response = call(braze_sandbox, "/messages/send", body)
+    assert response.status_code == 201
+    answer = response.json()
+    assert answer == {"dispatch_id": answer["dispatch_id"], "message": "success", "send_id": "spring"}
+    assert len(answer["dispatch_id"]) == 32
+    assert response.headers["X-RateLimit-Limit"] == "250000"
+    assert braze_sandbox.state.deliveries(API, send_id) == {"u1": 1, "u2": 1, "alias:l:n": 1}
+    (entry,) = braze_sandbox.ledger("POST /messages/send")
+    assert entry["request"] == body
+
+
+def test_trigger_records_each_recipient(braze_sandbox: BrazeSandbox) -> None:
+    body = {
+        "campaign_id": TRIGGERED,
+        "recipients": [
+            {"external_user_id": "u1", "trigger_properties": {"a": 1}},
+            {"email": "x@example.com", "prioritization": ["identified"]},
+        ],
+    }
+    response = call(braze_sandbox, "/campaigns/trigger/send", body)
+    assert response.status_code == 201
+    assert braze_sandbox.state.deliveries(TRIGGERED) == {"u1": 1, "email:x@example.com": 1}
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "message"),
+    [
+        (
+            "/messages/send",
+            {"campaign_id": API, "external_user_ids": [f"u{i}" for i in range(51)], "messages": EMAIL},
+            "The max number of external_ids and aliases per request was exceeded",
+        ),
+        (
+            "/campaigns/trigger/send",
+            {"campaign_id": TRIGGERED, "recipients": [{"external_user_id": f"u{i}"} for i in range(51)]},
+            "The max number of external_ids and aliases per request was exceeded",
+        ),
+        (
+            "/messages/send",
+            {"campaign_id": API, "external_user_ids": ["u1"], "broadcast": True, "messages": EMAIL},
+            "Bad Request: broadcast cannot be true when external_user_ids or user_aliases are given",
+        ),
+        (
+            "/campaigns/trigger/send",
+            {"campaign_id": TRIGGERED, "recipients": [{"external_user_id": "u1"}], "broadcast": True},
+            "Bad Request: broadcast cannot be true when recipients are given",
+        ),
+        ("/messages/send", {"campaign_id": API, "messages": EMAIL}, "No Recipients"),
+        (
+            "/messages/send",
+            {"campaign_id": "nope", "external_user_ids": ["u1"], "messages": EMAIL},
+            "Invalid Campaign ID",
+        ),
+        (
+            "/messages/send",
+            {"campaign_id": TRIGGERED, "external_user_ids": ["u1"], "messages": EMAIL},
+            "Invalid Campaign ID",
+        ),
+        (
+            "/campaigns/trigger/send",
+            {"campaign_id": API, "recipients": [{"external_user_id": "u1"}]},
+            "Invalid Campaign ID",
+        ),
+        ("/campaigns/trigger/send", {"recipients": [{"external_user_id": "u1"}]}, "campaign_id is required"),
+        (
+            "/messages/send",
+            {"campaign_id": API, "send_id": "never-created", "external_user_ids": ["u1"], "messages": EMAIL},
+            "Invalid send_id",
+        ),
+        ("/messages/send", {"campaign_id": API, "external_user_ids": ["u1"]}, "No message to send"),
+        (
+            "/campaigns/trigger/send",
+            {"campaign_id": TRIGGERED, "recipients": [{"email": "a@b.c"}]},
+            "Bad Request: each recipient needs exactly one of external_user_id, user_alias or email "
+            "(email with prioritization)",
+        ),
+        (
+            "/messages/schedule/create",
+            {
+                "campaign_id": API,
+                "external_user_ids": ["u1"],
+                "messages": EMAIL,
+                "schedule": {"time": "soon"},
+            },
+            "Bad Request: schedule.time must be an ISO-8601 date and time",
+        ),
+    ],
+)
+def test_braze_validation(braze_sandbox: BrazeSandbox, path: str, body: dict[str, Any], message: str) -> None:
+    response = call(braze_sandbox, path, body)
+    assert response.status_code == 400
+    assert response.json()["message"] == message
+    assert "X-RateLimit-Remaining" in response.headers
+    assert braze_sandbox.state.deliveries() == {}
+
+
+def test_send_id_of_another_campaign_is_refused(braze_sandbox: BrazeSandbox, send_id: str) -> None:
+    braze_sandbox.state.add_campaign("other-campaign")
+    body = {
+        "campaign_id": "other-campaign",
+        "send_id": send_id,
+        "external_user_ids": ["u1"],
+        "messages": EMAIL,
+    }
+    response = call(braze_sandbox, "/messages/send", body)
+    assert response.status_code == 400
+    assert response.json()["errors"] == ["send_id 'spring' was not created for campaign 'other-campaign'"]
+
+
+def test_broadcast_uses_its_own_bucket_and_gets_a_send_id(braze_sandbox: BrazeSandbox) -> None:
+    response = call(
+        braze_sandbox,
+        "/messages/send",
+        {"campaign_id": API, "segment_id": "seg", "broadcast": True, "messages": EMAIL},
+    )
+    assert response.status_code == 201
+    assert response.headers["X-RateLimit-Limit"] == "250"
+    assert len(response.json()["send_id"]) == 32  # Braze generates one for broadcasts
+
+
+def test_schedules(braze_sandbox: BrazeSandbox) -> None:
+    body = {
+        "campaign_id": TRIGGERED,
+        "recipients": [{"external_user_id": "u1"}],
+        "schedule": {"time": "2026-12-01T09:00:00Z", "in_local_time": True},
+    }
+    response = call(braze_sandbox, "/campaigns/trigger/schedule/create", body)
+    assert response.status_code == 201
+    assert set(response.json()) == {"dispatch_id", "schedule_id", "message"}
+    assert braze_sandbox.state.scheduled(TRIGGERED) == {"u1": 1}
+    assert braze_sandbox.state.deliveries() == {}
+
+
+def test_shared_limit_is_configurable_and_enforced() -> None:
+    state = SandboxState("k-0123456789", rate_limits={"shared": (3, 60)})
+    with BrazeSandbox(state=state) as sandbox:
+        body = {"campaign_id": API, "external_user_ids": ["u1"], "messages": EMAIL}
+        answers = [call(sandbox, "/messages/send", body) for _ in range(4)]
+        assert [a.status_code for a in answers] == [201, 201, 201, 429]
+        assert [a.headers["X-RateLimit-Remaining"] for a in answers] == ["2", "1", "0", "0"]
+        assert int(answers[0].headers["X-RateLimit-Reset"]) % 60 == 0  # windows align to the clock
+        assert sandbox.state.deliveries() == {"u1": 3}
+        assert requests.put(
+            sandbox.url + "/_sandbox/rate_limits/shared", json={"limit": 10, "window_seconds": 60}, timeout=10
+        ).ok
+        assert call(sandbox, "/messages/send", body).status_code == 201
+
+
+def test_unknown_rate_limit_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown rate limit"):
+        SandboxState(rate_limits={"nope": (1, 1)})
+
+
+def test_deliveries_control_endpoint(braze_sandbox: BrazeSandbox) -> None:
+    call(
+        braze_sandbox,
+        "/messages/send",
+        {"campaign_id": API, "external_user_ids": ["u1", "u2"], "messages": EMAIL},
+    )
+    counts = requests.get(
+        braze_sandbox.url + "/_sandbox/deliveries", params={"campaign_id": API}, timeout=10
+    ).json()
+    assert counts == {"u1": 1, "u2": 1}
