@@ -41,7 +41,10 @@ def get_provider_info() -> dict[str, Any]:
         "operators": [
             {
                 "integration-name": "Braze",
-                "python-modules": ["airflow_provider_braze.operators.send_id"],
+                "python-modules": [
+                    "airflow_provider_braze.operators.send_id",
+                    "airflow_provider_braze.operators.messages",
+                ],
             }
         ],
         # Declared here (not with the deprecated Python form methods) so that the Airflow 3 UI

@@ -1,27 +1,35 @@
-"""Generate content, create a Braze send ID for it, and hand the ID to downstream tasks.
+"""Generate content, create a Braze send ID for it, and send it to an audience tagged with that ID.
 
-Runs against the local Braze sandbox by default (see README.md) and against real Braze when the
-``braze_default`` connection points at your REST endpoint and ``campaign_id`` is one of your API
-campaigns:
+generate_content -> create_send_id -> build_audience (a JSON-lines file) -> send -> log_summary
+
+Runs against the local Braze sandbox by default (see README.md: ``scripts/demo``). Against real
+Braze, point the ``braze_default`` connection at your REST endpoint, replace ``build_audience``
+with your own audience (a query result written to a file, or an ``s3://`` URL) and pass one of
+your API campaigns and your email app ID:
 
 .. code-block:: bash
 
-    airflow dags test braze_send_id_pipeline --conf '{"campaign_id": "<your API campaign ID>"}'
+    airflow dags test braze_send_id_pipeline \\
+        --conf '{"campaign_id": "<API campaign ID>", "email_app_id": "<app ID>"}'
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
+import os
+import tempfile
 from datetime import datetime, timezone
 from typing import Any
 
 from airflow.sdk import DAG, Param, task
 
+from airflow_provider_braze.operators.messages import SendMessagesOperator
 from airflow_provider_braze.operators.send_id import CreateSendIdOperator
 
 with DAG(
     dag_id="braze_send_id_pipeline",
-    description="Generate content -> create a Braze send ID -> prepare a send tagged with it.",
+    description="Generate content -> create a Braze send ID -> send it to an audience -> log the summary.",
     schedule=None,
     start_date=datetime(2026, 1, 1, tzinfo=timezone.utc),
     catchup=False,
@@ -34,6 +42,8 @@ with DAG(
             minLength=1,
             description="API identifier of the Braze API campaign to create the send ID for.",
         ),
+        "email_app_id": Param("sandbox-app", type="string", description="The app_id of your email channel."),
+        "audience_size": Param(3_000, type="integer", minimum=0, description="Generated recipients."),
     },
 ) as dag:
 
@@ -59,23 +69,45 @@ with DAG(
     # [END howto_operator_create_send_id]
 
     @task
-    def prepare_send(send_id: str, campaign_id: str, title: str, body: str) -> dict[str, Any]:
-        """Receives the send ID through XCom; a later release sends the message here."""
-        return {
-            "campaign_id": campaign_id,
-            "send_id": send_id,
-            "messages": {"email": {"subject": title, "body": body}},
-        }
+    def build_audience(**context: Any) -> str:
+        """Stand-in for an audience query: write one external user ID per line (JSON lines).
+
+        The send operator streams the file in batches of 50, so it can hold millions of users.
+        """
+        folder = os.path.join(tempfile.gettempdir(), "braze-example-audiences")
+        os.makedirs(folder, exist_ok=True)
+        run_key = hashlib.sha256(context["run_id"].encode()).hexdigest()[:12]
+        path = os.path.join(folder, f"{context['dag'].dag_id}-{run_key}.jsonl")
+        with open(path, "w", encoding="utf-8") as fh:
+            for number in range(context["params"]["audience_size"]):
+                fh.write(json.dumps(f"example-user-{number:06d}") + "\n")
+        return path
+
+    # [START howto_operator_send_messages]
+    send = SendMessagesOperator(
+        task_id="send",
+        campaign_id="{{ params.campaign_id }}",
+        send_id=create_send_id.output,
+        recipients=build_audience(),
+        messages={
+            "email": {
+                "app_id": "{{ params.email_app_id }}",
+                "subject": "{{ ti.xcom_pull(task_ids='generate_content', key='title') }}",
+                "body": "{{ ti.xcom_pull(task_ids='generate_content', key='body') }}",
+            }
+        },
+        concurrency=8,
+    )
+    # [END howto_operator_send_messages]
 
     @task
-    def log_send_id(prepared: dict[str, Any]) -> str:
-        print(f"Braze send ID {prepared['send_id']} is ready for campaign {prepared['campaign_id']}.")
-        return str(prepared["send_id"])
+    def log_summary(summary: dict[str, Any]) -> str:
+        line = (
+            f"Braze send ID {summary['send_id']}: {summary['accepted']} of {summary['recipients']} "
+            f"recipients accepted in {summary['dispatch_count']} requests "
+            f"(unknown outcome: {summary['ambiguous']}, not sent: {summary['not_sent']})."
+        )
+        print(line)
+        return line
 
-    prepared = prepare_send(
-        send_id=create_send_id.output,
-        campaign_id=create_send_id.output["campaign_id"],
-        title=content["title"],
-        body=content["body"],
-    )
-    log_send_id(prepared)
+    log_summary(send.output)

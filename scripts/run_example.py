@@ -52,9 +52,10 @@ def main() -> int:
         output = log_path.read_text()
         for line in output.splitlines():
             if "Braze" in line or "send ID" in line or "ERROR" in line:
-                print("   ", line.strip())
+                print("   ", line.strip()[:300])
         with urllib.request.urlopen(f"{sandbox.url}/_sandbox/ledger") as answer:  # noqa: S310 - loopback
             ledger = json.load(answer)
+        deliveries = sandbox.state.deliveries()
 
     if run.returncode != 0:
         print(f"\nThe pipeline FAILED (exit {run.returncode}); full log: {log_path}")
@@ -64,9 +65,12 @@ def main() -> int:
         print(f"\nExpected one created send ID, the sandbox recorded {len(created)}; full log: {log_path}")
         return 1
     entry = created[0]
+    sends = [e for e in ledger if e["endpoint"] == "POST /messages/send"]
     print(
         f"\nExample pipeline succeeded. Created send ID: {entry['response']['send_id']} "
-        f"(campaign {entry['request']['campaign_id']}).\nFull log: {log_path}"
+        f"(campaign {entry['request']['campaign_id']}); the sandbox received {len(sends)} send requests "
+        f"for {len(deliveries)} distinct recipients, {sum(deliveries.values())} messages in all."
+        f"\nFull log: {log_path}"
     )
     return 0
 

@@ -50,16 +50,19 @@ def all_log_files() -> str:
 
 def test_example_dag_imports_cleanly() -> None:
     dag = load_example_dag()
-    assert [t.task_id for t in dag.topological_sort()] == [
+    assert set(dag.task_ids) == {
         "generate_content",
         "create_send_id",
-        "prepare_send",
-        "log_send_id",
-    ]
+        "build_audience",
+        "send",
+        "log_summary",
+    }
+    assert dag.get_task("send").upstream_task_ids == {"create_send_id", "build_audience"}
+    assert dag.get_task("log_summary").upstream_task_ids == {"send"}
     assert dag.get_task("create_send_id").braze_conn_id == "braze_default"
 
 
-def test_pipeline_creates_a_send_id_and_hands_it_downstream(
+def test_pipeline_creates_a_send_id_and_sends_with_it(
     airflow_db: None, canary_sandbox: BrazeSandbox, capfd: pytest.CaptureFixture[str]
 ) -> None:
     dag = load_example_dag()
@@ -73,27 +76,38 @@ def test_pipeline_creates_a_send_id_and_hands_it_downstream(
     assert entry["request"] == {"campaign_id": "sandbox-api-campaign", "send_id": send_id}
     assert send_id.startswith("picks-20261102-")
 
+    # Every generated recipient got the message exactly once, tagged with that send ID.
+    audience = {f"example-user-{n:06d}" for n in range(3_000)}
+    assert canary_sandbox.state.deliveries("sandbox-api-campaign", send_id) == dict.fromkeys(audience, 1)
+    sends = canary_sandbox.ledger("POST /messages/send")
+    assert len(sends) == 60
+    assert sends[0]["request"]["messages"]["email"] == {
+        "app_id": "sandbox-app",
+        "subject": "Your picks for Monday 02 November",
+        "body": "Three new arrivals we think you will like.",
+    }
+    assert {s["request"]["send_id"] for s in sends} == {send_id}
+
     values = xcoms(dag_run.run_id, DAG_ID)
     assert values[("generate_content", "send_id")] == send_id
     assert values[("create_send_id", "return_value")] == send_id
     assert values[("create_send_id", "send_id")] == send_id
     assert values[("create_send_id", "campaign_id")] == "sandbox-api-campaign"
-    assert values[("prepare_send", "return_value")] == {
-        "campaign_id": "sandbox-api-campaign",
-        "send_id": send_id,
-        "messages": {
-            "email": {
-                "subject": "Your picks for Monday 02 November",
-                "body": "Three new arrivals we think you will like.",
-            }
-        },
-    }
-    assert values[("log_send_id", "return_value")] == send_id
+    summary = values[("send", "return_value")]
+    assert values[("send", "summary")] == summary
+    assert (summary["send_id"], summary["accepted"], summary["dispatch_count"]) == (send_id, 3_000, 60)
+    assert summary["complete"] is True
+    line = (
+        f"Braze send ID {send_id}: 3000 of 3000 recipients accepted in 60 requests "
+        "(unknown outcome: 0, not sent: 0)."
+    )
+    assert values[("log_summary", "return_value")] == line
 
     output = capfd.readouterr()
     text = output.out + output.err
-    assert f"Braze send ID {send_id} is ready for campaign sandbox-api-campaign." in text
+    assert line in text
     assert "Daily send ID quota: 99 of 100 left" in text
+    assert "Braze send finished: 60 batches / 3000 of 3000 recipients (100%) accepted" in text
     # The secret canary: the key is nowhere a user or another task could see it.
     assert CANARY_KEY not in text
     assert CANARY_KEY not in all_log_files()
@@ -111,9 +125,10 @@ def test_pipeline_fails_clearly_for_an_unknown_campaign(
     states = {ti.task_id: ti.state for ti in dag_run.get_task_instances()}
     assert states == {
         "generate_content": "success",
+        "build_audience": "success",
         "create_send_id": "failed",
-        "prepare_send": "upstream_failed",
-        "log_send_id": "upstream_failed",
+        "send": "upstream_failed",
+        "log_summary": "upstream_failed",
     }
     assert canary_sandbox.ledger() == []
     output = capfd.readouterr()
@@ -156,5 +171,5 @@ def test_airflow_dags_test_cli(airflow_db: None, canary_sandbox: BrazeSandbox) -
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     (entry,) = canary_sandbox.ledger("POST /sends/id/create")
     send_id = entry["response"]["send_id"]
-    assert f"Braze send ID {send_id} is ready" in result.stdout + result.stderr
+    assert f"Braze send ID {send_id}: 3000 of 3000 recipients accepted" in result.stdout + result.stderr
     assert CANARY_KEY not in result.stdout + result.stderr

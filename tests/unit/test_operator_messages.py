@@ -97,7 +97,12 @@ def test_csv_file_of_trigger_recipients(sandbox: BrazeSandbox, tmp_path: Path) -
     )
     summary = run(op)
     assert summary["recipients"] == 75
-    first = sandbox.ledger("POST /campaigns/trigger/send")[0]["request"]
+    # Batches travel concurrently, so the ledger's order is not the file's: find batch 0.
+    (first,) = [
+        e["request"]
+        for e in sandbox.ledger("POST /campaigns/trigger/send")
+        if e["request"]["recipients"][0]["external_user_id"] == "u0"
+    ]
     assert first["recipients"][0] == {"external_user_id": "u0", "trigger_properties": {"first_name": "N0"}}
     assert first["trigger_properties"] == {"season": "spring"}
     assert first["send_id"] == "sid"
