@@ -1,0 +1,115 @@
+"""Peak memory of a send streamed from a file: 1,000,000 recipients against 10,000.
+
+Each send runs SendMessagesOperator.execute() in a fresh interpreter against a Braze sandbox in
+its own process (so the sandbox's ledger is not counted), with a file checkpoint. The script
+prints both peak RSS figures, their ratio (target: under 1.2) and the machine and date.
+
+    python benchmarks/send_memory.py [--large 1000000] [--small 10000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+CHILD = r"""
+import json, os, resource, sys, time
+from unittest import mock
+spec = json.loads(sys.argv[1])
+os.environ["AIRFLOW_CONN_BRAZE_DEFAULT"] = spec["connection"]
+from airflow_provider_braze.operators.messages import SendMessagesOperator
+op = SendMessagesOperator(
+    task_id="send", campaign_id="sandbox-api-campaign", recipients=spec["file"],
+    messages={"email": {"app_id": "a", "subject": "s", "body": "b"}},
+    checkpoint=spec["checkpoint"], concurrency=8, progress_interval=3600,
+)
+started = time.perf_counter()
+summary = op.execute({"ti": mock.MagicMock(dag_id="bench", task_id="send", run_id=spec["run"], map_index=-1)})
+elapsed = time.perf_counter() - started
+peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps({"accepted": summary["accepted"], "seconds": elapsed, "peak_kib": peak_kib}))
+"""
+
+
+def write_audience(path: Path, count: int) -> None:
+    with path.open("w") as fh:
+        for number in range(count):
+            fh.write(f'"bench-user-{number:07d}"\n')
+
+
+def run_send(connection: str, audience: Path, workdir: Path, run: str) -> dict[str, float]:
+    spec = {"connection": connection, "file": str(audience), "checkpoint": str(workdir / "cp"), "run": run}
+    env = {**os.environ, "AIRFLOW__CORE__UNIT_TEST_MODE": "True", "AIRFLOW_HOME": str(workdir / "home")}
+    result = subprocess.run(
+        [sys.executable, "-c", CHILD, json.dumps(spec)], capture_output=True, text=True, env=env, check=False
+    )
+    if result.returncode != 0:
+        raise SystemExit(f"the send failed:\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--large", type=int, default=1_000_000)
+    parser.add_argument("--small", type=int, default=10_000)
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="braze-bench-") as tmp:
+        workdir = Path(tmp)
+        ready = workdir / "sandbox.json"
+        sandbox = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "airflow_provider_braze.sandbox",
+                "--port",
+                "0",
+                "--ready-file",
+                str(ready),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while not (ready.exists() and ready.read_text()):
+                if time.monotonic() > deadline or sandbox.poll() is not None:
+                    raise SystemExit("the sandbox did not start")
+                time.sleep(0.05)
+            info = json.loads(ready.read_text())
+            connection = json.dumps({"conn_type": "braze", "host": info["url"], "password": info["api_key"]})
+            results = {}
+            for label, count in (("small", args.small), ("large", args.large)):
+                audience = workdir / f"{label}.jsonl"
+                write_audience(audience, count)
+                results[label] = run_send(connection, audience, workdir, run=label)
+                assert results[label]["accepted"] == count, results[label]
+        finally:
+            sandbox.terminate()
+            sandbox.wait(timeout=30)
+
+    small, large = results["small"], results["large"]
+    print(
+        f"machine: {platform.node()} {platform.machine()} {os.cpu_count()} cores, Python {platform.python_version()}"
+    )
+    print(f"date: {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC")
+    print(
+        f"{args.small:>9} recipients from a file: peak RSS {small['peak_kib'] / 1024:7.1f} MiB, {small['seconds']:6.1f} s"
+    )
+    print(
+        f"{args.large:>9} recipients from a file: peak RSS {large['peak_kib'] / 1024:7.1f} MiB, {large['seconds']:6.1f} s"
+    )
+    ratio = large["peak_kib"] / small["peak_kib"]
+    print(f"peak RSS ratio large/small: {ratio:.3f} (target < 1.2: {'met' if ratio < 1.2 else 'NOT met'})")
+
+
+if __name__ == "__main__":
+    main()
