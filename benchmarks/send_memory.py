@@ -97,16 +97,12 @@ def main() -> None:
             sandbox.wait(timeout=30)
 
     small, large = results["small"], results["large"]
-    print(
-        f"machine: {platform.node()} {platform.machine()} {os.cpu_count()} cores, Python {platform.python_version()}"
-    )
+    machine = f"{platform.node()} {platform.machine()} {os.cpu_count()} cores"
+    print(f"machine: {machine}, Python {platform.python_version()}")
     print(f"date: {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC")
-    print(
-        f"{args.small:>9} recipients from a file: peak RSS {small['peak_kib'] / 1024:7.1f} MiB, {small['seconds']:6.1f} s"
-    )
-    print(
-        f"{args.large:>9} recipients from a file: peak RSS {large['peak_kib'] / 1024:7.1f} MiB, {large['seconds']:6.1f} s"
-    )
+    for count, result in ((args.small, small), (args.large, large)):
+        peak = result["peak_kib"] / 1024
+        print(f"{count:>9} recipients from a file: peak RSS {peak:7.1f} MiB, {result['seconds']:6.1f} s")
     ratio = large["peak_kib"] / small["peak_kib"]
     print(f"peak RSS ratio large/small: {ratio:.3f} (target < 1.2: {'met' if ratio < 1.2 else 'NOT met'})")
 
