@@ -35,6 +35,7 @@ from airflow_provider_braze.exceptions import (
     BrazeAmbiguousRequestError,
     BrazeAuthError,
     BrazeBadRequestError,
+    BrazeConfigurationError,
     BrazeError,
     BrazeNotFoundError,
     BrazeRateLimitError,
@@ -92,14 +93,29 @@ class VariableCheckpointStore:
     def load(self) -> dict[str, Any] | None:
         from airflow.sdk import Variable
 
-        value = Variable.get(self.key, default=None, deserialize_json=True)
+        try:
+            value = Variable.get(self.key, default=None, deserialize_json=True)
+        except Exception as err:
+            raise self._unreachable("read", err) from err
         return value if isinstance(value, dict) else None
 
     def save(self, state: dict[str, Any]) -> None:
         from airflow.sdk import Variable
 
-        Variable.set(
-            self.key, state, description="Braze send checkpoint (airflow-provider-braze)", serialize_json=True
+        try:
+            Variable.set(
+                self.key,
+                state,
+                description="Braze send checkpoint (airflow-provider-braze)",
+                serialize_json=True,
+            )
+        except Exception as err:
+            raise self._unreachable("write", err) from err
+
+    def _unreachable(self, action: str, err: Exception) -> BrazeConfigurationError:
+        return BrazeConfigurationError(
+            f"Cannot {action} the checkpoint Variable {self.key!r} ({type(err).__name__}: {err}). Variables "
+            "need a running Airflow task; outside one, pass checkpoint=<a folder or ObjectStoragePath URL>."
         )
 
     def describe(self) -> str:
@@ -406,11 +422,14 @@ class BatchDelivery:
                     )
             while in_flight:
                 self._collect(in_flight, block=True)
-        except BaseException:
+        except BaseException as err:
             self._stop.set()
             while in_flight:
                 self._collect(in_flight, block=True)
-            self._save(settled=True)
+            try:
+                self._save(settled=True)
+            except Exception as save_error:  # keep the original error; say what could not be kept
+                self.log.error("Could not save the send's progress after %r: %s", err, save_error)
             raise
         finally:
             pool.shutdown(wait=True)
@@ -474,7 +493,7 @@ class BatchDelivery:
                 if self._stop.wait(wait_for):
                     return "not_sent", err
                 waited += wait_for
-            except (BrazeAuthError, BrazeNotFoundError, BrazeValidationError) as err:
+            except (BrazeAuthError, BrazeNotFoundError, BrazeValidationError, BrazeConfigurationError) as err:
                 return "abort", err
             except BrazeBadRequestError as err:
                 return "rejected", err

@@ -476,7 +476,8 @@ class BrazeHook(BaseHook):
             }
         )
         # Retries are ours (see _request); urllib3 must not retry behind our back.
-        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=16, max_retries=0)
+        # Room for the send operators' largest concurrency (32) to reuse connections.
+        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=32, max_retries=0)
         session.mount("https://", adapter)
         session.mount("http://", adapter)
         return session

@@ -119,7 +119,10 @@ class _BrazeSendOperator(BaseOperator):
 
         if self.campaign_id is not None or self._recipient_kind == "recipients":
             validate_campaign_id(self.campaign_id)
-        validate_send_id(self.send_id)
+        if validate_send_id(self.send_id) is not None and self.campaign_id is None:
+            from airflow_provider_braze.exceptions import BrazeValidationError
+
+            raise BrazeValidationError("send_id needs the campaign_id it was created for.")
         check_broadcast(self.broadcast, self.recipients is not None)
         self._check_arguments()
 

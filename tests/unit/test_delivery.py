@@ -328,3 +328,14 @@ def test_an_earlier_reservation_survives_a_short_try(tmp_path: Path) -> None:
     assert [r["batch"] for r in summary["ambiguous_batches"]] == list(range(2, 10))
     assert not set(third.delivered) & {f"u{i}" for i in range(100, 500)}
     assert third.delivered["u50"] == 1
+
+
+def test_variable_checkpoint_outside_a_task_is_a_clear_error() -> None:
+    from airflow_provider_braze.delivery import VariableCheckpointStore
+    from airflow_provider_braze.exceptions import BrazeConfigurationError
+
+    delivery = BatchDelivery(
+        send_batch=FakeBraze(), batches=[], store=VariableCheckpointStore("k"), identity=IDENTITY, log=LOG
+    )
+    with pytest.raises(BrazeConfigurationError, match="Variables need a running Airflow task"):
+        delivery.run()
