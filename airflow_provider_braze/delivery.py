@@ -630,6 +630,8 @@ class BatchDelivery:
             "ambiguous": sum(r["count"] for r in ambiguous),
             "ambiguous_batches": ambiguous[:SUMMARY_LIST_LIMIT],
             "not_sent": sum(r["count"] for r in not_sent),
+            # Of those, the ones Braze refused outright (4xx), as opposed to failures to reach it.
+            "rejected": sum(r["count"] for r in not_sent if 400 <= (r.get("status_code") or 0) < 500),
             "not_sent_batches": not_sent[:SUMMARY_LIST_LIMIT],
             "resent_ambiguous": stats["resent_ambiguous"],
             "skipped_already_sent": self._counts["skipped"],

@@ -133,6 +133,7 @@ def test_batches_not_sent_are_sent_by_the_next_try() -> None:
     braze = FakeBraze({50: [BrazeServerError("503 after retries")], 150: [BrazeBadRequestError("400")]})
     first = engine(braze, 200, store).run()
     assert first["not_sent"] == 100
+    assert first["rejected"] == 0  # FakeBraze's errors carry no status; see the next assertion
     assert {r["batch"] for r in first["not_sent_batches"]} == {1, 3}
     second = engine(braze, 200, store).run()
     assert second["complete"] is True
@@ -339,3 +340,10 @@ def test_variable_checkpoint_outside_a_task_is_a_clear_error() -> None:
     )
     with pytest.raises(BrazeConfigurationError, match="Variables need a running Airflow task"):
         delivery.run()
+
+
+def test_rejected_counts_only_braze_refusals() -> None:
+    refusal = BrazeBadRequestError("400 Invalid", status_code=400)
+    braze = FakeBraze({0: [refusal], 50: [BrazeServerError("503", status_code=503)]})
+    summary = engine(braze, 150, MemoryCheckpointStore()).run()
+    assert (summary["not_sent"], summary["rejected"]) == (100, 50)
