@@ -44,7 +44,14 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": [
                     "airflow_provider_braze.operators.send_id",
                     "airflow_provider_braze.operators.messages",
+                    "airflow_provider_braze.operators.analytics",
                 ],
+            }
+        ],
+        "sensors": [
+            {
+                "integration-name": "Braze",
+                "python-modules": ["airflow_provider_braze.sensors.send_analytics"],
             }
         ],
         # Declared here (not with the deprecated Python form methods) so that the Airflow 3 UI

@@ -29,6 +29,7 @@ import re
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Protocol
 
 from airflow_provider_braze.exceptions import (
@@ -642,6 +643,8 @@ class BatchDelivery:
             "schedule_ids": stats["schedule_ids"],
             "tries": self._state["tries"],
             "checkpoint": self._store.describe(),
+            # When this try stopped sending: a send's time for SendAnalyticsSensor(sent_at=...).
+            "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
 
     def _log_progress(self, *, final: bool = False) -> None:

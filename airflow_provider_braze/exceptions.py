@@ -9,6 +9,7 @@ answer keep what Braze said as attributes (``status_code``, ``message``, ``error
     BrazeError
     ├── BrazeValidationError          bad local input; raised before any request is sent
     ├── BrazeConfigurationError       the Airflow connection cannot be used (host, key, extras)
+    ├── BrazeAnalyticsUnavailableError   Braze no longer keeps a send's analytics (14 days)
     ├── BrazeTransportError           no usable HTTP answer (connection failed, timed out)
     │   └── BrazeAmbiguousRequestError    the request was sent but its outcome is unknown
     └── BrazeAPIError                 Braze answered with an error status or an unusable body
@@ -156,3 +157,7 @@ class BrazeServerError(BrazeAPIError):
 
 class BrazeUnexpectedResponseError(BrazeAPIError):
     """Braze answered 2xx, but the body is not the JSON object the endpoint documents."""
+
+
+class BrazeAnalyticsUnavailableError(BrazeError, AirflowFailException):
+    """Braze no longer has analytics for a send (it keeps them 14 days); waiting cannot help."""

@@ -154,27 +154,57 @@ def normalize_schedule(value: Any) -> dict[str, Any]:
         schedule = {"time": value}
     if "time" not in schedule or schedule["time"] is None:
         raise BrazeValidationError("schedule needs a time (ISO-8601 string or timezone-aware datetime).")
-    schedule["time"] = _utc_iso(schedule["time"])
+    schedule["time"] = to_utc_iso(schedule["time"])
     for key in ("in_local_time", "at_optimal_time"):
         if key in schedule and not isinstance(schedule[key], bool):
             raise BrazeValidationError(f"schedule.{key} must be true or false, got {schedule[key]!r}.")
     return schedule
 
 
-def _utc_iso(value: Any) -> str:
+def to_utc_iso(value: Any, *, what: str = "schedule time") -> str:
+    """A timezone-aware datetime or an ISO-8601 string (UTC when it has no offset) as
+    ``YYYY-MM-DDTHH:MM:SSZ``; anything else is a BrazeValidationError naming ``what``."""
+    return parse_utc(value, what=what).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_utc(value: Any, *, what: str) -> datetime:
+    """Like :func:`to_utc_iso`, returning the aware datetime in UTC."""
     if isinstance(value, str):
         text = value.strip()
         try:
             parsed = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith(("Z", "z")) else text)
         except ValueError:
-            raise BrazeValidationError(f"schedule time {value!r} is not an ISO-8601 date and time.") from None
+            raise BrazeValidationError(f"{what} {value!r} is not an ISO-8601 date and time.") from None
         value = parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
     if not isinstance(value, datetime):
         raise BrazeValidationError(
-            f"schedule time must be an ISO-8601 string or a datetime, got {type(value).__name__}."
+            f"{what} must be an ISO-8601 string or a datetime, got {type(value).__name__}."
         )
     if value.tzinfo is None or value.utcoffset() is None:
         raise BrazeValidationError(
-            f"schedule time {value.isoformat()} has no time zone; pass a timezone-aware datetime."
+            f"{what} {value.isoformat()} has no time zone; pass a timezone-aware datetime."
         )
-    return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return value.astimezone(timezone.utc)
+
+
+def validate_required_send_id(value: Any) -> str:
+    """A send ID that must be given (analytics are fetched per send ID)."""
+    if value is None:
+        raise BrazeValidationError("send_id is required: analytics are kept per send ID.")
+    checked = validate_send_id(value)
+    assert checked is not None
+    return checked
+
+
+#: Braze's bounds for ``length`` on /sends/data_series (days).
+SERIES_LENGTH_RANGE = (1, 100)
+
+
+def validate_series_length(value: Any) -> int:
+    """``length`` of /sends/data_series: a whole number of days from 1 to 100."""
+    low, high = SERIES_LENGTH_RANGE
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise BrazeValidationError(f"length must be a whole number of days ({low} to {high}), got {value!r}.")
+    if not low <= value <= high:
+        raise BrazeValidationError(f"length must be between {low} and {high} days, got {value}.")
+    return value

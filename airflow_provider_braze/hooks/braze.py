@@ -41,9 +41,12 @@ from airflow_provider_braze.validation import (
     check_broadcast,
     check_recipient_count,
     normalize_schedule,
+    to_utc_iso,
     validate_campaign_id,
     validate_external_user_ids,
+    validate_required_send_id,
     validate_send_id,
+    validate_series_length,
     validate_trigger_recipient,
     validate_user_alias,
 )
@@ -103,6 +106,7 @@ SCHEDULE_MESSAGES = BrazeEndpoint("POST", "/messages/schedule/create", "messages
 SCHEDULE_CAMPAIGN_TRIGGER = BrazeEndpoint(
     "POST", "/campaigns/trigger/schedule/create", "campaigns.trigger.schedule.create"
 )
+SEND_DATA_SERIES = BrazeEndpoint("GET", "/sends/data_series", "sends.data_series")
 
 
 @dataclass(frozen=True)
@@ -770,6 +774,35 @@ class BrazeHook(BaseHook):
         answer = self._request(endpoint, json=_without_nones(body), idempotent=False)
         answer.setdefault("errors", [])
         return answer
+
+    def get_send_data_series(
+        self,
+        campaign_id: str,
+        send_id: str,
+        length: int,
+        ending_at: datetime | str | None = None,
+    ) -> dict[str, Any]:
+        """A send's daily analytics (``GET /sends/data_series``; permission ``sends.data_series``).
+
+        Braze keeps send analytics for 14 days after the send, for API campaigns only.
+
+        :param campaign_id: The campaign the send ID belongs to.
+        :param send_id: The send ID.
+        :param length: How many days before ``ending_at`` to include, 1 to 100.
+        :param ending_at: Optional. The end of the series: a timezone-aware datetime or an
+            ISO-8601 string (UTC when it has no offset); Braze's default is now.
+        :return: Braze's answer: ``{"message": "success", "data": [{"time": ..., "messages":
+            {channel: [variation stats...]}, ...day totals}]}``. See
+            :func:`airflow_provider_braze.analytics.send_analytics_rows` for tidy rows.
+        """
+        params: dict[str, Any] = {
+            "campaign_id": validate_campaign_id(campaign_id),
+            "send_id": validate_required_send_id(send_id),
+            "length": validate_series_length(length),
+        }
+        if ending_at is not None:
+            params["ending_at"] = to_utc_iso(ending_at, what="ending_at")
+        return self._request(SEND_DATA_SERIES, params=params, idempotent=True)
 
     def test_connection(self) -> tuple[bool, str]:
         """Check the endpoint and key with a harmless read (``GET /campaigns/list``, page 0).

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
+from airflow_provider_braze.sandbox.analytics import TRIGGERED_CAMPAIGN_CHANNEL, channels_of, data_series
 from airflow_provider_braze.sandbox.state import ApiKey, Faults, SandboxState, Window
 
 if TYPE_CHECKING:
@@ -122,6 +123,45 @@ def create_app(state: SandboxState) -> ASGIApp:
     @app.post("/campaigns/trigger/schedule/create")
     async def schedule_trigger(request: Request) -> JSONResponse:
         return await _trigger_send(state, request, "campaigns.trigger.schedule.create", scheduled=True)
+
+    @app.get("/sends/data_series")
+    async def send_data_series(request: Request) -> JSONResponse:
+        key = _authorize(state, request, "sends.data_series")
+        window = _consume(state, key)
+        query = request.query_params
+        campaign_id, send_id = query.get("campaign_id"), query.get("send_id")
+        if not campaign_id:
+            raise _bad_request("campaign_id is required", window)
+        if not send_id:
+            raise _bad_request("send_id is required", window)
+        length_text = query.get("length", "")
+        if not length_text.isdigit() or not 1 <= int(length_text) <= 100:
+            raise _bad_request("length must be an integer between 1 and 100", window)
+        now = datetime.fromtimestamp(state.now(), tz=timezone.utc)
+        end = now
+        if query.get("ending_at"):
+            if not _is_iso_time(query["ending_at"]):
+                raise _bad_request("ending_at must be an ISO-8601 date and time", window)
+            end = _parse_time(query["ending_at"])
+        if state.campaigns.get(campaign_id) is None:
+            raise _bad_request("Invalid Campaign ID", window, [f"no campaign {campaign_id!r}"])
+        daily = state.daily_sends(campaign_id, send_id)
+        if not daily and not state.check_send_id(key.workspace, campaign_id, send_id):
+            raise _bad_request(
+                "Invalid send_id",
+                window,
+                [f"send_id {send_id!r} was not created for campaign {campaign_id!r}"],
+            )
+        data = data_series(
+            daily,
+            seed=state.seed,
+            campaign_id=campaign_id,
+            send_id=send_id,
+            end=end.date(),
+            length=int(length_text),
+            today=now.date(),
+        )
+        return JSONResponse({"message": "success", "data": data}, headers=window.headers())
 
     # ----------------------------------------------------------------- control endpoints
 
@@ -342,7 +382,9 @@ def _accept(
     if send_id is not None:
         answer["send_id"] = send_id
     state.record(ENDPOINT_PATHS[permission], key.workspace, body, answer)
-    state.record_deliveries(campaign_id, send_id, recipient_keys, scheduled=scheduled)
+    messages = body.get("messages")
+    channels = channels_of(messages) if isinstance(messages, dict) else [TRIGGERED_CAMPAIGN_CHANNEL]
+    state.record_deliveries(campaign_id, send_id, recipient_keys, scheduled=scheduled, channels=channels)
     return JSONResponse(answer, status_code=201, headers=window.headers())
 
 
@@ -375,11 +417,16 @@ def _recipient_key(recipient: Any) -> str | None:
     return value
 
 
+def _parse_time(value: str) -> datetime:
+    parsed = datetime.fromisoformat(value[:-1] + "+00:00" if value.endswith("Z") else value)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
 def _is_iso_time(value: Any) -> bool:
     if not isinstance(value, str):
         return False
     try:
-        datetime.fromisoformat(value[:-1] + "+00:00" if value.endswith("Z") else value)
+        _parse_time(value)
     except ValueError:
         return False
     return True

@@ -27,6 +27,7 @@ ALL_PERMISSIONS: tuple[str, ...] = (
     "campaigns.trigger.send",
     "messages.schedule.create",
     "campaigns.trigger.schedule.create",
+    "sends.data_series",
 )
 
 DEFAULT_WORKSPACE = "sandbox-workspace"
@@ -183,6 +184,9 @@ class SandboxState:
             # (campaign_id, send_id or "") -> recipient key -> times delivered (or scheduled)
             self._deliveries: dict[tuple[str, str], Counter[str]] = defaultdict(Counter)
             self._scheduled: dict[tuple[str, str], Counter[str]] = defaultdict(Counter)
+            # (campaign_id, send_id) -> day -> messages per channel; and recipients per day
+            self._daily: dict[tuple[str, str], dict[str, Counter[str]]] = defaultdict(dict)
+            self._daily_recipients: dict[tuple[str, str], Counter[str]] = defaultdict(Counter)
 
     # ------------------------------------------------------------------ configuration
 
@@ -239,6 +243,10 @@ class SandboxState:
 
     def now(self) -> float:
         return self.clock()
+
+    @property
+    def seed(self) -> int | None:
+        return self._seed
 
     def new_id(self) -> str:
         """A random 32-hex-character ID (dispatch, schedule or generated send ID), seedable."""
@@ -302,14 +310,33 @@ class SandboxState:
         self,
         campaign_id: str | None,
         send_id: str | None,
-        recipients: Iterable[str],
+        recipients: list[str],
         *,
         scheduled: bool = False,
+        channels: Iterable[str] = ("email",),
     ) -> None:
-        """Count each recipient key as sent (or scheduled) for the campaign and send ID."""
+        """Count each recipient key as sent (or scheduled) for the campaign and send ID, and the
+        day's messages per channel (what ``/sends/data_series`` reports)."""
         with self._lock:
-            target = self._scheduled if scheduled else self._deliveries
-            target[(campaign_id or "", send_id or "")].update(recipients)
+            key = (campaign_id or "", send_id or "")
+            if scheduled:
+                self._scheduled[key].update(recipients)
+                return
+            self._deliveries[key].update(recipients)
+            day = datetime.fromtimestamp(self.clock(), tz=timezone.utc).date().isoformat()
+            per_day = self._daily[key].setdefault(day, Counter())
+            for channel in channels:
+                per_day[channel] += len(recipients)
+            self._daily_recipients[key][day] += len(recipients)
+
+    def daily_sends(self, campaign_id: str, send_id: str) -> dict[str, tuple[Counter[str], int]]:
+        """Day (``YYYY-MM-DD``) -> (messages sent per channel, recipients) for one send ID."""
+        with self._lock:
+            key = (campaign_id, send_id)
+            return {
+                day: (Counter(channels), self._daily_recipients[key][day])
+                for day, channels in self._daily.get(key, {}).items()
+            }
 
     def deliveries(self, campaign_id: str | None = None, send_id: str | None = None) -> Counter[str]:
         """How many times each recipient key was sent a message (optionally for one campaign and

@@ -16,6 +16,8 @@ HEAVY = ("requests", "urllib3", "fastapi", "uvicorn", "starlette", "httpx")
         "airflow_provider_braze",
         "airflow_provider_braze.operators.send_id",
         "airflow_provider_braze.operators.messages",
+        "airflow_provider_braze.operators.analytics",
+        "airflow_provider_braze.sensors.send_analytics",
         "airflow_provider_braze.hooks.braze",
         "airflow_provider_braze.sandbox",
         "airflow_provider_braze.sandbox.pytest_plugin",

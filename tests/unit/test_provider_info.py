@@ -61,7 +61,7 @@ def test_modules_listed_exist() -> None:
     import importlib
 
     info = get_provider_info()
-    for section in ("hooks", "operators"):
+    for section in ("hooks", "operators", "sensors"):
         for entry in info[section]:
             for module in entry["python-modules"]:
                 importlib.import_module(module)

@@ -1,0 +1,1 @@
+"""Braze sensors."""

@@ -1,0 +1,188 @@
+"""SendAnalyticsSensor: wait until a send's analytics meet a condition, without holding a worker."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseSensorOperator, PokeReturnValue
+
+from airflow_provider_braze.hooks.braze import BrazeHook
+from airflow_provider_braze.validation import (
+    parse_utc,
+    validate_campaign_id,
+    validate_required_send_id,
+    validate_series_length,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from airflow.sdk import Context
+
+
+class SendAnalyticsSensor(BaseSensorOperator):
+    """Wait until Braze has analytics for a send ID that meet a condition.
+
+    The conditions combine (all must hold): analytics are present (always); at least
+    ``min_sent`` messages sent; the send at least ``min_age`` old (measured from ``sent_at``,
+    or from the first day Braze reports). The sensor returns, and pushes to XCom, a small
+    summary: ``sent``, ``days``, ``channel_totals``.
+
+    Braze keeps send analytics for 14 days: the sensor warns when the send is older than that,
+    and fails at once (no retries) when Braze no longer has data for it (this needs
+    ``sent_at``, or data seen for the send).
+
+    It works in ``poke`` and ``reschedule`` mode, and with ``deferrable=True`` it holds no
+    worker slot between checks: it waits ``poke_interval`` in the triggerer, then checks again.
+
+    .. code-block:: python
+
+        SendAnalyticsSensor(
+            task_id="wait_for_analytics",
+            campaign_id="{{ params.campaign_id }}",
+            send_id=create_send_id.output,
+            min_age=timedelta(hours=24),
+            sent_at="{{ ti.xcom_pull(task_ids='send', key='summary')['finished_at'] }}",
+            deferrable=True,
+            poke_interval=30 * 60,
+            timeout=36 * 3600,
+        )
+
+    :param campaign_id: The campaign the send ID belongs to. (templated)
+    :param send_id: The send ID. (templated)
+    :param min_sent: Optional. Wait until at least this many messages were sent.
+    :param min_age: Optional. Wait until the send is at least this old (timedelta or seconds).
+    :param sent_at: Optional. When the send happened: ISO-8601 or a timezone-aware datetime.
+        (templated)
+    :param length: Days of analytics to read per check, 1 to 100 (default 14).
+    :param deferrable: Wait between checks in the triggerer instead of on a worker.
+    :param braze_conn_id: The Braze connection to use.
+    """
+
+    template_fields: Sequence[str] = ("campaign_id", "send_id", "sent_at")
+    ui_color = "#ffa45c"
+
+    def __init__(
+        self,
+        *,
+        campaign_id: str,
+        send_id: str,
+        min_sent: int | None = None,
+        min_age: timedelta | float | None = None,
+        sent_at: Any = None,
+        length: int = 14,
+        deferrable: bool = False,
+        braze_conn_id: str = BrazeHook.default_conn_name,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.campaign_id = campaign_id
+        self.send_id = send_id
+        self.min_sent = min_sent
+        if min_age is not None and not isinstance(min_age, timedelta):
+            min_age = timedelta(seconds=min_age)
+        self.min_age = min_age
+        self.sent_at = sent_at
+        self.length = length
+        self.deferrable = deferrable
+        self.braze_conn_id = braze_conn_id
+
+    @cached_property
+    def hook(self) -> BrazeHook:
+        return BrazeHook(braze_conn_id=self.braze_conn_id)
+
+    # ------------------------------------------------------------------ poke / reschedule
+
+    def poke(self, context: Context) -> PokeReturnValue:
+        done, summary = self._check()
+        return PokeReturnValue(is_done=done, xcom_value=summary)
+
+    # ------------------------------------------------------------------ deferrable
+
+    def execute(self, context: Context) -> Any:
+        if not self.deferrable:
+            return super().execute(context)
+        done, summary = self._check()
+        if done:
+            return summary
+        self._defer_until_next_check(started_at=datetime.now(timezone.utc))
+
+    def execute_complete(self, context: Context, event: Any = None, started_at: str | None = None) -> Any:
+        """Called after each wait in the triggerer: check again, succeed, or wait again."""
+        done, summary = self._check()
+        if done:
+            return summary
+        started = datetime.fromisoformat(started_at) if started_at else datetime.now(timezone.utc)
+        if (datetime.now(timezone.utc) - started).total_seconds() >= self.timeout:
+            from airflow.sdk.exceptions import AirflowSensorTimeout, AirflowSkipException
+
+            message = (
+                f"Braze analytics for send {self.send_id!r} did not meet the condition "
+                f"in {self.timeout:.0f} s."
+            )
+            if self.soft_fail:
+                raise AirflowSkipException(message)
+            raise AirflowSensorTimeout(message)
+        self._defer_until_next_check(started_at=started)
+
+    def _defer_until_next_check(self, *, started_at: datetime) -> None:
+        from airflow.providers.standard.triggers.temporal import TimeDeltaTrigger
+
+        self.log.info("Checking again in %.0f s (deferred: no worker slot is held).", self.poke_interval)
+        self.defer(
+            trigger=TimeDeltaTrigger(timedelta(seconds=self.poke_interval)),
+            method_name="execute_complete",
+            kwargs={"started_at": started_at.isoformat()},
+        )
+
+    # ------------------------------------------------------------------ the check itself
+
+    def _check(self) -> tuple[bool, dict[str, Any]]:
+        from airflow_provider_braze.analytics import RETENTION_DAYS, send_analytics_rows, totals_by_channel
+        from airflow_provider_braze.exceptions import BrazeAnalyticsUnavailableError
+
+        campaign_id = validate_campaign_id(self.campaign_id)
+        send_id = validate_required_send_id(self.send_id)
+        length = validate_series_length(self.length)
+        sent_at = parse_utc(self.sent_at, what="sent_at") if self.sent_at else None
+
+        answer = self.hook.get_send_data_series(campaign_id, send_id, length)
+        rows = send_analytics_rows(answer, campaign_id=campaign_id, send_id=send_id)
+        with_stats = [r for r in rows if r["channel"] is not None]
+        sent = sum(r["sent"] or 0 for r in with_stats)
+        days = sorted({r["date"] for r in with_stats})
+        if sent_at is None and days:
+            sent_at = datetime.fromisoformat(days[0]).replace(tzinfo=timezone.utc)
+        now = datetime.now(timezone.utc)
+        age = now - sent_at if sent_at else None
+
+        if age is not None and age > timedelta(days=RETENTION_DAYS):
+            if not with_stats:
+                raise BrazeAnalyticsUnavailableError(
+                    f"Braze has no analytics for send {send_id!r} of campaign {campaign_id!r}: the send "
+                    f"is {age.days} days old and Braze keeps send analytics for {RETENTION_DAYS} days."
+                )
+            self.log.warning(
+                "Send %r is %d days old; Braze keeps send analytics for %d days, so fetch them now.",
+                send_id,
+                age.days,
+                RETENTION_DAYS,
+            )
+
+        waiting = []
+        if not with_stats:
+            waiting.append("analytics to appear")
+        if self.min_sent is not None and sent < self.min_sent:
+            waiting.append(f"at least {self.min_sent} sent (now {sent})")
+        if self.min_age is not None and (age is None or age < self.min_age):
+            waiting.append(f"the send to be {self.min_age} old (now {age or 'unknown'})")
+        summary = {"sent": sent, "days": len(days), "channel_totals": totals_by_channel(with_stats)}
+        if waiting:
+            self.log.info(
+                "Send %r: %d sent over %d days; waiting for %s.", send_id, sent, len(days), ", ".join(waiting)
+            )
+        else:
+            self.log.info("Send %r: %d sent over %d days; the condition is met.", send_id, sent, len(days))
+        return not waiting, summary
