@@ -90,7 +90,9 @@ def send_analytics_rows(answer: Mapping[str, Any], *, campaign_id: str, send_id:
         date = _date_of(day.get("time"), position)
         base = {"campaign_id": campaign_id, "send_id": send_id, "date": date}
         totals = {f"day_{name}": _number(day.get(name), f"data[{position}].{name}") for name in DAY_FIELDS}
-        messages = day.get("messages") or {}
+        messages = day.get("messages")
+        if messages is None:
+            messages = {}
         if not isinstance(messages, Mapping):
             raise _unexpected(f"data[{position}].messages is a {type(messages).__name__}, not an object")
         day_rows = 0

@@ -1,0 +1,349 @@
+"""GetSendAnalyticsOperator and SendAnalyticsSensor (requests-mock), and the sandbox's series."""
+
+from __future__ import annotations
+
+import csv
+import json
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+from unittest import mock
+
+import pytest
+import requests
+import requests_mock as rm
+
+from airflow_provider_braze.exceptions import BrazeAnalyticsUnavailableError, BrazeError, BrazeValidationError
+from airflow_provider_braze.hooks.braze import BrazeHook
+from airflow_provider_braze.operators.analytics import GetSendAnalyticsOperator
+from airflow_provider_braze.sandbox import BrazeSandbox, SandboxState
+from airflow_provider_braze.sensors.send_analytics import SendAnalyticsSensor
+from tests.conftest import REST_ENDPOINT
+from tests.unit.test_analytics import ANSWER
+
+SERIES_URL = f"{REST_ENDPOINT}/sends/data_series"
+
+
+def context() -> dict[str, Any]:
+    return {"ti": mock.MagicMock()}
+
+
+def days_ago(days: float) -> str:
+    return (datetime.now(timezone.utc) - timedelta(days=days)).isoformat()
+
+
+def series(sent: int, day: str | None = None) -> dict[str, Any]:
+    day = day or datetime.now(timezone.utc).date().isoformat()
+    return {
+        "message": "success",
+        "data": [
+            {"time": day, "messages": {"email": [{"variation_name": "A", "sent": sent, "delivered": sent}]}}
+        ],
+    }
+
+
+# ---------------------------------------------------------------------------- operator
+
+
+def test_operator_returns_rows_and_pushes_totals(braze_conn: str, requests_mock: rm.Mocker) -> None:
+    requests_mock.get(SERIES_URL, json=ANSWER)
+    ctx = context()
+    rows = GetSendAnalyticsOperator(task_id="a", campaign_id="c", send_id="s", length=30).execute(ctx)
+    assert isinstance(rows, list)
+    assert len(rows) == 5
+    assert requests_mock.last_request.qs["length"] == ["30"]
+    pushed = {c.kwargs["key"]: c.kwargs["value"] for c in ctx["ti"].xcom_push.call_args_list}
+    assert pushed["row_count"] == 5
+    assert pushed["channel_totals"]["email"]["sent"] == 990
+
+
+def test_operator_writes_csv_and_returns_the_path(
+    braze_conn: str, requests_mock: rm.Mocker, tmp_path: Path
+) -> None:
+    requests_mock.get(SERIES_URL, json=ANSWER)
+    target = tmp_path / "out" / "stats.csv"
+    result = GetSendAnalyticsOperator(
+        task_id="a", campaign_id="c", send_id="s", output_path=str(target)
+    ).execute(context())
+    assert result == str(target)
+    rows = list(csv.DictReader(target.open()))
+    assert [r["channel"] for r in rows] == ["email", "email", "ios_push", "email", ""]
+
+
+def test_operator_writes_jsonl_to_an_object_storage_url(
+    braze_conn: str, requests_mock: rm.Mocker, tmp_path: Path
+) -> None:
+    requests_mock.get(SERIES_URL, json=ANSWER)
+    url = f"file://{tmp_path}/stats.jsonl"
+    result = GetSendAnalyticsOperator(task_id="a", campaign_id="c", send_id="s", output_path=url).execute(
+        context()
+    )
+    assert str(result).endswith("stats.jsonl")
+    lines = (tmp_path / "stats.jsonl").read_text().splitlines()
+    assert json.loads(lines[0])["variation_name"] == "Variant A"
+
+
+def test_operator_keeps_xcom_small(braze_conn: str, requests_mock: rm.Mocker) -> None:
+    requests_mock.get(SERIES_URL, json=ANSWER)
+    with pytest.raises(
+        BrazeError, match=r"5 rows are too many for XCom \(max_xcom_rows=3\); set output_path"
+    ):
+        GetSendAnalyticsOperator(task_id="a", campaign_id="c", send_id="s", max_xcom_rows=3).execute(
+            context()
+        )
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"length": 0}, "between 1 and 100"),
+        ({"send_id": None}, "send_id is required"),
+        ({"ending_at": "soon"}, "ending_at 'soon' is not an ISO-8601"),
+        ({"output_path": "/tmp/stats.parquet"}, "Cannot tell the format"),
+    ],
+)
+def test_operator_checks_arguments_first(
+    braze_conn: str, requests_mock: rm.Mocker, kwargs: dict[str, Any], message: str
+) -> None:
+    arguments = {"campaign_id": "c", "send_id": "s", **kwargs}
+    with pytest.raises(BrazeValidationError, match=message):
+        GetSendAnalyticsOperator(task_id="a", **arguments).execute(context())
+    assert requests_mock.call_count == 0
+
+
+# ---------------------------------------------------------------------------- sensor: conditions
+
+
+def sensor(**kwargs: Any) -> SendAnalyticsSensor:
+    return SendAnalyticsSensor(
+        task_id="wait", campaign_id="c", send_id="s", poke_interval=5, timeout=60, **kwargs
+    )
+
+
+def test_waits_for_data(braze_conn: str, requests_mock: rm.Mocker) -> None:
+    requests_mock.get(SERIES_URL, [{"json": {"message": "success", "data": []}}, {"json": series(10)}])
+    assert sensor().poke(context()).is_done is False
+    result = sensor().poke(context())
+    assert result.is_done is True
+    assert result.xcom_value == {
+        "sent": 10,
+        "days": 1,
+        "channel_totals": {
+            "email": {
+                "sent": 10,
+                "delivered": 10,
+                "unique_recipients": 0,
+                "direct_opens": 0,
+                "total_opens": 0,
+                "body_clicks": 0,
+                "conversions": 0,
+                "revenue": 0,
+            }
+        },
+    }
+
+
+def test_days_without_message_statistics_do_not_count(braze_conn: str, requests_mock: rm.Mocker) -> None:
+    today = datetime.now(timezone.utc).date().isoformat()
+    requests_mock.get(SERIES_URL, json={"data": [{"time": today, "messages": {}, "unique_recipients": 0}]})
+    assert sensor().poke(context()).is_done is False
+
+
+def test_min_sent(braze_conn: str, requests_mock: rm.Mocker) -> None:
+    requests_mock.get(SERIES_URL, [{"json": series(10)}, {"json": series(100)}])
+    assert sensor(min_sent=50).poke(context()).is_done is False
+    assert sensor(min_sent=50).poke(context()).is_done is True
+
+
+def test_min_age_from_sent_at(braze_conn: str, requests_mock: rm.Mocker) -> None:
+    requests_mock.get(SERIES_URL, json=series(10))
+    assert sensor(min_age=timedelta(hours=24), sent_at=days_ago(0.5)).poke(context()).is_done is False
+    assert sensor(min_age=timedelta(hours=24), sent_at=days_ago(1.5)).poke(context()).is_done is True
+    assert sensor(min_age=3600, sent_at=days_ago(0.5)).poke(context()).is_done is True  # seconds work too
+
+
+def test_old_send_warns(
+    braze_conn: str, requests_mock: rm.Mocker, capsys: pytest.CaptureFixture[str]
+) -> None:
+    requests_mock.get(SERIES_URL, json=series(10))
+    assert sensor(sent_at=days_ago(15)).poke(context()).is_done is True
+    assert "Braze keeps send analytics for 14 days, so fetch them now" in capsys.readouterr().out
+
+
+def test_expired_send_fails_clearly(braze_conn: str, requests_mock: rm.Mocker) -> None:
+    requests_mock.get(SERIES_URL, json={"message": "success", "data": []})
+    with pytest.raises(
+        BrazeAnalyticsUnavailableError, match="is 20 days old and Braze keeps send analytics for 14 days"
+    ):
+        sensor(sent_at=days_ago(20.2)).poke(context())
+
+
+# ---------------------------------------------------------------------------- sensor: deferral
+
+
+def test_deferrable_checks_first_then_defers(braze_conn: str, requests_mock: rm.Mocker) -> None:
+    from airflow.providers.standard.triggers.temporal import DateTimeTrigger
+    from airflow.sdk.exceptions import TaskDeferred
+
+    requests_mock.get(SERIES_URL, json={"message": "success", "data": []})
+    with pytest.raises(TaskDeferred) as deferred:
+        sensor(deferrable=True).execute(context())
+    assert isinstance(deferred.value.trigger, DateTimeTrigger)
+    assert deferred.value.method_name == "execute_complete"
+    wait = deferred.value.trigger.serialize()[1]["moment"] - datetime.now(timezone.utc)
+    assert timedelta(seconds=3) < wait <= timedelta(seconds=5)
+    started_at = deferred.value.kwargs["started_at"]
+
+    # Resumed after the wait: still nothing, so it defers again, keeping its start time.
+    with pytest.raises(TaskDeferred) as again:
+        sensor(deferrable=True).execute_complete(context(), event=None, started_at=started_at)
+    assert again.value.kwargs["started_at"] == started_at
+
+    requests_mock.get(SERIES_URL, json=series(7))
+    summary = sensor(deferrable=True).execute_complete(context(), event=None, started_at=started_at)
+    assert summary["sent"] == 7
+
+
+def test_deferrable_returns_at_once_when_already_met(braze_conn: str, requests_mock: rm.Mocker) -> None:
+    requests_mock.get(SERIES_URL, json=series(7))
+    assert sensor(deferrable=True).execute(context())["sent"] == 7
+
+
+def test_deferrable_timeout(braze_conn: str, requests_mock: rm.Mocker) -> None:
+    from airflow.sdk.exceptions import AirflowSensorTimeout, AirflowSkipException
+
+    requests_mock.get(SERIES_URL, json={"message": "success", "data": []})
+    long_ago = (datetime.now(timezone.utc) - timedelta(seconds=120)).isoformat()
+    with pytest.raises(AirflowSensorTimeout, match="did not meet the condition in 60 s"):
+        sensor(deferrable=True).execute_complete(context(), started_at=long_ago)
+    with pytest.raises(AirflowSkipException):
+        sensor(deferrable=True, soft_fail=True).execute_complete(context(), started_at=long_ago)
+
+
+def test_template_fields() -> None:
+    assert set(SendAnalyticsSensor.template_fields) == {"campaign_id", "send_id", "sent_at"}
+    assert set(GetSendAnalyticsOperator.template_fields) == {
+        "campaign_id",
+        "send_id",
+        "ending_at",
+        "output_path",
+    }
+
+
+# ---------------------------------------------------------------------------- the sandbox's series
+
+
+def sandbox_get(sandbox: BrazeSandbox, **params: Any) -> requests.Response:
+    return requests.get(
+        sandbox.url + "/sends/data_series",
+        params=params,
+        headers={"Authorization": f"Bearer {sandbox.api_key}"},
+        timeout=10,
+    )
+
+
+def send_to(sandbox: BrazeSandbox, send_id: str, count: int, channels: tuple[str, ...] = ("email",)) -> None:
+    hook = BrazeHook()
+    hook.create_send_id("sandbox-api-campaign", send_id)
+    hook.send_messages(
+        "sandbox-api-campaign",
+        send_id=send_id,
+        external_user_ids=[f"u{i}" for i in range(count)],
+        messages={channel: {"body": "x"} for channel in channels},
+    )
+
+
+def test_sandbox_series_follows_the_ledger(braze_sandbox: BrazeSandbox) -> None:
+    send_to(braze_sandbox, "s1", 40, ("email", "apple_push"))
+    answer = sandbox_get(braze_sandbox, campaign_id="sandbox-api-campaign", send_id="s1", length=14).json()
+    (day,) = answer["data"]
+    assert set(day["messages"]) == {"email", "ios_push"}
+    email = day["messages"]["email"][0]
+    assert (email["sent"], email["unique_recipients"]) == (40, 40)
+    assert email["delivered"] + email["undelivered"] == 40
+    assert email["direct_opens"] <= email["total_opens"]
+    assert email["body_clicks"] <= email["direct_opens"]
+    assert day["unique_recipients"] == 40
+    rows = GetSendAnalyticsOperator(task_id="a", campaign_id="sandbox-api-campaign", send_id="s1").execute(
+        context()
+    )
+    assert [r["channel"] for r in rows] == ["email", "ios_push"]
+
+
+def test_sandbox_series_is_deterministic() -> None:
+    answers = []
+    for _ in range(2):
+        with BrazeSandbox(state=SandboxState("k-0123456789", seed=42)) as sandbox:
+            with mock.patch.dict("os.environ", {"AIRFLOW_CONN_BRAZE_DEFAULT": sandbox.connection_json()}):
+                send_to(sandbox, "same", 25)
+            answers.append(
+                sandbox_get(sandbox, campaign_id="sandbox-api-campaign", send_id="same", length=1).json()
+            )
+    assert answers[0] == answers[1]
+
+
+def test_sandbox_series_keeps_14_days() -> None:
+    clock = mock.Mock(return_value=1_790_000_000.0)  # 2026-09-21
+    with BrazeSandbox(state=SandboxState("k-0123456789", clock=clock)) as sandbox:
+        with mock.patch.dict("os.environ", {"AIRFLOW_CONN_BRAZE_DEFAULT": sandbox.connection_json()}):
+            send_to(sandbox, "old", 5)
+        assert (
+            len(
+                sandbox_get(sandbox, campaign_id="sandbox-api-campaign", send_id="old", length=30).json()[
+                    "data"
+                ]
+            )
+            == 1
+        )
+        clock.return_value += 3 * 86_400
+        assert (
+            len(
+                sandbox_get(sandbox, campaign_id="sandbox-api-campaign", send_id="old", length=30).json()[
+                    "data"
+                ]
+            )
+            == 4
+        )
+        clock.return_value += 12 * 86_400
+        assert (
+            sandbox_get(sandbox, campaign_id="sandbox-api-campaign", send_id="old", length=30).json()["data"]
+            == []
+        )
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"send_id": "s", "length": 14}, "campaign_id is required"),
+        ({"campaign_id": "sandbox-api-campaign", "length": 14}, "send_id is required"),
+        (
+            {"campaign_id": "sandbox-api-campaign", "send_id": "s", "length": 0},
+            "length must be an integer between 1 and 100",
+        ),
+        (
+            {"campaign_id": "sandbox-api-campaign", "send_id": "s", "length": 101},
+            "length must be an integer between 1 and 100",
+        ),
+        (
+            {"campaign_id": "sandbox-api-campaign", "send_id": "s", "length": 5, "ending_at": "x"},
+            "ending_at must be an ISO-8601 date and time",
+        ),
+        ({"campaign_id": "nope", "send_id": "s", "length": 5}, "Invalid Campaign ID"),
+        ({"campaign_id": "sandbox-api-campaign", "send_id": "never", "length": 5}, "Invalid send_id"),
+    ],
+)
+def test_sandbox_series_validation(braze_sandbox: BrazeSandbox, params: dict[str, Any], message: str) -> None:
+    response = sandbox_get(braze_sandbox, **params)
+    assert response.status_code == 400
+    assert response.json()["message"] == message
+
+
+def test_sandbox_series_needs_its_permission(braze_sandbox: BrazeSandbox) -> None:
+    braze_sandbox.state.add_key("no-analytics-key", permissions=["messages.send"])
+    response = requests.get(
+        braze_sandbox.url + "/sends/data_series",
+        params={"campaign_id": "sandbox-api-campaign", "send_id": "s", "length": 1},
+        headers={"Authorization": "Bearer no-analytics-key"},
+        timeout=10,
+    )
+    assert response.status_code == 403
