@@ -1,6 +1,8 @@
-"""Generate content, create a Braze send ID for it, and send it to an audience tagged with that ID.
+"""Generate content, create a Braze send ID, send tagged with it, then load that send's analytics.
 
 generate_content -> create_send_id -> build_audience (a JSON-lines file) -> send -> log_summary
+                                                    -> wait_for_analytics -> fetch_analytics
+                                                    -> log_channel_summary
 
 Runs against the local Braze sandbox by default (see README.md: ``scripts/demo``). Against real
 Braze, point the ``braze_default`` connection at your REST endpoint, replace ``build_audience``
@@ -24,8 +26,10 @@ from typing import Any
 
 from airflow.sdk import DAG, Param, task
 
+from airflow_provider_braze.operators.analytics import GetSendAnalyticsOperator
 from airflow_provider_braze.operators.messages import SendMessagesOperator
 from airflow_provider_braze.operators.send_id import CreateSendIdOperator
+from airflow_provider_braze.sensors.send_analytics import SendAnalyticsSensor
 
 with DAG(
     dag_id="braze_send_id_pipeline",
@@ -44,6 +48,17 @@ with DAG(
         ),
         "email_app_id": Param("sandbox-app", type="string", description="The app_id of your email channel."),
         "audience_size": Param(3_000, type="integer", minimum=0, description="Generated recipients."),
+        "analytics_wait_seconds": Param(
+            0,
+            type="integer",
+            minimum=0,
+            description="How old the send must be before its analytics are loaded (a day is typical).",
+        ),
+        "analytics_path": Param(
+            "file://" + os.path.join(tempfile.gettempdir(), "braze-example-analytics"),
+            type="string",
+            description="Folder (local or ObjectStoragePath URL such as s3://...) for the analytics rows.",
+        ),
     },
 ) as dag:
 
@@ -111,3 +126,38 @@ with DAG(
         return line
 
     log_summary(send.output)
+
+    # [START howto_sensor_send_analytics]
+    wait_for_analytics = SendAnalyticsSensor(
+        task_id="wait_for_analytics",
+        campaign_id="{{ params.campaign_id }}",
+        send_id=create_send_id.output,
+        sent_at="{{ ti.xcom_pull(task_ids='send', key='summary')['finished_at'] }}",
+        min_age="{{ params.analytics_wait_seconds }}",
+        deferrable=True,  # no worker slot is held while waiting
+        poke_interval=15 * 60,
+        timeout=2 * 24 * 3600,
+    )
+    # [END howto_sensor_send_analytics]
+
+    # [START howto_operator_get_send_analytics]
+    fetch_analytics = GetSendAnalyticsOperator(
+        task_id="fetch_analytics",
+        campaign_id="{{ params.campaign_id }}",
+        send_id=create_send_id.output,
+        output_path="{{ params.analytics_path }}/{{ dag.dag_id }}-{{ ts_nodash }}.csv",
+    )
+    # [END howto_operator_get_send_analytics]
+
+    @task
+    def log_channel_summary(send_id: str, path: str, **context: Any) -> list[str]:
+        from airflow_provider_braze.analytics import describe_totals
+
+        totals = context["ti"].xcom_pull(task_ids="fetch_analytics", key="channel_totals")
+        lines = [f"Braze analytics for send ID {send_id} ({path}):"]
+        lines += [f"  {line}" for line in describe_totals(totals)]
+        print("\n".join(lines))
+        return lines
+
+    send >> wait_for_analytics >> fetch_analytics
+    log_channel_summary(create_send_id.output, fetch_analytics.output)

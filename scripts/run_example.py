@@ -50,7 +50,13 @@ def main() -> int:
                 [airflow, "dags", "test", DAG_ID], env=env, stdout=log, stderr=subprocess.STDOUT, check=False
             )
         output = log_path.read_text()
+        in_channel_summary = False
         for line in output.splitlines():
+            # The per-channel summary is printed as an indented block under its title line.
+            if in_channel_summary and line.startswith("  "):
+                print("   ", line.rstrip())
+                continue
+            in_channel_summary = line.startswith("Braze analytics for send ID")
             if "Braze" in line or "send ID" in line or "ERROR" in line:
                 print("   ", line.strip()[:300])
         with urllib.request.urlopen(f"{sandbox.url}/_sandbox/ledger") as answer:  # noqa: S310 - loopback

@@ -52,8 +52,10 @@ class SendAnalyticsSensor(BaseSensorOperator):
 
     :param campaign_id: The campaign the send ID belongs to. (templated)
     :param send_id: The send ID. (templated)
-    :param min_sent: Optional. Wait until at least this many messages were sent.
-    :param min_age: Optional. Wait until the send is at least this old (timedelta or seconds).
+    :param min_sent: Optional. Wait until at least this many messages were sent, summed over
+        channels and days. (templated)
+    :param min_age: Optional. Wait until the send is at least this old: a timedelta, or seconds.
+        (templated)
     :param sent_at: Optional. When the send happened: ISO-8601 or a timezone-aware datetime.
         (templated)
     :param length: Days of analytics to read per check, 1 to 100 (default 14).
@@ -61,7 +63,7 @@ class SendAnalyticsSensor(BaseSensorOperator):
     :param braze_conn_id: The Braze connection to use.
     """
 
-    template_fields: Sequence[str] = ("campaign_id", "send_id", "sent_at")
+    template_fields: Sequence[str] = ("campaign_id", "send_id", "sent_at", "min_sent", "min_age")
     ui_color = "#ffa45c"
 
     def __init__(
@@ -69,8 +71,8 @@ class SendAnalyticsSensor(BaseSensorOperator):
         *,
         campaign_id: str,
         send_id: str,
-        min_sent: int | None = None,
-        min_age: timedelta | float | None = None,
+        min_sent: int | str | None = None,
+        min_age: timedelta | float | str | None = None,
         sent_at: Any = None,
         length: int = 14,
         deferrable: bool = False,
@@ -81,8 +83,6 @@ class SendAnalyticsSensor(BaseSensorOperator):
         self.campaign_id = campaign_id
         self.send_id = send_id
         self.min_sent = min_sent
-        if min_age is not None and not isinstance(min_age, timedelta):
-            min_age = timedelta(seconds=min_age)
         self.min_age = min_age
         self.sent_at = sent_at
         self.length = length
@@ -147,6 +147,8 @@ class SendAnalyticsSensor(BaseSensorOperator):
         send_id = validate_required_send_id(self.send_id)
         length = validate_series_length(self.length)
         sent_at = parse_utc(self.sent_at, what="sent_at") if self.sent_at else None
+        min_sent = _whole_number(self.min_sent, "min_sent")
+        min_age = _duration(self.min_age)
 
         answer = self.hook.get_send_data_series(campaign_id, send_id, length)
         rows = send_analytics_rows(answer, campaign_id=campaign_id, send_id=send_id)
@@ -174,10 +176,10 @@ class SendAnalyticsSensor(BaseSensorOperator):
         waiting = []
         if not with_stats:
             waiting.append("analytics to appear")
-        if self.min_sent is not None and sent < self.min_sent:
-            waiting.append(f"at least {self.min_sent} sent (now {sent})")
-        if self.min_age is not None and (age is None or age < self.min_age):
-            waiting.append(f"the send to be {self.min_age} old (now {age or 'unknown'})")
+        if min_sent is not None and sent < min_sent:
+            waiting.append(f"at least {min_sent} sent (now {sent})")
+        if min_age is not None and (age is None or age < min_age):
+            waiting.append(f"the send to be {min_age} old (now {age or 'unknown'})")
         summary = {"sent": sent, "days": len(days), "channel_totals": totals_by_channel(with_stats)}
         if waiting:
             self.log.info(
@@ -186,3 +188,33 @@ class SendAnalyticsSensor(BaseSensorOperator):
         else:
             self.log.info("Send %r: %d sent over %d days; the condition is met.", send_id, sent, len(days))
         return not waiting, summary
+
+
+def _whole_number(value: Any, name: str) -> int | None:
+    """A rendered template gives text: accept ``"500"`` as well as ``500``."""
+    from airflow_provider_braze.exceptions import BrazeValidationError
+
+    if value is None or value == "":
+        return None
+    try:
+        number = int(str(value))
+    except ValueError:
+        raise BrazeValidationError(f"{name} must be a whole number, got {value!r}.") from None
+    if number < 0:
+        raise BrazeValidationError(f"{name} must not be negative, got {value!r}.")
+    return number
+
+
+def _duration(value: Any) -> timedelta | None:
+    """``min_age`` as a timedelta: a timedelta, or seconds as a number or text."""
+    from airflow_provider_braze.exceptions import BrazeValidationError
+
+    if value is None or value == "" or isinstance(value, timedelta):
+        return value or None
+    try:
+        seconds = float(str(value))
+    except ValueError:
+        raise BrazeValidationError(f"min_age must be a timedelta or seconds, got {value!r}.") from None
+    if seconds < 0:
+        raise BrazeValidationError(f"min_age must not be negative, got {value!r}.")
+    return timedelta(seconds=seconds)

@@ -70,3 +70,19 @@ def test_ambiguous_batches_are_reported_not_resent(airflow_db: None, braze_sandb
     assert summary["ambiguous"] == len(reported) > 0
     assert set(USERS[:2_000]) - set(delivered) <= reported  # nobody lost silently
     assert summary["accepted"] + summary["ambiguous"] == 2_000
+
+
+def test_deferrable_sensor_defers_and_resumes(
+    airflow_db: None, braze_sandbox: BrazeSandbox, capfd: pytest.CaptureFixture[str]
+) -> None:
+    dag = load_dag(Path(__file__).parent / "dags", "braze_analytics_wait")
+    dag_run = dag.test()
+    assert dag_run.state == "success"
+    assert task_states(dag_run)["wait"] == ("success", 1)  # waiting used no retries
+    text = "".join(capfd.readouterr())
+    assert "Checking again in 1 s (deferred: no worker slot is held)." in text
+    assert "running trigger in line" in text
+    assert "waiting for the send to be 0:00:03 old" in text
+    assert "20 sent over 1 days; the condition is met." in text
+    summary = xcoms(dag_run.run_id, "braze_analytics_wait")[("wait", "return_value")]
+    assert summary["sent"] == 20

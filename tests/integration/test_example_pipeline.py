@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import subprocess
@@ -56,19 +57,25 @@ def test_example_dag_imports_cleanly() -> None:
         "build_audience",
         "send",
         "log_summary",
+        "wait_for_analytics",
+        "fetch_analytics",
+        "log_channel_summary",
     }
     assert dag.get_task("send").upstream_task_ids == {"create_send_id", "build_audience"}
     assert dag.get_task("log_summary").upstream_task_ids == {"send"}
+    assert dag.get_task("wait_for_analytics").upstream_task_ids == {"send", "create_send_id"}
+    assert dag.get_task("fetch_analytics").upstream_task_ids == {"wait_for_analytics", "create_send_id"}
+    assert dag.get_task("wait_for_analytics").deferrable is True
     assert dag.get_task("create_send_id").braze_conn_id == "braze_default"
 
 
-def test_pipeline_creates_a_send_id_and_sends_with_it(
-    airflow_db: None, canary_sandbox: BrazeSandbox, capfd: pytest.CaptureFixture[str]
+def test_pipeline_creates_sends_waits_and_stores_analytics(
+    airflow_db: None, canary_sandbox: BrazeSandbox, capfd: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     dag = load_example_dag()
     logical_date = datetime(2026, 11, 2, 8, 0, tzinfo=timezone.utc)
 
-    dag_run = dag.test(logical_date=logical_date)
+    dag_run = dag.test(logical_date=logical_date, run_conf={"analytics_path": f"file://{tmp_path}"})
 
     assert dag_run.state == "success"
     (entry,) = canary_sandbox.ledger("POST /sends/id/create")
@@ -103,9 +110,21 @@ def test_pipeline_creates_a_send_id_and_sends_with_it(
     )
     assert values[("log_summary", "return_value")] == line
 
+    # The analytics of exactly that send, stored as CSV, and a per-channel summary.
+    assert values[("wait_for_analytics", "return_value")]["sent"] == 3_000
+    path = values[("fetch_analytics", "return_value")]
+    assert path == f"file://{tmp_path}/{DAG_ID}-20261102T080000.csv"
+    rows = list(csv.DictReader((tmp_path / f"{DAG_ID}-20261102T080000.csv").open()))
+    assert [(r["send_id"], r["channel"], r["sent"]) for r in rows] == [(send_id, "email", "3000")]
+    assert values[("fetch_analytics", "channel_totals")]["email"]["sent"] == 3_000
+    channel_lines = values[("log_channel_summary", "return_value")]
+    assert channel_lines[0] == f"Braze analytics for send ID {send_id} ({path}):"
+    assert channel_lines[1].startswith("  email: 3000 sent, ")
+
     output = capfd.readouterr()
     text = output.out + output.err
     assert line in text
+    assert channel_lines[1] in text
     assert "Daily send ID quota: 99 of 100 left" in text
     assert "Braze send finished: 60 batches / 3000 of 3000 recipients (100%) accepted" in text
     # The secret canary: the key is nowhere a user or another task could see it.
@@ -129,6 +148,9 @@ def test_pipeline_fails_clearly_for_an_unknown_campaign(
         "create_send_id": "failed",
         "send": "upstream_failed",
         "log_summary": "upstream_failed",
+        "wait_for_analytics": "upstream_failed",
+        "fetch_analytics": "upstream_failed",
+        "log_channel_summary": "upstream_failed",
     }
     assert canary_sandbox.ledger() == []
     output = capfd.readouterr()

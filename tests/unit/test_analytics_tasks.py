@@ -152,7 +152,9 @@ def test_days_without_message_statistics_do_not_count(braze_conn: str, requests_
 def test_min_sent(braze_conn: str, requests_mock: rm.Mocker) -> None:
     requests_mock.get(SERIES_URL, [{"json": series(10)}, {"json": series(100)}])
     assert sensor(min_sent=50).poke(context()).is_done is False
-    assert sensor(min_sent=50).poke(context()).is_done is True
+    assert sensor(min_sent="50").poke(context()).is_done is True  # as a rendered template gives it
+    with pytest.raises(BrazeValidationError, match="min_sent must be a whole number"):
+        sensor(min_sent="fifty").poke(context())
 
 
 def test_min_age_from_sent_at(braze_conn: str, requests_mock: rm.Mocker) -> None:
@@ -160,6 +162,9 @@ def test_min_age_from_sent_at(braze_conn: str, requests_mock: rm.Mocker) -> None
     assert sensor(min_age=timedelta(hours=24), sent_at=days_ago(0.5)).poke(context()).is_done is False
     assert sensor(min_age=timedelta(hours=24), sent_at=days_ago(1.5)).poke(context()).is_done is True
     assert sensor(min_age=3600, sent_at=days_ago(0.5)).poke(context()).is_done is True  # seconds work too
+    assert sensor(min_age="90000", sent_at=days_ago(0.5)).poke(context()).is_done is False
+    with pytest.raises(BrazeValidationError, match="min_age must be a timedelta or seconds"):
+        sensor(min_age="a day").poke(context())
 
 
 def test_old_send_warns(
@@ -221,7 +226,13 @@ def test_deferrable_timeout(braze_conn: str, requests_mock: rm.Mocker) -> None:
 
 
 def test_template_fields() -> None:
-    assert set(SendAnalyticsSensor.template_fields) == {"campaign_id", "send_id", "sent_at"}
+    assert set(SendAnalyticsSensor.template_fields) == {
+        "campaign_id",
+        "send_id",
+        "sent_at",
+        "min_sent",
+        "min_age",
+    }
     assert set(GetSendAnalyticsOperator.template_fields) == {
         "campaign_id",
         "send_id",
