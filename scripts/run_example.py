@@ -46,8 +46,13 @@ def main() -> int:
         print(f"==> airflow dags test {DAG_ID}", flush=True)
         log_path = WORK / "dags-test.log"
         with log_path.open("w") as log:
+            conf = json.dumps({"analytics_path": f"file://{WORK / 'analytics'}"})
             run = subprocess.run(
-                [airflow, "dags", "test", DAG_ID], env=env, stdout=log, stderr=subprocess.STDOUT, check=False
+                [airflow, "dags", "test", DAG_ID, "--conf", conf],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                check=False,
             )
         output = log_path.read_text()
         in_channel_summary = False
@@ -76,6 +81,7 @@ def main() -> int:
         f"\nExample pipeline succeeded. Created send ID: {entry['response']['send_id']} "
         f"(campaign {entry['request']['campaign_id']}); the sandbox received {len(sends)} send requests "
         f"for {len(deliveries)} distinct recipients, {sum(deliveries.values())} messages in all."
+        f"\nAnalytics rows: {', '.join(str(p) for p in sorted((WORK / 'analytics').glob('*.csv')))}"
         f"\nFull log: {log_path}"
     )
     return 0
