@@ -12,8 +12,14 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:
+    import requests
+
+    from airflow_provider_braze.sandbox import BrazeSandbox
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="braze-provider-tests-"))
@@ -75,3 +81,26 @@ def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     monkeypatch.setattr(braze_module, "_sleep", recorded.append)
     monkeypatch.setattr(braze_module, "_wall_clock", lambda: FROZEN_NOW + sum(recorded))
     return recorded
+
+
+def sandbox_call(
+    sandbox: BrazeSandbox,
+    path: str,
+    body: Any = None,
+    *,
+    method: str = "POST",
+    key: str | None = None,
+    params: dict[str, Any] | None = None,
+) -> requests.Response:
+    """Call the sandbox with its API key (or ``key``); ``body`` text is sent as is, else as JSON."""
+    import requests
+
+    data = body if isinstance(body, (str, bytes)) or body is None else json.dumps(body)
+    return requests.request(
+        method,
+        sandbox.url + path,
+        data=data,
+        params=params,
+        headers={"Authorization": f"Bearer {key or sandbox.api_key}", "Content-Type": "application/json"},
+        timeout=10,
+    )

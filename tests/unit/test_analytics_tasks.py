@@ -18,7 +18,7 @@ from airflow_provider_braze.hooks.braze import BrazeHook
 from airflow_provider_braze.operators.analytics import GetSendAnalyticsOperator
 from airflow_provider_braze.sandbox import BrazeSandbox, SandboxState
 from airflow_provider_braze.sensors.send_analytics import SendAnalyticsSensor
-from tests.conftest import REST_ENDPOINT
+from tests.conftest import REST_ENDPOINT, sandbox_call
 from tests.unit.test_analytics import ANSWER
 
 SERIES_URL = f"{REST_ENDPOINT}/sends/data_series"
@@ -245,12 +245,7 @@ def test_template_fields() -> None:
 
 
 def sandbox_get(sandbox: BrazeSandbox, **params: Any) -> requests.Response:
-    return requests.get(
-        sandbox.url + "/sends/data_series",
-        params=params,
-        headers={"Authorization": f"Bearer {sandbox.api_key}"},
-        timeout=10,
-    )
+    return sandbox_call(sandbox, "/sends/data_series", method="GET", params=params)
 
 
 def send_to(sandbox: BrazeSandbox, send_id: str, count: int, channels: tuple[str, ...] = ("email",)) -> None:

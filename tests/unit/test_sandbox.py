@@ -24,6 +24,7 @@ from airflow_provider_braze.exceptions import (
 from airflow_provider_braze.hooks import braze as braze_module
 from airflow_provider_braze.hooks.braze import BrazeHook
 from airflow_provider_braze.sandbox import BrazeSandbox, Faults, SandboxState
+from tests.conftest import sandbox_call
 
 CREATE = "POST /sends/id/create"
 
@@ -39,9 +40,7 @@ class FakeClock:
 def post(
     sandbox: BrazeSandbox, body: Any, key: str | None = None, path: str = "/sends/id/create"
 ) -> requests.Response:
-    headers = {"Authorization": f"Bearer {key or sandbox.api_key}"}
-    data = body if isinstance(body, (str, bytes)) else json.dumps(body)
-    return requests.post(sandbox.url + path, data=data, headers=headers, timeout=10)
+    return sandbox_call(sandbox, path, body, key=key)
 
 
 # ---------------------------------------------------------------------------- auth

@@ -2,26 +2,17 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import pytest
 import requests
 
 from airflow_provider_braze.sandbox import BrazeSandbox, SandboxState
+from tests.conftest import sandbox_call as call
 
 EMAIL = {"email": {"app_id": "app", "subject": "Hi", "body": "Hello"}}
 API = "sandbox-api-campaign"
 TRIGGERED = "sandbox-api-triggered-campaign"
-
-
-def call(sandbox: BrazeSandbox, path: str, body: Any) -> requests.Response:
-    return requests.post(
-        sandbox.url + path,
-        data=json.dumps(body),
-        headers={"Authorization": f"Bearer {sandbox.api_key}", "Content-Type": "application/json"},
-        timeout=10,
-    )
 
 
 @pytest.fixture
