@@ -447,10 +447,17 @@ class FaultInjector:
         faults = state.faults
         if faults.latency_ms:
             await asyncio.sleep(faults.latency_ms / 1000)
-        if faults.drop_before and state.draw() < faults.drop_before:
+        if faults.paths is not None and scope["path"] not in faults.paths:
+            await self.app(scope, receive, send)
+            return
+
+        def strikes(probability: float) -> bool:
+            return bool(probability) and state.draw() < probability and state.fault_allowed()
+
+        if strikes(faults.drop_before):
             await _drop_connection(send)
             return
-        if faults.rate_limit and state.draw() < faults.rate_limit:
+        if strikes(faults.rate_limit):
             reset = int(state.now() + faults.rate_limit_reset_seconds) + 1
             headers = {
                 "X-RateLimit-Limit": "1",
@@ -459,11 +466,11 @@ class FaultInjector:
             }
             await _respond(send, 429, b'{"message":"API rate limit exceeded"}', "application/json", headers)
             return
-        if faults.server_error and state.draw() < faults.server_error:
+        if strikes(faults.server_error):
             status = state.choose(faults.server_error_statuses)
             await _respond(send, status, *_server_error_body(status))
             return
-        if faults.drop_after and state.draw() < faults.drop_after:
+        if strikes(faults.drop_after):
 
             async def swallow(message: Message) -> None:
                 return None

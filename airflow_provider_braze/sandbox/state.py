@@ -74,8 +74,17 @@ class Faults:
     drop_before: float = 0.0
     #: Probability of processing the request (it is in the ledger) and then closing the connection.
     drop_after: float = 0.0
+    #: Inject faults only into these paths (e.g. ``["/messages/send"]``); None means every path.
+    paths: tuple[str, ...] | None = None
+    #: Stop injecting faults (latency aside) after this many; None means no limit. With a
+    #: probability of 1.0 this fails exactly the next N requests.
+    max_faults: int | None = None
 
     def __post_init__(self) -> None:
+        if self.paths is not None:
+            self.paths = tuple(self.paths)
+        if self.max_faults is not None and self.max_faults < 0:
+            raise ValueError("max_faults must not be negative")
         for name in ("rate_limit", "server_error", "drop_before", "drop_after"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
@@ -97,6 +106,7 @@ class Faults:
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["server_error_statuses"] = list(self.server_error_statuses)
+        data["paths"] = list(self.paths) if self.paths is not None else None
         return data
 
 
@@ -176,6 +186,7 @@ class SandboxState:
             self.keys: dict[str, ApiKey] = {self.primary_key: ApiKey(self.primary_key)}
             self.campaigns: dict[str, str] = dict(DEFAULT_CAMPAIGNS)
             self.faults: Faults = Faults.from_dict(self._initial_faults.to_dict())
+            self.faults_injected = 0
             self.rng = random.Random(self._seed)
             self.buckets = {name: RateLimitBucket(*spec) for name, spec in self._rate_limits.items()}
             # (workspace, campaign_id, send_id) -> creation time (UTC epoch seconds)
@@ -211,6 +222,16 @@ class SandboxState:
     def set_faults(self, faults: Faults) -> None:
         with self._lock:
             self.faults = faults
+            self.faults_injected = 0
+
+    def fault_allowed(self) -> bool:
+        """Whether one more fault may be injected (``max_faults``); counts it if so."""
+        with self._lock:
+            limit = self.faults.max_faults
+            if limit is not None and self.faults_injected >= limit:
+                return False
+            self.faults_injected += 1
+            return True
 
     def set_rate_limit(self, name: str, limit: int, window_seconds: int) -> None:
         """Replace one rate-limit bucket (``send_id``, ``shared`` or ``broadcast``); counts restart."""

@@ -70,7 +70,11 @@ def test_example_dag_imports_cleanly() -> None:
 
 
 def test_pipeline_creates_sends_waits_and_stores_analytics(
-    airflow_db: None, canary_sandbox: BrazeSandbox, capfd: pytest.CaptureFixture[str], tmp_path: Path
+    airflow_db: None,
+    canary_sandbox: BrazeSandbox,
+    capfd: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+    tmp_path: Path,
 ) -> None:
     dag = load_example_dag()
     logical_date = datetime(2026, 11, 2, 8, 0, tzinfo=timezone.utc)
@@ -122,7 +126,8 @@ def test_pipeline_creates_sends_waits_and_stores_analytics(
     assert channel_lines[1].startswith("  email: 3000 sent, ")
 
     output = capfd.readouterr()
-    text = output.out + output.err
+    # Log lines may reach a stream an earlier test captured; pytest's log capture sees them all.
+    text = output.out + output.err + caplog.text
     assert line in text
     assert channel_lines[1] in text
     assert "Daily send ID quota: 99 of 100 left" in text
@@ -135,7 +140,10 @@ def test_pipeline_creates_sends_waits_and_stores_analytics(
 
 
 def test_pipeline_fails_clearly_for_an_unknown_campaign(
-    airflow_db: None, canary_sandbox: BrazeSandbox, capfd: pytest.CaptureFixture[str]
+    airflow_db: None,
+    canary_sandbox: BrazeSandbox,
+    capfd: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     dag = load_example_dag()
     dag_run = dag.test(run_conf={"campaign_id": "no-such-campaign"})
@@ -154,7 +162,7 @@ def test_pipeline_fails_clearly_for_an_unknown_campaign(
     }
     assert canary_sandbox.ledger() == []
     output = capfd.readouterr()
-    text = output.out + output.err
+    text = output.out + output.err + caplog.text
     assert "BrazeBadRequestError" in text
     assert "Braze answered 400 Bad Request to POST /sends/id/create: Invalid Campaign ID." in text
     assert CANARY_KEY not in text

@@ -347,3 +347,14 @@ def test_cli_serves_and_stops_on_sigterm(cli_sandbox: tuple[subprocess.Popen[str
     assert f"Braze sandbox listening on {info['url']}" in output
     assert "API key: cli-key-0123456789" in output
     assert "export AIRFLOW_CONN_BRAZE_DEFAULT=" in output
+
+
+def test_faults_limited_to_paths_and_a_count(braze_sandbox: BrazeSandbox) -> None:
+    braze_sandbox.set_faults(
+        server_error=1.0, server_error_statuses=[503], paths=["/sends/id/create"], max_faults=2
+    )
+    list_campaigns = sandbox_call(braze_sandbox, "/campaigns/list", method="GET")
+    assert list_campaigns.status_code == 200  # another path: no fault
+    statuses = [post(braze_sandbox, {"campaign_id": "sandbox-api-campaign"}).status_code for _ in range(4)]
+    assert statuses == [503, 503, 200, 200]
+    assert braze_sandbox.state.faults.to_dict()["paths"] == ["/sends/id/create"]
