@@ -852,7 +852,6 @@ class BrazeHook(BaseHook):
             if paced:
                 self.log.info("Waited %.1f s for the Braze rate limit of %s to reset.", paced, endpoint)
                 waited += paced
-            rate = None
             try:
                 response = session.request(
                     endpoint.method,
@@ -862,8 +861,10 @@ class BrazeHook(BaseHook):
                     timeout=(settings.connect_timeout, settings.read_timeout),
                     allow_redirects=False,
                 )
-                rate = RateLimitStatus.from_headers(response.headers)
-            except requests.RequestException as exc:
+            except BaseException as exc:
+                self.pacer.release(endpoint.path, None)
+                if not isinstance(exc, requests.RequestException):
+                    raise
                 error = self._transport_error(endpoint, exc, attempt)
                 if isinstance(error, BrazeAmbiguousRequestError) and not idempotent:
                     raise error from exc
@@ -877,9 +878,8 @@ class BrazeHook(BaseHook):
                 if attempt > 1:
                     error.args = (f"{error} Gave up after {attempt} attempts.",)
                 raise error from exc
-
-            finally:
-                self.pacer.release(endpoint.path, rate)
+            rate = RateLimitStatus.from_headers(response.headers)
+            self.pacer.release(endpoint.path, rate)
             if rate is not None:
                 self.last_rate_limit = rate
             if 200 <= response.status_code < 300:
