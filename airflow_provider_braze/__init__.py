@@ -88,6 +88,14 @@ def get_provider_info() -> dict[str, Any]:
                         ),
                         "schema": {"type": ["number", "null"], "default": 120, "minimum": 0},
                     },
+                    "ca_bundle": {
+                        "label": "CA bundle (path)",
+                        "description": (
+                            "A PEM file with a private certificate authority to trust (e.g. a TLS "
+                            "proxy). Certificates are always verified."
+                        ),
+                        "schema": {"type": ["string", "null"]},
+                    },
                 },
                 "ui-field-behaviour": {
                     "hidden-fields": ["schema", "port", "login"],

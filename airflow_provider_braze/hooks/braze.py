@@ -221,7 +221,12 @@ class BrazeConnectionSettings:
     read_timeout: float = 30.0
     max_retries: int = 5
     retry_budget: float = 120.0
+    #: A CA bundle (PEM file) to trust for the endpoint's TLS certificate, besides the system's.
+    ca_bundle: str | None = None
 
+
+#: Extras that are not numbers.
+_TEXT_OPTIONS = ("ca_bundle",)
 
 _OPTION_DEFAULTS: dict[str, float] = {
     "connect_timeout": BrazeConnectionSettings.connect_timeout,
@@ -328,6 +333,19 @@ def _is_loopback(hostname: str) -> bool:
         return False
 
 
+def _check_ca_bundle(value: Any, conn_id: str) -> str | None:
+    if value is None or value == "":
+        return None
+    import os
+
+    if not isinstance(value, str) or not os.path.isfile(value):
+        raise BrazeConfigurationError(
+            f"Braze connection {conn_id!r}: ca_bundle {value!r} is not a readable file; it must be the "
+            "path of a PEM file with the certificate authority to trust."
+        )
+    return value
+
+
 def _check_api_key(password: str | None, conn_id: str) -> str:
     key = (password or "").strip()
     if not key:
@@ -411,13 +429,14 @@ class BrazeHook(BaseHook):
         register_secret(api_key)
         base_url = resolve_base_url(conn.host, conn_id=conn_id, port=conn.port, schema=conn.schema)
         extras = conn.extra_dejson or {}
-        unknown = sorted(set(extras) - set(_OPTION_DEFAULTS))
+        known = (*_OPTION_DEFAULTS, *_TEXT_OPTIONS)
+        unknown = sorted(set(extras) - set(known))
         if unknown:
             self.log.warning(
                 "Braze connection %r has extra fields this hook does not use: %s (known: %s).",
                 conn_id,
                 ", ".join(unknown),
-                ", ".join(_OPTION_DEFAULTS),
+                ", ".join(known),
             )
         options = {
             name: self._option(name, extras.get(name), default) for name, default in _OPTION_DEFAULTS.items()
@@ -430,6 +449,7 @@ class BrazeHook(BaseHook):
             read_timeout=options["read_timeout"],
             max_retries=int(options["max_retries"]),
             retry_budget=options["retry_budget"],
+            ca_bundle=_check_ca_bundle(extras.get("ca_bundle"), conn_id),
         )
 
     def _option(self, name: str, extra_value: Any, default: float) -> float:
@@ -860,6 +880,9 @@ class BrazeHook(BaseHook):
                     params=params,
                     timeout=(settings.connect_timeout, settings.read_timeout),
                     allow_redirects=False,
+                    # Certificates are always verified; a private CA can be trusted, never "no check".
+                    # Given per request: requests lets REQUESTS_CA_BUNDLE override the session's.
+                    verify=settings.ca_bundle or True,
                 )
             except BaseException as exc:
                 self.pacer.release(endpoint.path, None)

@@ -46,9 +46,10 @@ def test_connection_type_and_form() -> None:
     assert conn["hook-class-name"] == "airflow_provider_braze.hooks.braze.BrazeHook"
     assert conn["hook-name"] == BrazeHook.hook_name == "Braze"
     # Every form field is an extra the hook reads, with the hook's own default, and vice versa.
-    assert set(conn["conn-fields"]) == set(_OPTION_DEFAULTS)
+    assert set(conn["conn-fields"]) == {*_OPTION_DEFAULTS, "ca_bundle"}
     for name, field in conn["conn-fields"].items():
-        assert field["schema"]["default"] == _OPTION_DEFAULTS[name]
+        if name in _OPTION_DEFAULTS:
+            assert field["schema"]["default"] == _OPTION_DEFAULTS[name]
         assert field["label"]
     behaviour = conn["ui-field-behaviour"]
     assert set(behaviour["hidden-fields"]) == {"schema", "port", "login"}
