@@ -213,6 +213,10 @@ def create_app(state: SandboxState) -> ASGIApp:
             return JSONResponse({"error": str(err)}, status_code=422)
         return JSONResponse({"name": name, "limit": data["limit"], "window_seconds": data["window_seconds"]})
 
+    @app.get("/_sandbox/statuses")
+    async def statuses() -> dict[str, dict[str, int]]:
+        return state.statuses()
+
     @app.get("/_sandbox/deliveries")
     async def deliveries(campaign_id: str | None = None, send_id: str | None = None) -> dict[str, int]:
         return dict(state.deliveries(campaign_id, send_id))
@@ -439,11 +443,12 @@ class FaultInjector:
         self.app = app
         self.state = state
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, raw_send: Send) -> None:
         if scope["type"] != "http" or scope["path"].startswith("/_sandbox"):
-            await self.app(scope, receive, send)
+            await self.app(scope, receive, raw_send)
             return
         state = self.state
+        send = _counting(raw_send, state, scope["path"])
         faults = state.faults
         if faults.latency_ms:
             await asyncio.sleep(faults.latency_ms / 1000)
@@ -455,7 +460,7 @@ class FaultInjector:
             return bool(probability) and state.draw() < probability and state.fault_allowed()
 
         if strikes(faults.drop_before):
-            await _drop_connection(send)
+            await _drop_connection(raw_send, state, scope["path"])
             return
         if strikes(faults.rate_limit):
             reset = int(state.now() + faults.rate_limit_reset_seconds) + 1
@@ -476,9 +481,20 @@ class FaultInjector:
                 return None
 
             await self.app(scope, receive, swallow)
-            await _drop_connection(send)
+            await _drop_connection(raw_send, state, scope["path"])
             return
         await self.app(scope, receive, send)
+
+
+def _counting(send: Send, state: SandboxState, path: str) -> Send:
+    """Wrap ``send`` so every answer's status is counted (benchmarks report the share of 429s)."""
+
+    async def counting_send(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            state.count_status(path, message["status"])
+        await send(message)
+
+    return counting_send
 
 
 def _server_error_body(status: int) -> tuple[bytes, str]:
@@ -498,8 +514,12 @@ async def _respond(
     await send({"type": "http.response.body", "body": body})
 
 
-async def _drop_connection(send: Send) -> None:
-    """Close the TCP connection without answering (what a crashed server or proxy looks like)."""
+async def _drop_connection(send: Send, state: SandboxState, path: str) -> None:
+    """Close the TCP connection without answering (what a crashed server or proxy looks like).
+
+    Counted as status 0 in the sandbox's status counts.
+    """
+    state.count_status(path, 0)
     # uvicorn's ``send`` is a bound method of its request cycle, which holds the transport.
     transport = getattr(getattr(send, "__self__", None), "transport", None)
     if transport is None:

@@ -187,6 +187,7 @@ class SandboxState:
             self.campaigns: dict[str, str] = dict(DEFAULT_CAMPAIGNS)
             self.faults: Faults = Faults.from_dict(self._initial_faults.to_dict())
             self.faults_injected = 0
+            self._statuses: dict[str, Counter[int]] = defaultdict(Counter)
             self.rng = random.Random(self._seed)
             self.buckets = {name: RateLimitBucket(*spec) for name, spec in self._rate_limits.items()}
             # (workspace, campaign_id, send_id) -> creation time (UTC epoch seconds)
@@ -320,6 +321,15 @@ class SandboxState:
             window = self.send_id_quota.consume(workspace, now)
             self.send_ids[(workspace, campaign_id, send_id)] = now
             return send_id, window, True
+
+    def count_status(self, path: str, status: int) -> None:
+        with self._lock:
+            self._statuses[path][status] += 1
+
+    def statuses(self) -> dict[str, dict[str, int]]:
+        """Answers given per path and HTTP status (faults included), e.g. to count 429s."""
+        with self._lock:
+            return {path: {str(k): v for k, v in counts.items()} for path, counts in self._statuses.items()}
 
     def check_send_id(self, workspace: str, campaign_id: str, send_id: str) -> bool:
         with self._lock:

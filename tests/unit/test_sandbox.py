@@ -358,3 +358,15 @@ def test_faults_limited_to_paths_and_a_count(braze_sandbox: BrazeSandbox) -> Non
     statuses = [post(braze_sandbox, {"campaign_id": "sandbox-api-campaign"}).status_code for _ in range(4)]
     assert statuses == [503, 503, 200, 200]
     assert braze_sandbox.state.faults.to_dict()["paths"] == ["/sends/id/create"]
+
+
+def test_status_counts(braze_sandbox: BrazeSandbox) -> None:
+    braze_sandbox.set_faults(rate_limit=1.0, max_faults=1, paths=["/sends/id/create"])
+    post(braze_sandbox, {"campaign_id": "sandbox-api-campaign"})
+    post(braze_sandbox, {"campaign_id": "sandbox-api-campaign"})
+    post(braze_sandbox, {"campaign_id": "nope"})
+    braze_sandbox.set_faults(drop_before=1.0, max_faults=1)
+    with pytest.raises(requests.ConnectionError):
+        post(braze_sandbox, {"campaign_id": "sandbox-api-campaign"})
+    counts = sandbox_call(braze_sandbox, "/_sandbox/statuses", method="GET").json()
+    assert counts == {"/sends/id/create": {"429": 1, "200": 1, "400": 1, "0": 1}}
