@@ -120,10 +120,11 @@ class RateLimitStatus:
     @classmethod
     def from_headers(cls, headers: Mapping[str, str]) -> RateLimitStatus | None:
         """Parse the headers (any case); None when Braze sent none of them."""
-        lowered = {k.lower(): v for k, v in headers.items()}
-        limit = _int_or_none(lowered.get("x-ratelimit-limit"))
-        remaining = _int_or_none(lowered.get("x-ratelimit-remaining"))
-        reset = _int_or_none(lowered.get("x-ratelimit-reset"))
+        if not hasattr(headers, "lower_items"):  # not requests' case-insensitive mapping
+            headers = {k.lower(): v for k, v in headers.items()}
+        limit = _int_or_none(headers.get("x-ratelimit-limit"))
+        remaining = _int_or_none(headers.get("x-ratelimit-remaining"))
+        reset = _int_or_none(headers.get("x-ratelimit-reset"))
         if limit is None and remaining is None and reset is None:
             return None
         reset_at = datetime.fromtimestamp(reset, tz=timezone.utc) if reset is not None else None

@@ -18,6 +18,15 @@ def _parse_key(text: str) -> tuple[str, list[str] | None]:
     return key, ([p for p in perms.split(",") if p] if sep else None)
 
 
+def _parse_rate_limit(text: str) -> tuple[str, tuple[int, int]]:
+    name, _, spec = text.partition("=")
+    limit, _, seconds = spec.partition("/")
+    try:
+        return name, (int(limit), int(seconds))
+    except ValueError:
+        raise argparse.ArgumentTypeError("expected NAME=LIMIT/SECONDS, e.g. shared=600/60") from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m airflow_provider_braze.sandbox",
@@ -42,6 +51,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="an extra campaign; KIND is api (default) or api_triggered",
     )
     parser.add_argument("--send-id-daily-limit", type=int, default=100, help="(default: %(default)s)")
+    parser.add_argument(
+        "--rate-limit",
+        dest="rate_limits",
+        action="append",
+        default=[],
+        type=_parse_rate_limit,
+        metavar="NAME=LIMIT/SECONDS",
+        help="a rate-limit bucket: shared (default 250000/3600), broadcast (250/60) or send_id (100/86400)",
+    )
     parser.add_argument("--seed", type=int, help="seed for fault injection and generated IDs")
     faults = parser.add_argument_group("fault injection (probabilities per request, 0..1)")
     faults.add_argument("--latency-ms", type=float, default=0.0)
@@ -69,6 +87,7 @@ def main(argv: list[str] | None = None) -> None:
             ),
             seed=args.seed,
             send_id_daily_limit=args.send_id_daily_limit,
+            rate_limits=dict(args.rate_limits),
         )
         for key, perms in args.key:
             state.add_key(key, permissions=perms)

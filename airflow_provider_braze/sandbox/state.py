@@ -172,9 +172,10 @@ class SandboxState:
         self.primary_key = api_key or f"sandbox-{secrets.token_hex(16)}"
         self._initial_faults = faults or Faults()
         self._seed = seed
-        self._rate_limits = {**DEFAULT_RATE_LIMITS, **(rate_limits or {})}
+        self._rate_limits = dict(DEFAULT_RATE_LIMITS)
         if send_id_daily_limit is not None:
             self._rate_limits["send_id"] = (send_id_daily_limit, 86_400)
+        self._rate_limits.update(rate_limits or {})
         unknown = set(self._rate_limits) - set(DEFAULT_RATE_LIMITS)
         if unknown:
             raise ValueError(f"unknown rate limit(s): {', '.join(sorted(unknown))}")

@@ -370,3 +370,11 @@ def test_status_counts(braze_sandbox: BrazeSandbox) -> None:
         post(braze_sandbox, {"campaign_id": "sandbox-api-campaign"})
     counts = sandbox_call(braze_sandbox, "/_sandbox/statuses", method="GET").json()
     assert counts == {"/sends/id/create": {"429": 1, "200": 1, "400": 1, "0": 1}}
+
+
+def test_cli_rate_limits_and_faults_do_not_mix() -> None:
+    from airflow_provider_braze.sandbox.__main__ import build_parser
+
+    args = build_parser().parse_args(["--rate-limit", "shared=300/5", "--p-429", "0.1"])
+    assert args.rate_limits == [("shared", (300, 5))]
+    assert args.rate_limit == 0.1
