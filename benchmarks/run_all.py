@@ -20,7 +20,8 @@ def main() -> int:
     failed = []
     for name in BENCHMARKS:
         print(f"\n=== {name}", flush=True)
-        result = subprocess.run([sys.executable, str(HERE / name)], capture_output=True, text=True, check=False)
+        command = [sys.executable, str(HERE / name)]
+        result = subprocess.run(command, capture_output=True, text=True, check=False)
         report = [line for line in result.stdout.splitlines() if not line.startswith("20")]  # skip log lines
         print("\n".join(report), flush=True)
         if result.returncode != 0:
