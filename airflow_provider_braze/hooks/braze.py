@@ -127,7 +127,10 @@ class RateLimitStatus:
         reset = _int_or_none(headers.get("x-ratelimit-reset"))
         if limit is None and remaining is None and reset is None:
             return None
-        reset_at = datetime.fromtimestamp(reset, tz=timezone.utc) if reset is not None else None
+        try:
+            reset_at = datetime.fromtimestamp(reset, tz=timezone.utc) if reset is not None else None
+        except (ValueError, OverflowError, OSError):  # a nonsense epoch: ignore it, do not crash
+            reset_at = None
         return cls(limit=limit, remaining=remaining, reset_at=reset_at)
 
     def seconds_until_reset(self, now: float) -> float | None:

@@ -67,6 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
     faults.add_argument("--p-5xx", dest="server_error", type=float, default=0.0)
     faults.add_argument("--p-drop-before", dest="drop_before", type=float, default=0.0)
     faults.add_argument("--p-drop-after", dest="drop_after", type=float, default=0.0)
+    faults.add_argument("--p-slow", dest="slow", type=float, default=0.0, help="answer after --slow-ms")
+    faults.add_argument("--slow-ms", type=float, default=5_000.0)
     parser.add_argument("--ready-file", help="write the URL and API key as JSON here once serving")
     return parser
 
@@ -84,6 +86,8 @@ def main(argv: list[str] | None = None) -> None:
                 server_error=args.server_error,
                 drop_before=args.drop_before,
                 drop_after=args.drop_after,
+                slow=args.slow,
+                slow_ms=args.slow_ms,
             ),
             seed=args.seed,
             send_id_daily_limit=args.send_id_daily_limit,

@@ -459,6 +459,8 @@ class FaultInjector:
         def strikes(probability: float) -> bool:
             return bool(probability) and state.draw() < probability and state.fault_allowed()
 
+        if strikes(faults.slow):
+            await asyncio.sleep(faults.slow_ms / 1000)
         if strikes(faults.drop_before):
             await _drop_connection(raw_send, state, scope["path"])
             return

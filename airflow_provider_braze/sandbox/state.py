@@ -74,6 +74,10 @@ class Faults:
     drop_before: float = 0.0
     #: Probability of processing the request (it is in the ledger) and then closing the connection.
     drop_after: float = 0.0
+    #: Probability of a slow answer: the request waits ``slow_ms`` before it is processed and
+    #: answered (past a client's read timeout, Braze may have processed what the client gave up on).
+    slow: float = 0.0
+    slow_ms: float = 5_000.0
     #: Inject faults only into these paths (e.g. ``["/messages/send"]``); None means every path.
     paths: tuple[str, ...] | None = None
     #: Stop injecting faults (latency aside) after this many; None means no limit. With a
@@ -85,12 +89,12 @@ class Faults:
             self.paths = tuple(self.paths)
         if self.max_faults is not None and self.max_faults < 0:
             raise ValueError("max_faults must not be negative")
-        for name in ("rate_limit", "server_error", "drop_before", "drop_after"):
+        for name in ("rate_limit", "server_error", "drop_before", "drop_after", "slow"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"fault probability {name}={value} is not between 0 and 1")
-        if self.latency_ms < 0 or self.rate_limit_reset_seconds < 0:
-            raise ValueError("latency_ms and rate_limit_reset_seconds must not be negative")
+        if self.latency_ms < 0 or self.rate_limit_reset_seconds < 0 or self.slow_ms < 0:
+            raise ValueError("latency_ms, slow_ms and rate_limit_reset_seconds must not be negative")
         self.server_error_statuses = tuple(int(s) for s in self.server_error_statuses)
         if not self.server_error_statuses or any(not 500 <= s <= 599 for s in self.server_error_statuses):
             raise ValueError("server_error_statuses must be a non-empty list of 5xx codes")

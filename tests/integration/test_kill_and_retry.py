@@ -49,7 +49,7 @@ def finish(process: subprocess.Popen[bytes], summary: Path) -> tuple[int, dict[s
     return code, json.loads(summary.read_text())
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize("seed", [1, 2, 3, 4, 5])
 def test_sigkill_then_retry_is_exactly_once(braze_sandbox: BrazeSandbox, tmp_path: Path, seed: int) -> None:
     braze_sandbox.state.send_ids[("sandbox-workspace", "sandbox-api-campaign", "kill-test")] = 0.0
     braze_sandbox.set_faults(latency_ms=20)

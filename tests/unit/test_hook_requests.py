@@ -544,3 +544,12 @@ def test_errors_pickle_with_their_attributes() -> None:
     assert isinstance(clone, BrazeError)
     # Airflow re-creates exceptions from their text alone.
     assert str(BrazeServerError(str(err))) == "limited"
+
+
+@pytest.mark.parametrize("reset", ["253402300800", "-99999999999999", "1e300"])
+def test_nonsense_reset_headers_are_ignored(hook: BrazeHook, requests_mock: rm.Mocker, reset: str) -> None:
+    requests_mock.post(
+        CREATE_URL, json={"message": "success", "send_id": "s"}, headers={"X-RateLimit-Reset": reset}
+    )
+    assert hook.create_send_id("c", "s") == "s"
+    assert hook.last_rate_limit is None or hook.last_rate_limit.reset_at is None
