@@ -90,6 +90,9 @@ def main() -> None:
     with sandbox(
         "--latency-ms", str(LATENCY_S * 1000), "--rate-limit", f"shared={args.limit}/{args.window}"
     ) as info:
+        # Windows align to the clock, as Braze's do: start at a window's start, so that a partial
+        # first window does not flatter the result.
+        time.sleep(args.window - time.time() % args.window + 0.05)
         elapsed = send(info, args.recipients, args.concurrency, checkpoints, run="throughput")
         counts = statuses(info)
         naive = naive_loop(info, 40)

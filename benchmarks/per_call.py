@@ -100,12 +100,10 @@ def main() -> None:
     print(
         f"{calls} sequential calls per client, interleaved in {args.rounds} rounds, "
         "loopback keep-alive server"
-        "loopback keep-alive server"
     )
     for name in clients:
         print(
             f"  {name:<26} CPU {1e6 * cpu[name] / calls:7.1f} us/call   "
-            f"wall {1e6 * wall[name] / calls:7.1f} us/call"
             f"wall {1e6 * wall[name] / calls:7.1f} us/call"
         )
     to_bare = statistics.median(round_ratios["bare"])
@@ -117,7 +115,6 @@ def main() -> None:
     )
     print(
         f"  CPU ratio BrazeHook / HttpHook:     median of rounds {to_http:.3f}, "
-        f"of totals {ours / http_cost:.3f}"
         f"of totals {ours / http_cost:.3f}"
         f" (target <= 1.0: {'met' if to_http <= 1.0 else 'NOT met'})"
     )
