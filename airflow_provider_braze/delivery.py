@@ -318,7 +318,6 @@ class BatchDelivery:
         self._max_rate_limit_wait = max_rate_limit_wait
         self._rate_limit_status = rate_limit_status
         self._stop = threading.Event()
-        self._lock = threading.Lock()
         #: The error that stopped the send (auth, too many refusals...); set by the coordinator.
         self._abort: BaseException | None = None
 
@@ -561,19 +560,19 @@ class BatchDelivery:
         self._dirty = True
 
     def _note_answer(self, answer: dict[str, Any]) -> None:
+        # Only the coordinating thread records outcomes, so no lock is needed.
         stats = self._stats
-        with self._lock:
-            if answer.get("dispatch_id"):
-                stats["dispatch_count"] += 1
-                if len(stats["dispatch_ids"]) < SUMMARY_LIST_LIMIT:
-                    stats["dispatch_ids"].append(answer["dispatch_id"])
-            if answer.get("schedule_id") and len(stats["schedule_ids"]) < SUMMARY_LIST_LIMIT:
-                stats["schedule_ids"].append(answer["schedule_id"])
-            if answer.get("errors"):
-                stats["batches_with_non_fatal_errors"] += 1
-                for error in answer["errors"]:
-                    if len(stats["non_fatal_errors"]) < SUMMARY_LIST_LIMIT:
-                        stats["non_fatal_errors"].append(error)
+        if answer.get("dispatch_id"):
+            stats["dispatch_count"] += 1
+            if len(stats["dispatch_ids"]) < SUMMARY_LIST_LIMIT:
+                stats["dispatch_ids"].append(answer["dispatch_id"])
+        if answer.get("schedule_id") and len(stats["schedule_ids"]) < SUMMARY_LIST_LIMIT:
+            stats["schedule_ids"].append(answer["schedule_id"])
+        if answer.get("errors"):
+            stats["batches_with_non_fatal_errors"] += 1
+            for error in answer["errors"]:
+                if len(stats["non_fatal_errors"]) < SUMMARY_LIST_LIMIT:
+                    stats["non_fatal_errors"].append(error)
 
     def _check_fingerprint(self, index: int, batch: list[Any]) -> None:
         if index % _FINGERPRINT_EVERY:
