@@ -12,13 +12,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
-import time
-from datetime import datetime, timezone
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _common import connection, machine, sandbox
 
 CHILD = r"""
 import json, os, resource, sys, time
@@ -62,44 +62,17 @@ def main() -> None:
     parser.add_argument("--small", type=int, default=10_000)
     args = parser.parse_args()
 
-    with tempfile.TemporaryDirectory(prefix="braze-bench-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="braze-bench-") as tmp, sandbox() as info:
         workdir = Path(tmp)
-        ready = workdir / "sandbox.json"
-        sandbox = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "airflow_provider_braze.sandbox",
-                "--port",
-                "0",
-                "--ready-file",
-                str(ready),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        try:
-            deadline = time.monotonic() + 60
-            while not (ready.exists() and ready.read_text()):
-                if time.monotonic() > deadline or sandbox.poll() is not None:
-                    raise SystemExit("the sandbox did not start")
-                time.sleep(0.05)
-            info = json.loads(ready.read_text())
-            connection = json.dumps({"conn_type": "braze", "host": info["url"], "password": info["api_key"]})
-            results = {}
-            for label, count in (("small", args.small), ("large", args.large)):
-                audience = workdir / f"{label}.jsonl"
-                write_audience(audience, count)
-                results[label] = run_send(connection, audience, workdir, run=label)
-                assert results[label]["accepted"] == count, results[label]
-        finally:
-            sandbox.terminate()
-            sandbox.wait(timeout=30)
+        results = {}
+        for label, count in (("small", args.small), ("large", args.large)):
+            audience = workdir / f"{label}.jsonl"
+            write_audience(audience, count)
+            results[label] = run_send(connection(info), audience, workdir, run=label)
+            assert results[label]["accepted"] == count, results[label]
 
     small, large = results["small"], results["large"]
-    machine = f"{platform.node()} {platform.machine()} {os.cpu_count()} cores"
-    print(f"machine: {machine}, Python {platform.python_version()}")
-    print(f"date: {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC")
+    print(machine())
     for count, result in ((args.small, small), (args.large, large)):
         peak = result["peak_kib"] / 1024
         print(f"{count:>9} recipients from a file: peak RSS {peak:7.1f} MiB, {result['seconds']:6.1f} s")
