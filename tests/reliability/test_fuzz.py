@@ -164,3 +164,42 @@ def test_recipient_items(items: list[Any], kind: str) -> None:
         list(iter_recipients(items, kind))  # type: ignore[arg-type]
     except BrazeValidationError as err:
         assert "recipient" in str(err)
+
+
+@FUZZ
+@given(
+    campaign_id=ANY_VALUE,
+    send_id=ANY_VALUE,
+    recipients=st.one_of(st.none(), ANY_VALUE, st.lists(JSONISH, max_size=5)),
+    broadcast=st.booleans(),
+    concurrency=st.one_of(st.integers(-2, 40), st.just(4)),
+)
+def test_send_operator_arguments(
+    campaign_id: Any, send_id: Any, recipients: Any, broadcast: bool, concurrency: int, tmp_path_factory: Any
+) -> None:
+    """Whatever the arguments, the send operator either sends or fails with a typed error; a
+    local error sends nothing."""
+    from airflow_provider_braze.operators.messages import SendMessagesOperator
+
+    checkpoint = tmp_path_factory.mktemp("cp")
+    with (
+        mock.patch.dict("os.environ", {"AIRFLOW_CONN_BRAZE_DEFAULT": braze_connection()}),
+        rm.Mocker() as mocker,
+    ):
+        mocker.post(f"{REST_ENDPOINT}/messages/send", json={"message": "success", "dispatch_id": "d"})
+        op = SendMessagesOperator(
+            task_id="t",
+            campaign_id=campaign_id,
+            send_id=send_id,
+            recipients=recipients,
+            broadcast=broadcast,
+            concurrency=concurrency,
+            messages={"email": {"body": "x"}},
+            checkpoint=str(checkpoint),
+        )
+        try:
+            op.execute({"ti": mock.MagicMock(dag_id="d", task_id="t", run_id="r", map_index=-1)})
+        except BrazeValidationError:
+            assert mocker.call_count == 0
+        except BrazeError:
+            pass
