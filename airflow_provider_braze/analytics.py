@@ -21,6 +21,10 @@ from airflow_provider_braze.exceptions import BrazeUnexpectedResponseError, Braz
 RETENTION_DAYS = 14
 
 #: Variation statistics Braze documents, in the order rows list them; others it adds follow.
+#: Conversion counts: the main event and up to three more, by conversion time and by send time.
+_CONVERSION_FIELDS = tuple(
+    f"conversions{n}{suffix}" for n in ("", "1", "2", "3") for suffix in ("", "_by_send_time")
+)
 VARIATION_FIELDS = (
     "sent",
     "delivered",
@@ -32,28 +36,10 @@ VARIATION_FIELDS = (
     "body_clicks",
     "revenue",
     "unique_recipients",
-    "conversions",
-    "conversions_by_send_time",
-    "conversions1",
-    "conversions1_by_send_time",
-    "conversions2",
-    "conversions2_by_send_time",
-    "conversions3",
-    "conversions3_by_send_time",
+    *_CONVERSION_FIELDS,
 )
 #: Day-level totals Braze documents; in rows they are prefixed ``day_``.
-DAY_FIELDS = (
-    "conversions",
-    "conversions_by_send_time",
-    "conversions1",
-    "conversions1_by_send_time",
-    "conversions2",
-    "conversions2_by_send_time",
-    "conversions3",
-    "conversions3_by_send_time",
-    "unique_recipients",
-    "revenue",
-)
+DAY_FIELDS = (*_CONVERSION_FIELDS, "unique_recipients", "revenue")
 KEY_FIELDS = ("campaign_id", "send_id", "date", "channel", "variation_name")
 #: The columns every row has, whatever Braze sent (missing values are None).
 ROW_FIELDS = (*KEY_FIELDS, *VARIATION_FIELDS, *(f"day_{name}" for name in DAY_FIELDS))
