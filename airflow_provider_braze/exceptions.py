@@ -10,6 +10,7 @@ answer keep what Braze said as attributes (``status_code``, ``message``, ``error
     ├── BrazeValidationError          bad local input; raised before any request is sent
     ├── BrazeConfigurationError       the Airflow connection cannot be used (host, key, extras)
     ├── BrazeAnalyticsUnavailableError   Braze no longer keeps a send's analytics (14 days)
+    ├── BrazeCheckpointError          a send's checkpoint cannot be read, written or trusted
     ├── BrazeTransportError           no usable HTTP answer (connection failed, timed out)
     │   └── BrazeAmbiguousRequestError    the request was sent but its outcome is unknown
     └── BrazeAPIError                 Braze answered with an error status or an unusable body
@@ -19,6 +20,7 @@ answer keep what Braze said as attributes (``status_code``, ``message``, ``error
         ├── BrazeRateLimitError           429, with the reset time
         ├── BrazeServerError              5xx
         └── BrazeUnexpectedResponseError  2xx whose body is not the JSON Braze documents
+            └── BrazeAmbiguousResponseError   ... for a send: it is also a BrazeAmbiguousRequestError
 """
 
 from __future__ import annotations
@@ -59,6 +61,14 @@ class BrazeValidationError(BrazeError, AirflowFailException, ValueError):
 
 class BrazeConfigurationError(BrazeError):
     """The Braze connection is missing, incomplete or unsafe to use (host, API key, extras)."""
+
+
+class BrazeCheckpointError(BrazeError):
+    """A send's checkpoint could not be read or written, or it says something this try cannot
+    safely act on (another send's record, a retry whose earlier record is gone).
+
+    Sending is refused rather than guessed: the message names the checkpoint and what to do.
+    """
 
 
 class BrazeTransportError(BrazeError):
@@ -157,6 +167,14 @@ class BrazeServerError(BrazeAPIError):
 
 class BrazeUnexpectedResponseError(BrazeAPIError):
     """Braze answered 2xx, but the body is not the JSON object the endpoint documents."""
+
+
+class BrazeAmbiguousResponseError(BrazeUnexpectedResponseError, BrazeAmbiguousRequestError):
+    """A send was answered 2xx with a body that cannot be read (empty, HTML, not JSON).
+
+    Something answered success, so Braze may well have processed the send, but the answer does
+    not say so: its outcome is unknown, and it is never repeated automatically.
+    """
 
 
 class BrazeAnalyticsUnavailableError(BrazeError, AirflowFailException):

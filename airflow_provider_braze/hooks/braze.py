@@ -10,10 +10,8 @@ import ipaddress
 import math
 import random
 import re
-import threading
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from functools import cached_property
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
@@ -25,6 +23,7 @@ from airflow_provider_braze import DISTRIBUTION_NAME, __version__
 from airflow_provider_braze._masking import register_secret
 from airflow_provider_braze.exceptions import (
     BrazeAmbiguousRequestError,
+    BrazeAmbiguousResponseError,
     BrazeAPIError,
     BrazeAuthError,
     BrazeBadRequestError,
@@ -37,6 +36,9 @@ from airflow_provider_braze.exceptions import (
     BrazeUnexpectedResponseError,
     BrazeValidationError,
 )
+
+# Re-exported: these lived here before rate_limit.py, and users import them from here.
+from airflow_provider_braze.rate_limit import RateLimitPacer, RateLimitStatus, ServerClock
 from airflow_provider_braze.validation import (
     check_broadcast,
     check_recipient_count,
@@ -52,9 +54,19 @@ from airflow_provider_braze.validation import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from datetime import datetime
 
     import requests
+
+__all__ = [
+    "BRAZE_INSTANCES",
+    "BrazeConnectionSettings",
+    "BrazeEndpoint",
+    "BrazeHook",
+    "RateLimitPacer",
+    "RateLimitStatus",
+    "resolve_base_url",
+]
 
 #: Braze instance codes and their REST endpoints (braze-docs ``_includes/data_centers.md``).
 BRAZE_INSTANCES: dict[str, str] = {
@@ -71,6 +83,8 @@ BRAZE_INSTANCES: dict[str, str] = {
 _INSTANCE_CODE = re.compile(r"^[A-Za-z]{2,3}-\d{1,3}$")
 _HOSTNAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$")
 _BODY_EXCERPT_CHARS = 200
+#: A clock difference with Braze worth a warning (smaller ones are within the Date header's precision).
+_SKEW_WORTH_REPORTING = 5.0
 
 # Module-level so tests can replace them without touching the global time module.
 _sleep = time.sleep
@@ -107,111 +121,6 @@ SCHEDULE_CAMPAIGN_TRIGGER = BrazeEndpoint(
     "POST", "/campaigns/trigger/schedule/create", "campaigns.trigger.schedule.create"
 )
 SEND_DATA_SERIES = BrazeEndpoint("GET", "/sends/data_series", "sends.data_series")
-
-
-@dataclass(frozen=True)
-class RateLimitStatus:
-    """What Braze's ``X-RateLimit-*`` headers said on one answer."""
-
-    limit: int | None
-    remaining: int | None
-    reset_at: datetime | None
-
-    @classmethod
-    def from_headers(cls, headers: Mapping[str, str]) -> RateLimitStatus | None:
-        """Parse the headers (any case); None when Braze sent none of them."""
-        if not hasattr(headers, "lower_items"):  # not requests' case-insensitive mapping
-            headers = {k.lower(): v for k, v in headers.items()}
-        limit = _int_or_none(headers.get("x-ratelimit-limit"))
-        remaining = _int_or_none(headers.get("x-ratelimit-remaining"))
-        reset = _int_or_none(headers.get("x-ratelimit-reset"))
-        if limit is None and remaining is None and reset is None:
-            return None
-        try:
-            reset_at = datetime.fromtimestamp(reset, tz=timezone.utc) if reset is not None else None
-        except (ValueError, OverflowError, OSError):  # a nonsense epoch: ignore it, do not crash
-            reset_at = None
-        return cls(limit=limit, remaining=remaining, reset_at=reset_at)
-
-    def seconds_until_reset(self, now: float) -> float | None:
-        """Seconds from ``now`` (epoch) until the reset, never negative; None if unknown."""
-        if self.reset_at is None:
-            return None
-        return max(0.0, self.reset_at.timestamp() - now)
-
-    def describe(self) -> str:
-        parts = []
-        if self.remaining is not None and self.limit is not None:
-            parts.append(f"{self.remaining} of {self.limit} left")
-        elif self.remaining is not None:
-            parts.append(f"{self.remaining} left")
-        if self.reset_at is not None:
-            parts.append(f"resets at {self.reset_at:%Y-%m-%d %H:%M:%S} UTC")
-        return ", ".join(parts) or "no details"
-
-
-def _int_or_none(value: str | None) -> int | None:
-    if value is None:
-        return None
-    try:
-        return int(float(value.strip()))
-    except ValueError:
-        return None
-
-
-@dataclass
-class _Window:
-    remaining: int
-    reset_at: float  # UTC epoch seconds
-    in_flight: int = 0
-
-
-class RateLimitPacer:
-    """Spends what is left of a rate-limit window without overrunning it; shared by threads.
-
-    Braze reports ``X-RateLimit-Remaining`` and ``-Reset`` on every answer. Requests still in
-    flight have not been counted yet, so a request may start only while ``remaining`` exceeds
-    the number in flight; otherwise it waits for the reset instead of drawing a 429.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._windows: dict[str, _Window] = {}
-
-    def acquire(self, key: str, max_wait: float) -> float:
-        """Wait (at most ``max_wait`` seconds) until a request may start; return the time waited.
-
-        Every call must be followed by :meth:`release`, whatever happens to the request.
-        """
-        with self._lock:
-            window = self._windows.get(key)
-            if window is None:
-                return 0.0
-            window.in_flight += 1  # counted while waiting too, so waiting threads do not pile up
-            now = _wall_clock()
-            if window.reset_at <= now or window.remaining >= window.in_flight:
-                return 0.0
-            # A little after the reset, so this client's clock does not beat the server's.
-            wait = window.reset_at - now + random.uniform(0.05, 0.25)
-        if wait > max_wait:
-            return 0.0  # Too long to wait here: Braze's 429 answer decides.
-        _sleep(wait)
-        return wait
-
-    def release(self, key: str, rate: RateLimitStatus | None) -> None:
-        """Record the end of a request started with :meth:`acquire` and what Braze said."""
-        with self._lock:
-            window = self._windows.get(key)
-            if window is not None:
-                window.in_flight = max(0, window.in_flight - 1)
-            if rate is None or rate.remaining is None or rate.reset_at is None:
-                return
-            reset_at = rate.reset_at.timestamp()
-            if window is None or reset_at > window.reset_at:
-                self._windows[key] = _Window(rate.remaining, reset_at, window.in_flight if window else 0)
-            elif reset_at == window.reset_at:
-                # Answers arrive out of order; within one window the smallest count is the latest.
-                window.remaining = min(window.remaining, rate.remaining)
 
 
 @dataclass(frozen=True)
@@ -419,7 +328,11 @@ class BrazeHook(BaseHook):
         }
         #: Rate-limit headers of the most recent answer that carried them.
         self.last_rate_limit: RateLimitStatus | None = None
-        self.pacer = RateLimitPacer()
+        #: Braze's clock as learnt from the ``Date`` of its answers; rate-limit resets are on it.
+        # Lambdas: the module's clock and sleep are looked up at call time, so tests can replace them.
+        self.server_clock = ServerClock(lambda: _wall_clock())  # noqa: PLW0108
+        self.pacer = RateLimitPacer(clock=self.server_clock.now, sleep=lambda s: _sleep(s))  # noqa: PLW0108
+        self._skew_reported = False
 
     # ----------------------------------------------------------------------------- settings
 
@@ -905,12 +818,13 @@ class BrazeHook(BaseHook):
                 if attempt > 1:
                     error.args = (f"{error} Gave up after {attempt} attempts.",)
                 raise error from exc
+            self._observe_clock(response)
             rate = RateLimitStatus.from_headers(response.headers)
             self.pacer.release(endpoint.path, rate)
             if rate is not None:
                 self.last_rate_limit = rate
             if 200 <= response.status_code < 300:
-                return self._success_body(endpoint, response)
+                return self._success_body(endpoint, response, idempotent=idempotent)
 
             api_error = self._api_error(endpoint, response, rate, attempt, sent_before)
             status = response.status_code
@@ -923,7 +837,7 @@ class BrazeHook(BaseHook):
                     attempts=attempt,
                 )
             if status == 429:
-                reset_in = rate.seconds_until_reset(_wall_clock()) if rate else None
+                reset_in = rate.seconds_until_reset(self.server_clock.now()) if rate else None
                 # Wait for the reset plus a little jitter so parallel callers do not stampede.
                 delay = (
                     reset_in + random.uniform(0.0, 1.0) if reset_in is not None else self._backoff(attempt)
@@ -960,21 +874,47 @@ class BrazeHook(BaseHook):
             attempts=attempt,
         )
 
-    def _success_body(self, endpoint: BrazeEndpoint, response: requests.Response) -> dict[str, Any]:
+    def _success_body(
+        self, endpoint: BrazeEndpoint, response: requests.Response, *, idempotent: bool
+    ) -> dict[str, Any]:
         body = _json_or_none(response)
         if not isinstance(body, dict):
-            raise BrazeUnexpectedResponseError(
+            text = (
                 f"Braze answered {endpoint} with {response.status_code} but "
-                f"{self._describe_body(response)}, not a JSON object.",
-                status_code=response.status_code,
-                message=self._describe_body(response),
-                endpoint=str(endpoint),
+                f"{self._describe_body(response)}, not a JSON object."
             )
+            details: dict[str, Any] = {
+                "status_code": response.status_code,
+                "message": self._describe_body(response),
+                "endpoint": str(endpoint),
+            }
+            if not idempotent:
+                # Something answered success, so the call may have taken effect; the body does
+                # not confirm it. Never a reason to repeat the call.
+                raise BrazeAmbiguousResponseError(
+                    f"{text} The call may have taken effect, so it was not repeated.", **details
+                )
+            raise BrazeUnexpectedResponseError(text, **details)
         errors = body.get("errors")
         if errors:
-            # Non-fatal: Braze processed the call; the listed parts were not applied.
+            # Non-fatal: Braze processed the call; the listed parts were not applied. A proxy
+            # that echoes request headers could put the key here: redact before anyone keeps it.
+            body["errors"] = errors = _redacted(errors, self._redact)
             self.log.warning("Braze accepted %s with non-fatal errors: %s", endpoint, errors)
         return body
+
+    def _observe_clock(self, response: requests.Response) -> None:
+        """Learn Braze's clock from the answer's ``Date``; say once when this worker's is far off."""
+        self.server_clock.observe(response.headers.get("Date"), _wall_clock())
+        offset = self.server_clock.offset
+        if abs(offset) >= _SKEW_WORTH_REPORTING and not self._skew_reported:
+            self._skew_reported = True
+            self.log.warning(
+                "This worker's clock is %.0f s %s Braze's (from the Date of its answers); rate-limit "
+                "resets are timed on Braze's clock.",
+                abs(offset),
+                "behind" if offset > 0 else "ahead of",
+            )
 
     def _api_error(
         self,
@@ -1087,6 +1027,10 @@ class BrazeHook(BaseHook):
         settings: BrazeConnectionSettings | None = self.__dict__.get("settings")
         return text.replace(settings.api_key, "***") if settings else text
 
+    def redact(self, value: Any) -> Any:
+        """``value`` (text, or lists and dicts of it) without the API key, for anything kept or shown."""
+        return _redacted(value, self._redact)
+
 
 class _BearerAuth:
     """``Authorization: Bearer <key>`` that never shows the key in its repr."""
@@ -1100,6 +1044,17 @@ class _BearerAuth:
 
     def __repr__(self) -> str:
         return "_BearerAuth(***)"
+
+
+def _redacted(value: Any, redact: Any) -> Any:
+    """``value`` with ``redact`` applied to every string in it, however deeply nested."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, list):
+        return [_redacted(v, redact) for v in value]
+    if isinstance(value, dict):
+        return {_redacted(k, redact): _redacted(v, redact) for k, v in value.items()}
+    return value
 
 
 def _without_nones(body: dict[str, Any]) -> dict[str, Any]:

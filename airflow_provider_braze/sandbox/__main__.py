@@ -61,12 +61,27 @@ def build_parser() -> argparse.ArgumentParser:
         help="a rate-limit bucket: shared (default 250000/3600), broadcast (250/60) or send_id (100/86400)",
     )
     parser.add_argument("--seed", type=int, help="seed for fault injection and generated IDs")
+    parser.add_argument(
+        "--clock-offset",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="run the sandbox's clock this far ahead of the machine's (negative: behind), to test "
+        "clients whose clock differs from Braze's",
+    )
     faults = parser.add_argument_group("fault injection (probabilities per request, 0..1)")
     faults.add_argument("--latency-ms", type=float, default=0.0)
     faults.add_argument("--p-429", dest="rate_limit", type=float, default=0.0)
     faults.add_argument("--p-5xx", dest="server_error", type=float, default=0.0)
     faults.add_argument("--p-drop-before", dest="drop_before", type=float, default=0.0)
     faults.add_argument("--p-drop-after", dest="drop_after", type=float, default=0.0)
+    faults.add_argument(
+        "--p-unreadable-success",
+        dest="unreadable_success",
+        type=float,
+        default=0.0,
+        help="process the request, then answer 2xx with an empty or HTML body",
+    )
     faults.add_argument("--p-slow", dest="slow", type=float, default=0.0, help="answer after --slow-ms")
     faults.add_argument("--slow-ms", type=float, default=5_000.0)
     parser.add_argument("--ready-file", help="write the URL and API key as JSON here once serving")
@@ -86,10 +101,12 @@ def main(argv: list[str] | None = None) -> None:
                 server_error=args.server_error,
                 drop_before=args.drop_before,
                 drop_after=args.drop_after,
+                unreadable_success=args.unreadable_success,
                 slow=args.slow,
                 slow_ms=args.slow_ms,
             ),
             seed=args.seed,
+            clock_offset=args.clock_offset,
             send_id_daily_limit=args.send_id_daily_limit,
             rate_limits=dict(args.rate_limits),
         )

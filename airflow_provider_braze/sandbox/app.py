@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 from datetime import datetime, timezone
+from email.utils import formatdate
 from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request
@@ -445,10 +446,12 @@ class FaultInjector:
 
     async def __call__(self, scope: Scope, receive: Receive, raw_send: Send) -> None:
         if scope["type"] != "http" or scope["path"].startswith("/_sandbox"):
-            await self.app(scope, receive, raw_send)
+            await self.app(
+                scope, receive, _dated(raw_send, self.state) if scope["type"] == "http" else raw_send
+            )
             return
         state = self.state
-        send = _counting(raw_send, state, scope["path"])
+        send = _counting(_dated(raw_send, state), state, scope["path"])
         faults = state.faults
         if faults.latency_ms:
             await asyncio.sleep(faults.latency_ms / 1000)
@@ -485,7 +488,51 @@ class FaultInjector:
             await self.app(scope, receive, swallow)
             await _drop_connection(raw_send, state, scope["path"])
             return
+        if faults.unreadable_success:
+            await self.app(
+                scope, receive, _unreadable_success(send, state, strikes(faults.unreadable_success))
+            )
+            return
         await self.app(scope, receive, send)
+
+
+def _unreadable_success(send: Send, state: SandboxState, strike: bool) -> Send:
+    """Wrap ``send`` so that, when ``strike``, a 2xx answer goes out with an empty or HTML body."""
+    if not strike:
+        return send
+    replacement: bytes | None = None  # set once a 2xx answer has started
+
+    async def garbling_send(message: Message) -> None:
+        nonlocal replacement
+        if message["type"] == "http.response.start" and 200 <= message["status"] < 300:
+            as_page = state.choose((0, 1)) == 1
+            replacement = b"<html><body>OK</body></html>" if as_page else b""
+            dropped = (b"content-length", b"content-type")
+            headers = [(k, v) for k, v in message["headers"] if k.lower() not in dropped]
+            headers.append((b"content-type", b"text/html" if as_page else b"text/plain"))
+            headers.append((b"content-length", str(len(replacement)).encode()))
+            await send({**message, "headers": headers})
+        elif message["type"] == "http.response.body" and replacement is not None:
+            if not message.get("more_body"):
+                await send({"type": "http.response.body", "body": replacement})
+        else:
+            await send(message)
+
+    return garbling_send
+
+
+def _dated(send: Send, state: SandboxState) -> Send:
+    """Wrap ``send`` so every answer has a ``Date`` header from the sandbox's clock (whole
+    seconds, as HTTP servers write it), which clients use to learn the server's time."""
+
+    async def dated_send(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            stamp = formatdate(state.now(), usegmt=True).encode()
+            headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"date"]
+            message = {**message, "headers": [*headers, (b"date", stamp)]}
+        await send(message)
+
+    return dated_send
 
 
 def _counting(send: Send, state: SandboxState, path: str) -> Send:

@@ -58,7 +58,12 @@ class BrazeSandbox:
         sock.bind((self._host, self._port))
         self._socket = sock
         config = uvicorn.Config(
-            create_app(self.state), log_level="warning", access_log=False, timeout_keep_alive=30
+            create_app(self.state),
+            log_level="warning",
+            access_log=False,
+            timeout_keep_alive=30,
+            # The app writes Date from the sandbox's own clock (which tests may set off).
+            date_header=False,
         )
         self._server = uvicorn.Server(config)
         started = threading.Event()

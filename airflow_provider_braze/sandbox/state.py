@@ -59,7 +59,7 @@ class Faults:
     """Faults the sandbox injects into Braze API calls (never into ``/_sandbox`` control calls).
 
     Probabilities are per request, checked in this order: drop before processing, 429, 5xx,
-    then (after a successful processing) drop after processing.
+    then (after a successful processing) drop after processing, then an unreadable success body.
     """
 
     #: Added to every API call, in milliseconds.
@@ -74,6 +74,9 @@ class Faults:
     drop_before: float = 0.0
     #: Probability of processing the request (it is in the ledger) and then closing the connection.
     drop_after: float = 0.0
+    #: Probability of processing the request (it is in the ledger) and answering its success
+    #: status with a body that cannot be read: empty, or an HTML page (a proxy mangling answers).
+    unreadable_success: float = 0.0
     #: Probability of a slow answer: the request waits ``slow_ms`` before it is processed and
     #: answered (past a client's read timeout, Braze may have processed what the client gave up on).
     slow: float = 0.0
@@ -89,7 +92,7 @@ class Faults:
             self.paths = tuple(self.paths)
         if self.max_faults is not None and self.max_faults < 0:
             raise ValueError("max_faults must not be negative")
-        for name in ("rate_limit", "server_error", "drop_before", "drop_after", "slow"):
+        for name in ("rate_limit", "server_error", "drop_before", "drop_after", "unreadable_success", "slow"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"fault probability {name}={value} is not between 0 and 1")
@@ -159,6 +162,9 @@ class SandboxState:
     :param faults: Faults to inject from the start.
     :param seed: Seed for fault injection and generated IDs, for repeatable runs.
     :param clock: Returns the current UTC epoch time; tests may pass a fake one.
+    :param clock_offset: Seconds the sandbox's clock runs ahead of ``clock`` (negative: behind),
+        to test clients whose clock differs from Braze's. Everything the sandbox dates uses it:
+        rate-limit windows and their ``X-RateLimit-Reset``, the ``Date`` header, the ledger.
     """
 
     def __init__(
@@ -168,11 +174,13 @@ class SandboxState:
         faults: Faults | None = None,
         seed: int | None = None,
         clock: Callable[[], float] = time.time,
+        clock_offset: float = 0.0,
         send_id_daily_limit: int | None = None,
         rate_limits: dict[str, tuple[int, int]] | None = None,
     ) -> None:
         self._lock = threading.RLock()
-        self.clock = clock
+        self._base_clock = clock
+        self.clock_offset = float(clock_offset)
         self.primary_key = api_key or f"sandbox-{secrets.token_hex(16)}"
         self._initial_faults = faults or Faults()
         self._seed = seed
@@ -267,6 +275,10 @@ class SandboxState:
     def choose(self, options: tuple[int, ...]) -> int:
         with self._lock:
             return self.rng.choice(options)
+
+    def clock(self) -> float:
+        """The sandbox's current time (UTC epoch seconds): ``clock`` plus ``clock_offset``."""
+        return self._base_clock() + self.clock_offset
 
     def now(self) -> float:
         return self.clock()

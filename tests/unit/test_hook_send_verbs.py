@@ -257,6 +257,11 @@ def test_non_fatal_errors_are_returned(
 # ---------------------------------------------------------------------------- pacing
 
 
+def hook_pacer() -> RateLimitPacer:
+    """A hook's pacer: on the hook's clock and sleep, which the ``sleeps`` fixture replaces."""
+    return BrazeHook().pacer
+
+
 def status(remaining: int, reset_in: float) -> RateLimitStatus:
     return RateLimitStatus(
         limit=100,
@@ -266,7 +271,7 @@ def status(remaining: int, reset_in: float) -> RateLimitStatus:
 
 
 def test_pacer_counts_requests_in_flight(sleeps: list[float]) -> None:
-    pacer = RateLimitPacer()
+    pacer = hook_pacer()
     assert pacer.acquire("k", 100) == 0  # nothing known yet
     pacer.release("k", status(2, 30))
     assert pacer.acquire("k", 100) == 0  # 2 left, 1 in flight
@@ -277,7 +282,7 @@ def test_pacer_counts_requests_in_flight(sleeps: list[float]) -> None:
 
 
 def test_pacer_keeps_the_lowest_count_of_a_window(sleeps: list[float]) -> None:
-    pacer = RateLimitPacer()
+    pacer = hook_pacer()
     pacer.release("k", status(5, 30))
     pacer.release("k", status(0, 30))
     pacer.release("k", status(3, 30))  # an older answer arriving late
@@ -287,13 +292,13 @@ def test_pacer_keeps_the_lowest_count_of_a_window(sleeps: list[float]) -> None:
 
 
 def test_pacer_does_not_wait_beyond_the_budget(sleeps: list[float]) -> None:
-    pacer = RateLimitPacer()
+    pacer = hook_pacer()
     pacer.release("k", status(0, 3600))
     assert pacer.acquire("k", 120) == 0  # Braze's 429 then decides
     assert sleeps == []
 
 
 def test_a_new_window_lifts_the_wait(sleeps: list[float]) -> None:
-    pacer = RateLimitPacer()
+    pacer = hook_pacer()
     pacer.release("k", status(0, -1))  # the window already ended
     assert pacer.acquire("k", 100) == 0
