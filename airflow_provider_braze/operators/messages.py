@@ -7,6 +7,8 @@ Braze's rate-limit headers, and exactly once across task retries: see
 
 from __future__ import annotations
 
+import warnings
+from datetime import datetime, timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -21,12 +23,16 @@ from airflow_provider_braze.validation import (
     validate_send_id,
 )
 
+#: How long a send's checkpoint records are kept by default.
+DEFAULT_CHECKPOINT_RETENTION = timedelta(days=30)
+
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Sequence
+    from collections.abc import Callable, Sequence
 
     from airflow.sdk import Context
 
-    from airflow_provider_braze.delivery import BatchDelivery, CheckpointStore
+    from airflow_provider_braze.delivery import BatchDelivery, Checkpoint, CheckpointStore
+    from airflow_provider_braze.hooks.braze import BrazeHook as _Hook
     from airflow_provider_braze.recipients import RecipientKind
 
 
@@ -45,11 +51,16 @@ class _BrazeSendOperator(BaseOperator):
     :param concurrency: Batches in flight at once (1 to 32).
     :param at_least_once: Resend batches whose outcome is unknown (read timeout, dropped
         connection) instead of reporting them; such recipients may get the message twice.
-    :param checkpoint: Where progress is kept across task retries: ``"variable"`` (an Airflow
-        Variable, the default), a folder path or ObjectStoragePath URL (``s3://bucket/prefix``),
+    :param checkpoint: Where progress is kept across task retries: ``"variable"`` (Airflow
+        Variables, the default), a folder path or ObjectStoragePath URL (``s3://bucket/prefix``),
         or None to keep nothing (a retried task then sends everything again).
-    :param validate_recipients: Read lists and files once before sending, so a bad row fails
-        the task before anything is sent (and the total is known for progress and ETA).
+    :param checkpoint_retention: How long a send's checkpoint records are kept (a timedelta, or
+        seconds; default 30 days; None keeps them forever). Records of the task's runs older
+        than this are deleted when a later run of the task completes its send.
+    :param allow_duplicate_recipients: Send to a recipient listed more than once as many times
+        as listed. By default each is sent once and the summary counts the entries skipped.
+    :param validate_recipients: Deprecated, no effect: recipients are always read and checked
+        once before anything is sent (that is how duplicates and changed recipients are found).
     :param progress_interval: Seconds between progress lines in the task log.
     :param max_rejected_batches: Stop after Braze refuses (4xx) more than this many batches.
     :param braze_conn_id: The Braze connection to use.
@@ -79,7 +90,9 @@ class _BrazeSendOperator(BaseOperator):
         concurrency: int = 4,
         at_least_once: bool = False,
         checkpoint: Any = "variable",
-        validate_recipients: bool = True,
+        checkpoint_retention: timedelta | float | None = DEFAULT_CHECKPOINT_RETENTION,
+        allow_duplicate_recipients: bool = False,
+        validate_recipients: bool | None = None,
         progress_interval: float = 15.0,
         max_rejected_batches: int = 10,
         braze_conn_id: str = BrazeHook.default_conn_name,
@@ -94,7 +107,17 @@ class _BrazeSendOperator(BaseOperator):
         self.concurrency = concurrency
         self.at_least_once = at_least_once
         self.checkpoint = checkpoint
-        self.validate_recipients = validate_recipients
+        self.checkpoint_retention = checkpoint_retention
+        self.allow_duplicate_recipients = allow_duplicate_recipients
+        if validate_recipients is not None:
+            from airflow.exceptions import AirflowProviderDeprecationWarning
+
+            warnings.warn(
+                "validate_recipients has no effect and will be removed: recipients are always read "
+                "and checked once before anything is sent.",
+                AirflowProviderDeprecationWarning,
+                stacklevel=2,
+            )
         self.progress_interval = progress_interval
         self.max_rejected_batches = max_rejected_batches
         self.braze_conn_id = braze_conn_id
@@ -115,7 +138,30 @@ class _BrazeSendOperator(BaseOperator):
     # ------------------------------------------------------------------ execution
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from airflow_provider_braze.delivery import BatchDelivery, DeliveryIncomplete
+        from airflow_provider_braze.delivery import DeliveryIncomplete
+
+        ti = context["ti"]
+        summary: dict[str, Any] | None = None
+        try:
+            summary = self._deliver(context)
+        except BaseException as err:
+            delivery = self._delivery
+            summary = delivery.result if delivery is not None and delivery.result else None
+            summary = summary or self._failure_summary(err)
+            raise
+        finally:
+            # Pushed on every way a send ends, failures and kills included.
+            if summary is not None:
+                try:
+                    ti.xcom_push(key="summary", value=summary)
+                except Exception as push_error:
+                    self.log.error("Could not push the send's summary to XCom: %s", push_error)
+        if not summary["complete"]:
+            raise DeliveryIncomplete(_incomplete_message(summary, self.at_least_once), summary=summary)
+        return summary
+
+    def _deliver(self, context: Context) -> dict[str, Any]:
+        from airflow_provider_braze.delivery import Audience, BatchDelivery, read_audience
 
         if self.campaign_id is not None or self._recipient_kind == "recipients":
             validate_campaign_id(self.campaign_id)
@@ -125,102 +171,145 @@ class _BrazeSendOperator(BaseOperator):
             raise BrazeValidationError("send_id needs the campaign_id it was created for.")
         check_broadcast(self.broadcast, self.recipients is not None)
         self._check_arguments()
-
-        total = self._count_recipients()
+        retention = _retention(self.checkpoint_retention)
         ti = context["ti"]
-        self._delivery = delivery = BatchDelivery(
-            send_batch=self._send_batch,
-            batches=self._batches(),
-            store=self._checkpoint_store(ti),
-            identity={
-                "endpoint": self._endpoint,
-                "campaign_id": self.campaign_id,
-                "send_id": self.send_id,
-                "broadcast": bool(self.broadcast),
-                "batch_size": MAX_RECIPIENTS_PER_REQUEST,
-            },
-            log=self.log,
-            concurrency=self.concurrency,
-            at_least_once=self.at_least_once,
-            total_recipients=total,
-            progress_interval=self.progress_interval,
-            max_rejected_batches=self.max_rejected_batches,
-            rate_limit_status=self._rate_limit_status,
-        )
-        self.log.info(
-            "Sending %s to %s (campaign %r, send ID %r) in batches of %d, %d at a time.",
-            self._endpoint,
-            "the broadcast audience"
-            if self.broadcast
-            else f"{total if total is not None else 'all'} recipients",
-            self.campaign_id,
-            self.send_id,
-            MAX_RECIPIENTS_PER_REQUEST,
-            self.concurrency,
-        )
-        summary = delivery.run()
-        ti.xcom_push(key="summary", value=summary)
-        if summary["ambiguous"] or summary["not_sent"]:
-            raise DeliveryIncomplete(_incomplete_message(summary, self.at_least_once), summary=summary)
-        return summary
+        checkpoint = self._checkpoint(ti)
+
+        if self.broadcast:
+            audience = Audience.broadcast_audience()
+        else:
+            audience = read_audience(
+                self.recipients,
+                self._recipient_kind,
+                file_format=self.recipients_format,
+                deduplicate=not self.allow_duplicate_recipients,
+            )
+        with audience:
+            if audience.duplicates:
+                self.log.warning(
+                    "%d recipient entr%s repeat an earlier one (e.g. %s): %s.",
+                    audience.duplicates,
+                    "y" if audience.duplicates == 1 else "ies",
+                    ", ".join(audience.duplicate_examples),
+                    "sent as many times as listed (allow_duplicate_recipients=True)"
+                    if self.allow_duplicate_recipients
+                    else "each recipient is sent once; the summary counts the entries skipped",
+                )
+            self._delivery = delivery = BatchDelivery(
+                send_batch=self._send_batch,
+                audience=audience,
+                checkpoint=checkpoint,
+                identity={
+                    "endpoint": self._endpoint,
+                    "campaign_id": self.campaign_id,
+                    "send_id": self.send_id,
+                    "broadcast": bool(self.broadcast),
+                    "batch_size": MAX_RECIPIENTS_PER_REQUEST,
+                    "deduplicate": not self.allow_duplicate_recipients,
+                },
+                log=self.log,
+                concurrency=self.concurrency,
+                at_least_once=self.at_least_once,
+                try_number=_int_or(getattr(ti, "try_number", 1), 1),
+                run_after=_run_after(context),
+                retention=retention,
+                progress_interval=self.progress_interval,
+                max_rejected_batches=self.max_rejected_batches,
+                rate_limit_status=self._rate_limit_status,
+                redact=_redactor(self.hook),
+            )
+            self.log.info(
+                "Sending %s to %s (campaign %r, send ID %r) in batches of %d, %d at a time.",
+                self._endpoint,
+                "the broadcast audience" if self.broadcast else f"{audience.sent:,} recipients",
+                self.campaign_id,
+                self.send_id,
+                MAX_RECIPIENTS_PER_REQUEST,
+                self.concurrency,
+            )
+            return delivery.run()
 
     def on_kill(self) -> None:
         """Stop dispatching; batches in flight finish and the checkpoint records them."""
         if self._delivery is not None:
             self._delivery.stop()
 
-    def _batches(self) -> Iterator[list[Any]]:
-        if self.broadcast:
-            return iter([[]])  # one request, no recipient list
-        from airflow_provider_braze.recipients import batched, iter_recipients
+    def _failure_summary(self, err: BaseException) -> dict[str, Any]:
+        """The summary of a send that ended before its delivery started (bad arguments, bad rows)."""
+        from datetime import datetime, timezone
 
-        return batched(
-            iter_recipients(self.recipients, self._recipient_kind, file_format=self.recipients_format)
-        )
+        return {
+            "endpoint": self._endpoint,
+            "campaign_id": self.campaign_id,
+            "send_id": self.send_id,
+            "broadcast": bool(self.broadcast),
+            "complete": False,
+            "accepted": 0,
+            "error": str(_redactor(self.hook)(f"{type(err).__name__}: {err}"))[:1000],
+            "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        }
 
-    def _count_recipients(self) -> int | None:
-        """Read lists and files once, checking every recipient, before anything is sent."""
-        from airflow_provider_braze.recipients import is_path, iter_recipients
-
-        if self.broadcast:
-            return 0
-        if not self.validate_recipients or not (
-            is_path(self.recipients) or isinstance(self.recipients, (list, tuple))
-        ):
-            return None  # a generator can be read only once
-        count = 0
-        for _ in iter_recipients(self.recipients, self._recipient_kind, file_format=self.recipients_format):
-            count += 1
-        return count
-
-    def _checkpoint_store(self, ti: Any) -> CheckpointStore:
+    def _checkpoint(self, ti: Any) -> Checkpoint:
         from airflow_provider_braze.delivery import (
+            Checkpoint,
             MemoryCheckpointStore,
             ObjectStorageCheckpointStore,
             VariableCheckpointStore,
             checkpoint_name,
+            task_prefix,
         )
 
-        name = checkpoint_name(ti.dag_id, ti.task_id, ti.run_id, getattr(ti, "map_index", -1))
+        dag_id, task_id = str(ti.dag_id), str(ti.task_id)
+        name = checkpoint_name(dag_id, task_id, str(ti.run_id), _int_or(getattr(ti, "map_index", -1), -1))
+        store: CheckpointStore
         if self.checkpoint is None:
             self.log.warning("checkpoint=None: a retried task will send every batch again.")
-            return MemoryCheckpointStore()
-        if self.checkpoint == "variable":
-            return VariableCheckpointStore(name)
-        location = self.checkpoint
-        if isinstance(location, str) and "://" in location:
-            from airflow.sdk import ObjectStoragePath
-
-            location = ObjectStoragePath(location)
-        if isinstance(location, str):
-            import os
-
-            return ObjectStorageCheckpointStore(os.path.join(location, f"{name}.json"))
-        return ObjectStorageCheckpointStore(location / f"{name}.json")
+            store = MemoryCheckpointStore()
+        elif self.checkpoint == "variable":
+            store = VariableCheckpointStore()
+        else:
+            store = ObjectStorageCheckpointStore(self.checkpoint)
+        return Checkpoint(store, name, prune_prefix=task_prefix(dag_id, task_id))
 
     def _rate_limit_status(self) -> str:
         rate = self.hook.last_rate_limit
         return rate.describe() if rate is not None else "no headers yet"
+
+
+def _int_or(value: Any, default: int) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else default
+
+
+def _run_after(context: Any) -> datetime | None:
+    """When the DAG run was due (``run_after``, else its logical date), if the context says."""
+    dag_run = context.get("dag_run") if hasattr(context, "get") else None
+    for name in ("run_after", "logical_date"):
+        value = getattr(dag_run, name, None)
+        if isinstance(value, datetime):
+            return value
+    return None
+
+
+def _retention(value: Any) -> timedelta | None:
+    from airflow_provider_braze.exceptions import BrazeValidationError
+
+    if value is None or isinstance(value, timedelta):
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return timedelta(seconds=value)
+    raise BrazeValidationError(
+        f"checkpoint_retention must be a timedelta, a number of seconds or None, got {value!r}."
+    )
+
+
+def _redactor(hook: _Hook) -> Callable[[Any], Any]:
+    """The hook's key redaction, then Airflow's masker (every secret registered in this process)."""
+    from airflow.sdk.log import redact as airflow_redact  # type: ignore[attr-defined]
+
+    def redact(value: Any) -> Any:
+        return airflow_redact(hook.redact(value))
+
+    return redact
 
 
 def _incomplete_message(summary: dict[str, Any], at_least_once: bool) -> str:

@@ -463,6 +463,9 @@ class FaultInjector:
             return bool(probability) and state.draw() < probability and state.fault_allowed()
 
         if strikes(faults.slow):
+            # Take the whole request first, as a server does before it starts working on it, so
+            # it is processed even if the client gives up waiting (that is the point of the fault).
+            receive = await _buffered(receive)
             await asyncio.sleep(faults.slow_ms / 1000)
         if strikes(faults.drop_before):
             await _drop_connection(raw_send, state, scope["path"])
@@ -494,6 +497,28 @@ class FaultInjector:
             )
             return
         await self.app(scope, receive, send)
+
+
+async def _buffered(receive: Receive) -> Receive:
+    """Read the request body now; return a ``receive`` that replays it."""
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body"):
+            break
+    replayed = False
+
+    async def replay() -> Message:
+        nonlocal replayed
+        if not replayed:
+            replayed = True
+            return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+        return await receive()
+
+    return replay
 
 
 def _unreadable_success(send: Send, state: SandboxState, strike: bool) -> Send:

@@ -1,88 +1,200 @@
-"""The batch delivery engine: exactly once across tries, with a fake sender (no HTTP)."""
+"""The batch delivery engine: exactly once across tries, with a fake Braze (no HTTP).
+
+Each test is named after the promise it protects.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
+import random
 import threading
+import time
 from collections import Counter
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from airflow_provider_braze.delivery import (
-    AMBIGUOUS_DETAIL_LIMIT,
+    Audience,
     BatchDelivery,
+    Checkpoint,
     DeliveryStopped,
-    IndexSet,
     MemoryCheckpointStore,
     ObjectStorageCheckpointStore,
     checkpoint_name,
+    read_audience,
+    task_prefix,
+)
+from airflow_provider_braze.delivery.checkpoint import (
+    DONE,
+    ERRORS_KEPT,
+    NOT_SENT,
+    UNKNOWN,
+    CheckpointStore,
+    TryRecord,
 )
 from airflow_provider_braze.exceptions import (
     BrazeAmbiguousRequestError,
+    BrazeAmbiguousResponseError,
     BrazeAuthError,
     BrazeBadRequestError,
-    BrazeRateLimitError,
+    BrazeCheckpointError,
     BrazeServerError,
     BrazeValidationError,
 )
-from airflow_provider_braze.recipients import batched
 
 IDENTITY = {"endpoint": "POST /messages/send", "campaign_id": "c", "send_id": "s", "batch_size": 50}
+NAME = checkpoint_name("dag", "send", "run", -1)
 LOG = logging.getLogger("test-delivery")
+SECRET = "canary-braze-key-5f1e9c3a7d"
 
 
 class FakeBraze:
-    """Records what it was sent; fails the batches it is told to, in the ways it is told to."""
+    """Records what it was sent; fails the batches it is told to, in the ways it is told to.
 
-    def __init__(self, failures: dict[int, list[Exception | str]] | None = None) -> None:
-        self.failures = failures or {}  # first recipient number -> outcomes, in order
+    :param failures: first recipient number -> outcomes, in order (an exception, or
+        ``"deliver-then-lose-answer"``).
+    :param always: an exception raised for every batch.
+    :param delay: seconds each call takes.
+    """
+
+    def __init__(
+        self,
+        failures: dict[int, list[Exception | str]] | None = None,
+        *,
+        always: Exception | None = None,
+        delay: float = 0.0,
+    ) -> None:
+        self.failures = failures or {}
+        self.always = always
+        self.delay = delay
         self.delivered: Counter[str] = Counter()
         self.calls = 0
         self.in_flight = 0
         self.max_in_flight = 0
         self.lock = threading.Lock()
+        self.on_call: Any = None
 
     def __call__(self, batch: list[Any]) -> dict[str, Any]:
         with self.lock:
             self.calls += 1
+            calls = self.calls
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
+            if self.on_call is not None:
+                self.on_call(calls, batch)
+            if self.delay:
+                time.sleep(self.delay)
+            if self.always is not None:
+                raise self.always
             first = int(batch[0][1:]) if batch else -1
-            planned = self.failures.get(first)
-            outcome = planned.pop(0) if planned else None
+            with self.lock:
+                planned = self.failures.get(first)
+                outcome = planned.pop(0) if planned else None
             if outcome == "deliver-then-lose-answer":
-                self.delivered.update(batch)
+                self.deliver(batch)
                 raise BrazeAmbiguousRequestError("read timeout after sending")
             if isinstance(outcome, Exception):
                 raise outcome
-            self.delivered.update(batch)
+            self.deliver(batch)
             return {"message": "success", "dispatch_id": f"d{first}", "errors": []}
         finally:
             with self.lock:
                 self.in_flight -= 1
+
+    def deliver(self, batch: list[Any]) -> None:
+        with self.lock:
+            self.delivered.update(batch)
+
+
+class CountingStore:
+    """A store wrapper that counts what is written (and can be made to fail)."""
+
+    def __init__(self, inner: CheckpointStore) -> None:
+        self.inner = inner
+        self.bytes_written = 0
+        self.largest = 0
+        self.writes = 0
+        self.fail_reads = False
+        self.fail_listing = False
+
+    def keys(self, prefix: str) -> list[str]:
+        if self.fail_listing:
+            raise BrazeCheckpointError("listing failed")
+        return self.inner.keys(prefix)
+
+    def read(self, key: str) -> dict[str, Any] | None:
+        if self.fail_reads:
+            raise BrazeCheckpointError(f"cannot read {key}")
+        return self.inner.read(key)
+
+    def write(self, key: str, record: dict[str, Any]) -> int:
+        size = self.inner.write(key, record)
+        self.bytes_written += size
+        self.largest = max(self.largest, size)
+        self.writes += 1
+        return size
+
+    def delete(self, key: str) -> None:
+        self.inner.delete(key)
+
+    def describe(self, key: str | None = None) -> str:
+        return self.inner.describe(key)
+
+
+_OPEN: list[Audience] = []
+
+
+@pytest.fixture(autouse=True)
+def _close_audiences() -> Any:
+    yield
+    while _OPEN:
+        _OPEN.pop().close()
 
 
 def users(count: int) -> list[str]:
     return [f"u{i}" for i in range(count)]
 
 
-def engine(braze: FakeBraze, count: int, store: Any, **kwargs: Any) -> BatchDelivery:
+def audience(recipients: Any, **kwargs: Any) -> Audience:
+    result = read_audience(recipients, "users", **kwargs)
+    _OPEN.append(result)
+    return result
+
+
+def checkpoint(store: CheckpointStore | None = None, name: str = NAME) -> Checkpoint:
+    return Checkpoint(store or MemoryCheckpointStore(), name, prune_prefix=task_prefix("dag", "send"))
+
+
+def engine(
+    braze: Any, recipients: Any, cp: Checkpoint, *, deduplicate: bool = True, **kwargs: Any
+) -> BatchDelivery:
+    kwargs.setdefault("log", LOG)
+    kwargs.setdefault("identity", IDENTITY)
     return BatchDelivery(
         send_batch=braze,
-        batches=batched(users(count)),
-        store=store,
-        identity=IDENTITY,
-        log=LOG,
+        audience=recipients
+        if isinstance(recipients, Audience)
+        else audience(recipients, deduplicate=deduplicate),
+        checkpoint=cp,
         **kwargs,
     )
 
 
-def test_everything_delivered_once() -> None:
+def own_keys(cp: Checkpoint) -> list[str]:
+    return cp.own_keys()
+
+
+# ---------------------------------------------------------------------------- the basics
+
+
+def test_everything_is_delivered_once() -> None:
     braze = FakeBraze()
-    summary = engine(braze, 10_001, MemoryCheckpointStore(), concurrency=8).run()
+    summary = engine(braze, users(10_001), checkpoint(), concurrency=8).run()
     assert braze.delivered == Counter(users(10_001))
     assert braze.max_in_flight <= 8
     assert summary["complete"] is True
@@ -91,259 +203,613 @@ def test_everything_delivered_once() -> None:
     assert len(summary["dispatch_ids"]) == 20  # bounded for XCom
 
 
-def test_completed_send_is_not_repeated() -> None:
-    store = MemoryCheckpointStore()
+def test_a_completed_send_is_not_repeated() -> None:
+    cp = checkpoint()
     braze = FakeBraze()
-    engine(braze, 120, store).run()
-    again = engine(braze, 120, store).run()
+    first = engine(braze, users(120), cp).run()
+    again = engine(braze, users(120), cp, try_number=2).run()
     assert braze.calls == 3
-    assert again["accepted"] == 120
-    assert again["tries"] == 2
+    assert again["accepted"] == first["accepted"] == 120
+    assert again["already_complete"] is True
 
 
-def test_ambiguous_batches_are_reported_not_resent() -> None:
-    store = MemoryCheckpointStore()
+def test_batches_not_sent_are_sent_by_the_next_try() -> None:
+    cp = checkpoint()
+    braze = FakeBraze({50: [BrazeServerError("503 after retries")], 150: [BrazeBadRequestError("400")]})
+    first = engine(braze, users(200), cp).run()
+    assert (first["complete"], first["not_sent"]) == (False, 100)
+    assert {r["batch"] for r in first["not_sent_batches"]} == {1, 3}
+    assert first["not_sent_ranges"] == [[1, 2], [3, 4]]
+    second = engine(braze, users(200), cp, try_number=2).run()
+    assert second["complete"] is True
+    assert second["skipped_already_sent"] == 100
+    assert braze.delivered == Counter(users(200))
+
+
+def test_unknown_outcomes_are_reported_and_never_resent() -> None:
+    cp = checkpoint()
     braze = FakeBraze({100: ["deliver-then-lose-answer"], 200: [BrazeAmbiguousRequestError("dropped")]})
-    summary = engine(braze, 500, store).run()
+    summary = engine(braze, users(500), cp).run()
     assert summary["complete"] is False
     assert summary["ambiguous"] == 100
     assert [r["batch"] for r in summary["ambiguous_batches"]] == [2, 4]
     assert summary["ambiguous_batches"][0]["recipients"][:2] == ["u100", "u101"]
+    assert summary["ambiguous_ranges"] == [[2, 3], [4, 5]]
 
-    retry = engine(braze, 500, store).run()  # a task retry: nothing is sent twice, nothing resent
+    retry = engine(braze, users(500), cp, try_number=2).run()  # a task retry: nothing sent twice
     assert braze.calls == 10
     assert max(braze.delivered.values()) == 1
     assert retry["ambiguous"] == 100
     assert retry["skipped_already_sent"] == 400
+    assert retry["ambiguous_batches"][0]["recipients"][:2] == ["u100", "u101"]
 
 
-def test_at_least_once_resends_ambiguous_batches() -> None:
-    store = MemoryCheckpointStore()
+def test_at_least_once_resends_batches_in_doubt_and_counts_them() -> None:
+    cp = checkpoint()
     braze = FakeBraze({100: ["deliver-then-lose-answer"]})
-    engine(braze, 200, store).run()
-    summary = engine(braze, 200, store, at_least_once=True).run()
+    engine(braze, users(200), cp).run()
+    summary = engine(braze, users(200), cp, at_least_once=True, try_number=2).run()
     assert summary["complete"] is True
     assert summary["resent_ambiguous"] == 50
     assert braze.delivered["u100"] == 2  # the price of at-least-once, and it is counted
     assert braze.delivered["u0"] == 1
 
 
-def test_batches_not_sent_are_sent_by_the_next_try() -> None:
-    store = MemoryCheckpointStore()
-    braze = FakeBraze({50: [BrazeServerError("503 after retries")], 150: [BrazeBadRequestError("400")]})
-    first = engine(braze, 200, store).run()
-    assert first["not_sent"] == 100
-    assert first["rejected"] == 0  # FakeBraze's errors carry no status; see the next assertion
-    assert {r["batch"] for r in first["not_sent_batches"]} == {1, 3}
-    second = engine(braze, 200, store).run()
-    assert second["complete"] is True
-    assert braze.delivered == Counter(users(200))
+def test_a_2xx_answer_that_cannot_be_read_is_an_unknown_outcome() -> None:
+    unreadable = BrazeAmbiguousResponseError("201 but an empty body", status_code=201)
+    cp = checkpoint()
+    braze = FakeBraze({50: [unreadable]})
+    summary = engine(braze, users(150), cp).run()
+    assert (summary["ambiguous"], summary["not_sent"]) == (50, 0)
+    engine(braze, users(150), cp, try_number=2).run()
+    assert braze.calls == 3  # never resent
 
 
-def test_auth_error_stops_the_send_and_keeps_progress(tmp_path: Path) -> None:
-    store = ObjectStorageCheckpointStore(tmp_path / "cp.json")
+def test_an_auth_error_stops_the_send_and_keeps_progress(tmp_path: Path) -> None:
+    cp = checkpoint(ObjectStorageCheckpointStore(tmp_path))
     braze = FakeBraze({500: [BrazeAuthError("401")]})
+    delivery = engine(braze, users(2_000), cp, concurrency=1)
     with pytest.raises(BrazeAuthError):
-        engine(braze, 2_000, store, concurrency=1).run()
-    assert sum(braze.delivered.values()) == 500
-    resumed = engine(FakeBraze(), 2_000, store).run()
+        delivery.run()
+    assert delivery.result is not None
+    assert delivery.result["accepted"] == 500
+    assert "BrazeAuthError: 401" in delivery.result["error"]
+    resumed = engine(FakeBraze(), users(2_000), cp, try_number=2).run()
     assert resumed["skipped_already_sent"] == 500
     assert resumed["accepted"] == 2_000
 
 
 def test_too_many_refused_batches_stop_the_send() -> None:
-    braze = FakeBraze({i * 50: [BrazeBadRequestError("bad")] for i in range(20)})
+    braze = FakeBraze({i * 50: [BrazeBadRequestError("bad", status_code=400)] for i in range(20)})
     with pytest.raises(BrazeBadRequestError, match="refused more than 3 batches"):
-        engine(braze, 1_000, MemoryCheckpointStore(), concurrency=1, max_rejected_batches=3).run()
+        engine(braze, users(1_000), checkpoint(), concurrency=1, max_rejected_batches=3).run()
     assert braze.calls == 4
-
-
-def test_batches_in_flight_when_a_try_died_are_ambiguous(tmp_path: Path) -> None:
-    """A SIGKILL leaves reserved batches without an outcome: the next try must not resend them."""
-    store = ObjectStorageCheckpointStore(tmp_path / "cp.json")
-    braze = FakeBraze()
-    engine(braze, 1_000, store, concurrency=2).run()
-    state = store.load()
-    assert state is not None
-    # Rewind to "batches 0-5 confirmed, 6-9 reserved, then the process died".
-    state.update(status="running", done=[[0, 6]], reserved_upto=10)
-    store.save(state)
-    braze2 = FakeBraze()
-    summary = engine(braze2, 1_000, store, concurrency=2).run()
-    assert summary["ambiguous"] == 200
-    assert [r["batch"] for r in summary["ambiguous_batches"]] == [6, 7, 8, 9]
-    assert "previous try ended" in summary["ambiguous_batches"][0]["reason"]
-    assert not set(braze2.delivered) & {f"u{i}" for i in range(500)}
-
-
-def test_changed_recipients_are_refused(tmp_path: Path) -> None:
-    store = ObjectStorageCheckpointStore(tmp_path / "cp.json")
-    engine(FakeBraze({50: [BrazeServerError("503")]}), 300, store).run()
-    changed = BatchDelivery(
-        send_batch=FakeBraze(),
-        batches=batched(["someone-else", *users(299)]),
-        store=store,
-        identity=IDENTITY,
-        log=LOG,
-    )
-    with pytest.raises(BrazeValidationError, match="recipients changed since the previous try"):
-        changed.run()
-
-
-def test_shrunk_recipients_are_refused() -> None:
-    store = MemoryCheckpointStore()
-    braze = FakeBraze({0: [BrazeAmbiguousRequestError("x")]})
-    engine(braze, 500, store, concurrency=8).run()
-    with pytest.raises(BrazeValidationError, match="read 10 batches but only 2 exist now"):
-        engine(FakeBraze(), 100, store, concurrency=8).run()
-
-
-def test_checkpoint_of_another_send_is_refused() -> None:
-    store = MemoryCheckpointStore()
-    engine(FakeBraze(), 10, store).run()
-    other = BatchDelivery(
-        send_batch=FakeBraze(), batches=[], store=store, identity={**IDENTITY, "send_id": "other"}, log=LOG
-    )
-    with pytest.raises(BrazeValidationError, match="belongs to a different send"):
-        other.run()
-
-
-def test_stop_keeps_a_consistent_checkpoint() -> None:
-    store = MemoryCheckpointStore()
-    gate = threading.Event()
-
-    class SlowBraze(FakeBraze):
-        def __call__(self, batch: list[Any]) -> dict[str, Any]:
-            if batch[0] == "u500":
-                delivery.stop()
-            gate.wait(0.001)
-            return super().__call__(batch)
-
-    braze = SlowBraze()
-    delivery = engine(braze, 5_000, store, concurrency=2)
-    with pytest.raises(DeliveryStopped, match="a retry resumes after the last confirmed batch"):
-        delivery.run()
-    sent_first = sum(braze.delivered.values())
-    assert 500 <= sent_first < 5_000
-    summary = engine(braze, 5_000, store, concurrency=2).run()
-    assert summary["complete"] is True
-    assert braze.delivered == Counter(users(5_000))
-
-
-def test_rate_limit_beyond_the_budget_waits_and_resends() -> None:
-    braze = FakeBraze({0: [BrazeRateLimitError("429", reset_at=None)]})
-    stop_waiting = BatchDelivery(
-        send_batch=braze,
-        batches=batched(users(60)),
-        store=MemoryCheckpointStore(),
-        identity=IDENTITY,
-        log=LOG,
-    )
-    stop_waiting._stop.wait = lambda timeout=None: False  # type: ignore[method-assign]
-    summary = stop_waiting.run()
-    assert summary["complete"] is True
-    assert braze.delivered == Counter(users(60))
-
-
-def test_broadcast_is_one_request() -> None:
-    calls: list[list[Any]] = []
-    delivery = BatchDelivery(
-        send_batch=lambda batch: calls.append(batch) or {"message": "success", "dispatch_id": "d"},
-        batches=iter([[]]),
-        store=MemoryCheckpointStore(),
-        identity=IDENTITY,
-        log=LOG,
-    )
-    assert delivery.run()["dispatch_count"] == 1
-    assert calls == [[]]
-
-
-def test_ambiguous_details_are_bounded() -> None:
-    braze = FakeBraze({i * 50: [BrazeAmbiguousRequestError("x")] for i in range(AMBIGUOUS_DETAIL_LIMIT + 5)})
-    summary = engine(braze, 50 * (AMBIGUOUS_DETAIL_LIMIT + 5), MemoryCheckpointStore()).run()
-    assert summary["ambiguous"] == 50 * (AMBIGUOUS_DETAIL_LIMIT + 5)
-    assert len(summary["ambiguous_batches"]) == 20
-
-
-def test_concurrency_is_checked() -> None:
-    with pytest.raises(BrazeValidationError, match="concurrency must be between 1 and 32"):
-        engine(FakeBraze(), 1, MemoryCheckpointStore(), concurrency=0)
-
-
-# ---------------------------------------------------------------------------- helpers
-
-
-def test_index_set() -> None:
-    s = IndexSet()
-    for i in [0, 1, 2, 5, 3, 7, 6]:
-        s.add(i)
-    assert s.to_json() == [[0, 4], [5, 8]]
-    assert s.prefix_end() == 4
-    assert 4 not in s
-    assert 6 in s
-    assert len(s) == 7
-    s.add(4)
-    assert s.to_json() == [[0, 8]]
-    s.discard(3)
-    assert s.to_json() == [[0, 3], [4, 8]]
-    assert list(IndexSet(s.to_json())) == [0, 1, 2, 4, 5, 6, 7]
-    assert IndexSet([[2, 4]]).prefix_end() == 0
-
-
-def test_checkpoint_names_are_safe_and_bounded() -> None:
-    name = checkpoint_name("dag", "task", "manual__2026-11-26T13:32:42.203258+00:00", -1)
-    assert name == "braze_send__dag__task__manual__2026-11-26T13_32_42.203258_00_00__-1"
-    long = checkpoint_name("d" * 300, "t", "r", 3)
-    assert len(long) <= 200
-    assert long != checkpoint_name("d" * 299 + "x", "t", "r", 3)
-
-
-def test_file_checkpoint_round_trip(tmp_path: Path) -> None:
-    store = ObjectStorageCheckpointStore(str(tmp_path / "nested" / "cp.json"))
-    assert store.load() is None
-    store.save({"a": [1, 2]})
-    assert store.load() == {"a": [1, 2]}
-    assert not (tmp_path / "nested" / "cp.json.tmp").exists()
-    url_store = ObjectStorageCheckpointStore(f"file://{tmp_path}/url/cp.json")
-    url_store.save({"b": 1})
-    assert url_store.load() == {"b": 1}
-
-
-def test_an_earlier_reservation_survives_a_short_try(tmp_path: Path) -> None:
-    """Try 1 dies with batches 1-9 reserved; try 2 stops at batch 1; try 3 must still know 2-9."""
-    store = ObjectStorageCheckpointStore(tmp_path / "cp.json")
-    engine(FakeBraze(), 1_000, store, concurrency=1).run()
-    state = store.load()
-    assert state is not None
-    state.update(
-        status="running",
-        done=[[0, 1]],
-        reserved_upto=10,
-        not_sent={"1": {"batch": 1, "count": 50, "error": "503", "status_code": 503}},
-    )
-    store.save(state)
-    with pytest.raises(BrazeAuthError):
-        engine(FakeBraze({50: [BrazeAuthError("401")]}), 1_000, store, concurrency=1).run()
-    third = FakeBraze()
-    summary = engine(third, 1_000, store, concurrency=1).run()
-    assert [r["batch"] for r in summary["ambiguous_batches"]] == list(range(2, 10))
-    assert not set(third.delivered) & {f"u{i}" for i in range(100, 500)}
-    assert third.delivered["u50"] == 1
-
-
-def test_variable_checkpoint_outside_a_task_is_a_clear_error() -> None:
-    from airflow_provider_braze.delivery import VariableCheckpointStore
-    from airflow_provider_braze.exceptions import BrazeConfigurationError
-
-    delivery = BatchDelivery(
-        send_batch=FakeBraze(), batches=[], store=VariableCheckpointStore("k"), identity=IDENTITY, log=LOG
-    )
-    with pytest.raises(BrazeConfigurationError, match="Variables need a running Airflow task"):
-        delivery.run()
 
 
 def test_rejected_counts_only_braze_refusals() -> None:
     refusal = BrazeBadRequestError("400 Invalid", status_code=400)
     braze = FakeBraze({0: [refusal], 50: [BrazeServerError("503", status_code=503)]})
-    summary = engine(braze, 150, MemoryCheckpointStore()).run()
+    summary = engine(braze, users(150), checkpoint()).run()
     assert (summary["not_sent"], summary["rejected"]) == (100, 50)
+
+
+def test_a_broadcast_is_one_request() -> None:
+    calls: list[list[Any]] = []
+    broadcast = Audience.broadcast_audience()
+    delivery = engine(lambda batch: calls.append(batch) or {"dispatch_id": "d"}, broadcast, checkpoint())
+    assert delivery.run()["dispatch_count"] == 1
+    assert calls == [[]]
+
+
+def test_concurrency_is_checked() -> None:
+    with pytest.raises(BrazeValidationError, match="concurrency must be between 1 and 32"):
+        engine(FakeBraze(), users(1), checkpoint(), concurrency=0)
+
+
+def test_stop_keeps_a_consistent_checkpoint() -> None:
+    cp = checkpoint()
+    braze = FakeBraze(delay=0.001)
+    delivery = engine(braze, users(5_000), cp, concurrency=2)
+    braze.on_call = lambda calls, batch: delivery.stop() if batch[0] == "u500" else None
+    with pytest.raises(DeliveryStopped, match="a retry resumes after the last confirmed batch"):
+        delivery.run()
+    sent_first = sum(braze.delivered.values())
+    assert 500 <= sent_first < 5_000
+    summary = engine(braze, users(5_000), cp, concurrency=2, try_number=2).run()
+    assert summary["complete"] is True
+    assert braze.delivered == Counter(users(5_000))
+
+
+def test_batches_in_flight_when_a_try_died_are_in_doubt() -> None:
+    """A SIGKILL leaves reserved batches without an outcome: the next try must not resend them."""
+    cp = checkpoint()
+    died = TryRecord(
+        key=cp.try_key(1, "20261126T120000000000", "0123abcd"),
+        try_number=1,
+        started="20261126T120000000000",
+        token="0123abcd",
+        send=IDENTITY | {"deduplicate": True},
+        audience=audience(users(1_000)).fingerprint(),
+        state="running",
+        reserved_upto=10,
+        outcomes=bytearray([DONE] * 6 + [0] * 14),
+    )
+    cp.store.write(died.key, died.to_json())
+    braze = FakeBraze()
+    summary = engine(
+        braze, users(1_000), cp, concurrency=2, try_number=2, identity=IDENTITY | {"deduplicate": True}
+    ).run()
+    assert summary["ambiguous"] == 200
+    assert [r["batch"] for r in summary["ambiguous_batches"]] == [6, 7, 8, 9]
+    assert (
+        "try 1 was still running while this batch may have been in flight"
+        in summary["ambiguous_batches"][0]["reason"]
+    )
+    assert not set(braze.delivered) & {f"u{i}" for i in range(500)}
+    assert summary["complete"] is False
+
+
+# ---------------------------------------------------------------------------- an unreadable checkpoint
+
+
+def test_a_retry_never_starts_over_when_its_checkpoint_cannot_be_read(tmp_path: Path) -> None:
+    store = CountingStore(ObjectStorageCheckpointStore(tmp_path))
+    cp = checkpoint(store)
+    engine(FakeBraze({100: [BrazeServerError("503")]}), users(500), cp).run()
+    store.fail_reads = True
+    braze = FakeBraze()
+    delivery = engine(braze, users(500), cp, try_number=2)
+    with pytest.raises(BrazeCheckpointError, match="cannot read"):
+        delivery.run()
+    assert braze.calls == 0
+    assert delivery.result is not None
+    assert delivery.result["complete"] is False
+
+
+def test_a_damaged_checkpoint_file_is_an_error_not_a_fresh_start(tmp_path: Path) -> None:
+    cp = checkpoint(ObjectStorageCheckpointStore(tmp_path))
+    engine(FakeBraze({100: [BrazeServerError("503")]}), users(500), cp).run()
+    (record,) = tmp_path.glob("*.json")
+    record.write_text('{"format": 2, "kind": "try", "outco')
+    braze = FakeBraze()
+    with pytest.raises(BrazeCheckpointError, match="is not valid JSON"):
+        engine(braze, users(500), cp, try_number=2).run()
+    assert braze.calls == 0
+
+
+def test_a_checkpoint_listing_that_fails_is_an_error() -> None:
+    store = CountingStore(MemoryCheckpointStore())
+    store.fail_listing = True
+    braze = FakeBraze()
+    with pytest.raises(BrazeCheckpointError, match="listing failed"):
+        engine(braze, users(100), checkpoint(store), try_number=2).run()
+    assert braze.calls == 0
+
+
+def test_a_variable_that_is_listed_but_reads_as_missing_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Airflow 3.3's task SDK answers the default when a Variable cannot be read; the listing
+    (which fails loudly) tells that apart from a Variable that does not exist."""
+    from airflow.sdk import Variable
+
+    from airflow_provider_braze.delivery import VariableCheckpointStore
+
+    stored = {f"{NAME}__try001_20261126T120000000000_0123abcd": "{}"}
+    monkeypatch.setattr(
+        Variable,
+        "keys",
+        classmethod(lambda cls, prefix=None: [k for k in stored if k.startswith(prefix or "")]),
+    )
+    monkeypatch.setattr(
+        Variable, "get", classmethod(lambda cls, key, default=None, deserialize_json=False: default)
+    )
+    braze = FakeBraze()
+    with pytest.raises(BrazeCheckpointError, match="exists but could not be read"):
+        engine(braze, users(100), checkpoint(VariableCheckpointStore()), try_number=2).run()
+    assert braze.calls == 0
+
+
+def test_a_retry_that_finds_no_checkpoint_proves_earlier_tries_sent_nothing(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO)
+    braze = FakeBraze()
+    recent = datetime.now(timezone.utc) - timedelta(hours=3)
+    summary = engine(braze, users(100), checkpoint(), try_number=2, run_after=recent).run()
+    assert summary["complete"] is True
+    assert "earlier tries sent nothing (each writes its checkpoint before its first request)" in caplog.text
+
+
+def test_a_retry_of_an_old_run_without_its_checkpoint_is_refused() -> None:
+    braze = FakeBraze()
+    old = datetime.now(timezone.utc) - timedelta(days=40)
+    with pytest.raises(
+        BrazeCheckpointError, match="may have sent to these recipients and its record be gone"
+    ):
+        engine(braze, users(100), checkpoint(), try_number=2, run_after=old).run()
+    assert braze.calls == 0
+    # Keeping records forever means nothing was pruned: the missing record proves nothing was sent.
+    engine(braze, users(100), checkpoint(), try_number=2, run_after=old, retention=None).run()
+    assert braze.calls == 2
+
+
+# ---------------------------------------------------------------------------- changed recipients
+
+
+def _insert(rows: list[str]) -> list[str]:
+    return rows[:100] + [f"new{i}" for i in range(10)] + rows[100:]
+
+
+CHANGES = {
+    "10 rows inserted after row 100": _insert,
+    "10 rows deleted after row 100": lambda rows: rows[:100] + rows[110:],
+    "two neighbours swapped at row 7000": lambda rows: [*rows[:7000], rows[7001], rows[7000], *rows[7002:]],
+    "the last row edited": lambda rows: [*rows[:-1], "someone-else"],
+    "a row appended": lambda rows: [*rows, "late-comer"],
+    "the first row removed": lambda rows: rows[1:],
+    "the whole list reversed": lambda rows: rows[::-1],
+}
+
+
+@pytest.mark.parametrize("change", list(CHANGES))
+def test_any_change_to_the_recipients_is_refused_before_the_retry_sends(change: str) -> None:
+    rows = users(15_000)
+    cp = checkpoint()
+    # The first try leaves work to do (batches 2 and 250 fail before Braze processed them).
+    first = FakeBraze({100: [BrazeServerError("503")], 12_500: [BrazeServerError("503")]})
+    engine(first, rows, cp, concurrency=8).run()
+    retry = FakeBraze()
+    with pytest.raises(BrazeValidationError, match="The recipients changed since try 1") as err:
+        engine(retry, CHANGES[change](rows), cp, concurrency=8, try_number=2).run()
+    assert retry.calls == 0, "the retry sent before noticing"
+    assert "nothing was sent" in str(err.value)
+    assert max(first.delivered.values()) == 1
+
+
+def test_the_change_is_located() -> None:
+    rows = users(15_000)
+    before = audience(rows)
+    after = audience([*rows[:7000], rows[7001], rows[7000], *rows[7002:]])
+    text = after.difference(before.fingerprint())
+    assert text is not None
+    assert "both read 15,000 recipients, but not the same ones in the same order" in text
+    first_same = int(text.split("the first ")[1].split(" are the same")[0].replace(",", ""))
+    change_before = int(text.split("before recipient ")[1].rstrip(")").replace(",", ""))
+    assert first_same <= 7000 < change_before <= 7000 + 15_000 // 64 + 100
+    assert before.difference(audience(rows).fingerprint()) is None
+
+
+def test_a_completed_send_rerun_with_other_recipients_fails_clearly() -> None:
+    cp = checkpoint()
+    braze = FakeBraze()
+    engine(braze, users(700), cp).run()
+    with pytest.raises(BrazeValidationError, match="This send already completed") as err:
+        engine(braze, [f"other{i}" for i in range(700)], cp, try_number=2).run()
+    assert "trigger a new DAG run" in str(err.value)
+    assert braze.calls == 14
+
+
+def test_a_changed_operator_argument_is_a_different_send() -> None:
+    cp = checkpoint()
+    engine(FakeBraze({0: [BrazeServerError("503")]}), users(100), cp).run()
+    braze = FakeBraze()
+    with pytest.raises(BrazeValidationError, match="belongs to a different send"):
+        engine(braze, users(100), cp, identity={**IDENTITY, "send_id": "other"}, try_number=2).run()
+    assert braze.calls == 0
+
+
+# ---------------------------------------------------------------------------- overlapping tries
+
+
+def test_a_newer_try_stops_an_older_one_within_its_reservation() -> None:
+    """Try 1 is still sending when try 2 writes its record: try 1 stops at its next checkpoint
+    write, having sent at most the batches it had reserved (at most 3 x concurrency)."""
+    cp = checkpoint()
+    concurrency = 4
+    braze = FakeBraze(delay=0.002)
+    takeover_at: list[int] = []
+
+    def take_over(calls: int, batch: list[Any]) -> None:
+        if calls == 40:
+            record = TryRecord(
+                key=cp.try_key(2, "29991231T000000000000", "ffffffff"),
+                try_number=2,
+                started="29991231T000000000000",
+                token="ffffffff",
+                send=IDENTITY,
+                audience={},
+            )
+            cp.store.write(record.key, record.to_json())
+            takeover_at.append(calls)
+
+    braze.on_call = take_over
+    older = engine(braze, users(6_000), cp, concurrency=concurrency)
+    with pytest.raises(DeliveryStopped, match="A newer try of this task took over the send"):
+        older.run()
+    assert takeover_at == [40]
+    assert braze.calls - 40 <= 3 * concurrency
+    (record,) = [r for r in cp.load().tries if r.try_number == 1]
+    assert record.state == "superseded"
+    assert record.reserved_upto <= braze.calls  # settled: nothing reserved beyond what went out
+    assert record.outcomes.count(DONE) == braze.calls
+
+
+def test_an_older_try_that_starts_after_a_newer_one_sends_nothing() -> None:
+    cp = checkpoint()
+    engine(FakeBraze({0: [BrazeServerError("503")]}), users(100), cp, try_number=3).run()
+    braze = FakeBraze()
+    with pytest.raises(DeliveryStopped, match=r"A newer try of this task \(try 3\) already owns this send"):
+        engine(braze, users(100), cp, try_number=2).run()
+    assert braze.calls == 0
+
+
+@pytest.mark.parametrize("at_least_once", [False, True])
+def test_overlapping_tries_send_nobody_twice_beyond_the_batches_in_flight(at_least_once: bool) -> None:
+    """Two tries of one task instance run at once (a try Airflow lost track of, and its retry)."""
+    cp = checkpoint()
+    concurrency = 4
+    braze = FakeBraze(delay=0.003)
+    errors: list[BaseException] = []
+    older = engine(braze, users(6_000), cp, concurrency=concurrency, try_number=1)
+
+    def run_older() -> None:
+        try:
+            older.run()
+        except DeliveryStopped as err:
+            errors.append(err)
+
+    thread = threading.Thread(target=run_older)
+    thread.start()
+    while braze.calls < 30:
+        time.sleep(0.001)
+    newer = engine(FakeBraze(delay=0.003), users(6_000), cp, concurrency=concurrency, try_number=2)
+    newer_braze = newer._send_batch
+    summary = (
+        newer.run()
+        if not at_least_once
+        else engine(
+            newer_braze, users(6_000), cp, concurrency=concurrency, try_number=2, at_least_once=True
+        ).run()
+    )
+    thread.join(30)
+    assert errors
+    assert "took over" in str(errors[0])
+    delivered = braze.delivered + newer_braze.delivered  # type: ignore[attr-defined]
+    twice = {r for r, n in delivered.items() if n > 1}
+    if at_least_once:
+        assert len(twice) <= 3 * concurrency * 50
+    else:
+        assert twice == set()
+    if summary["complete"]:
+        assert set(delivered) == set(users(6_000))
+    else:  # batches the older try had in flight when the newer one ended are reported, not guessed
+        assert summary["ambiguous"] > 0
+    # Once both have ended, the next try sees every fact: complete, nobody twice (or only those).
+    final = engine(FakeBraze(), users(6_000), cp, concurrency=concurrency, try_number=3).run()
+    assert final["accepted"] + final["ambiguous"] == 6_000
+    assert final["complete"] is (final["ambiguous"] == 0)
+
+
+def test_the_checkpoint_never_says_complete_while_a_batch_is_in_doubt() -> None:
+    cp = checkpoint()
+    live = TryRecord(
+        key=cp.try_key(1, "20261126T120000000000", "0123abcd"),
+        try_number=1,
+        started="20261126T120000000000",
+        token="0123abcd",
+        send=IDENTITY,
+        audience=audience(users(500)).fingerprint(),
+        reserved_upto=4,
+        outcomes=bytearray([DONE, DONE]),  # batches 2 and 3 still in flight
+    )
+    cp.store.write(live.key, live.to_json())
+    summary = engine(FakeBraze(), users(500), cp, try_number=2).run()
+    assert summary["complete"] is False
+    assert summary["ambiguous_ranges"] == [[2, 4]]
+    assert not any("__done_" in key for key in own_keys(cp))
+
+
+# ---------------------------------------------------------------------------- duplicates
+
+
+def test_duplicate_recipients_are_sent_once_and_counted() -> None:
+    rows = [*users(120), "u5", "u7", "u5", *users(10)]
+    braze = FakeBraze()
+    summary = engine(braze, rows, checkpoint()).run()
+    assert braze.delivered == Counter(users(120))
+    assert (summary["recipients_read"], summary["recipients"]) == (133, 120)
+    assert summary["duplicates"] == summary["duplicates_skipped"] == 13
+
+
+def test_duplicate_aliases_and_emails_are_found_too() -> None:
+    recipients = [
+        {"user_alias": {"alias_name": "a", "alias_label": "l"}},
+        {"email": "x@example.com", "prioritization": ["unidentified"]},
+        {"external_user_id": "u1", "trigger_properties": {"n": 1}},
+        {"user_alias": {"alias_name": "a", "alias_label": "l"}, "trigger_properties": {"n": 2}},
+        {"email": "x@example.com", "prioritization": ["identified"]},
+        "u1",
+        {"user_alias": {"alias_name": "a", "alias_label": "other"}},
+    ]
+    found = read_audience(recipients, "recipients")
+    _OPEN.append(found)
+    assert (found.read, found.unique) == (7, 4)
+    (batch,) = list(found.batches())
+    assert [r.get("external_user_id") or r.get("email") or r["user_alias"]["alias_label"] for r in batch] == [
+        "l",
+        "x@example.com",
+        "u1",
+        "other",
+    ]
+
+
+def test_duplicates_can_be_allowed() -> None:
+    rows = [*users(60), "u1"]
+    braze = FakeBraze()
+    summary = engine(braze, rows, checkpoint(), deduplicate=False).run()
+    assert braze.delivered["u1"] == 2
+    assert (summary["recipients"], summary["duplicates"], summary["duplicates_skipped"]) == (61, 1, 0)
+
+
+# ---------------------------------------------------------------------------- names
+
+
+def test_checkpoint_names_are_unambiguous() -> None:
+    assert checkpoint_name("newsletter__eu", "send", "r", -1) != checkpoint_name(
+        "newsletter", "eu__send", "r", -1
+    )
+    assert checkpoint_name("d", "t", "run:1", -1) != checkpoint_name("d", "t", "run+1", -1)
+    assert checkpoint_name("d", "t", "r", 1) != checkpoint_name("d", "t", "r", 2)
+    name = checkpoint_name("newsletter", "send", "manual__2026-11-26T13:32:42+00:00", -1)
+    assert name.startswith("braze_send__newsletter__send__")
+    assert "manual__2026-11-26T13_32_42_00_00__-1__" in name
+    longest = Checkpoint(MemoryCheckpointStore(), checkpoint_name("d" * 300, "t" * 300, "r" * 300, 99_999))
+    assert len(longest.try_key(999, "29991231T235959999999", "ffffffff")) <= 250  # Airflow's key limit
+    assert longest.name.startswith(task_prefix("d" * 300, "t" * 300))
+
+
+def test_two_tasks_with_lookalike_names_keep_their_own_checkpoints() -> None:
+    store = MemoryCheckpointStore()
+    eu = Checkpoint(store, checkpoint_name("newsletter__eu", "send", "run", -1))
+    other = Checkpoint(store, checkpoint_name("newsletter", "eu__send", "run", -1))
+    engine(FakeBraze(), users(100), eu).run()
+    braze = FakeBraze()
+    summary = engine(braze, users(100), other).run()
+    assert braze.calls == 2
+    assert summary.get("already_complete") is None
+
+
+# ---------------------------------------------------------------------------- bounded checkpoints
+
+
+def test_a_total_outage_stops_early_and_keeps_the_checkpoint_small() -> None:
+    store = CountingStore(MemoryCheckpointStore())
+    braze = FakeBraze(always=BrazeServerError("503 after retries", status_code=503))
+    summary = engine(braze, users(100_000), checkpoint(store), concurrency=8).run()
+    assert summary["stopped_early"]
+    assert "in a row failed" in summary["stopped_early"]
+    assert braze.calls <= 2 * 8 + 8  # the outage threshold plus what was in flight
+    assert (summary["accepted"], summary["not_sent"]) == (0, 100_000)
+    assert summary["not_sent_ranges"] == [[0, 2_000]]
+    assert store.largest <= 64 * 1024
+    assert store.bytes_written <= 20 * 1024 * 1024
+
+
+def test_an_outage_lists_everything_not_sent_as_not_sent() -> None:
+    braze = FakeBraze(always=BrazeServerError("503 after retries", status_code=503))
+    summary = engine(braze, users(1_000), checkpoint(), concurrency=1).run()
+    assert braze.calls == 4  # max(4, 2 x concurrency) failures in a row
+    assert summary["not_sent"] == 1_000
+    assert summary["not_sent_batches"][0]["error"] == "503 after retries"
+    assert summary["not_sent_batches"][4]["error"].startswith("not attempted: 4 batches in a row failed")
+
+
+def test_a_try_record_stays_small_whatever_the_outcomes() -> None:
+    rng = random.Random(8)
+    record = TryRecord(
+        key="k",
+        try_number=1,
+        started="20261126T120000000000",
+        token="0123abcd",
+        send=IDENTITY,
+        audience=audience(users(100)).fingerprint(),
+        reserved_upto=20_000,
+        outcomes=bytearray(
+            rng.choice([DONE, NOT_SENT, UNKNOWN]) for _ in range(20_000)
+        ),  # 1,000,000 recipients
+        errors=[
+            {"batch": i, "outcome": "unknown", "status_code": 504, "error": "x" * 300}
+            for i in range(ERRORS_KEPT)
+        ],
+        stats={
+            "non_fatal_errors": ["y" * 300] * 20,
+            "dispatch_ids": ["d" * 32] * 20,
+            "schedule_ids": ["s" * 32] * 20,
+        },
+    )
+    assert len(json.dumps(record.to_json())) <= 64 * 1024
+
+
+def test_a_rate_limit_used_up_beyond_the_budget_stops_the_send_early() -> None:
+    reset = datetime(2026, 11, 26, 19, 0, tzinfo=timezone.utc)
+    from airflow_provider_braze.exceptions import BrazeRateLimitError
+
+    braze = FakeBraze({100: [BrazeRateLimitError("429", reset_at=reset, status_code=429)]})
+    summary = engine(braze, users(10_000), checkpoint(), concurrency=1).run()
+    assert "rate limit is used up until 2026-11-26 19:00:00 UTC" in summary["stopped_early"]
+    assert summary["accepted"] == 100
+    assert summary["not_sent"] == 9_900
+
+
+# ---------------------------------------------------------------------------- lifecycle
+
+
+def test_a_completed_send_leaves_one_small_record() -> None:
+    store = MemoryCheckpointStore()
+    engine(FakeBraze({0: [BrazeServerError("503")]}), users(5_000), checkpoint(store)).run()
+    engine(FakeBraze(), users(5_000), checkpoint(store), try_number=2).run()
+    (key,) = store.records
+    assert "__done_" in key
+    assert len(store.records[key]) <= 4 * 1024
+
+
+def test_old_records_of_the_task_are_pruned_when_a_send_completes() -> None:
+    store = MemoryCheckpointStore()
+    today = datetime.now(timezone.utc).date()
+
+    def old(run: str, days: int, kind: str) -> str:
+        day = today - timedelta(days=days)
+        name = checkpoint_name("dag", "send", run, -1)
+        key = (
+            f"{name}__done_{day:%Y%m%d}"
+            if kind == "done"
+            else f"{name}__try001_{day:%Y%m%d}T000000000000_0123abcd"
+        )
+        store.records[key] = "{}"
+        return key
+
+    expired = [old("a", 45, "done"), old("b", 31, "try")]
+    kept = [old("c", 29, "done"), old("d", 2, "try")]
+    elsewhere = f"{checkpoint_name('other_dag', 'send', 'a', -1)}__done_{today - timedelta(days=400):%Y%m%d}"
+    store.records[elsewhere] = "{}"
+    engine(FakeBraze(), users(100), checkpoint(store)).run()
+    for key in expired:
+        assert key not in store.records
+    for key in [*kept, elsewhere]:
+        assert key in store.records
+
+
+def test_retention_none_keeps_every_record() -> None:
+    store = MemoryCheckpointStore()
+    today = datetime.now(timezone.utc).date()
+    key = f"{checkpoint_name('dag', 'send', 'a', -1)}__done_{today - timedelta(days=999):%Y%m%d}"
+    store.records[key] = "{}"
+    engine(FakeBraze(), users(100), checkpoint(store), retention=None).run()
+    assert key in store.records
+
+
+def test_retention_must_be_at_least_two_days() -> None:
+    with pytest.raises(BrazeValidationError, match="at least 2 days"):
+        engine(FakeBraze(), users(1), checkpoint(), retention=timedelta(hours=1))
+
+
+# ---------------------------------------------------------------------------- redaction
+
+
+def test_nothing_kept_or_reported_holds_the_key(tmp_path: Path) -> None:
+    def redact(value: Any) -> Any:
+        return value.replace(SECRET, "***") if isinstance(value, str) else value
+
+    def answer(batch: list[Any]) -> dict[str, Any]:
+        if batch[0] == "u50":
+            raise BrazeServerError(f"proxy said: Authorization: Bearer {SECRET}")
+        if batch[0] == "u100":
+            raise BrazeAmbiguousRequestError(f"dropped; echo {SECRET}")
+        return {"dispatch_id": "d", "errors": [f"header echo: {SECRET}"]}
+
+    cp = checkpoint(ObjectStorageCheckpointStore(tmp_path))
+    delivery = engine(answer, users(200), cp, redact=redact)
+    summary = delivery.run()
+    assert summary["non_fatal_errors"]
+    texts = json.dumps(summary) + "".join(p.read_text() for p in tmp_path.glob("*.json"))
+    assert SECRET not in texts
+    assert "***" in texts

@@ -1,0 +1,50 @@
+"""Checkpointed, concurrent, exactly-once delivery for the send operators.
+
+- :mod:`.audience`: the recipients, read once before sending: checked, de-duplicated, spooled
+  to local disk and fingerprinted.
+- :mod:`.checkpoint`: where progress survives a retry (Airflow Variables, files at any
+  ObjectStoragePath, or memory), the records kept there and their names.
+- :mod:`.engine`: :class:`BatchDelivery`, which sends the batches and keeps the records.
+
+README.md ("The delivery guarantee, in plain words") states what holds.
+"""
+
+from airflow_provider_braze.delivery.audience import Audience, read_audience, recipient_identity
+from airflow_provider_braze.delivery.checkpoint import (
+    DEFAULT_RETENTION,
+    Checkpoint,
+    CheckpointStore,
+    MemoryCheckpointStore,
+    ObjectStorageCheckpointStore,
+    VariableCheckpointStore,
+    checkpoint_name,
+    task_prefix,
+)
+from airflow_provider_braze.delivery.engine import (
+    AMBIGUOUS_DETAIL_LIMIT,
+    SUMMARY_LIST_LIMIT,
+    BatchDelivery,
+    DeliveryIncomplete,
+    DeliveryStopped,
+    merge_outcomes,
+)
+
+__all__ = [
+    "AMBIGUOUS_DETAIL_LIMIT",
+    "DEFAULT_RETENTION",
+    "SUMMARY_LIST_LIMIT",
+    "Audience",
+    "BatchDelivery",
+    "Checkpoint",
+    "CheckpointStore",
+    "DeliveryIncomplete",
+    "DeliveryStopped",
+    "MemoryCheckpointStore",
+    "ObjectStorageCheckpointStore",
+    "VariableCheckpointStore",
+    "checkpoint_name",
+    "merge_outcomes",
+    "read_audience",
+    "recipient_identity",
+    "task_prefix",
+]

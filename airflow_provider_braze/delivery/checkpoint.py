@@ -1,0 +1,484 @@
+"""Where a send's progress survives a task retry: checkpoint stores, names and records.
+
+A send's checkpoint is a set of small JSON records under one name (see :func:`checkpoint_name`):
+
+- ``<name>__try<NNN>_<started>_<token>``: one per try, written **only by that try**. It holds
+  the facts that try knows: the batches it reserved before sending (``reserved_upto``) and the
+  outcome of every batch it sent (one byte per batch, compressed), a few error texts, counters.
+  Because no try ever writes another's record, overlapping tries cannot overwrite each other's
+  facts; the newest try (highest try number, then latest start) owns the send, and an older try
+  that sees a newer record stops dispatching.
+- ``<name>__done_<date>``: written once the send is complete; a few hundred bytes with the
+  audience fingerprint and the summary. The try records are then deleted.
+
+Reading is strict: a record that is listed but cannot be read, or cannot be parsed, is an error,
+never "no checkpoint". Stores list keys and read values through separate calls (Airflow's task
+SDK turns a failed Variable read into "not found", but fails a listing loudly), so a missing
+record is only ever concluded from a listing that worked.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import re
+import zlib
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any, Protocol
+
+from airflow_provider_braze.exceptions import BrazeCheckpointError
+
+CHECKPOINT_FORMAT = 2
+#: How long the record of a send is kept after its last try started or it completed.
+DEFAULT_RETENTION = timedelta(days=30)
+#: Error texts kept per try record (the rest are in that try's log).
+ERRORS_KEPT = 10
+#: Longest error text kept in a record.
+ERROR_CHARS = 300
+
+# What each byte of a try record's outcomes means, for one batch.
+NOT_TRIED = 0
+DONE = 1
+NOT_SENT = 2  # failed before Braze processed it (5xx, connection refused, 429): safe to resend
+REFUSED = 3  # Braze refused it (4xx): nothing was sent
+UNKNOWN = 4  # sent, but the outcome is unknown (read timeout, dropped connection, 504, 2xx unreadable)
+# Only in merged views: reserved by a try that recorded no outcome for it.
+IN_DOUBT = 5
+
+_NAME_PART = re.compile(r"[^A-Za-z0-9_.-]+")
+_TRY_SUFFIX = re.compile(r"__try(\d{3,})_(\d{8}T\d{12})_([0-9a-f]{8})$")
+_DONE_SUFFIX = re.compile(r"__done_(\d{8})$")
+
+
+def _readable(text: str, limit: int) -> str:
+    return _NAME_PART.sub("_", text)[:limit].strip("_") or "x"
+
+
+def _digest(*parts: Any) -> str:
+    return hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()
+
+
+def task_prefix(dag_id: str, task_id: str) -> str:
+    """The start shared by the checkpoint names of every run of one task (and no other task)."""
+    return f"braze_send__{_readable(dag_id, 40)}__{_readable(task_id, 40)}__{_digest(dag_id, task_id)[:10]}__"
+
+
+def checkpoint_name(dag_id: str, task_id: str, run_id: str, map_index: int) -> str:
+    """The name of one task instance's send, whatever its try: a readable prefix, then a digest of
+    the whole identity, so two task instances never share a name (``newsletter__eu``/``send`` and
+    ``newsletter``/``eu__send``, or run IDs ``run:1`` and ``run+1``, differ by their digest)."""
+    return (
+        f"{task_prefix(dag_id, task_id)}{_readable(run_id, 48)}__{map_index}__"
+        f"{_digest(dag_id, task_id, run_id, map_index)[:16]}"
+    )
+
+
+def key_date(key: str) -> date | None:
+    """The day a record was started (try) or completed (done), from its key."""
+    found = _TRY_SUFFIX.search(key)
+    text = found.group(2)[:8] if found else None
+    if text is None:
+        done = _DONE_SUFFIX.search(key)
+        text = done.group(1) if done else None
+    if text is None:
+        return None
+    try:
+        return datetime.strptime(text, "%Y%m%d").date()
+    except ValueError:
+        return None
+
+
+# ------------------------------------------------------------------------------------ stores
+
+
+class CheckpointStore(Protocol):
+    """Keeps checkpoint records by key, reachable from every worker that may run a retry."""
+
+    def keys(self, prefix: str) -> list[str]:
+        """Every key starting with ``prefix``; raises BrazeCheckpointError if it cannot list."""
+        ...
+
+    def read(self, key: str) -> dict[str, Any] | None:
+        """The record, or None if it no longer exists; raises BrazeCheckpointError if it exists
+        but cannot be read or parsed."""
+        ...
+
+    def write(self, key: str, record: dict[str, Any]) -> int:
+        """Store the record (replacing any); return the bytes written. Raises BrazeCheckpointError."""
+        ...
+
+    def delete(self, key: str) -> None: ...
+
+    def describe(self, key: str | None = None) -> str: ...
+
+
+def _encode(record: dict[str, Any]) -> str:
+    return json.dumps(record, separators=(",", ":"), sort_keys=True)
+
+
+def _decode(text: Any, where: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text) if isinstance(text, (str, bytes)) else text
+    except ValueError as err:
+        raise BrazeCheckpointError(
+            f"The {where} is not valid JSON ({err}); it was not written by this provider or was damaged. "
+            "Sending was refused rather than guessed: restore it, or delete it knowing that recipients "
+            "it records as sent would be sent again."
+        ) from None
+    if not isinstance(value, dict):
+        raise BrazeCheckpointError(f"The {where} does not hold a checkpoint record (a JSON object).")
+    return value
+
+
+class VariableCheckpointStore:
+    """Keeps records in Airflow Variables (the metadata database), reachable from every worker.
+
+    Needs a running Airflow task (the task SDK talks to the API server).
+    """
+
+    description = "Braze send checkpoint (airflow-provider-braze)"
+
+    def keys(self, prefix: str) -> list[str]:
+        from airflow.sdk import Variable
+
+        try:
+            return [str(key) for key in list(Variable.keys(prefix=prefix))]
+        except Exception as err:
+            raise self._unreachable(f"list the checkpoint Variables starting with {prefix!r}", err) from err
+
+    def read(self, key: str) -> dict[str, Any] | None:
+        from airflow.sdk import Variable
+
+        try:
+            # The task SDK answers the default both when the Variable is missing and when it could
+            # not be read (API unreachable, value that cannot be decrypted), so None is checked
+            # against a listing, which fails loudly.
+            text = Variable.get(key, default=None)
+        except Exception as err:
+            raise self._unreachable(f"read the checkpoint Variable {key!r}", err) from err
+        if text is None:
+            if key in self.keys(key):
+                raise BrazeCheckpointError(
+                    f"The checkpoint Variable {key!r} exists but could not be read (the Airflow API "
+                    "server did not answer, a secrets backend failed, or its value cannot be "
+                    "decrypted). Sending was refused: starting over could send every recipient "
+                    "again. Fix the cause and retry the task; the checkpoint is left as it is."
+                )
+            return None
+        return _decode(text, f"checkpoint Variable {key!r}")
+
+    def write(self, key: str, record: dict[str, Any]) -> int:
+        from airflow.sdk import Variable
+
+        text = _encode(record)
+        try:
+            Variable.set(key, text, description=self.description)
+        except Exception as err:
+            raise self._unreachable(f"write the checkpoint Variable {key!r}", err) from err
+        return len(text.encode())
+
+    def delete(self, key: str) -> None:
+        from airflow.sdk import Variable
+
+        try:
+            Variable.delete(key)
+        except Exception as err:
+            raise self._unreachable(f"delete the checkpoint Variable {key!r}", err) from err
+
+    def describe(self, key: str | None = None) -> str:
+        return f"Airflow Variable {key!r}" if key else "Airflow Variables"
+
+    @staticmethod
+    def _unreachable(action: str, err: Exception) -> BrazeCheckpointError:
+        return BrazeCheckpointError(
+            f"Cannot {action} ({type(err).__name__}: {err}). Variables need a running Airflow task; "
+            "outside one, pass checkpoint=<a folder or ObjectStoragePath URL>."
+        )
+
+
+class ObjectStorageCheckpointStore:
+    """Keeps records as JSON files in a folder: a local path or any ObjectStoragePath URL
+    (``s3://bucket/prefix``, ``gs://``...). Every worker that may run a retry must reach it."""
+
+    def __init__(self, folder: Any) -> None:
+        if isinstance(folder, str) and "://" in folder:
+            from airflow.sdk import ObjectStoragePath
+
+            folder = ObjectStoragePath(folder)
+        self.folder = folder
+
+    @property
+    def _local(self) -> bool:
+        return isinstance(self.folder, (str, os.PathLike))
+
+    def _path(self, key: str) -> Any:
+        if self._local:
+            return os.path.join(os.fspath(self.folder), f"{key}.json")
+        return self.folder / f"{key}.json"
+
+    def keys(self, prefix: str) -> list[str]:
+        try:
+            if self._local:
+                folder = os.fspath(self.folder)
+                names = os.listdir(folder) if os.path.isdir(folder) else []
+            else:
+                names = [p.name for p in self.folder.iterdir()] if self.folder.exists() else []
+        except Exception as err:
+            raise BrazeCheckpointError(f"Cannot list the checkpoint folder {self.folder}: {err}") from err
+        return sorted(n[: -len(".json")] for n in names if n.startswith(prefix) and n.endswith(".json"))
+
+    def read(self, key: str) -> dict[str, Any] | None:
+        path = self._path(key)
+        try:
+            if self._local:
+                with open(path, encoding="utf-8") as fh:
+                    text = fh.read()
+            else:
+                text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return None
+        except Exception as err:
+            raise BrazeCheckpointError(
+                f"Cannot read the checkpoint file {path}: {err}. Sending was refused: starting over "
+                "could send every recipient again."
+            ) from err
+        return _decode(text, f"checkpoint file {path}")
+
+    def write(self, key: str, record: dict[str, Any]) -> int:
+        path = self._path(key)
+        text = _encode(record)
+        try:
+            if self._local:
+                # Write then rename, so a kill mid-write never leaves half a record.
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+                temporary = f"{path}.tmp"
+                with open(temporary, "w", encoding="utf-8") as fh:
+                    fh.write(text)
+                os.replace(temporary, path)
+            else:
+                # Object stores replace an object in one step.
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(text, encoding="utf-8")
+        except Exception as err:
+            raise BrazeCheckpointError(f"Cannot write the checkpoint file {path}: {err}") from err
+        return len(text.encode())
+
+    def delete(self, key: str) -> None:
+        path = self._path(key)
+        try:
+            if self._local:
+                os.unlink(path)
+            else:
+                path.unlink()
+        except FileNotFoundError:
+            pass
+        except Exception as err:
+            raise BrazeCheckpointError(f"Cannot delete the checkpoint file {path}: {err}") from err
+
+    def describe(self, key: str | None = None) -> str:
+        return f"checkpoint file {self._path(key)}" if key else f"checkpoint folder {self.folder}"
+
+
+class MemoryCheckpointStore:
+    """Keeps records in this process only: no protection across task retries (``checkpoint=None``)."""
+
+    def __init__(self) -> None:
+        self.records: dict[str, str] = {}
+
+    def keys(self, prefix: str) -> list[str]:
+        return sorted(k for k in self.records if k.startswith(prefix))
+
+    def read(self, key: str) -> dict[str, Any] | None:
+        text = self.records.get(key)
+        return None if text is None else _decode(text, f"checkpoint {key!r}")
+
+    def write(self, key: str, record: dict[str, Any]) -> int:
+        self.records[key] = _encode(record)
+        return len(self.records[key].encode())
+
+    def delete(self, key: str) -> None:
+        self.records.pop(key, None)
+
+    def describe(self, key: str | None = None) -> str:
+        return "memory (not kept across task retries)"
+
+
+# ------------------------------------------------------------------------------------ records
+
+
+def encode_outcomes(outcomes: bytearray) -> str:
+    return base64.b64encode(zlib.compress(bytes(outcomes), 9)).decode("ascii")
+
+
+def decode_outcomes(text: str, where: str) -> bytearray:
+    try:
+        return bytearray(zlib.decompress(base64.b64decode(text.encode("ascii"), validate=True)))
+    except (ValueError, zlib.error) as err:
+        raise BrazeCheckpointError(f"The batch outcomes in {where} are damaged ({err}).") from None
+
+
+@dataclass
+class TryRecord:
+    """What one try of a send knows, as stored in its own record."""
+
+    key: str
+    try_number: int
+    started: str  # UTC, ``YYYYMMDDTHHMMSSffffff``
+    token: str
+    send: dict[str, Any]
+    audience: dict[str, Any]
+    state: str = "running"  # running, ended, stopped, superseded
+    reserved_upto: int = 0
+    outcomes: bytearray = field(default_factory=bytearray)
+    errors: list[dict[str, Any]] = field(default_factory=list)
+    stats: dict[str, Any] = field(default_factory=dict)
+    seq: int = 0
+    updated_at: str = ""
+
+    @property
+    def order(self) -> tuple[int, str, str]:
+        """Newer tries sort later: by try number, then start time, then token."""
+        return (self.try_number, self.started, self.token)
+
+    def outcome(self, index: int) -> int:
+        return self.outcomes[index] if index < len(self.outcomes) else NOT_TRIED
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "kind": "try",
+            "try": self.try_number,
+            "started": self.started,
+            "token": self.token,
+            "send": self.send,
+            "audience": self.audience,
+            "state": self.state,
+            "reserved_upto": self.reserved_upto,
+            "outcomes": encode_outcomes(self.outcomes),
+            "errors": self.errors,
+            "stats": self.stats,
+            "seq": self.seq,
+            "updated_at": self.updated_at,
+        }
+
+    @classmethod
+    def from_json(cls, key: str, data: dict[str, Any], where: str) -> TryRecord:
+        try:
+            return cls(
+                key=key,
+                try_number=int(data["try"]),
+                started=str(data["started"]),
+                token=str(data["token"]),
+                send=dict(data["send"]),
+                audience=dict(data["audience"]),
+                state=str(data.get("state", "running")),
+                reserved_upto=int(data.get("reserved_upto", 0)),
+                outcomes=decode_outcomes(str(data.get("outcomes", "")), where)
+                if data.get("outcomes")
+                else bytearray(),
+                errors=list(data.get("errors") or []),
+                stats=dict(data.get("stats") or {}),
+                seq=int(data.get("seq", 0)),
+                updated_at=str(data.get("updated_at", "")),
+            )
+        except (KeyError, TypeError, ValueError) as err:
+            raise BrazeCheckpointError(f"The {where} is not a complete try record ({err!r}).") from None
+
+
+@dataclass
+class Loaded:
+    """A send's records as read at one moment."""
+
+    done: dict[str, Any] | None = None
+    done_key: str | None = None
+    tries: list[TryRecord] = field(default_factory=list)
+    #: Keys of try records, including ones that vanished between listing and reading.
+    try_keys: list[str] = field(default_factory=list)
+
+
+class Checkpoint:
+    """The records of one send in a store, and the rules for reading, writing and pruning them.
+
+    :param store: Where the records are kept.
+    :param name: The send's name (:func:`checkpoint_name`).
+    :param prune_prefix: The names of the task's other sends start with it (:func:`task_prefix`).
+    """
+
+    def __init__(self, store: CheckpointStore, name: str, *, prune_prefix: str | None = None) -> None:
+        self.store = store
+        self.name = name
+        self.prune_prefix = prune_prefix
+
+    def describe(self, key: str | None = None) -> str:
+        """One record (``key``), or where all of this send's records are."""
+        if key is not None:
+            return self.store.describe(key)
+        return f"{self.store.describe()}, records starting with {self.name!r}"
+
+    def try_key(self, try_number: int, started: str, token: str) -> str:
+        return f"{self.name}__try{try_number:03d}_{started}_{token}"
+
+    def done_key(self, day: date) -> str:
+        return f"{self.name}__done_{day:%Y%m%d}"
+
+    def own_keys(self) -> list[str]:
+        """The keys of this send's records (a listing that fails raises)."""
+        prefix = f"{self.name}__"
+        return [
+            k
+            for k in self.store.keys(prefix)
+            if _TRY_SUFFIX.fullmatch(k[len(self.name) :]) or self._is_done(k)
+        ]
+
+    def _is_done(self, key: str) -> bool:
+        return bool(_DONE_SUFFIX.fullmatch(key[len(self.name) :]))
+
+    @staticmethod
+    def order_of(key: str) -> tuple[int, str, str] | None:
+        found = _TRY_SUFFIX.search(key)
+        return (int(found.group(1)), found.group(2), found.group(3)) if found else None
+
+    def load(self, *, keys: list[str] | None = None) -> Loaded:
+        """Read every record of this send; strict (see the module docstring)."""
+        loaded = Loaded()
+        for key in sorted(keys if keys is not None else self.own_keys()):
+            where = self.describe(key)
+            if self._is_done(key):
+                record = self.store.read(key)
+                if record is not None:
+                    loaded.done, loaded.done_key = record, key
+                continue
+            loaded.try_keys.append(key)
+            record = self.store.read(key)
+            if record is None:
+                continue  # deleted since the listing: a try completed the send (its done record says)
+            if record.get("format") != CHECKPOINT_FORMAT or record.get("kind") != "try":
+                raise BrazeCheckpointError(
+                    f"The {where} has format {record.get('format')!r}, not this provider's "
+                    f"{CHECKPOINT_FORMAT}; it was written by another version. Sending was refused."
+                )
+            loaded.tries.append(TryRecord.from_json(key, record, where))
+        if loaded.done is None and any(self._is_done(k) for k in (keys or [])):
+            # Listed as done but gone: pruned between listing and reading. Read again.
+            return self.load()
+        return loaded
+
+    def prune(self, retention: timedelta, today: date, *, limit: int = 100) -> list[str]:
+        """Delete records of this task's other sends whose day is older than ``retention``."""
+        if self.prune_prefix is None:
+            return []
+        cutoff = today - retention
+        pruned = []
+        for key in self.store.keys(self.prune_prefix):
+            if key.startswith(f"{self.name}__"):
+                continue
+            day = key_date(key)
+            if day is not None and day < cutoff:
+                self.store.delete(key)
+                pruned.append(key)
+                if len(pruned) >= limit:
+                    break
+        return pruned

@@ -1,0 +1,946 @@
+"""The batch delivery engine: send an audience's batches concurrently, exactly once across tries.
+
+Braze has no idempotency key, so the only way not to send a batch twice across task retries is
+to remember, durably and *before* sending, which batches may go out. The order of one try:
+
+1. The audience was read once already (:mod:`.audience`): checked, de-duplicated, spooled and
+   fingerprinted.
+2. Every record of the send is read (:mod:`.checkpoint`). A record that exists but cannot be read
+   stops the try. A completed send is returned as it is, if the audience is the same; a changed
+   audience stops the try before anything is sent.
+3. The try writes its own record (taking the send over from any older try still running), reads
+   the others again, and merges them: a batch is *done* if any try confirmed it, *in doubt* if a
+   try sent it without learning the outcome or reserved it without recording one, *not sent*
+   otherwise.
+4. Batches not done and not in doubt are sent, ``concurrency`` at a time. Before batch ``i`` goes
+   out, this try's record says ``reserved_upto > i``; reservations are written ahead, by a
+   writer thread, at most ``2 x concurrency`` batches past what was dispatched, so writing costs
+   no waiting. After each write the writer lists the records: a newer try's record, or a done
+   record, means this try was superseded, and it stops dispatching.
+5. Outcomes: 2xx confirmed is *done*; 4xx refused, or 5xx / connection failures / 429 before
+   Braze processed it, is *not sent* (the next try sends it); read timeouts, dropped
+   connections, 504 and unreadable 2xx answers are *in doubt* and, unless ``at_least_once``,
+   never resent. Many failures in a row (an outage longer than the retry budget) or a rate limit
+   used up beyond the budget stop the send early; what was not sent is listed as not sent.
+6. When every batch is done, a small done record replaces the try records, and records of the
+   task's older runs past their retention are pruned.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_braze.delivery.checkpoint import (
+    CHECKPOINT_FORMAT,
+    DEFAULT_RETENTION,
+    DONE,
+    ERROR_CHARS,
+    ERRORS_KEPT,
+    IN_DOUBT,
+    NOT_SENT,
+    NOT_TRIED,
+    REFUSED,
+    UNKNOWN,
+    Checkpoint,
+    TryRecord,
+)
+from airflow_provider_braze.exceptions import (
+    BrazeAmbiguousRequestError,
+    BrazeAuthError,
+    BrazeBadRequestError,
+    BrazeCheckpointError,
+    BrazeConfigurationError,
+    BrazeError,
+    BrazeNotFoundError,
+    BrazeRateLimitError,
+    BrazeValidationError,
+)
+from airflow_provider_braze.recipients import recipient_key
+
+if TYPE_CHECKING:
+    import logging
+    from collections.abc import Callable
+
+    from airflow_provider_braze.delivery.audience import Audience
+
+#: How many items of each list the summary keeps (it travels through XCom).
+SUMMARY_LIST_LIMIT = 20
+#: In-doubt batches whose recipients are listed in the summary.
+AMBIGUOUS_DETAIL_LIMIT = SUMMARY_LIST_LIMIT
+#: In-doubt batches whose recipients are listed in the task log at the end of a try.
+DOUBT_LOGGED_BATCHES = 200
+#: Index ranges kept in the summary's ``ambiguous_ranges`` and ``not_sent_ranges``.
+RANGES_KEPT = 100
+
+_RECIPIENTS_PER_DETAIL = 50
+_RANK = {NOT_TRIED: 0, NOT_SENT: 1, REFUSED: 1, UNKNOWN: 2, IN_DOUBT: 2, DONE: 3}
+
+
+class DeliveryStopped(BrazeError):
+    """The send was stopped (task killed or timed out, or a newer try took over); the checkpoint
+    says where it stopped and a retry resumes from there."""
+
+
+class DeliveryIncomplete(BrazeError):
+    """Some batches were not delivered, or their outcome is unknown; the message lists them.
+
+    :param summary: The delivery summary (also pushed to XCom under ``summary``).
+    """
+
+    def __init__(self, text: str, *, summary: dict[str, Any] | None = None) -> None:
+        super().__init__(text)
+        self.summary = summary or {}
+
+
+def merge_outcomes(records: list[TryRecord], batch_count: int) -> bytearray:
+    """One status per batch from every try's facts (see the module docstring, step 3)."""
+    view = bytearray(batch_count)
+    for record in sorted(records, key=lambda r: r.order):
+        outcomes = record.outcomes
+        reserved = min(record.reserved_upto, batch_count)
+        for index in range(batch_count):
+            outcome = outcomes[index] if index < len(outcomes) else NOT_TRIED
+            if outcome == NOT_TRIED:
+                if index >= reserved:
+                    continue
+                outcome = IN_DOUBT  # reserved, and the try recorded nothing: it may have gone out
+            if _RANK[outcome] >= _RANK[view[index]]:
+                view[index] = outcome
+    return view
+
+
+class _CheckpointWriter:
+    """Writes this try's record in the background and confirms reservations.
+
+    A reservation counts only once the record holding it was written and a listing taken after
+    the write showed no newer try and no done record: an older try cannot then send beyond what
+    a newer try reads as reserved (the newer one writes its own record before reading others).
+    """
+
+    def __init__(self, checkpoint: Checkpoint, key: str, order: tuple[int, str, str]) -> None:
+        self._checkpoint = checkpoint
+        self._key = key
+        self._order = order
+        self._cond = threading.Condition()
+        self._pending: tuple[int, dict[str, Any], int] | None = None
+        self._closing = False
+        self.confirmed_reservation = 0
+        self.written_seq = 0
+        self.error: BaseException | None = None
+        self.superseded_by: str | None = None
+        self.writes = 0
+        self.bytes_written = 0
+        self._thread = threading.Thread(target=self._loop, name="braze-checkpoint", daemon=True)
+        self._thread.start()
+
+    def submit(self, seq: int, record: dict[str, Any], reservation: int) -> None:
+        with self._cond:
+            self._pending = (seq, record, reservation)
+            self._cond.notify_all()
+
+    def wait_written(self, seq: int, timeout: float | None = None) -> bool:
+        """Wait until the record ``seq`` (or a later one) is written; False on error or timeout."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            while self.written_seq < seq and self.error is None:
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return False
+                self._cond.wait(remaining)
+            return self.written_seq >= seq
+
+    def wait_change(self, timeout: float) -> None:
+        with self._cond:
+            self._cond.wait(timeout)
+
+    def close(self) -> None:
+        with self._cond:
+            self._closing = True
+            self._cond.notify_all()
+        self._thread.join()
+
+    def _loop(self) -> None:
+        first = True
+        while True:
+            with self._cond:
+                while self._pending is None and not self._closing:
+                    self._cond.wait()
+                if self._pending is None:
+                    return
+                seq, record, reservation = self._pending
+                self._pending = None
+            try:
+                size = self._checkpoint.store.write(self._key, record)
+                keys = self._checkpoint.own_keys()
+                if self._key not in keys:
+                    raise BrazeCheckpointError(
+                        f"The {self._checkpoint.describe(self._key)} was written but a listing right "
+                        "after does not show it, so the store cannot be trusted with this send."
+                    )
+                if first:
+                    back = self._checkpoint.store.read(self._key)
+                    if back is None or back.get("seq") != seq:
+                        raise BrazeCheckpointError(
+                            f"The {self._checkpoint.describe(self._key)} was written but reads back "
+                            "differently, so the store cannot be trusted with this send."
+                        )
+                    first = False
+                newer = [
+                    k
+                    for k in keys
+                    if k != self._key and ((order := Checkpoint.order_of(k)) is None or order > self._order)
+                ]
+            except BaseException as err:
+                with self._cond:
+                    self.error = err
+                    self._cond.notify_all()
+                return
+            with self._cond:
+                self.writes += 1
+                self.bytes_written += size
+                self.written_seq = max(self.written_seq, seq)
+                if newer and self.superseded_by is None:
+                    self.superseded_by = newer[0]
+                if self.superseded_by is None:
+                    self.confirmed_reservation = max(self.confirmed_reservation, reservation)
+                self._cond.notify_all()
+
+
+class BatchDelivery:
+    """Send an audience's batches concurrently, exactly once across task tries (see the module).
+
+    :param send_batch: Sends one batch (a list of recipients, empty for a broadcast) and returns
+        Braze's answer; raises the hook's errors.
+    :param audience: The recipients, read and checked (:func:`~.audience.read_audience`).
+    :param checkpoint: Where this send's records are kept.
+    :param identity: What every record of this send must agree on (endpoint, campaign, ...).
+    :param log: The task's logger.
+    :param concurrency: Batches in flight at once (1 to 32).
+    :param at_least_once: Resend batches whose outcome is unknown instead of reporting them.
+    :param try_number: This try's number (Airflow's ``ti.try_number``); newer tries own the send.
+    :param run_after: When the DAG run was due; with ``retention``, decides whether a retry that
+        finds no checkpoint can prove that earlier tries sent nothing.
+    :param retention: How long records are kept (None: forever); older ones of the task's other
+        runs are pruned when a send completes.
+    :param progress_interval: Seconds between progress lines in the log.
+    :param save_interval: Most seconds between checkpoint writes while outcomes come in.
+    :param max_rejected_batches: Stop sending after Braze refuses (4xx) more than this many batches.
+    :param outage_batches: Stop sending after this many batches in a row failed or ended in doubt
+        (default ``max(4, 2 x concurrency)``): Braze or the network is down beyond the retry budget.
+    :param rate_limit_status: Returns a text on the rate-limit headroom, for progress lines.
+    :param redact: Applied to every text this engine keeps or shows (error messages, Braze's
+        non-fatal errors): removes the API key.
+    """
+
+    def __init__(
+        self,
+        *,
+        send_batch: Callable[[list[Any]], dict[str, Any]],
+        audience: Audience,
+        checkpoint: Checkpoint,
+        identity: dict[str, Any],
+        log: logging.Logger | Any,
+        concurrency: int = 4,
+        at_least_once: bool = False,
+        try_number: int = 1,
+        run_after: datetime | None = None,
+        retention: timedelta | None = DEFAULT_RETENTION,
+        progress_interval: float = 30.0,
+        save_interval: float = 2.0,
+        max_rejected_batches: int = 10,
+        outage_batches: int | None = None,
+        rate_limit_status: Callable[[], str] | None = None,
+        redact: Callable[[Any], Any] | None = None,
+    ) -> None:
+        if not 1 <= concurrency <= 32:
+            raise BrazeValidationError(f"concurrency must be between 1 and 32, got {concurrency}.")
+        if retention is not None and retention < timedelta(days=2):
+            raise BrazeValidationError(
+                "checkpoint_retention must be at least 2 days, or None to keep forever."
+            )
+        self._send_batch = send_batch
+        self.audience = audience
+        self.checkpoint = checkpoint
+        self._identity = identity
+        self.log = log
+        self._concurrency = concurrency
+        self._at_least_once = at_least_once
+        self._try_number = max(1, int(try_number))
+        self._run_after = run_after
+        self._retention = retention
+        self._progress_interval = progress_interval
+        self._save_interval = save_interval
+        self._max_rejected = max_rejected_batches
+        self._outage_batches = outage_batches or max(4, 2 * concurrency)
+        self._rate_limit_status = rate_limit_status
+        self._redact = redact or (lambda value: value)
+        self._stop = threading.Event()
+        #: The error that stopped the send (auth, too many refusals...); set by the coordinator.
+        self._abort: BaseException | None = None
+        #: Why the send stopped early without an error of its own (outage, rate limit).
+        self._stopped_early: str | None = None
+        self._writer: _CheckpointWriter | None = None
+        self._own: TryRecord | None = None
+        self._others: list[TryRecord] = []
+        self._view = bytearray()
+        self._done_summary: dict[str, Any] | None = None
+        self._counts = {
+            "skipped": 0,
+            "skipped_batches": 0,
+            "sent_batches": 0,
+            "rejected_now": 0,
+            "failures_in_a_row": 0,
+        }
+        self._doubt_recipients: dict[int, list[str]] = {}
+        self._dispatched_upto = 0
+        self._started = time.monotonic()
+        self._last_progress = self._started
+        self._last_submit = self._started
+        self._dirty = False
+        #: The summary of the last run, whatever way it ended (the operator pushes it to XCom).
+        self.result: dict[str, Any] | None = None
+
+    def stop(self) -> None:
+        """Stop dispatching batches (from ``on_kill``); in-flight batches finish and are recorded."""
+        self._stop.set()
+
+    @property
+    def bytes_written(self) -> int:
+        """Bytes this try wrote to its checkpoint record (for benchmarks and tests)."""
+        return self._writer.bytes_written if self._writer else 0
+
+    # ------------------------------------------------------------------ the run
+
+    def run(self) -> dict[str, Any]:
+        """Send what is left to send; return the summary (also kept as :attr:`result`).
+
+        :raises BrazeCheckpointError: the checkpoint cannot be read or written, or cannot prove a
+            retry safe; nothing more was sent.
+        :raises BrazeValidationError: the recipients or the send changed since an earlier try.
+        :raises DeliveryStopped: stopped by ``on_kill`` or superseded by a newer try.
+        """
+        try:
+            summary = self._run()
+        except BaseException as err:
+            self.result = self._safe_summary(error=err)
+            raise
+        self.result = summary
+        return summary
+
+    def _run(self) -> dict[str, Any]:
+        loaded = self.checkpoint.load()
+        for record in loaded.tries:
+            self._check_same_send(record.send, record.key)
+        if loaded.done is not None:
+            return self._already_complete(loaded.done, loaded.done_key or "", loaded.try_keys)
+        for record in loaded.tries:
+            difference = self.audience.difference(record.audience)
+            if difference is not None:
+                raise BrazeValidationError(
+                    f"The recipients changed since try {record.try_number} of this send: {difference}. "
+                    "Resuming would send to the wrong people, so nothing was sent. Restore the "
+                    f"recipients that try read, or, to send to the new ones as a new send, trigger a new "
+                    f"DAG run (or delete the records starting with {self.checkpoint.name!r} in "
+                    f"{self.checkpoint.describe()}, knowing that recipients they record as sent would "
+                    "get the message again)."
+                )
+        if not loaded.tries:
+            self._check_fresh_start_is_safe()
+        started = datetime.now(timezone.utc)
+        stamp = started.strftime("%Y%m%dT%H%M%S%f")
+        token = secrets.token_hex(4)
+        batch_count = self.audience.batch_count
+        self._own = own = TryRecord(
+            key=self.checkpoint.try_key(self._try_number, stamp, token),
+            try_number=self._try_number,
+            started=stamp,
+            token=token,
+            send=self._identity,
+            audience=self.audience.fingerprint(),
+            outcomes=bytearray(batch_count),
+            stats={
+                "accepted": 0,
+                "dispatch_count": 0,
+                "dispatch_ids": [],
+                "schedule_ids": [],
+                "non_fatal_errors": [],
+                "batches_with_non_fatal_errors": 0,
+                "resent_ambiguous": 0,
+            },
+        )
+        newer = [r for r in loaded.tries if r.order > own.order]
+        if newer:
+            raise DeliveryStopped(
+                f"A newer try of this task (try {newer[-1].try_number}) already owns this send "
+                f"({self.checkpoint.describe(newer[-1].key)}); this try sends nothing."
+            )
+        self._writer = _CheckpointWriter(self.checkpoint, own.key, own.order)
+        try:
+            # Take the send over, then read the others again: whatever an older try reserved
+            # before it could see this record is in what we read now.
+            self._submit()
+            if not self._writer.wait_written(own.seq):
+                raise self._writer.error or BrazeCheckpointError("The checkpoint could not be written.")
+            self._others = [r for r in self.checkpoint.load().tries if r.key != own.key]
+            for record in self._others:
+                self._check_same_send(record.send, record.key)
+            self._view = merge_outcomes(self._others, batch_count)
+            if self._others:
+                self._log_resume()
+            self._send_all()
+            return self._finish()
+        finally:
+            self._writer.close()
+
+    # ------------------------------------------------------------------ before sending
+
+    def _check_same_send(self, send: dict[str, Any], key: str) -> None:
+        if send != self._identity:
+            raise BrazeValidationError(
+                f"The {self.checkpoint.describe(key)} belongs to a different send ({send!r}; this task "
+                f"sends {self._identity!r}): the operator's arguments changed since an earlier try. "
+                "Nothing was sent. Restore them, or trigger a new DAG run for the new send."
+            )
+
+    def _already_complete(self, done: dict[str, Any], key: str, stray_tries: list[str]) -> dict[str, Any]:
+        self._check_same_send(done.get("send") or {}, key)
+        difference = self.audience.difference(done.get("audience") or {})
+        if difference is not None:
+            raise BrazeValidationError(
+                f"This send already completed ({self.checkpoint.describe(key)}, "
+                f"{done.get('completed_at')}), and the recipients differ from the ones it sent to: "
+                f"{difference}. Nothing was sent. To send to the new recipients, trigger a new DAG run; "
+                "to send this run again on purpose, delete that record first."
+            )
+        for stray in stray_tries:  # left by a try that completed but died before cleaning up
+            self._delete_quietly(stray)
+        self.log.info(
+            "This send already completed (%s); nothing is sent again.", self.checkpoint.describe(key)
+        )
+        self._done_summary = {**(done.get("summary") or {}), "already_complete": True}
+        return self._done_summary
+
+    def _check_fresh_start_is_safe(self) -> None:
+        """No record at all. Every try writes its record before its first request, so earlier
+        tries of this run sent nothing, unless the records were pruned, which happens only to
+        records older than the retention."""
+        if self._try_number <= 1:
+            return
+        if self._retention is not None and self._run_after is not None:
+            safe_since = datetime.now(timezone.utc) - self._retention + timedelta(days=1)
+            run_after = (
+                self._run_after if self._run_after.tzinfo else self._run_after.replace(tzinfo=timezone.utc)
+            )
+            if run_after < safe_since:
+                raise BrazeCheckpointError(
+                    f"Try {self._try_number} of a DAG run due {run_after:%Y-%m-%d} found no checkpoint "
+                    f"for this send in {self.checkpoint.describe()}. Records older than the "
+                    f"checkpoint_retention ({self._retention.days} days) are pruned, so an earlier try "
+                    "may have sent to these recipients and its record be gone. Nothing was sent. To "
+                    "send anyway, trigger a new DAG run; to keep records longer, raise "
+                    "checkpoint_retention (or set it to None)."
+                )
+        self.log.info(
+            "Try %d found no checkpoint for this send in %s: earlier tries sent nothing (each writes "
+            "its checkpoint before its first request).",
+            self._try_number,
+            self.checkpoint.describe(),
+        )
+
+    def _log_resume(self) -> None:
+        view = self._view
+        self.log.info(
+            "Resuming the send from %d earlier tr%s: %d batches done, %d in doubt, %d to send.",
+            len(self._others),
+            "y" if len(self._others) == 1 else "ies",
+            view.count(DONE),
+            view.count(UNKNOWN) + view.count(IN_DOUBT),
+            len(view) - view.count(DONE) - view.count(UNKNOWN) - view.count(IN_DOUBT),
+        )
+
+    # ------------------------------------------------------------------ sending
+
+    def _halted(self) -> bool:
+        writer = self._writer
+        return (
+            self._abort is not None
+            or self._stop.is_set()
+            or self._stopped_early is not None
+            or (writer is not None and (writer.error is not None or writer.superseded_by is not None))
+        )
+
+    def _send_all(self) -> None:
+        own = self._own
+        assert own is not None
+        batch_count = len(self._view)
+        pool = ThreadPoolExecutor(max_workers=self._concurrency, thread_name_prefix="braze-send")
+        in_flight: dict[Future[tuple[str, Any]], tuple[int, list[Any]]] = {}
+        try:
+            for index, batch in enumerate(self.audience.batches()):
+                if index >= batch_count:  # the spool cannot change; this would be a bug
+                    raise BrazeError(f"The audience yielded more batches than its {batch_count}.")
+                status = self._view[index]
+                if status == DONE:
+                    self._counts["skipped"] += len(batch)
+                    self._counts["skipped_batches"] += 1
+                    continue
+                if status in (UNKNOWN, IN_DOUBT):
+                    self._note_doubt(index, batch)
+                    if not self._at_least_once:
+                        continue
+                while len(in_flight) >= self._concurrency and not self._halted():
+                    self._collect(in_flight, block=True)
+                if self._halted():
+                    break
+                self._reserve(index, in_flight)
+                if self._halted():
+                    break
+                if status in (UNKNOWN, IN_DOUBT):
+                    own.stats["resent_ambiguous"] += len(batch)
+                    self.log.warning(
+                        "Resending batch %d, whose outcome was unknown (at_least_once=True).", index
+                    )
+                in_flight[pool.submit(self._attempt, batch)] = (index, batch)
+                self._dispatched_upto = index + 1
+                self._counts["sent_batches"] += 1
+                self._collect(in_flight, block=False)
+            while in_flight:
+                self._collect(in_flight, block=True)
+        except BaseException:
+            self._stop.set()
+            while in_flight:
+                self._collect(in_flight, block=True)
+            self._settle_quietly()
+            raise
+        finally:
+            pool.shutdown(wait=True)
+
+    def _reserve(self, index: int, in_flight: dict[Future[tuple[str, Any]], tuple[int, list[Any]]]) -> None:
+        """Make sure batch ``index`` is covered by a written reservation; extend it ahead of time."""
+        own = self._own
+        writer = self._writer
+        assert own is not None
+        assert writer is not None
+        batch_count = len(self._view)
+        if own.reserved_upto - index <= self._concurrency and own.reserved_upto < batch_count:
+            own.reserved_upto = min(batch_count, index + 2 * self._concurrency)
+            self._submit()
+        while writer.confirmed_reservation <= index and not self._halted():
+            self._collect(in_flight, block=False)
+            writer.wait_change(0.05)
+
+    def _attempt(self, batch: list[Any]) -> tuple[str, Any]:
+        """Runs in a worker thread: send one batch, classify the outcome."""
+        try:
+            return "done", self._send_batch(batch)
+        except BrazeAmbiguousRequestError as err:  # includes a 2xx whose body cannot be read
+            return "unknown", err
+        except BrazeRateLimitError as err:  # 429: Braze processed nothing; the hook waited what it could
+            return "rate_limited", err
+        except (BrazeAuthError, BrazeNotFoundError, BrazeValidationError, BrazeConfigurationError) as err:
+            return "abort", err
+        except BrazeBadRequestError as err:
+            return "refused", err
+        except BrazeError as err:  # 5xx after retries, connection failures before sending
+            return "not_sent", err
+        except Exception as err:
+            return "abort", err
+
+    def _collect(
+        self, in_flight: dict[Future[tuple[str, Any]], tuple[int, list[Any]]], *, block: bool
+    ) -> None:
+        if block and in_flight:
+            done, _ = wait(in_flight, timeout=min(self._progress_interval, 1.0), return_when=FIRST_COMPLETED)
+        else:
+            done = {f for f in in_flight if f.done()}
+        for future in done:
+            index, batch = in_flight.pop(future)
+            outcome, value = future.result()
+            self._record(index, batch, outcome, value)
+        now = time.monotonic()
+        if self._dirty and now - self._last_submit >= self._save_interval:
+            self._submit()
+        if now - self._last_progress >= self._progress_interval:
+            self._log_progress()
+
+    def _record(self, index: int, batch: list[Any], outcome: str, value: Any) -> None:
+        own = self._own
+        assert own is not None
+        self._dirty = True
+        if outcome == "done":
+            own.outcomes[index] = DONE
+            own.stats["accepted"] += len(batch)
+            self._counts["failures_in_a_row"] = 0
+            self._note_answer(value)
+            return
+        text = str(self._redact(str(value)))
+        status_code = getattr(value, "status_code", None)
+        if outcome == "unknown":
+            own.outcomes[index] = UNKNOWN
+            self._note_doubt(index, batch)
+            self.log.error("Batch %d: outcome unknown, not resent: %s", index, text)
+        elif outcome == "refused":
+            own.outcomes[index] = REFUSED
+            self._counts["rejected_now"] += 1
+            self.log.error("Batch %d was refused by Braze: %s", index, text)
+            if self._counts["rejected_now"] > self._max_rejected:
+                self._abort = BrazeBadRequestError(
+                    f"Braze refused more than {self._max_rejected} batches; stopped sending. Last: {text}"
+                )
+        elif outcome == "abort":
+            own.outcomes[index] = NOT_SENT
+            self._abort = value if isinstance(value, BaseException) else BrazeError(text)
+            self.log.error("Stopping the send: %s", text)
+        else:  # not_sent, rate_limited
+            own.outcomes[index] = NOT_SENT
+            self.log.error("Batch %d was not sent (a retry of the task sends it): %s", index, text)
+            if outcome == "rate_limited" and self._stopped_early is None:
+                reset = getattr(value, "reset_at", None)
+                self._stopped_early = (
+                    "Braze's rate limit is used up"
+                    + (f" until {reset:%Y-%m-%d %H:%M:%S} UTC" if reset else "")
+                    + ", beyond the connection's retry budget, so the send stopped early"
+                )
+        if outcome != "refused":
+            self._counts["failures_in_a_row"] += 1
+            if self._counts["failures_in_a_row"] >= self._outage_batches and self._stopped_early is None:
+                self._stopped_early = (
+                    f"{self._counts['failures_in_a_row']} batches in a row failed or ended in doubt "
+                    f"(last: {text[:200]}); Braze or the network seems down for longer than the retry "
+                    "budget, so the send stopped early"
+                )
+        if len(own.errors) < ERRORS_KEPT:
+            own.errors.append(
+                {"batch": index, "outcome": outcome, "status_code": status_code, "error": text[:ERROR_CHARS]}
+            )
+
+    def _note_answer(self, answer: dict[str, Any]) -> None:
+        stats = self._own.stats if self._own else {}
+        if answer.get("dispatch_id"):
+            stats["dispatch_count"] += 1
+            if len(stats["dispatch_ids"]) < SUMMARY_LIST_LIMIT:
+                stats["dispatch_ids"].append(str(answer["dispatch_id"]))
+        if answer.get("schedule_id") and len(stats["schedule_ids"]) < SUMMARY_LIST_LIMIT:
+            stats["schedule_ids"].append(str(answer["schedule_id"]))
+        errors = answer.get("errors")
+        if errors:
+            stats["batches_with_non_fatal_errors"] += 1
+            for error in errors if isinstance(errors, list) else [errors]:
+                if len(stats["non_fatal_errors"]) < SUMMARY_LIST_LIMIT:
+                    kept = self._redact(error)
+                    stats["non_fatal_errors"].append(kept[:ERROR_CHARS] if isinstance(kept, str) else kept)
+
+    def _note_doubt(self, index: int, batch: list[Any]) -> None:
+        if index not in self._doubt_recipients and len(self._doubt_recipients) < DOUBT_LOGGED_BATCHES:
+            self._doubt_recipients[index] = [str(self._redact(recipient_key(r))) for r in batch]
+
+    # ------------------------------------------------------------------ the checkpoint
+
+    def _submit(self) -> None:
+        own = self._own
+        assert own is not None
+        assert self._writer is not None
+        own.seq += 1
+        own.updated_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        self._writer.submit(own.seq, own.to_json(), own.reserved_upto)
+        self._last_submit = time.monotonic()
+        self._dirty = False
+
+    def _settle(self, state: str) -> None:
+        """Nothing is in flight: shrink the reservation to what was dispatched and write it."""
+        own = self._own
+        assert own is not None
+        assert self._writer is not None
+        own.reserved_upto = min(own.reserved_upto, self._dispatched_upto)
+        own.state = state
+        self._submit()
+        if not self._writer.wait_written(own.seq):
+            raise self._writer.error or BrazeCheckpointError("The checkpoint could not be written.")
+
+    def _settle_quietly(self) -> None:
+        try:
+            self._settle("stopped")
+        except Exception as err:  # keep the original error; say what could not be kept
+            self.log.error(
+                "Could not save the send's progress (%s); batches sent since the last save are "
+                "treated as in doubt by the next try.",
+                self._redact(str(err)),
+            )
+
+    def _finish(self) -> dict[str, Any]:
+        own = self._own
+        writer = self._writer
+        assert own is not None
+        assert writer is not None
+        if writer.error is not None:
+            # The writer stopped at its first failure; one last direct attempt keeps the outcomes
+            # of the batches that were in flight, if the store is back.
+            try:
+                own.reserved_upto = min(own.reserved_upto, self._dispatched_upto)  # nothing in flight
+                own.state = "stopped"
+                self.checkpoint.store.write(own.key, own.to_json())
+            except BrazeError:
+                self.log.error(
+                    "Could not save the send's progress; batches sent since the last save are "
+                    "treated as in doubt by the next try."
+                )
+            raise writer.error
+        superseded = writer.superseded_by
+        self._settle(
+            "superseded" if superseded else "stopped" if self._stop.is_set() or self._abort else "ended"
+        )
+        if superseded is None:
+            # Older tries may have recorded outcomes since we read them.
+            loaded = self.checkpoint.load()
+            if loaded.done is not None:
+                superseded = loaded.done_key
+            self._others = [r for r in loaded.tries if r.key != own.key]
+        view = merge_outcomes([*self._others, own], len(self._view))
+        self._view = view
+        summary = self.summary()
+        self._log_progress(final=True)
+        self._log_doubt(view)
+        if self._abort is not None:
+            raise self._abort
+        if superseded is not None:
+            raise DeliveryStopped(
+                f"A newer try of this task took over the send ({self.checkpoint.describe(superseded)}); "
+                "this try stopped dispatching. Batches it had in flight are recorded in its own record."
+            )
+        if self._stop.is_set():
+            raise DeliveryStopped(
+                f"The send was stopped; progress is kept in {self.checkpoint.describe()} and a retry "
+                "resumes after the last confirmed batch."
+            )
+        if summary["complete"]:
+            self._complete(summary)
+        return summary
+
+    def _complete(self, summary: dict[str, Any]) -> None:
+        own = self._own
+        assert own is not None
+        now = datetime.now(timezone.utc)
+        done_key = self.checkpoint.done_key(now.date())
+        self.checkpoint.store.write(
+            done_key,
+            {
+                "format": CHECKPOINT_FORMAT,
+                "kind": "done",
+                "send": self._identity,
+                "audience": self.audience.fingerprint(with_marks=False),
+                "completed_at": now.isoformat(timespec="seconds"),
+                "summary": summary,
+            },
+        )
+        for key in {own.key, *(r.key for r in self._others)}:
+            self._delete_quietly(key)
+        if self._retention is not None:
+            try:
+                pruned = self.checkpoint.prune(self._retention, now.date())
+            except BrazeError as err:
+                self.log.warning("Could not prune old send checkpoints: %s", err)
+            else:
+                if pruned:
+                    self.log.info(
+                        "Pruned %d checkpoint record%s of this task's runs older than %d days.",
+                        len(pruned),
+                        "" if len(pruned) == 1 else "s",
+                        self._retention.days,
+                    )
+
+    def _delete_quietly(self, key: str) -> None:
+        try:
+            self.checkpoint.store.delete(key)
+        except BrazeError as err:
+            self.log.warning("Could not delete %s: %s", self.checkpoint.describe(key), err)
+
+    # ------------------------------------------------------------------ reporting
+
+    def _all_stats(self) -> list[dict[str, Any]]:
+        return [r.stats for r in self._records()]
+
+    def summary(self) -> dict[str, Any]:
+        """What happened, small enough for XCom (from every try's records)."""
+        if self._done_summary is not None:
+            return self._done_summary
+        audience = self.audience
+        view = self._view if self._view else bytearray(audience.batch_count)
+        own = self._own
+        if own is not None:
+            view = merge_outcomes([*self._others, own], audience.batch_count)
+        doubt = [i for i, s in enumerate(view) if s in (UNKNOWN, IN_DOUBT)]
+        failed = [i for i, s in enumerate(view) if s in (NOT_SENT, REFUSED, NOT_TRIED)]
+        refused = [i for i, s in enumerate(view) if s == REFUSED]
+        done = [i for i, s in enumerate(view) if s == DONE]
+        stats = self._all_stats()
+
+        def gathered(name: str) -> list[Any]:
+            return [item for s in stats for item in s.get(name, [])][:SUMMARY_LIST_LIMIT]
+
+        def total(name: str) -> int:
+            return sum(int(s.get(name, 0)) for s in stats)
+
+        return {
+            **{k: v for k, v in self._identity.items() if k not in ("batch_size", "deduplicate")},
+            "complete": (bool(view) and not doubt and not failed) or (not view and own is not None),
+            "recipients": audience.sent,
+            "recipients_read": audience.read,
+            "duplicates": audience.duplicates,
+            "duplicates_skipped": audience.duplicates if audience.deduplicate else 0,
+            "batches": audience.batch_count,
+            "accepted": audience.recipients_in(done),
+            "accepted_batches": len(done),
+            "ambiguous": audience.recipients_in(doubt),
+            "ambiguous_batches": [self._doubt_detail(i) for i in doubt[:SUMMARY_LIST_LIMIT]],
+            # Every batch in doubt or not sent, as [first, last + 1) ranges of batch numbers;
+            # batch i holds recipients 50 i + 1 to 50 (i + 1) of the send, in the order read.
+            "ambiguous_ranges": _ranges(doubt),
+            "not_sent": audience.recipients_in(failed),
+            "rejected": audience.recipients_in(refused),
+            "not_sent_batches": [self._failure_detail(i, view[i]) for i in failed[:SUMMARY_LIST_LIMIT]],
+            "not_sent_ranges": _ranges(failed),
+            "resent_ambiguous": total("resent_ambiguous"),
+            "skipped_already_sent": self._counts["skipped"],
+            "non_fatal_errors": gathered("non_fatal_errors"),
+            "batches_with_non_fatal_errors": sum(
+                int(s.get("batches_with_non_fatal_errors", 0)) for s in stats
+            ),
+            "dispatch_ids": gathered("dispatch_ids"),
+            "dispatch_count": total("dispatch_count"),
+            "schedule_ids": gathered("schedule_ids"),
+            "stopped_early": self._stopped_early,
+            "tries": len(stats),
+            "try_number": self._try_number,
+            "checkpoint": self.checkpoint.describe(),
+            # When this try stopped sending: a send's time for SendAnalyticsSensor(sent_at=...).
+            "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        }
+
+    def _safe_summary(self, *, error: BaseException) -> dict[str, Any]:
+        """The summary after a failure, with the error; never raises."""
+        try:
+            summary = dict(self.summary())
+        except Exception:
+            summary = {
+                **{k: v for k, v in self._identity.items() if k not in ("batch_size", "deduplicate")},
+                "complete": False,
+                "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            }
+        summary["complete"] = False if self._done_summary is None else summary.get("complete", False)
+        summary["error"] = str(self._redact(f"{type(error).__name__}: {error}"))[:1000]
+        return summary
+
+    def _records(self) -> list[TryRecord]:
+        """Every try's record known to this try (its own included), oldest first."""
+        return sorted([*self._others, *([self._own] if self._own else [])], key=lambda r: r.order)
+
+    def _error_for(self, index: int) -> dict[str, Any] | None:
+        for record in reversed(self._records()):
+            for error in record.errors:
+                if error.get("batch") == index:
+                    return {**error, "try": record.try_number}
+        return None
+
+    def _doubt_detail(self, index: int) -> dict[str, Any]:
+        error = self._error_for(index)
+        if error is not None and error.get("outcome") == "unknown":
+            reason = error["error"]
+        else:
+            # This try's own reservation also covers batches it skipped as in doubt; only the
+            # other tries may have sent them.
+            holders = [r for r in self._others if index < r.reserved_upto and r.outcome(index) == NOT_TRIED]
+            if holders:
+                holder = holders[-1]
+                reason = (
+                    f"try {holder.try_number} "
+                    + ("was still running" if holder.state == "running" else "ended")
+                    + " while this batch may have been in flight"
+                )
+            else:
+                reason = "sent, but the outcome is unknown (details in an earlier try's log)"
+        detail: dict[str, Any] = {"batch": index, "count": self.audience.batch_size(index), "reason": reason}
+        if index in self._doubt_recipients:
+            detail["recipients"] = self._doubt_recipients[index][:_RECIPIENTS_PER_DETAIL]
+        return detail
+
+    def _failure_detail(self, index: int, status: int) -> dict[str, Any]:
+        error = self._error_for(index)
+        detail: dict[str, Any] = {"batch": index, "count": self.audience.batch_size(index)}
+        if status == NOT_TRIED:
+            detail["error"] = "not attempted" + (f": {self._stopped_early}" if self._stopped_early else "")
+            detail["status_code"] = None
+        elif error is not None:
+            detail["error"], detail["status_code"] = error["error"], error.get("status_code")
+        else:
+            tries = [r.try_number for r in self._records() if r.outcome(index) in (NOT_SENT, REFUSED)]
+            where = f"try {tries[-1]}" if tries else "an earlier try"
+            detail["error"], detail["status_code"] = (
+                f"not sent (the error is in the log of {where})",
+                None,
+            )
+        return detail
+
+    def _log_doubt(self, view: bytearray) -> None:
+        """Name every recipient in doubt that this try read (the summary keeps only 20 batches)."""
+        doubt = [i for i, s in enumerate(view) if s in (UNKNOWN, IN_DOUBT)]
+        if not doubt:
+            return
+        self.log.error(
+            "%d batches (%d recipients) have an unknown outcome and are not resent: batches %s.",
+            len(doubt),
+            self.audience.recipients_in(doubt),
+            ", ".join(f"{a}-{b - 1}" if b - a > 1 else str(a) for a, b in _ranges(doubt)),
+        )
+        for index in doubt:
+            if index in self._doubt_recipients:
+                self.log.error(
+                    "Unknown outcome, batch %d: %s", index, ", ".join(self._doubt_recipients[index])
+                )
+
+    def _log_progress(self, *, final: bool = False) -> None:
+        self._last_progress = now = time.monotonic()
+        own = self._own
+        if own is None:
+            return
+        elapsed = max(now - self._started, 1e-9)
+        audience = self.audience
+        accepted = int(own.stats["accepted"]) + self._counts["skipped"]
+        accepted_batches = own.outcomes.count(DONE) + self._counts["skipped_batches"]
+        total = audience.sent
+        rate = self._counts["sent_batches"] / elapsed
+        parts = [
+            f"{accepted_batches} batches / {accepted}"
+            + (f" of {total} recipients ({100 * accepted / total:.0f}%)" if total else " recipients")
+            + " accepted",
+            f"{rate:.1f} requests/s",
+        ]
+        if total and rate > 0 and not final:
+            left = max(0, audience.batch_count - self._dispatched_upto)
+            parts.append(f"ETA {left / rate:.0f} s")
+        outcomes = own.outcomes
+        if outcomes.count(UNKNOWN):
+            parts.append(f"{outcomes.count(UNKNOWN)} batches with unknown outcome")
+        failed = outcomes.count(NOT_SENT) + outcomes.count(REFUSED)
+        if failed:
+            parts.append(f"{failed} batches not sent")
+        if self._rate_limit_status is not None:
+            parts.append(f"rate limit: {self._rate_limit_status()}")
+        self.log.info("Braze send %s: %s.", "finished" if final else "progress", "; ".join(parts))
+
+
+def _ranges(indexes: list[int]) -> list[list[int]]:
+    """Sorted indexes as ``[first, last + 1)`` ranges, at most RANGES_KEPT of them."""
+    ranges: list[list[int]] = []
+    for index in indexes:
+        if ranges and ranges[-1][1] == index:
+            ranges[-1][1] = index + 1
+        else:
+            if len(ranges) == RANGES_KEPT:
+                break
+            ranges.append([index, index + 1])
+    return ranges
