@@ -191,6 +191,8 @@ class SandboxState:
         unknown = set(self._rate_limits) - set(DEFAULT_RATE_LIMITS)
         if unknown:
             raise ValueError(f"unknown rate limit(s): {', '.join(sorted(unknown))}")
+        self._initial_rate_limits = dict(self._rate_limits)
+        self._initial_clock_offset = self.clock_offset
         self.reset()
 
     def reset(self) -> None:
@@ -200,6 +202,8 @@ class SandboxState:
             self.campaigns: dict[str, str] = dict(DEFAULT_CAMPAIGNS)
             self.faults: Faults = Faults.from_dict(self._initial_faults.to_dict())
             self.faults_injected = 0
+            self._rate_limits = dict(self._initial_rate_limits)
+            self.clock_offset = self._initial_clock_offset
             self._statuses: dict[str, Counter[int]] = defaultdict(Counter)
             self.rng = random.Random(self._seed)
             self.buckets = {name: RateLimitBucket(*spec) for name, spec in self._rate_limits.items()}

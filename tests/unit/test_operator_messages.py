@@ -6,6 +6,7 @@ import math
 import threading
 import time
 from collections import Counter
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -267,3 +268,130 @@ def test_template_fields() -> None:
     }
     assert "schedule" in ScheduleMessagesOperator.template_fields
     assert "schedule" in ScheduleCampaignTriggerOperator.template_fields
+
+
+# ---------------------------------------------------------------------------- the summary on every path
+
+
+def _kill_after(op: Any, sandbox: BrazeSandbox, sends: int) -> None:
+    def watch() -> None:
+        while len(sandbox.ledger("POST /messages/send")) < sends:
+            time.sleep(0.005)
+        op.on_kill()
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
+#: How each send ends, and the error it ends with.
+ENDINGS = {
+    "auth failure": "BrazeAuthError",
+    "too many refusals": "BrazeBadRequestError",
+    "killed": "DeliveryStopped",
+    "bad row": "BrazeValidationError",
+    "bad argument": "BrazeValidationError",
+    "checkpoint unreadable": "BrazeCheckpointError",
+    "changed recipients": "BrazeValidationError",
+}
+
+
+@pytest.mark.parametrize("ending", list(ENDINGS))
+def test_the_summary_is_pushed_on_every_way_a_send_ends(
+    sandbox: BrazeSandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ending: str
+) -> None:
+    recipients: Any = users(2_000)
+    kwargs: dict[str, Any] = {}
+    if ending == "auth failure":
+        sandbox.state.add_key("send-only", permissions=[])
+        monkeypatch.setenv(
+            "AIRFLOW_CONN_BRAZE_DEFAULT",
+            sandbox.connection_json().replace(sandbox.api_key, "send-only"),
+        )
+    elif ending == "too many refusals":
+        recipients = users(1_000)  # Braze refuses every batch: the campaign does not exist
+        kwargs["campaign_id"] = "no-such-campaign"
+        kwargs["send_id"] = None
+        kwargs["max_rejected_batches"] = 2
+    elif ending == "killed":
+        sandbox.set_faults(latency_ms=20)
+    elif ending == "bad row":
+        path = tmp_path / "audience.jsonl"
+        path.write_text('"u1"\n{broken\n')
+        recipients = str(path)
+    elif ending == "bad argument":
+        kwargs["concurrency"] = 99
+    elif ending == "checkpoint unreadable":
+        sandbox.set_faults(
+            server_error=1.0, server_error_statuses=[503], paths=["/messages/send"], max_faults=1
+        )
+        monkeypatch.setenv("AIRFLOW_CONN_BRAZE_DEFAULT", sandbox.connection_json(max_retries=0))
+        with pytest.raises(DeliveryIncomplete):
+            run(send_op(tmp_path, users(200)))
+        for record in tmp_path.glob("*.json"):
+            record.write_text("{not json")
+    elif ending == "changed recipients":
+        sandbox.set_faults(
+            server_error=1.0, server_error_statuses=[503], paths=["/messages/send"], max_faults=1
+        )
+        monkeypatch.setenv("AIRFLOW_CONN_BRAZE_DEFAULT", sandbox.connection_json(max_retries=0))
+        with pytest.raises(DeliveryIncomplete):
+            run(send_op(tmp_path, users(200)))
+        recipients = users(201)
+
+    kwargs.setdefault("concurrency", 2)
+    op = send_op(tmp_path, recipients, **kwargs)
+    if ending == "killed":
+        _kill_after(op, sandbox, 5)
+    task_instance = ti()
+    with pytest.raises(Exception) as err:  # noqa: PT011  (each ending has its own error)
+        run(op, task_instance)
+    assert type(err.value).__name__ == ENDINGS[ending]
+    task_instance.xcom_push.assert_called_once()
+    pushed = task_instance.xcom_push.call_args.kwargs
+    assert pushed["key"] == "summary"
+    summary = pushed["value"]
+    assert summary["complete"] is False
+    assert ENDINGS[ending] in summary["error"]
+    assert summary["campaign_id"] == kwargs.get("campaign_id", API)
+    if ending in ("killed", "auth failure", "too many refusals"):
+        assert summary["accepted"] == len(sandbox.state.deliveries())
+
+
+def test_a_success_answered_with_an_unreadable_body_is_reported_not_resent(
+    sandbox: BrazeSandbox, tmp_path: Path
+) -> None:
+    sandbox.set_faults(unreadable_success=1.0, paths=["/messages/send"], max_faults=2)
+    with pytest.raises(DeliveryIncomplete, match="have an unknown outcome") as err:
+        run(send_op(tmp_path, users(500)))
+    assert err.value.summary["ambiguous"] == 100
+    assert sandbox.state.deliveries(API, "sid") == Counter(users(500))  # Braze did process them
+    with pytest.raises(DeliveryIncomplete):  # a retry does not resend them
+        run(send_op(tmp_path, users(500)))
+    assert sandbox.state.deliveries(API, "sid") == Counter(users(500))
+
+
+def test_duplicate_recipients_in_a_file_are_sent_once(sandbox: BrazeSandbox, tmp_path: Path) -> None:
+    path = tmp_path / "audience.csv"
+    path.write_text("external_user_id\n" + "".join(f"u{i % 90}\n" for i in range(120)))
+    summary = run(send_op(tmp_path, str(path)))
+    assert sandbox.state.deliveries(API, "sid") == Counter(users(90))
+    assert (summary["recipients_read"], summary["recipients"], summary["duplicates_skipped"]) == (120, 90, 30)
+
+
+def test_duplicates_are_sent_when_allowed(sandbox: BrazeSandbox, tmp_path: Path) -> None:
+    summary = run(send_op(tmp_path, [*users(10), "u1"], allow_duplicate_recipients=True))
+    assert sandbox.state.deliveries(API, "sid")["u1"] == 2
+    assert (summary["duplicates"], summary["duplicates_skipped"]) == (1, 0)
+
+
+def test_validate_recipients_is_deprecated() -> None:
+    from airflow.exceptions import AirflowProviderDeprecationWarning
+
+    with pytest.warns(AirflowProviderDeprecationWarning, match="validate_recipients has no effect"):
+        SendMessagesOperator(task_id="send", recipients=["u"], messages=EMAIL, validate_recipients=False)
+
+
+@pytest.mark.parametrize("retention", ["30d", timedelta(hours=2)])
+def test_checkpoint_retention_is_checked(sandbox: BrazeSandbox, tmp_path: Path, retention: Any) -> None:
+    with pytest.raises(BrazeValidationError, match="checkpoint_retention"):
+        run(send_op(tmp_path, users(3), checkpoint_retention=retention))
+    assert sandbox.ledger() == []

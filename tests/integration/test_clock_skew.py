@@ -1,0 +1,41 @@
+"""A worker whose clock is 30 s off Braze's paces a send right (the sandbox runs the skewed clock)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from unittest import mock
+
+import pytest
+
+from airflow_provider_braze.operators.messages import SendMessagesOperator
+from airflow_provider_braze.sandbox import BrazeSandbox
+
+pytestmark = pytest.mark.integration
+
+USERS = [f"user-{i}" for i in range(6_000)]
+
+
+@pytest.mark.parametrize("braze_behind_by", [30.0, -30.0])
+def test_pacing_corrects_for_clock_skew_and_stays_exactly_once(
+    braze_sandbox: BrazeSandbox, tmp_path: Path, braze_behind_by: float
+) -> None:
+    state = braze_sandbox.state
+    state.clock_offset = -braze_behind_by  # the worker is ahead of (or behind) Braze by 30 s
+    state.set_rate_limit("shared", 30, 2)  # 120 requests: four windows and more
+    state.send_ids[("sandbox-workspace", "sandbox-api-campaign", "skew")] = 0.0
+    op = SendMessagesOperator(
+        task_id="send",
+        campaign_id="sandbox-api-campaign",
+        send_id="skew",
+        recipients=USERS,
+        messages={"email": {"app_id": "a", "subject": "s", "body": "b"}},
+        checkpoint=str(tmp_path),
+        concurrency=4,
+    )
+    summary = op.execute({"ti": mock.MagicMock(dag_id="skew", task_id="send", run_id="r", map_index=-1)})
+    assert summary["complete"] is True
+    assert state.deliveries("sandbox-api-campaign", "skew") == Counter(USERS)
+    statuses = state.statuses()["/messages/send"]
+    share = statuses.get("429", 0) / sum(statuses.values())
+    assert share < 0.05, statuses
