@@ -15,7 +15,14 @@ from pathlib import Path
 
 HERE = Path(__file__).parent
 LOG_LINE = re.compile(r"^\d{4}-\d{2}-\d{2}T")  # Airflow's log lines, not the report
-BENCHMARKS = ("per_call.py", "import_cost.py", "fanout.py", "send_memory.py")
+BENCHMARKS = (
+    "per_call.py",
+    "import_cost.py",
+    "fanout.py",
+    "send_memory.py",
+    "validation_pass.py",
+    "checkpoint_cost.py",
+)
 
 
 def main() -> int:

@@ -28,6 +28,7 @@ to remember, durably and *before* sending, which batches may go out. The order o
 
 from __future__ import annotations
 
+import math
 import secrets
 import threading
 import time
@@ -135,8 +136,15 @@ class _CheckpointWriter:
         self.superseded_by: str | None = None
         self.writes = 0
         self.bytes_written = 0
+        #: How long a write (with its listing) takes, smoothed: how far ahead to reserve.
+        self.write_seconds = 0.0
         self._thread = threading.Thread(target=self._loop, name="braze-checkpoint", daemon=True)
         self._thread.start()
+
+    def _is_newer(self, key: str) -> bool:
+        """A done record, or a newer try's record."""
+        order = Checkpoint.order_of(key)
+        return order is None or order > self._order
 
     def submit(self, seq: int, record: dict[str, Any], reservation: int) -> None:
         with self._cond:
@@ -175,13 +183,24 @@ class _CheckpointWriter:
                 seq, record, reservation = self._pending
                 self._pending = None
             try:
+                started = time.monotonic()
                 size = self._checkpoint.store.write(self._key, record)
-                keys = self._checkpoint.own_keys()
-                if self._key not in keys:
-                    raise BrazeCheckpointError(
-                        f"The {self._checkpoint.describe(self._key)} was written but a listing right "
-                        "after does not show it, so the store cannot be trusted with this send."
-                    )
+                newer: list[str] = []
+                # A new reservation counts only after a listing shows no newer try; a save that
+                # reserves nothing new needs no listing.
+                if first or reservation > self.confirmed_reservation:
+                    keys = self._checkpoint.own_keys()
+                    if self._key not in keys:
+                        raise BrazeCheckpointError(
+                            f"The {self._checkpoint.describe(self._key)} was written but a listing right "
+                            "after does not show it, so the store cannot be trusted with this send."
+                        )
+                    newer = [
+                        k
+                        for k in keys
+                        if k != self._key
+                        and ((order := Checkpoint.order_of(k)) is None or order > self._order)
+                    ]
                 if first:
                     back = self._checkpoint.store.read(self._key)
                     if back is None or back.get("seq") != seq:
@@ -190,11 +209,7 @@ class _CheckpointWriter:
                             "differently, so the store cannot be trusted with this send."
                         )
                     first = False
-                newer = [
-                    k
-                    for k in keys
-                    if k != self._key and ((order := Checkpoint.order_of(k)) is None or order > self._order)
-                ]
+                elapsed = time.monotonic() - started
             except BaseException as err:
                 with self._cond:
                     self.error = err
@@ -203,6 +218,7 @@ class _CheckpointWriter:
             with self._cond:
                 self.writes += 1
                 self.bytes_written += size
+                self.write_seconds = elapsed if self.writes == 1 else 0.7 * self.write_seconds + 0.3 * elapsed
                 self.written_seq = max(self.written_seq, seq)
                 if newer and self.superseded_by is None:
                     self.superseded_by = newer[0]
@@ -521,13 +537,24 @@ class BatchDelivery:
             pool.shutdown(wait=True)
 
     def _reserve(self, index: int, in_flight: dict[Future[tuple[str, Any]], tuple[int, list[Any]]]) -> None:
-        """Make sure batch ``index`` is covered by a written reservation; extend it ahead of time."""
+        """Make sure batch ``index`` is covered by a written reservation; extend it ahead of time.
+
+        A reservation reaches at most ``2 x concurrency`` batches past the one being dispatched.
+        It is extended early enough for the write to finish before it is needed (``lead``
+        batches before its end, from the measured write time and dispatch rate), and no earlier,
+        so each write covers as many batches as it can.
+        """
         own = self._own
         writer = self._writer
         assert own is not None
         assert writer is not None
         batch_count = len(self._view)
-        if own.reserved_upto - index <= self._concurrency and own.reserved_upto < batch_count:
+        elapsed = max(time.monotonic() - self._started, 1e-3)
+        rate = self._counts["sent_batches"] / elapsed
+        lead = self._concurrency
+        if writer.writes >= 2 and rate > 0:
+            lead = min(self._concurrency, max(1, math.ceil(writer.write_seconds * rate * 1.5) + 1))
+        if own.reserved_upto - index <= lead and own.reserved_upto < batch_count:
             own.reserved_upto = min(batch_count, index + 2 * self._concurrency)
             self._submit()
         while writer.confirmed_reservation <= index and not self._halted():
@@ -697,8 +724,9 @@ class BatchDelivery:
         if superseded is None:
             # Older tries may have recorded outcomes since we read them.
             loaded = self.checkpoint.load()
-            if loaded.done is not None:
-                superseded = loaded.done_key
+            newer = [r.key for r in loaded.tries if r.order > own.order]
+            if loaded.done is not None or newer:
+                superseded = loaded.done_key or newer[0]
             self._others = [r for r in loaded.tries if r.key != own.key]
         view = merge_outcomes([*self._others, own], len(self._view))
         self._view = view
