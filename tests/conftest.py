@@ -47,6 +47,17 @@ os.environ["AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST"] = json.dumps(
 )
 os.environ.pop("AIRFLOW_CONN_BRAZE_DEFAULT", None)
 
+# Property-based tests give the same answer on every run: a fixed, derandomized search with no
+# example database (a failure found once cannot make a clone fail for ever). HYPOTHESIS_PROFILE=
+# explore searches further at random; turn what it finds into an explicit @example.
+from hypothesis import settings as _hypothesis_settings  # noqa: E402
+
+_hypothesis_settings.register_profile(
+    "ci", derandomize=True, database=None, max_examples=100, print_blob=True
+)
+_hypothesis_settings.register_profile("explore", derandomize=False, max_examples=2_000)
+_hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
 #: A distinctive key: tests search logs, XComs and error texts for it.
 API_KEY = "canary-braze-key-5f1e9c3a7d"
 REST_ENDPOINT = "https://rest.iad-01.braze.com"

@@ -31,7 +31,7 @@ from airflow_provider_braze.recipients import iter_recipients, recipient_key
 from airflow_provider_braze.validation import MAX_RECIPIENTS_PER_REQUEST
 
 if TYPE_CHECKING:
-    from collections.abc import Hashable, Iterator
+    from collections.abc import Generator, Hashable
 
     from airflow_provider_braze.recipients import RecipientKind
 
@@ -128,7 +128,7 @@ class Audience:
     def recipients_in(self, indexes: Any) -> int:
         return sum(self.batch_size(i) for i in indexes)
 
-    def batches(self) -> Iterator[list[Any]]:
+    def batches(self) -> Generator[list[Any], None, None]:
         """The batches, in the same order on every try, from the spool."""
         if self.broadcast:
             yield []

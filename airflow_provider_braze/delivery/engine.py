@@ -355,16 +355,7 @@ class BatchDelivery:
         if loaded.done is not None:
             return self._already_complete(loaded.done, loaded.done_key or "", loaded.try_keys)
         for record in loaded.tries:
-            difference = self.audience.difference(record.audience)
-            if difference is not None:
-                raise BrazeValidationError(
-                    f"The recipients changed since try {record.try_number} of this send: {difference}. "
-                    "Resuming would send to the wrong people, so nothing was sent. Restore the "
-                    f"recipients that try read, or, to send to the new ones as a new send, trigger a new "
-                    f"DAG run (or delete the records starting with {self.checkpoint.name!r} in "
-                    f"{self.checkpoint.describe()}, knowing that recipients they record as sent would "
-                    "get the message again)."
-                )
+            self._check_same_audience(record)
         if not loaded.tries:
             self._check_fresh_start_is_safe()
         started = datetime.now(timezone.utc)
@@ -402,9 +393,14 @@ class BatchDelivery:
             self._submit()
             if not self._writer.wait_written(own.seq):
                 raise self._writer.error or BrazeCheckpointError("The checkpoint could not be written.")
-            self._others = [r for r in self.checkpoint.load().tries if r.key != own.key]
+            again = self.checkpoint.load()
+            if again.done is not None:  # another try completed the send meanwhile
+                self._delete_quietly(own.key)
+                return self._already_complete(again.done, again.done_key or "", [])
+            self._others = [r for r in again.tries if r.key != own.key]
             for record in self._others:
                 self._check_same_send(record.send, record.key)
+                self._check_same_audience(record)
             self._view = merge_outcomes(self._others, batch_count)
             if self._others:
                 self._log_resume()
@@ -421,6 +417,18 @@ class BatchDelivery:
                 f"The {self.checkpoint.describe(key)} belongs to a different send ({send!r}; this task "
                 f"sends {self._identity!r}): the operator's arguments changed since an earlier try. "
                 "Nothing was sent. Restore them, or trigger a new DAG run for the new send."
+            )
+
+    def _check_same_audience(self, record: TryRecord) -> None:
+        difference = self.audience.difference(record.audience)
+        if difference is not None:
+            raise BrazeValidationError(
+                f"The recipients changed since try {record.try_number} of this send: {difference}. "
+                "Resuming would send to the wrong people, so nothing was sent. Restore the "
+                f"recipients that try read, or, to send to the new ones as a new send, trigger a new "
+                f"DAG run (or delete the records starting with {self.checkpoint.name!r} in "
+                f"{self.checkpoint.describe()}, knowing that recipients they record as sent would "
+                "get the message again)."
             )
 
     def _already_complete(self, done: dict[str, Any], key: str, stray_tries: list[str]) -> dict[str, Any]:
@@ -496,8 +504,9 @@ class BatchDelivery:
         batch_count = len(self._view)
         pool = ThreadPoolExecutor(max_workers=self._concurrency, thread_name_prefix="braze-send")
         in_flight: dict[Future[tuple[str, Any]], tuple[int, list[Any]]] = {}
+        batches = self.audience.batches()
         try:
-            for index, batch in enumerate(self.audience.batches()):
+            for index, batch in enumerate(batches):
                 if index >= batch_count:  # the spool cannot change; this would be a bug
                     raise BrazeError(f"The audience yielded more batches than its {batch_count}.")
                 status = self._view[index]
@@ -534,6 +543,7 @@ class BatchDelivery:
             self._settle_quietly()
             raise
         finally:
+            batches.close()  # the spool file, when the loop stopped early
             pool.shutdown(wait=True)
 
     def _reserve(self, index: int, in_flight: dict[Future[tuple[str, Any]], tuple[int, list[Any]]]) -> None:
