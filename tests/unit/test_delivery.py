@@ -189,6 +189,17 @@ def own_keys(cp: Checkpoint) -> list[str]:
     return cp.own_keys()
 
 
+def write_record(cp: Checkpoint, try_number: int, started: str, **fields: Any) -> TryRecord:
+    """Store the record another try would have written (``started``: ``YYYYMMDDTHHMMSSffffff``)."""
+    fields.setdefault("send", IDENTITY)
+    fields.setdefault("audience", {})
+    token = f"{try_number:08x}"
+    key = cp.try_key(try_number, started, token)
+    record = TryRecord(key=key, try_number=try_number, started=started, token=token, **fields)
+    cp.store.write(record.key, record.to_json())
+    return record
+
+
 # ---------------------------------------------------------------------------- the basics
 
 
@@ -323,18 +334,15 @@ def test_stop_keeps_a_consistent_checkpoint() -> None:
 def test_batches_in_flight_when_a_try_died_are_in_doubt() -> None:
     """A SIGKILL leaves reserved batches without an outcome: the next try must not resend them."""
     cp = checkpoint()
-    died = TryRecord(
-        key=cp.try_key(1, "20261126T120000000000", "0123abcd"),
-        try_number=1,
-        started="20261126T120000000000",
-        token="0123abcd",
+    write_record(
+        cp,
+        1,
+        "20261126T120000000000",
         send=IDENTITY | {"deduplicate": True},
         audience=audience(users(1_000)).fingerprint(),
-        state="running",
         reserved_upto=10,
         outcomes=bytearray([DONE] * 6 + [0] * 14),
     )
-    cp.store.write(died.key, died.to_json())
     braze = FakeBraze()
     summary = engine(
         braze, users(1_000), cp, concurrency=2, try_number=2, identity=IDENTITY | {"deduplicate": True}
@@ -510,15 +518,7 @@ def test_a_newer_try_stops_an_older_one_within_its_reservation() -> None:
 
     def take_over(calls: int, batch: list[Any]) -> None:
         if calls == 40:
-            record = TryRecord(
-                key=cp.try_key(2, "29991231T000000000000", "ffffffff"),
-                try_number=2,
-                started="29991231T000000000000",
-                token="ffffffff",
-                send=IDENTITY,
-                audience={},
-            )
-            cp.store.write(record.key, record.to_json())
+            write_record(cp, 2, "29991231T000000000000")
             takeover_at.append(calls)
 
     braze.on_call = take_over
@@ -591,17 +591,14 @@ def test_overlapping_tries_send_nobody_twice_beyond_the_batches_in_flight(at_lea
 
 def test_the_checkpoint_never_says_complete_while_a_batch_is_in_doubt() -> None:
     cp = checkpoint()
-    live = TryRecord(
-        key=cp.try_key(1, "20261126T120000000000", "0123abcd"),
-        try_number=1,
-        started="20261126T120000000000",
-        token="0123abcd",
-        send=IDENTITY,
+    write_record(
+        cp,
+        1,
+        "20261126T120000000000",
         audience=audience(users(500)).fingerprint(),
         reserved_upto=4,
         outcomes=bytearray([DONE, DONE]),  # batches 2 and 3 still in flight
     )
-    cp.store.write(live.key, live.to_json())
     summary = engine(FakeBraze(), users(500), cp, try_number=2).run()
     assert summary["complete"] is False
     assert summary["ambiguous_ranges"] == [[2, 4]]

@@ -282,6 +282,14 @@ def _kill_after(op: Any, sandbox: BrazeSandbox, sends: int) -> None:
     threading.Thread(target=watch, daemon=True).start()
 
 
+def _leave_work_for_a_retry(sandbox: BrazeSandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A first try of 200 recipients whose first request fails (503, no retries): work is left."""
+    sandbox.set_faults(server_error=1.0, server_error_statuses=[503], paths=["/messages/send"], max_faults=1)
+    monkeypatch.setenv("AIRFLOW_CONN_BRAZE_DEFAULT", sandbox.connection_json(max_retries=0))
+    with pytest.raises(DeliveryIncomplete):
+        run(send_op(tmp_path, users(200)))
+
+
 #: How each send ends, and the error it ends with.
 ENDINGS = {
     "auth failure": "BrazeAuthError",
@@ -320,21 +328,11 @@ def test_the_summary_is_pushed_on_every_way_a_send_ends(
     elif ending == "bad argument":
         kwargs["concurrency"] = 99
     elif ending == "checkpoint unreadable":
-        sandbox.set_faults(
-            server_error=1.0, server_error_statuses=[503], paths=["/messages/send"], max_faults=1
-        )
-        monkeypatch.setenv("AIRFLOW_CONN_BRAZE_DEFAULT", sandbox.connection_json(max_retries=0))
-        with pytest.raises(DeliveryIncomplete):
-            run(send_op(tmp_path, users(200)))
+        _leave_work_for_a_retry(sandbox, tmp_path, monkeypatch)
         for record in tmp_path.glob("*.json"):
             record.write_text("{not json")
     elif ending == "changed recipients":
-        sandbox.set_faults(
-            server_error=1.0, server_error_statuses=[503], paths=["/messages/send"], max_faults=1
-        )
-        monkeypatch.setenv("AIRFLOW_CONN_BRAZE_DEFAULT", sandbox.connection_json(max_retries=0))
-        with pytest.raises(DeliveryIncomplete):
-            run(send_op(tmp_path, users(200)))
+        _leave_work_for_a_retry(sandbox, tmp_path, monkeypatch)
         recipients = users(201)
 
     kwargs.setdefault("concurrency", 2)
