@@ -9,6 +9,7 @@ the ``Date`` header of its answers.
 
 from __future__ import annotations
 
+import math
 import random
 import threading
 import time
@@ -67,28 +68,33 @@ def _int_or_none(value: str | None) -> int | None:
     if value is None:
         return None
     try:
-        return int(float(value.strip()))
+        number = float(value.strip())
     except ValueError:
         return None
+    # "inf", "1e400" or 400 nines are not counts or epochs anyone sends: ignore them.
+    if not math.isfinite(number) or abs(number) > 1e12:
+        return None
+    return int(number)
 
 
 class ServerClock:
     """Braze's clock, estimated from the ``Date`` header of its answers.
 
     ``Date`` has whole seconds and is written before the answer travels back, so
-    ``Date - time received`` is never more than the true offset between Braze's clock and this
-    worker's. The largest such value over recent answers is therefore a lower bound of the
-    offset that gets tight quickly (answers arrive at every fraction of a second), and using a
-    lower bound errs on the safe side: this worker may wait a moment too long for a reset, never
-    too short. Answers without a usable ``Date`` change nothing.
+    ``Date - time received`` is at most the true offset between Braze's clock and this worker's,
+    and within about a second of it. The estimate is the second largest of the last few such
+    values: close to the truth (answers arrive at every fraction of a second), on the safe side
+    of it (this worker may wait a moment too long for a reset, rarely too short), not moved by a
+    single answer from a node whose clock is off, and following a clock that steps within a few
+    answers. Answers without a usable ``Date`` change nothing.
 
     :param local_clock: This worker's clock (UTC epoch seconds).
     """
 
-    #: Recent answers whose offsets are kept; old ones are forgotten so a corrected clock is followed.
-    SAMPLES = 64
-    #: A ``Date`` further off than this is not Braze's clock (a cache, a broken proxy): ignored.
-    MAX_OFFSET = 6 * 3600.0
+    #: Recent answers whose offsets are kept.
+    SAMPLES = 9
+    #: A ``Date`` further off than this is not a clock (a cached page, a broken proxy): ignored.
+    MAX_OFFSET = 7 * 86_400.0
 
     def __init__(self, local_clock: Callable[[], float] = time.time) -> None:
         self._local_clock = local_clock
@@ -106,11 +112,12 @@ class ServerClock:
             return
         local = self._local_clock() if received_at is None else received_at
         sample = server_time - local
-        if abs(sample) > self.MAX_OFFSET:
+        if not math.isfinite(sample) or abs(sample) > self.MAX_OFFSET:
             return
         with self._lock:
             self._samples.append(sample)
-            self._offset = max(self._samples)
+            ordered = sorted(self._samples)
+            self._offset = ordered[-2] if len(ordered) >= 3 else ordered[-1]
 
     @property
     def offset(self) -> float:
@@ -124,61 +131,98 @@ class ServerClock:
 
 @dataclass
 class _Window:
+    #: ``X-RateLimit-Reset`` as Braze sent it (an epoch on Braze's clock): names the window.
+    reset_epoch: float
     remaining: int
-    reset_at: float  # UTC epoch seconds, Braze's clock
-    in_flight: int = 0
+    #: When the window resets on this worker's clock (see RateLimitPacer.release).
+    reset_at: float
+    #: A request is out to learn whether the window has reset (see RateLimitPacer.acquire).
+    probing: bool = False
 
 
 class RateLimitPacer:
     """Spends what is left of a rate-limit window without overrunning it; shared by threads.
 
     Braze reports ``X-RateLimit-Remaining`` and ``-Reset`` on every answer. Requests still in
-    flight have not been counted yet, so a request may start only while ``remaining`` exceeds
-    the number in flight; otherwise it waits for the reset instead of drawing a 429.
+    flight may not have been counted yet, so a request may start only while ``remaining`` covers
+    every request in flight, itself included; otherwise it waits (for the reset, or for answers)
+    instead of drawing a 429.
 
-    :param clock: Braze's current time (see :class:`ServerClock`).
+    The reset is an epoch on Braze's clock. Each answer's ``Date`` is on the same clock, so
+    ``reset - Date`` is how long the window had left when Braze answered, whatever this worker's
+    clock says, and counting it from when the answer arrived gives the reset on this worker's
+    clock; a window's earliest such estimate is kept (``Date`` has whole seconds). An answer
+    without ``Date`` falls back on the clock learnt from earlier ones (:class:`ServerClock`).
+    Once the reset is due and no answer from the new window has come, one request at a time goes
+    out to find out, so an estimate that is off costs at most one 429 per answer, never a burst.
+
+    :param clock: This worker's clock (UTC epoch seconds).
     :param sleep: How to wait (tests pass a recorder).
+    :param server_clock: Braze's clock as learnt so far, for answers without ``Date``.
     """
 
     def __init__(
-        self, clock: Callable[[], float] = time.time, sleep: Callable[[float], object] = time.sleep
+        self,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], object] = time.sleep,
+        server_clock: ServerClock | None = None,
     ) -> None:
         self._clock = clock
         self._sleep = sleep
+        self._server_clock = server_clock
         self._lock = threading.Lock()
         self._windows: dict[str, _Window] = {}
+        self._in_flight: dict[str, int] = {}
 
     def acquire(self, key: str, max_wait: float) -> float:
         """Wait (at most ``max_wait`` seconds) until a request may start; return the time waited.
 
         Every call must be followed by :meth:`release`, whatever happens to the request.
         """
-        with self._lock:
-            window = self._windows.get(key)
-            if window is None:
-                return 0.0
-            window.in_flight += 1  # counted while waiting too, so waiting threads do not pile up
-            now = self._clock()
-            if window.reset_at <= now or window.remaining >= window.in_flight:
-                return 0.0
-            # A little after the reset, so this client's estimate does not beat Braze's clock.
-            wait = window.reset_at - now + random.uniform(0.05, 0.25)
-        if wait > max_wait:
-            return 0.0  # Too long to wait here: Braze's 429 answer decides.
-        self._sleep(wait)
-        return wait
+        waited = 0.0
+        while True:
+            with self._lock:
+                in_flight = self._in_flight.get(key, 0)
+                window = self._windows.get(key)
+                admit = window is None or window.remaining > in_flight
+                if not admit and window is not None:
+                    now = self._clock()
+                    if now < window.reset_at:
+                        # A little after the reset, so this estimate does not beat Braze's clock.
+                        wait = window.reset_at - now + random.uniform(0.05, 0.25)
+                    elif not window.probing:
+                        window.probing = admit = True  # one request finds out whether it reset
+                    else:
+                        wait = random.uniform(0.02, 0.1)  # the probe's answer will tell
+                if admit or waited + wait > max_wait:
+                    # Too long to wait here: Braze's 429 answer decides.
+                    self._in_flight[key] = in_flight + 1
+                    return waited
+            self._sleep(wait)
+            waited += wait
 
-    def release(self, key: str, rate: RateLimitStatus | None) -> None:
-        """Record the end of a request started with :meth:`acquire` and what Braze said."""
+    def release(self, key: str, rate: RateLimitStatus | None, answered_at: float | None = None) -> None:
+        """Record the end of a request started with :meth:`acquire` and what Braze said.
+
+        :param answered_at: The answer's ``Date`` (epoch, Braze's clock), when it had one.
+        """
         with self._lock:
+            self._in_flight[key] = max(0, self._in_flight.get(key, 0) - 1)
             window = self._windows.get(key)
             if window is not None:
-                window.in_flight = max(0, window.in_flight - 1)
+                window.probing = False  # whatever the answer, the next request may find out
             if rate is None or rate.remaining is None or rate.reset_at is None:
                 return
-            reset_at = rate.reset_at.timestamp()
-            if window is None or reset_at > window.reset_at:
-                self._windows[key] = _Window(rate.remaining, reset_at, window.in_flight if window else 0)
-            elif reset_at == window.reset_at:
+            epoch = rate.reset_at.timestamp()
+            now = self._clock()
+            braze_now = answered_at
+            if braze_now is None:
+                braze_now = now + (self._server_clock.offset if self._server_clock is not None else 0.0)
+            reset_at = now + max(0.0, epoch - braze_now)
+            if window is not None and epoch == window.reset_epoch:
                 # Answers arrive out of order; within one window the smallest count is the latest.
                 window.remaining = min(window.remaining, rate.remaining)
+                window.reset_at = min(window.reset_at, reset_at)
+            elif window is None or reset_at > window.reset_at + 0.5:
+                self._windows[key] = _Window(epoch, rate.remaining, reset_at)
+            # else: a late answer from an earlier window

@@ -142,9 +142,11 @@ def _open_text(source: Any) -> Any:
         from airflow.sdk import ObjectStoragePath
 
         source = ObjectStoragePath(source)
+    # utf-8-sig: files saved by spreadsheet programs start with a byte-order mark, which would
+    # otherwise end up in the first column's name.
     if isinstance(source, (str, os.PathLike)):
-        return open(source, encoding="utf-8", newline="")
-    return source.open("r", encoding="utf-8", newline="")
+        return open(source, encoding="utf-8-sig", newline="")
+    return source.open("r", encoding="utf-8-sig", newline="")
 
 
 def _from_file(source: Any, kind: RecipientKind, file_format: str | None) -> Iterator[Any]:

@@ -50,7 +50,8 @@ def recipient_identity(recipient: Any) -> Hashable:
     """Who a recipient is, for finding duplicates: an external user ID, an alias or an email.
 
     Two entries with the same identity are the same person (whatever else they carry, such as
-    different ``trigger_properties``), so sending both would message that person twice.
+    different ``trigger_properties``), so sending both would message that person twice. Email
+    addresses are compared without regard to case.
     """
     if type(recipient) is str:
         return recipient
@@ -60,7 +61,8 @@ def recipient_identity(recipient: Any) -> Hashable:
     if "alias_name" in recipient:
         return ("alias", recipient["alias_label"], recipient["alias_name"])
     if "email" in recipient:
-        return ("email", recipient["email"])
+        # One inbox, however its address is capitalised: mail providers ignore case.
+        return ("email", str(recipient["email"]).strip().casefold())
     return str(recipient["external_user_id"])
 
 

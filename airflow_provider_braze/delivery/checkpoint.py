@@ -20,10 +20,12 @@ record is only ever concluded from a listing that worked.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import os
 import re
+import threading
 import zlib
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -114,6 +116,15 @@ class CheckpointStore(Protocol):
 
     def describe(self, key: str | None = None) -> str: ...
 
+    def missing_location(self) -> str | None:
+        """Why the store's location cannot hold earlier records (a folder that does not exist),
+        or None when it can, or when the store cannot tell."""
+        ...
+
+    def remove_leftovers(self, prefix: str) -> None:
+        """Remove what an interrupted write may have left for keys starting with ``prefix``."""
+        ...
+
 
 def _encode(record: dict[str, Any]) -> str:
     return json.dumps(record, separators=(",", ":"), sort_keys=True)
@@ -191,6 +202,12 @@ class VariableCheckpointStore:
     def describe(self, key: str | None = None) -> str:
         return f"Airflow Variable {key!r}" if key else "Airflow Variables"
 
+    def missing_location(self) -> str | None:
+        return None  # the metadata database is always there; a failed listing raises
+
+    def remove_leftovers(self, prefix: str) -> None:
+        return None  # Variables are written in one step
+
     @staticmethod
     def _unreachable(action: str, err: Exception) -> BrazeCheckpointError:
         return BrazeCheckpointError(
@@ -252,9 +269,10 @@ class ObjectStorageCheckpointStore:
         text = _encode(record)
         try:
             if self._local:
-                # Write then rename, so a kill mid-write never leaves half a record.
+                # Write then rename, so a kill mid-write never leaves half a record (a kill may
+                # leave the temporary file, removed later by remove_leftovers).
                 os.makedirs(os.path.dirname(path), exist_ok=True)
-                temporary = f"{path}.tmp"
+                temporary = f"{path}.{os.getpid()}-{threading.get_ident()}.tmp"
                 with open(temporary, "w", encoding="utf-8") as fh:
                     fh.write(text)
                 os.replace(temporary, path)
@@ -281,6 +299,28 @@ class ObjectStorageCheckpointStore:
     def describe(self, key: str | None = None) -> str:
         return f"checkpoint file {self._path(key)}" if key else f"checkpoint folder {self.folder}"
 
+    def missing_location(self) -> str | None:
+        if self._local:
+            exists = os.path.isdir(os.fspath(self.folder))
+        elif getattr(self.folder, "protocol", None) in ("file", "local"):
+            exists = self.folder.exists()
+        else:
+            exists = True  # an object store has no folders: an empty prefix looks like a new one
+        return None if exists else f"the checkpoint folder {self.folder} does not exist"
+
+    def remove_leftovers(self, prefix: str) -> None:
+        if not self._local:
+            return
+        folder = os.fspath(self.folder)
+        try:
+            names = os.listdir(folder)
+        except OSError:
+            return
+        for name in names:
+            if name.startswith(prefix) and name.endswith(".tmp"):
+                with contextlib.suppress(OSError):
+                    os.unlink(os.path.join(folder, name))
+
 
 class MemoryCheckpointStore:
     """Keeps records in this process only: no protection across task retries (``checkpoint=None``)."""
@@ -304,6 +344,12 @@ class MemoryCheckpointStore:
 
     def describe(self, key: str | None = None) -> str:
         return "memory (not kept across task retries)"
+
+    def missing_location(self) -> str | None:
+        return None
+
+    def remove_leftovers(self, prefix: str) -> None:
+        return None
 
 
 # ------------------------------------------------------------------------------------ records
@@ -455,10 +501,15 @@ class Checkpoint:
             record = self.store.read(key)
             if record is None:
                 continue  # deleted since the listing: a try completed the send (its done record says)
-            if record.get("format") != CHECKPOINT_FORMAT or record.get("kind") != "try":
+            if record.get("format") != CHECKPOINT_FORMAT:
                 raise BrazeCheckpointError(
                     f"The {where} has format {record.get('format')!r}, not this provider's "
                     f"{CHECKPOINT_FORMAT}; it was written by another version. Sending was refused."
+                )
+            if record.get("kind") != "try":
+                raise BrazeCheckpointError(
+                    f"The {where} is named as a try's record but holds kind {record.get('kind')!r}; "
+                    "it was not written by this provider or was edited. Sending was refused."
                 )
             loaded.tries.append(TryRecord.from_json(key, record, where))
         if loaded.done is None and any(self._is_done(k) for k in (keys or [])):
@@ -471,6 +522,7 @@ class Checkpoint:
         if self.prune_prefix is None:
             return []
         cutoff = today - retention
+        self.store.remove_leftovers(self.prune_prefix)
         pruned = []
         for key in self.store.keys(self.prune_prefix):
             if key.startswith(f"{self.name}__"):

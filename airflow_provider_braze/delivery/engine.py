@@ -32,6 +32,7 @@ import math
 import secrets
 import threading
 import time
+from collections import Counter, deque
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
@@ -71,13 +72,13 @@ if TYPE_CHECKING:
 
 #: How many items of each list the summary keeps (it travels through XCom).
 SUMMARY_LIST_LIMIT = 20
-#: In-doubt batches whose recipients are listed in the summary.
+#: In-doubt batches whose recipients are listed in the summary (the task log names them all).
 AMBIGUOUS_DETAIL_LIMIT = SUMMARY_LIST_LIMIT
-#: In-doubt batches whose recipients are listed in the task log at the end of a try.
-DOUBT_LOGGED_BATCHES = 200
-#: Index ranges kept in the summary's ``ambiguous_ranges`` and ``not_sent_ranges``.
-RANGES_KEPT = 100
-
+#: Index ranges kept in the summary's ``ambiguous_ranges`` and ``not_sent_ranges`` (the rest are
+#: in the task log, and ``ranges_truncated`` says so).
+RANGES_KEPT = 500
+#: How many times one try sends a batch whose outcome was unknown, with ``at_least_once=True``.
+RESENDS_PER_TRY = 2
 _RECIPIENTS_PER_DETAIL = 50
 _RANK = {NOT_TRIED: 0, NOT_SENT: 1, REFUSED: 1, UNKNOWN: 2, IN_DOUBT: 2, DONE: 3}
 
@@ -275,6 +276,14 @@ class BatchDelivery:
     ) -> None:
         if not 1 <= concurrency <= 32:
             raise BrazeValidationError(f"concurrency must be between 1 and 32, got {concurrency}.")
+        if not progress_interval > 0:
+            raise BrazeValidationError(
+                f"progress_interval must be a positive number of seconds, got {progress_interval}."
+            )
+        if max_rejected_batches < 0:
+            raise BrazeValidationError(
+                f"max_rejected_batches must not be negative, got {max_rejected_batches}."
+            )
         if retention is not None and retention < timedelta(days=2):
             raise BrazeValidationError(
                 "checkpoint_retention must be at least 2 days, or None to keep forever."
@@ -313,6 +322,10 @@ class BatchDelivery:
             "failures_in_a_row": 0,
         }
         self._doubt_recipients: dict[int, list[str]] = {}
+        self._doubt_logged: set[int] = set()
+        #: Batches whose outcome was unknown, to send again in this try (``at_least_once``).
+        self._resend: deque[tuple[int, list[Any]]] = deque()
+        self._resends: Counter[int] = Counter()
         self._dispatched_upto = 0
         self._started = time.monotonic()
         self._last_progress = self._started
@@ -455,6 +468,15 @@ class BatchDelivery:
         records older than the retention."""
         if self._try_number <= 1:
             return
+        missing = self.checkpoint.store.missing_location()
+        if missing is not None:
+            raise BrazeCheckpointError(
+                f"Try {self._try_number} found no checkpoint because {missing}. Earlier tries wrote "
+                "their records there before sending, so it may be unmounted, or this worker may not "
+                "reach the folder they used: nothing was sent. Give every worker the same folder "
+                "(a shared mount or an ObjectStoragePath URL such as s3://...) or use the default, "
+                "checkpoint='variable'."
+            )
         if self._retention is not None and self._run_after is not None:
             safe_since = datetime.now(timezone.utc) - self._retention + timedelta(days=1)
             run_after = (
@@ -514,28 +536,19 @@ class BatchDelivery:
                     self._counts["skipped"] += len(batch)
                     self._counts["skipped_batches"] += 1
                     continue
-                if status in (UNKNOWN, IN_DOUBT):
-                    self._note_doubt(index, batch)
-                    if not self._at_least_once:
-                        continue
-                while len(in_flight) >= self._concurrency and not self._halted():
-                    self._collect(in_flight, block=True)
-                if self._halted():
+                if status in (UNKNOWN, IN_DOUBT) and not self._at_least_once:
+                    self._note_doubt(index, batch, "an earlier try sent it, or may have; not resent")
+                    continue
+                self._drain_resends(pool, in_flight)
+                if not self._dispatch(pool, in_flight, index, batch, resend=status in (UNKNOWN, IN_DOUBT)):
                     break
-                self._reserve(index, in_flight)
-                if self._halted():
-                    break
-                if status in (UNKNOWN, IN_DOUBT):
-                    own.stats["resent_ambiguous"] += len(batch)
-                    self.log.warning(
-                        "Resending batch %d, whose outcome was unknown (at_least_once=True).", index
-                    )
-                in_flight[pool.submit(self._attempt, batch)] = (index, batch)
-                self._dispatched_upto = index + 1
-                self._counts["sent_batches"] += 1
-                self._collect(in_flight, block=False)
-            while in_flight:
+            while in_flight or (self._resend and not self._halted()):
+                self._drain_resends(pool, in_flight)
                 self._collect(in_flight, block=True)
+            for index, batch in self._resend:  # halted before they could be sent again
+                self._note_doubt(
+                    index, batch, "its outcome is unknown and the send stopped before resending it"
+                )
         except BaseException:
             self._stop.set()
             while in_flight:
@@ -545,6 +558,42 @@ class BatchDelivery:
         finally:
             batches.close()  # the spool file, when the loop stopped early
             pool.shutdown(wait=True)
+
+    def _dispatch(
+        self,
+        pool: ThreadPoolExecutor,
+        in_flight: dict[Future[tuple[str, Any]], tuple[int, list[Any]]],
+        index: int,
+        batch: list[Any],
+        *,
+        resend: bool,
+    ) -> bool:
+        """Send one batch once a slot is free and its reservation is written; False if halted."""
+        own = self._own
+        assert own is not None
+        while len(in_flight) >= self._concurrency and not self._halted():
+            self._collect(in_flight, block=True)
+        if self._halted():
+            return False
+        self._reserve(index, in_flight)
+        if self._halted():
+            return False
+        if resend:
+            own.stats["resent_ambiguous"] += len(batch)
+            self.log.warning("Resending batch %d, whose outcome was unknown (at_least_once=True).", index)
+        in_flight[pool.submit(self._attempt, batch)] = (index, batch)
+        self._dispatched_upto = max(self._dispatched_upto, index + 1)
+        self._counts["sent_batches"] += 1
+        self._collect(in_flight, block=False)
+        return True
+
+    def _drain_resends(
+        self, pool: ThreadPoolExecutor, in_flight: dict[Future[tuple[str, Any]], tuple[int, list[Any]]]
+    ) -> None:
+        while self._resend and not self._halted():
+            index, batch = self._resend.popleft()
+            if not self._dispatch(pool, in_flight, index, batch, resend=True):
+                return
 
     def _reserve(self, index: int, in_flight: dict[Future[tuple[str, Any]], tuple[int, list[Any]]]) -> None:
         """Make sure batch ``index`` is covered by a written reservation; extend it ahead of time.
@@ -586,7 +635,9 @@ class BatchDelivery:
         except BrazeError as err:  # 5xx after retries, connection failures before sending
             return "not_sent", err
         except Exception as err:
-            return "abort", err
+            # Not one of the hook's errors: nothing says whether the request went out, so the
+            # batch is in doubt (never resent by a retry), and the send stops.
+            return "unknown_abort", err
 
     def _collect(
         self, in_flight: dict[Future[tuple[str, Any]], tuple[int, list[Any]]], *, block: bool
@@ -617,21 +668,40 @@ class BatchDelivery:
             return
         text = str(self._redact(str(value)))
         status_code = getattr(value, "status_code", None)
-        if outcome == "unknown":
+        if outcome == "unknown_abort":
             own.outcomes[index] = UNKNOWN
-            self._note_doubt(index, batch)
-            self.log.error("Batch %d: outcome unknown, not resent: %s", index, text)
+            self._note_doubt(index, batch, f"{type(value).__name__}: {text[:200]}")
+            if self._abort is None:
+                self._abort = value if isinstance(value, BaseException) else BrazeError(text)
+                self._stopped_early = f"{type(value).__name__}: {text[:300]}"
+            self.log.error("Stopping the send: batch %d ended in an unexpected error: %s", index, text)
+        elif outcome == "unknown":
+            own.outcomes[index] = UNKNOWN
+            if self._at_least_once and self._resends[index] < RESENDS_PER_TRY:
+                self._resends[index] += 1
+                self._resend.append((index, batch))
+                self.log.error(
+                    "Batch %d: outcome unknown; sending it again (at_least_once=True): %s", index, text
+                )
+            else:
+                self.log.error("Batch %d: outcome unknown, not resent: %s", index, text)
+                self._note_doubt(index, batch, text[:200])
         elif outcome == "refused":
             own.outcomes[index] = REFUSED
             self._counts["rejected_now"] += 1
             self.log.error("Batch %d was refused by Braze: %s", index, text)
-            if self._counts["rejected_now"] > self._max_rejected:
+            if self._counts["rejected_now"] > self._max_rejected and self._abort is None:
                 self._abort = BrazeBadRequestError(
                     f"Braze refused more than {self._max_rejected} batches; stopped sending. Last: {text}"
                 )
+                self._stopped_early = (
+                    f"Braze refused more than {self._max_rejected} batches (last: {text[:200]})"
+                )
         elif outcome == "abort":
             own.outcomes[index] = NOT_SENT
-            self._abort = value if isinstance(value, BaseException) else BrazeError(text)
+            if self._abort is None:
+                self._abort = value if isinstance(value, BaseException) else BrazeError(text)
+                self._stopped_early = f"{type(value).__name__}: {text[:300]}"
             self.log.error("Stopping the send: %s", text)
         else:  # not_sent, rate_limited
             own.outcomes[index] = NOT_SENT
@@ -639,9 +709,10 @@ class BatchDelivery:
             if outcome == "rate_limited" and self._stopped_early is None:
                 reset = getattr(value, "reset_at", None)
                 self._stopped_early = (
-                    "Braze's rate limit is used up"
-                    + (f" until {reset:%Y-%m-%d %H:%M:%S} UTC" if reset else "")
-                    + ", beyond the connection's retry budget, so the send stopped early"
+                    "Braze's rate limit was still used up"
+                    + (f" (it resets at {reset:%Y-%m-%d %H:%M:%S} UTC)" if reset else "")
+                    + " when the connection's retries (max_retries, retry_budget) ran out, so the send "
+                    "stopped early"
                 )
         if outcome != "refused":
             self._counts["failures_in_a_row"] += 1
@@ -672,9 +743,20 @@ class BatchDelivery:
                     kept = self._redact(error)
                     stats["non_fatal_errors"].append(kept[:ERROR_CHARS] if isinstance(kept, str) else kept)
 
-    def _note_doubt(self, index: int, batch: list[Any]) -> None:
-        if index not in self._doubt_recipients and len(self._doubt_recipients) < DOUBT_LOGGED_BATCHES:
-            self._doubt_recipients[index] = [str(self._redact(recipient_key(r))) for r in batch]
+    def _note_doubt(self, index: int, batch: list[Any], reason: str | None = None) -> None:
+        """Name the recipients of a batch in doubt: in the log always, in the summary for 20."""
+        keys = [str(self._redact(recipient_key(r))) for r in batch]
+        if index not in self._doubt_recipients and len(self._doubt_recipients) < SUMMARY_LIST_LIMIT:
+            self._doubt_recipients[index] = keys
+        if index in self._doubt_logged:
+            return
+        self._doubt_logged.add(index)
+        if self.audience.broadcast:
+            self.log.error("Unknown outcome, the broadcast request%s.", f" ({reason})" if reason else "")
+        else:
+            self.log.error(
+                "Unknown outcome, batch %d%s: %s", index, f" ({reason})" if reason else "", ", ".join(keys)
+            )
 
     # ------------------------------------------------------------------ the checkpoint
 
@@ -777,6 +859,7 @@ class BatchDelivery:
         )
         for key in {own.key, *(r.key for r in self._others)}:
             self._delete_quietly(key)
+        self.checkpoint.store.remove_leftovers(f"{self.checkpoint.name}__")
         if self._retention is not None:
             try:
                 pruned = self.checkpoint.prune(self._retention, now.date())
@@ -834,6 +917,7 @@ class BatchDelivery:
             "accepted": audience.recipients_in(done),
             "accepted_batches": len(done),
             "ambiguous": audience.recipients_in(doubt),
+            "ambiguous_requests": len(doubt),
             "ambiguous_batches": [self._doubt_detail(i) for i in doubt[:SUMMARY_LIST_LIMIT]],
             # Every batch in doubt or not sent, as [first, last + 1) ranges of batch numbers;
             # batch i holds recipients 50 i + 1 to 50 (i + 1) of the send, in the order read.
@@ -842,6 +926,8 @@ class BatchDelivery:
             "rejected": audience.recipients_in(refused),
             "not_sent_batches": [self._failure_detail(i, view[i]) for i in failed[:SUMMARY_LIST_LIMIT]],
             "not_sent_ranges": _ranges(failed),
+            "not_sent_requests": len(failed),
+            "ranges_truncated": len(_ranges(doubt)) == RANGES_KEPT or len(_ranges(failed)) == RANGES_KEPT,
             "resent_ambiguous": total("resent_ambiguous"),
             "skipped_already_sent": self._counts["skipped"],
             "non_fatal_errors": gathered("non_fatal_errors"),
@@ -860,17 +946,31 @@ class BatchDelivery:
         }
 
     def _safe_summary(self, *, error: BaseException) -> dict[str, Any]:
-        """The summary after a failure, with the error; never raises."""
+        """The summary after a failure, with the error; never raises.
+
+        A try that stopped before it took the send over (bad or changed input, a checkpoint it
+        could not read or trust) knows nothing reliable about what earlier tries did: its counts
+        are None, and the earlier tries' own summaries and logs say what they did.
+        """
+        text = str(self._redact(f"{type(error).__name__}: {error}"))[:1000]
+        if self._done_summary is not None:
+            return self._done_summary
+        if self._own is None:
+            return unknown_summary(
+                self._identity,
+                error=text,
+                try_number=self._try_number,
+                checkpoint=self.checkpoint.describe(),
+                audience=self.audience,
+            )
         try:
             summary = dict(self.summary())
         except Exception:
-            summary = {
-                **{k: v for k, v in self._identity.items() if k not in ("batch_size", "deduplicate")},
-                "complete": False,
-                "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            }
-        summary["complete"] = False if self._done_summary is None else summary.get("complete", False)
-        summary["error"] = str(self._redact(f"{type(error).__name__}: {error}"))[:1000]
+            summary = unknown_summary(
+                self._identity, error=text, try_number=self._try_number, checkpoint=self.checkpoint.describe()
+            )
+        summary["complete"] = False
+        summary["error"] = text
         return summary
 
     def _records(self) -> list[TryRecord]:
@@ -924,21 +1024,17 @@ class BatchDelivery:
         return detail
 
     def _log_doubt(self, view: bytearray) -> None:
-        """Name every recipient in doubt that this try read (the summary keeps only 20 batches)."""
+        """One line with every batch in doubt (each one's recipients were logged when met)."""
         doubt = [i for i, s in enumerate(view) if s in (UNKNOWN, IN_DOUBT)]
         if not doubt:
             return
         self.log.error(
-            "%d batches (%d recipients) have an unknown outcome and are not resent: batches %s.",
+            "%d batch%s (%d recipients) have an unknown outcome and are not resent: batches %s.",
             len(doubt),
+            "" if len(doubt) == 1 else "es",
             self.audience.recipients_in(doubt),
-            ", ".join(f"{a}-{b - 1}" if b - a > 1 else str(a) for a, b in _ranges(doubt)),
+            ", ".join(f"{a}-{b - 1}" if b - a > 1 else str(a) for a, b in _ranges(doubt, limit=None)),
         )
-        for index in doubt:
-            if index in self._doubt_recipients:
-                self.log.error(
-                    "Unknown outcome, batch %d: %s", index, ", ".join(self._doubt_recipients[index])
-                )
 
     def _log_progress(self, *, final: bool = False) -> None:
         self._last_progress = now = time.monotonic()
@@ -971,14 +1067,74 @@ class BatchDelivery:
         self.log.info("Braze send %s: %s.", "finished" if final else "progress", "; ".join(parts))
 
 
-def _ranges(indexes: list[int]) -> list[list[int]]:
-    """Sorted indexes as ``[first, last + 1)`` ranges, at most RANGES_KEPT of them."""
+def _ranges(indexes: list[int], limit: int | None = RANGES_KEPT) -> list[list[int]]:
+    """Sorted indexes as ``[first, last + 1)`` ranges, at most ``limit`` of them."""
     ranges: list[list[int]] = []
     for index in indexes:
         if ranges and ranges[-1][1] == index:
             ranges[-1][1] = index + 1
         else:
-            if len(ranges) == RANGES_KEPT:
+            if limit is not None and len(ranges) == limit:
                 break
             ranges.append([index, index + 1])
     return ranges
+
+
+#: The summary's keys whose values are counts or lists of what happened.
+_COUNT_KEYS = (
+    "recipients",
+    "recipients_read",
+    "duplicates",
+    "duplicates_skipped",
+    "batches",
+    "accepted",
+    "accepted_batches",
+    "ambiguous",
+    "ambiguous_requests",
+    "ambiguous_batches",
+    "ambiguous_ranges",
+    "not_sent",
+    "rejected",
+    "not_sent_batches",
+    "not_sent_ranges",
+    "not_sent_requests",
+    "ranges_truncated",
+    "resent_ambiguous",
+    "skipped_already_sent",
+    "non_fatal_errors",
+    "batches_with_non_fatal_errors",
+    "dispatch_ids",
+    "dispatch_count",
+    "schedule_ids",
+    "tries",
+)
+
+
+def unknown_summary(
+    identity: dict[str, Any],
+    *,
+    error: str,
+    try_number: int | None,
+    checkpoint: str | None,
+    audience: Audience | None = None,
+) -> dict[str, Any]:
+    """The summary of a try that ended before it could know what was sent: every key is there,
+    the counts are None (the recipients read are given when they were)."""
+    summary: dict[str, Any] = {
+        **{k: v for k, v in identity.items() if k not in ("batch_size", "deduplicate")},
+        "complete": False,
+        **dict.fromkeys(_COUNT_KEYS),
+        "stopped_early": None,
+        "try_number": try_number,
+        "checkpoint": checkpoint,
+        "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "error": error,
+    }
+    if audience is not None:
+        summary.update(
+            recipients=audience.sent,
+            recipients_read=audience.read,
+            duplicates=audience.duplicates,
+            batches=audience.batch_count,
+        )
+    return summary

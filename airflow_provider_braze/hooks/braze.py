@@ -331,7 +331,11 @@ class BrazeHook(BaseHook):
         #: Braze's clock as learnt from the ``Date`` of its answers; rate-limit resets are on it.
         # Lambdas: the module's clock and sleep are looked up at call time, so tests can replace them.
         self.server_clock = ServerClock(lambda: _wall_clock())  # noqa: PLW0108
-        self.pacer = RateLimitPacer(clock=self.server_clock.now, sleep=lambda s: _sleep(s))  # noqa: PLW0108
+        self.pacer = RateLimitPacer(
+            clock=lambda: _wall_clock(),  # noqa: PLW0108
+            sleep=lambda s: _sleep(s),  # noqa: PLW0108
+            server_clock=self.server_clock,
+        )
         self._skew_reported = False
 
     # ----------------------------------------------------------------------------- settings
@@ -709,7 +713,8 @@ class BrazeHook(BaseHook):
     def _send(self, endpoint: BrazeEndpoint, body: dict[str, Any]) -> dict[str, Any]:
         """POST a send: never repeated after an unknown outcome; non-fatal errors kept."""
         answer = self._request(endpoint, json=_without_nones(body), idempotent=False)
-        answer.setdefault("errors", [])
+        errors = answer.get("errors")
+        answer["errors"] = errors if isinstance(errors, list) else ([errors] if errors else [])
         return answer
 
     def get_send_data_series(
@@ -820,7 +825,7 @@ class BrazeHook(BaseHook):
                 raise error from exc
             self._observe_clock(response)
             rate = RateLimitStatus.from_headers(response.headers)
-            self.pacer.release(endpoint.path, rate)
+            self.pacer.release(endpoint.path, rate, _http_date(response.headers.get("Date")))
             if rate is not None:
                 self.last_rate_limit = rate
             if 200 <= response.status_code < 300:
@@ -837,11 +842,10 @@ class BrazeHook(BaseHook):
                     attempts=attempt,
                 )
             if status == 429:
-                reset_in = rate.seconds_until_reset(self.server_clock.now()) if rate else None
-                # Wait for the reset plus a little jitter so parallel callers do not stampede.
-                delay = (
-                    reset_in + random.uniform(0.0, 1.0) if reset_in is not None else self._backoff(attempt)
-                )
+                reset_in = self._seconds_until_reset(rate, response)
+                # Wait for the reset plus a little jitter so parallel callers do not stampede. A
+                # reset that looks past (a clock that cannot be trusted) gets a plain backoff.
+                delay = reset_in + random.uniform(0.0, 1.0) if reset_in else self._backoff(attempt)
             elif status >= 500:
                 delay = self._backoff(attempt)
             else:
@@ -895,13 +899,26 @@ class BrazeHook(BaseHook):
                     f"{text} The call may have taken effect, so it was not repeated.", **details
                 )
             raise BrazeUnexpectedResponseError(text, **details)
-        errors = body.get("errors")
+        # A proxy that echoes request headers could put the key anywhere in the body: redact it
+        # before anyone keeps or shows any part of it.
+        redacted: dict[str, Any] = _redacted(body, self._redact)
+        errors = redacted.get("errors")
         if errors:
-            # Non-fatal: Braze processed the call; the listed parts were not applied. A proxy
-            # that echoes request headers could put the key here: redact before anyone keeps it.
-            body["errors"] = errors = _redacted(errors, self._redact)
+            # Non-fatal: Braze processed the call; the listed parts were not applied.
             self.log.warning("Braze accepted %s with non-fatal errors: %s", endpoint, errors)
-        return body
+        return redacted
+
+    def _seconds_until_reset(self, rate: RateLimitStatus | None, response: requests.Response) -> float | None:
+        """How long until the rate limit resets: from the answer's own ``Date`` when it has one
+        (both times are then on Braze's clock, whatever this worker's says), else from the
+        learnt clock."""
+        if rate is None or rate.reset_at is None:
+            return None
+        answered_at = _http_date(response.headers.get("Date"))
+        if answered_at is not None:
+            # Date has whole seconds: the reset is at most this far; a moment too long is safe.
+            return max(0.0, rate.reset_at.timestamp() - answered_at)
+        return rate.seconds_until_reset(self.server_clock.now())
 
     def _observe_clock(self, response: requests.Response) -> None:
         """Learn Braze's clock from the answer's ``Date``; say once when this worker's is far off."""
@@ -928,7 +945,7 @@ class BrazeHook(BaseHook):
         body = _json_or_none(response)
         if isinstance(body, dict):
             message = self._redact(str(body.get("message") or "no message"))
-            raw_errors = body.get("errors")
+            raw_errors = _redacted(body.get("errors"), self._redact)
             errors = raw_errors if isinstance(raw_errors, list) else ([raw_errors] if raw_errors else [])
         else:
             message = self._describe_body(response)
@@ -978,7 +995,10 @@ class BrazeHook(BaseHook):
         else:
             location = response.headers.get("Location")
             if location:
-                text += f" It redirects to {location}; set the connection's host to the final REST endpoint."
+                text += (
+                    f" It redirects to {self._redact(location)}; set the connection's host to the final "
+                    "REST endpoint."
+                )
             cls = BrazeAPIError
         return cls(self._finish(text, sent_before), **kwargs)
 
@@ -1019,13 +1039,20 @@ class BrazeHook(BaseHook):
         text = response.text or ""
         if not text.strip():
             return "an empty body"
-        content_type = response.headers.get("Content-Type", "no content type")
-        return f"a non-JSON body ({content_type}): {self._redact(_excerpt(text))!r}"
+        content_type = self._redact(response.headers.get("Content-Type", "no content type"))
+        # Redact before cutting: a key cut in two by the excerpt would no longer be recognised.
+        return f"a non-JSON body ({_excerpt(content_type)}): {_excerpt(self._redact(text))!r}"
 
     def _redact(self, text: str) -> str:
-        """Remove the API key from text that goes into an error (a proxy may echo headers)."""
+        """Remove the API key from text that goes into an error or a result (a proxy may echo
+        headers): in any letter case, and percent-encoded too."""
         settings: BrazeConnectionSettings | None = self.__dict__.get("settings")
-        return text.replace(settings.api_key, "***") if settings else text
+        if settings is None:
+            return text
+        pattern = self.__dict__.get("_key_pattern")
+        if pattern is None:
+            pattern = self.__dict__["_key_pattern"] = _secret_pattern(settings.api_key)
+        return pattern.sub("***", text)
 
     def redact(self, value: Any) -> Any:
         """``value`` (text, or lists and dicts of it) without the API key, for anything kept or shown."""
@@ -1046,6 +1073,15 @@ class _BearerAuth:
         return "_BearerAuth(***)"
 
 
+def _secret_pattern(secret: str) -> re.Pattern[str]:
+    """Matches ``secret`` in any letter case, each character also as its percent-encoding."""
+    parts = []
+    for char in secret:
+        encoded = "".join(f"%{byte:02X}" for byte in char.encode("utf-8"))
+        parts.append(f"(?:{re.escape(char)}|{re.escape(encoded)})")
+    return re.compile("".join(parts), re.IGNORECASE)
+
+
 def _redacted(value: Any, redact: Any) -> Any:
     """``value`` with ``redact`` applied to every string in it, however deeply nested."""
     if isinstance(value, str):
@@ -1055,6 +1091,18 @@ def _redacted(value: Any, redact: Any) -> Any:
     if isinstance(value, dict):
         return {_redacted(k, redact): _redacted(v, redact) for k, v in value.items()}
     return value
+
+
+def _http_date(value: str | None) -> float | None:
+    """An HTTP ``Date`` header as epoch seconds, or None if it cannot be read."""
+    if not value:
+        return None
+    from email.utils import parsedate_to_datetime
+
+    try:
+        return parsedate_to_datetime(value).timestamp()
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
 
 
 def _without_nones(body: dict[str, Any]) -> dict[str, Any]:
@@ -1067,7 +1115,7 @@ def _json_or_none(response: requests.Response) -> Any:
         return None
     try:
         return response.json()
-    except ValueError:  # JSONDecodeError and decoding errors
+    except (ValueError, RecursionError):  # JSONDecodeError, decoding errors, absurdly deep nesting
         return None
 
 

@@ -7,6 +7,7 @@ Braze's rate-limit headers, and exactly once across task retries: see
 
 from __future__ import annotations
 
+import os
 import warnings
 from datetime import datetime, timedelta
 from functools import cached_property
@@ -141,24 +142,27 @@ class _BrazeSendOperator(BaseOperator):
         from airflow_provider_braze.delivery import DeliveryIncomplete
 
         ti = context["ti"]
-        summary: dict[str, Any] | None = None
+        # The summary is pushed on every way a send ends, failures and kills included.
         try:
             summary = self._deliver(context)
         except BaseException as err:
             delivery = self._delivery
-            summary = delivery.result if delivery is not None and delivery.result else None
-            summary = summary or self._failure_summary(err)
+            failed = delivery.result if delivery is not None and delivery.result else None
+            self._push_summary(ti, failed or self._failure_summary(err))
             raise
-        finally:
-            # Pushed on every way a send ends, failures and kills included.
-            if summary is not None:
-                try:
-                    ti.xcom_push(key="summary", value=summary)
-                except Exception as push_error:
-                    self.log.error("Could not push the send's summary to XCom: %s", push_error)
         if not summary["complete"]:
-            raise DeliveryIncomplete(_incomplete_message(summary, self.at_least_once), summary=summary)
+            text = _incomplete_message(summary, self.at_least_once)
+            summary = {**summary, "error": str(self.hook.redact(f"DeliveryIncomplete: {text}"))[:1000]}
+            self._push_summary(ti, summary)
+            raise DeliveryIncomplete(text, summary=summary)
+        self._push_summary(ti, summary)
         return summary
+
+    def _push_summary(self, ti: Any, summary: dict[str, Any]) -> None:
+        try:
+            ti.xcom_push(key="summary", value=summary)
+        except Exception as push_error:
+            self.log.error("Could not push the send's summary to XCom: %s", push_error)
 
     def _deliver(self, context: Context) -> dict[str, Any]:
         from airflow_provider_braze.delivery import Audience, BatchDelivery, read_audience
@@ -236,18 +240,19 @@ class _BrazeSendOperator(BaseOperator):
 
     def _failure_summary(self, err: BaseException) -> dict[str, Any]:
         """The summary of a send that ended before its delivery started (bad arguments, bad rows)."""
-        from datetime import datetime, timezone
+        from airflow_provider_braze.delivery.engine import unknown_summary
 
-        return {
-            "endpoint": self._endpoint,
-            "campaign_id": self.campaign_id,
-            "send_id": self.send_id,
-            "broadcast": bool(self.broadcast),
-            "complete": False,
-            "accepted": 0,
-            "error": str(_redactor(self.hook)(f"{type(err).__name__}: {err}"))[:1000],
-            "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        }
+        return unknown_summary(
+            {
+                "endpoint": self._endpoint,
+                "campaign_id": self.campaign_id,
+                "send_id": self.send_id,
+                "broadcast": bool(self.broadcast),
+            },
+            error=str(_redactor(self.hook)(f"{type(err).__name__}: {err}"))[:1000],
+            try_number=None,
+            checkpoint=None,
+        )
 
     def _checkpoint(self, ti: Any) -> Checkpoint:
         from airflow_provider_braze.delivery import (
@@ -262,18 +267,36 @@ class _BrazeSendOperator(BaseOperator):
         dag_id, task_id = str(ti.dag_id), str(ti.task_id)
         name = checkpoint_name(dag_id, task_id, str(ti.run_id), _int_or(getattr(ti, "map_index", -1), -1))
         store: CheckpointStore
-        if self.checkpoint is None:
+        location = self.checkpoint
+        if location is None:
             self.log.warning("checkpoint=None: a retried task will send every batch again.")
             store = MemoryCheckpointStore()
-        elif self.checkpoint == "variable":
+        elif location == "variable":
             store = VariableCheckpointStore()
+        elif _is_folder_location(location):
+            store = ObjectStorageCheckpointStore(location)
         else:
-            store = ObjectStorageCheckpointStore(self.checkpoint)
+            from airflow_provider_braze.exceptions import BrazeValidationError
+
+            raise BrazeValidationError(
+                f"checkpoint must be 'variable' (the default), None, an absolute folder path every "
+                f"worker can reach, or an ObjectStoragePath URL such as 's3://bucket/prefix'; got "
+                f"{location!r}. (A relative path would depend on the worker's current folder.)"
+            )
         return Checkpoint(store, name, prune_prefix=task_prefix(dag_id, task_id))
 
     def _rate_limit_status(self) -> str:
         rate = self.hook.last_rate_limit
         return rate.describe() if rate is not None else "no headers yet"
+
+
+def _is_folder_location(location: Any) -> bool:
+    """An ObjectStoragePath, a URL, or an absolute local path (never one relative to the worker)."""
+    if hasattr(location, "protocol") and hasattr(location, "joinpath"):  # an ObjectStoragePath
+        return True
+    if isinstance(location, str) and "://" in location:
+        return True
+    return isinstance(location, (str, os.PathLike)) and os.path.isabs(os.fspath(location))
 
 
 def _int_or(value: Any, default: int) -> int:
@@ -313,10 +336,19 @@ def _redactor(hook: _Hook) -> Callable[[Any], Any]:
 
 
 def _incomplete_message(summary: dict[str, Any], at_least_once: bool) -> str:
-    lines = [
-        f"{summary['accepted']} recipients accepted by Braze, but {summary['ambiguous']} have an unknown "
-        f"outcome and {summary['not_sent']} were not sent.",
-    ]
+    if summary.get("broadcast"):
+        lines = [
+            "The broadcast request "
+            + ("has an unknown outcome." if summary["ambiguous_requests"] else "was not sent.")
+        ]
+    else:
+        lines = [
+            f"{summary['accepted']} recipients accepted by Braze, but {summary['ambiguous']} (in "
+            f"{summary['ambiguous_requests']} requests) have an unknown outcome and {summary['not_sent']} "
+            f"(in {summary['not_sent_requests']} requests) were not sent."
+        ]
+    if summary.get("stopped_early"):
+        lines.append(f"The send stopped early: {summary['stopped_early']}.")
     for record in summary["ambiguous_batches"]:
         who = ", ".join(record.get("recipients", [])[:5])
         lines.append(
@@ -325,11 +357,14 @@ def _incomplete_message(summary: dict[str, Any], at_least_once: bool) -> str:
         )
     for record in summary["not_sent_batches"]:
         lines.append(f"  not sent, batch {record['batch']} ({record['count']} recipients): {record['error']}")
+    if summary["ambiguous_requests"] > len(summary["ambiguous_batches"]):
+        lines.append("  (the task log names every recipient whose outcome is unknown)")
     lines.append(
         "A retry of this task sends the batches that were not sent and skips everything Braze "
         "confirmed. Batches with an unknown outcome may or may not have reached the users: they "
         + (
-            "were resent (at_least_once=True)."
+            "were sent again (at_least_once=True) as often as this try allows, and are listed here "
+            "because their outcome stayed unknown."
             if at_least_once
             else "are not resent, so nobody gets the message twice; set at_least_once=True to resend them, "
             "or mark the task successful to accept the loss."

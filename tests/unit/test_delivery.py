@@ -732,7 +732,7 @@ def test_a_rate_limit_used_up_beyond_the_budget_stops_the_send_early() -> None:
 
     braze = FakeBraze({100: [BrazeRateLimitError("429", reset_at=reset, status_code=429)]})
     summary = engine(braze, users(10_000), checkpoint(), concurrency=1).run()
-    assert "rate limit is used up until 2026-11-26 19:00:00 UTC" in summary["stopped_early"]
+    assert "rate limit was still used up (it resets at 2026-11-26 19:00:00 UTC)" in summary["stopped_early"]
     assert summary["accepted"] == 100
     assert summary["not_sent"] == 9_900
 
@@ -810,3 +810,104 @@ def test_nothing_kept_or_reported_holds_the_key(tmp_path: Path) -> None:
     texts = json.dumps(summary) + "".join(p.read_text() for p in tmp_path.glob("*.json"))
     assert SECRET not in texts
     assert "***" in texts
+
+
+# ---------------------------------------------------------------------------- found by an adversarial review
+
+
+def test_every_recipient_in_doubt_is_named_in_the_log_however_many(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.ERROR)
+    lost = {i * 50: ["deliver-then-lose-answer"] for i in range(0, 1_200, 2)}  # 600 batches in doubt
+    summary = engine(FakeBraze(lost), users(60_000), checkpoint(), concurrency=8).run()
+    assert summary["ambiguous_requests"] == 600
+    assert summary["ambiguous"] == 30_000
+    assert len(summary["ambiguous_ranges"]) == 500  # the summary stays bounded, and says so
+    assert summary["ranges_truncated"] is True
+    logged = caplog.text
+    assert all(f"u{i}," in logged or f"u{i}\n" in logged for i in range(0, 60_000, 100)), "not named"
+    assert "600 batches (30000 recipients) have an unknown outcome" in logged
+
+
+def test_at_least_once_resends_in_the_same_try() -> None:
+    braze = FakeBraze({100: ["deliver-then-lose-answer"], 200: [BrazeAmbiguousRequestError("x")] * 5})
+    summary = engine(braze, users(300), checkpoint(), at_least_once=True).run()
+    assert braze.delivered["u100"] == 2  # resent at once, and counted
+    assert summary["resent_ambiguous"] == 50 + 2 * 50  # batch 4 twice, then it stays in doubt
+    assert (summary["complete"], summary["ambiguous"]) == (False, 50)
+    assert summary["ambiguous_batches"][0]["batch"] == 4
+
+
+def test_a_refused_retry_does_not_claim_what_was_sent() -> None:
+    cp = checkpoint()
+    engine(FakeBraze({100: [BrazeServerError("503")]}), users(1_000), cp).run()
+    delivery = engine(FakeBraze(), users(999), cp, try_number=2)
+    with pytest.raises(BrazeValidationError):
+        delivery.run()
+    summary = delivery.result
+    assert summary is not None
+    assert summary["complete"] is False
+    assert (summary["accepted"], summary["not_sent"], summary["ambiguous"], summary["tries"]) == (None,) * 4
+    assert summary["recipients"] == 999
+    assert summary["error"].startswith("BrazeValidationError: The recipients changed since try 1")
+
+
+def test_a_send_stopped_by_refusals_says_why() -> None:
+    braze = FakeBraze({i * 50: [BrazeBadRequestError("bad", status_code=400)] for i in range(20)})
+    delivery = engine(braze, users(1_000), checkpoint(), concurrency=1, max_rejected_batches=1)
+    with pytest.raises(BrazeBadRequestError):
+        delivery.run()
+    assert delivery.result is not None
+    assert delivery.result["stopped_early"].startswith("Braze refused more than 1 batches")
+
+
+def test_a_broadcast_in_doubt_is_counted_as_a_request() -> None:
+    def lose(batch: list[Any]) -> dict[str, Any]:
+        raise BrazeAmbiguousRequestError("dropped")
+
+    summary = engine(lose, Audience.broadcast_audience(), checkpoint()).run()
+    assert (summary["ambiguous_requests"], summary["complete"]) == (1, False)
+
+
+def test_emails_that_differ_only_in_case_are_one_recipient() -> None:
+    emails = [{"email": e, "prioritization": ["identified"]} for e in ("a@x.com", "A@X.com", "b@x.com")]
+    found = read_audience(emails, "recipients")
+    _OPEN.append(found)
+    assert (found.read, found.unique) == (3, 2)
+
+
+@pytest.mark.parametrize(("argument", "value"), [("progress_interval", 0), ("max_rejected_batches", -1)])
+def test_nonsense_engine_settings_are_refused(argument: str, value: float) -> None:
+    with pytest.raises(BrazeValidationError, match=argument):
+        engine(FakeBraze(), users(1), checkpoint(), **{argument: value})
+
+
+def test_a_record_of_another_kind_is_named_as_such(tmp_path: Path) -> None:
+    cp = checkpoint(ObjectStorageCheckpointStore(tmp_path))
+    record = write_record(cp, 1, "20261126T120000000000")
+    data = record.to_json() | {"kind": "something-else"}
+    cp.store.write(record.key, data)
+    with pytest.raises(BrazeCheckpointError, match="holds kind 'something-else'"):
+        engine(FakeBraze(), users(10), cp, try_number=2).run()
+
+
+def test_leftovers_of_an_interrupted_write_are_removed(tmp_path: Path) -> None:
+    cp = checkpoint(ObjectStorageCheckpointStore(tmp_path))
+    leftover = tmp_path / f"{cp.name}__try001_20261126T120000000000_0123abcd.json.99-1.tmp"
+    leftover.write_text("{half")
+    engine(FakeBraze(), users(100), cp).run()
+    assert not leftover.exists()
+    assert [p.name for p in tmp_path.iterdir() if "__done_" not in p.name] == []
+
+
+def test_an_unexpected_error_from_a_send_puts_the_batch_in_doubt_and_stops() -> None:
+    """Not one of the hook's errors: nothing says whether the request went out."""
+    cp = checkpoint()
+    braze = FakeBraze({100: [OverflowError("cannot convert float infinity to integer")]})
+    delivery = engine(braze, users(1_000), cp, concurrency=1)
+    with pytest.raises(OverflowError):
+        delivery.run()
+    assert delivery.result is not None
+    assert (delivery.result["ambiguous"], delivery.result["accepted"]) == (50, 100)
+    retry = FakeBraze()
+    engine(retry, users(1_000), cp, concurrency=1, try_number=2).run()
+    assert "u100" not in retry.delivered  # never resent

@@ -14,7 +14,7 @@ from unittest import mock
 import pytest
 
 from airflow_provider_braze.delivery import DeliveryIncomplete, DeliveryStopped
-from airflow_provider_braze.exceptions import BrazeValidationError
+from airflow_provider_braze.exceptions import BrazeCheckpointError, BrazeValidationError
 from airflow_provider_braze.operators.messages import (
     ScheduleCampaignTriggerOperator,
     ScheduleMessagesOperator,
@@ -282,12 +282,14 @@ def _kill_after(op: Any, sandbox: BrazeSandbox, sends: int) -> None:
     threading.Thread(target=watch, daemon=True).start()
 
 
-def _leave_work_for_a_retry(sandbox: BrazeSandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def _leave_work_for_a_retry(
+    sandbox: BrazeSandbox, folder: Path, monkeypatch: pytest.MonkeyPatch, task_instance: Any = None
+) -> None:
     """A first try of 200 recipients whose first request fails (503, no retries): work is left."""
     sandbox.set_faults(server_error=1.0, server_error_statuses=[503], paths=["/messages/send"], max_faults=1)
     monkeypatch.setenv("AIRFLOW_CONN_BRAZE_DEFAULT", sandbox.connection_json(max_retries=0))
     with pytest.raises(DeliveryIncomplete):
-        run(send_op(tmp_path, users(200)))
+        run(send_op(folder, users(200)), task_instance)
 
 
 #: How each send ends, and the error it ends with.
@@ -393,3 +395,71 @@ def test_checkpoint_retention_is_checked(sandbox: BrazeSandbox, tmp_path: Path, 
     with pytest.raises(BrazeValidationError, match="checkpoint_retention"):
         run(send_op(tmp_path, users(3), checkpoint_retention=retention))
     assert sandbox.ledger() == []
+
+
+@pytest.mark.parametrize("location", ["Variable", "none", "relative/dir", "~/cp", "", 12345])
+def test_a_checkpoint_no_other_worker_could_reach_is_refused(
+    sandbox: BrazeSandbox, tmp_path: Path, location: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    op = SendMessagesOperator(
+        task_id="send", campaign_id=API, recipients=users(3), messages=EMAIL, checkpoint=location
+    )
+    with pytest.raises(BrazeValidationError, match="checkpoint must be 'variable'"):
+        run(op)
+    assert sandbox.ledger() == []
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_retry_whose_checkpoint_folder_is_gone_sends_nothing(
+    sandbox: BrazeSandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "mounted"
+    first = ti()
+    first.try_number = 1
+    _leave_work_for_a_retry(sandbox, folder, monkeypatch, first)
+    for path in folder.iterdir():
+        path.unlink()
+    folder.rmdir()  # an unmounted volume, or a worker that does not share the folder
+    retry = ti()
+    retry.try_number = 2
+    sent = len(sandbox.ledger("POST /messages/send"))
+    with pytest.raises(BrazeCheckpointError, match="does not exist"):
+        run(send_op(folder, users(200)), retry)
+    assert len(sandbox.ledger("POST /messages/send")) == sent
+
+
+def test_a_summary_pushed_for_bad_input_has_every_key(sandbox: BrazeSandbox, tmp_path: Path) -> None:
+    task_instance = ti()
+    with pytest.raises(BrazeValidationError):
+        run(send_op(tmp_path, users(3), concurrency=0), task_instance)
+    good = ti()
+    run(send_op(tmp_path, users(3)), good)
+    failed = task_instance.xcom_push.call_args.kwargs["value"]
+    succeeded = good.xcom_push.call_args.kwargs["value"]
+    assert set(failed) >= set(succeeded) - {"already_complete"}
+    assert failed["accepted"] is None
+
+
+def test_the_summary_of_an_incomplete_send_has_its_error(sandbox: BrazeSandbox, tmp_path: Path) -> None:
+    sandbox.set_faults(drop_after=1.0, paths=["/messages/send"], max_faults=1)
+    task_instance = ti()
+    with pytest.raises(DeliveryIncomplete):
+        run(send_op(tmp_path, users(100), concurrency=1), task_instance)
+    pushed = task_instance.xcom_push.call_args.kwargs["value"]
+    assert pushed["error"].startswith(
+        "DeliveryIncomplete: 50 recipients accepted by Braze, but 50 (in 1 requests)"
+    )
+
+
+def test_a_broadcast_with_an_unknown_outcome_says_so(sandbox: BrazeSandbox, tmp_path: Path) -> None:
+    sandbox.set_faults(drop_after=1.0, paths=["/messages/send"], max_faults=1)
+    with pytest.raises(DeliveryIncomplete, match="The broadcast request has an unknown outcome"):
+        run(send_op(tmp_path, None, segment_id="seg", broadcast=True, send_id=None))
+
+
+def test_a_spreadsheet_csv_with_a_byte_order_mark_is_read(sandbox: BrazeSandbox, tmp_path: Path) -> None:
+    path = tmp_path / "audience.csv"
+    path.write_bytes(b"\xef\xbb\xbfexternal_user_id\r\nu1\r\nu2\r\n")
+    summary = run(send_op(tmp_path, str(path)))
+    assert summary["recipients"] == 2
