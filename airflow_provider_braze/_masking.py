@@ -19,14 +19,24 @@ def register_secret(secret: str) -> None:
 
 
 class _RedactingFilter(logging.Filter):
-    """Redacts registered secrets from stdlib log records (message and arguments)."""
+    """Redacts registered secrets from stdlib log records: the message with its arguments
+    formatted in (an argument may be an exception whose text holds a secret, which redacting
+    the object would miss), and the traceback text."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         from airflow.sdk.log import redact  # type: ignore[attr-defined]  # public, re-exported
 
-        record.msg = redact(record.msg)
-        if record.args:
-            record.args = redact(record.args)  # type: ignore[assignment]
+        try:
+            message = record.getMessage()
+        except Exception:  # a malformed record: leave its formatting to logging's own handling
+            message = str(record.msg)
+        record.msg, record.args = redact(message), None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = str(redact(record.exc_text))
+        if record.stack_info:
+            record.stack_info = str(redact(record.stack_info))
         return True
 
 

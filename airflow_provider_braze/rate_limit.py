@@ -32,8 +32,13 @@ class RateLimitStatus:
     reset_at: datetime | None
 
     @classmethod
-    def from_headers(cls, headers: Mapping[str, str]) -> RateLimitStatus | None:
-        """Parse the headers (any case); None when Braze sent none of them."""
+    def from_headers(cls, headers: Mapping[str, str], now: float | None = None) -> RateLimitStatus | None:
+        """Parse the headers (any case); None when Braze sent none of them.
+
+        Braze sends ``X-RateLimit-Reset`` as an epoch. A value too small to be one (before
+        2001) is read as seconds until the reset, counted from ``now`` (Braze's time of the
+        answer, by default this machine's clock), as some proxies and gateways send it.
+        """
         if not hasattr(headers, "lower_items"):  # not requests' case-insensitive mapping
             headers = {k.lower(): v for k, v in headers.items()}
         limit = _int_or_none(headers.get("x-ratelimit-limit"))
@@ -41,6 +46,8 @@ class RateLimitStatus:
         reset = _int_or_none(headers.get("x-ratelimit-reset"))
         if limit is None and remaining is None and reset is None:
             return None
+        if reset is not None and 0 <= reset < _EPOCH_2001:
+            reset = int((time.time() if now is None else now) + reset)
         try:
             reset_at = datetime.fromtimestamp(reset, tz=timezone.utc) if reset is not None else None
         except (ValueError, OverflowError, OSError):  # a nonsense epoch: ignore it, do not crash
@@ -64,6 +71,10 @@ class RateLimitStatus:
         return ", ".join(parts) or "no details"
 
 
+#: Epochs before this (2001-09-09) are not current times: such a "reset" counts seconds instead.
+_EPOCH_2001 = 1_000_000_000
+
+
 def _int_or_none(value: str | None) -> int | None:
     if value is None:
         return None
@@ -75,6 +86,10 @@ def _int_or_none(value: str | None) -> int | None:
     if not math.isfinite(number) or abs(number) > 1e12:
         return None
     return int(number)
+
+
+#: After this many answers without rate-limit headers in a row, requests are no longer paced.
+_ANSWERS_WITHOUT_LIMITS = 3
 
 
 class ServerClock:
@@ -173,6 +188,8 @@ class RateLimitPacer:
         self._lock = threading.Lock()
         self._windows: dict[str, _Window] = {}
         self._in_flight: dict[str, int] = {}
+        #: Answers in a row without rate-limit headers, per key (after a few: no limits to pace by).
+        self._unlimited_answers: dict[str, int] = {}
 
     def acquire(self, key: str, max_wait: float) -> float:
         """Wait (at most ``max_wait`` seconds) until a request may start; return the time waited.
@@ -184,7 +201,13 @@ class RateLimitPacer:
             with self._lock:
                 in_flight = self._in_flight.get(key, 0)
                 window = self._windows.get(key)
-                admit = window is None or window.remaining > in_flight
+                if window is None:
+                    # Until an answer tells the limits, one request at a time (a first burst
+                    # could overrun a small limit); unless answers carry no limits at all.
+                    admit = in_flight == 0 or self._unlimited_answers.get(key, 0) >= _ANSWERS_WITHOUT_LIMITS
+                    wait = random.uniform(0.02, 0.1)
+                else:
+                    admit = window.remaining > in_flight
                 if not admit and window is not None:
                     now = self._clock()
                     if now < window.reset_at:
@@ -201,10 +224,18 @@ class RateLimitPacer:
             self._sleep(wait)
             waited += wait
 
-    def release(self, key: str, rate: RateLimitStatus | None, answered_at: float | None = None) -> None:
+    def release(
+        self,
+        key: str,
+        rate: RateLimitStatus | None,
+        answered_at: float | None = None,
+        *,
+        answered: bool = True,
+    ) -> None:
         """Record the end of a request started with :meth:`acquire` and what Braze said.
 
         :param answered_at: The answer's ``Date`` (epoch, Braze's clock), when it had one.
+        :param answered: False when no answer came at all (a connection error).
         """
         with self._lock:
             self._in_flight[key] = max(0, self._in_flight.get(key, 0) - 1)
@@ -212,7 +243,10 @@ class RateLimitPacer:
             if window is not None:
                 window.probing = False  # whatever the answer, the next request may find out
             if rate is None or rate.remaining is None or rate.reset_at is None:
+                if answered:
+                    self._unlimited_answers[key] = self._unlimited_answers.get(key, 0) + 1
                 return
+            self._unlimited_answers[key] = 0
             epoch = rate.reset_at.timestamp()
             now = self._clock()
             braze_now = answered_at
@@ -220,9 +254,12 @@ class RateLimitPacer:
                 braze_now = now + (self._server_clock.offset if self._server_clock is not None else 0.0)
             reset_at = now + max(0.0, epoch - braze_now)
             if window is not None and epoch == window.reset_epoch:
-                # Answers arrive out of order; within one window the smallest count is the latest.
+                # Answers arrive out of order; within one window the smallest count is the latest,
+                # and the earliest reset estimate the closest (Date has whole seconds).
                 window.remaining = min(window.remaining, rate.remaining)
                 window.reset_at = min(window.reset_at, reset_at)
-            elif window is None or reset_at > window.reset_at + 0.5:
+            elif window is None or epoch > window.reset_epoch or now >= window.reset_at:
+                # A later window; or, once the known one is due, whatever Braze says now (its
+                # clock may have stepped back, numbering windows lower).
                 self._windows[key] = _Window(epoch, rate.remaining, reset_at)
             # else: a late answer from an earlier window

@@ -323,6 +323,7 @@ class BatchDelivery:
         }
         self._doubt_recipients: dict[int, list[str]] = {}
         self._doubt_logged: set[int] = set()
+        self._doubt_reasons: dict[int, str] = {}
         #: Batches whose outcome was unknown, to send again in this try (``at_least_once``).
         self._resend: deque[tuple[int, list[Any]]] = deque()
         self._resends: Counter[int] = Counter()
@@ -660,6 +661,7 @@ class BatchDelivery:
         own = self._own
         assert own is not None
         self._dirty = True
+        was_unknown = own.outcomes[index] == UNKNOWN
         if outcome == "done":
             own.outcomes[index] = DONE
             own.stats["accepted"] += len(batch)
@@ -714,6 +716,11 @@ class BatchDelivery:
                     + " when the connection's retries (max_retries, retry_budget) ran out, so the send "
                     "stopped early"
                 )
+        if was_unknown and own.outcomes[index] != UNKNOWN:
+            # A resend (at_least_once) that failed says nothing about the first request, which
+            # may have gone through: the batch stays in doubt, never resent by a plain retry.
+            own.outcomes[index] = UNKNOWN
+            self._note_doubt(index, batch, f"outcome unknown; sending it again failed too: {text[:200]}")
         if outcome != "refused":
             self._counts["failures_in_a_row"] += 1
             if self._counts["failures_in_a_row"] >= self._outage_batches and self._stopped_early is None:
@@ -748,6 +755,8 @@ class BatchDelivery:
         keys = [str(self._redact(recipient_key(r))) for r in batch]
         if index not in self._doubt_recipients and len(self._doubt_recipients) < SUMMARY_LIST_LIMIT:
             self._doubt_recipients[index] = keys
+        if reason and index in self._doubt_recipients:
+            self._doubt_reasons.setdefault(index, reason)
         if index in self._doubt_logged:
             return
         self._doubt_logged.add(index)
@@ -828,11 +837,13 @@ class BatchDelivery:
         if self._abort is not None:
             raise self._abort
         if superseded is not None:
+            self._stopped_early = self._stopped_early or "a newer try of this task took over the send"
             raise DeliveryStopped(
                 f"A newer try of this task took over the send ({self.checkpoint.describe(superseded)}); "
                 "this try stopped dispatching. Batches it had in flight are recorded in its own record."
             )
         if self._stop.is_set():
+            self._stopped_early = self._stopped_early or "the task was stopped (on_kill: killed or timed out)"
             raise DeliveryStopped(
                 f"The send was stopped; progress is kept in {self.checkpoint.describe()} and a retry "
                 "resumes after the last confirmed batch."
@@ -938,6 +949,7 @@ class BatchDelivery:
             "dispatch_count": total("dispatch_count"),
             "schedule_ids": gathered("schedule_ids"),
             "stopped_early": self._stopped_early,
+            "error": None,
             "tries": len(stats),
             "try_number": self._try_number,
             "checkpoint": self.checkpoint.describe(),
@@ -986,8 +998,10 @@ class BatchDelivery:
 
     def _doubt_detail(self, index: int) -> dict[str, Any]:
         error = self._error_for(index)
-        if error is not None and error.get("outcome") == "unknown":
+        if error is not None and error.get("outcome") in ("unknown", "unknown_abort"):
             reason = error["error"]
+        elif index in self._doubt_reasons and self._own is not None and self._own.outcome(index) == UNKNOWN:
+            reason = self._doubt_reasons[index]
         else:
             # This try's own reservation also covers batches it skipped as in doubt; only the
             # other tries may have sent them.
@@ -1000,7 +1014,9 @@ class BatchDelivery:
                     + " while this batch may have been in flight"
                 )
             else:
-                reason = "sent, but the outcome is unknown (details in an earlier try's log)"
+                tries = [r.try_number for r in self._records() if r.outcome(index) == UNKNOWN]
+                where = f"try {tries[-1]}" if tries else "an earlier try"
+                reason = f"sent, but the outcome is unknown (the error is in the log of {where})"
         detail: dict[str, Any] = {"batch": index, "count": self.audience.batch_size(index), "reason": reason}
         if index in self._doubt_recipients:
             detail["recipients"] = self._doubt_recipients[index][:_RECIPIENTS_PER_DETAIL]

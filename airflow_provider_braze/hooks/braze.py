@@ -807,7 +807,7 @@ class BrazeHook(BaseHook):
                     verify=settings.ca_bundle or True,
                 )
             except BaseException as exc:
-                self.pacer.release(endpoint.path, None)
+                self.pacer.release(endpoint.path, None, answered=False)
                 if not isinstance(exc, requests.RequestException):
                     raise
                 error = self._transport_error(endpoint, exc, attempt)
@@ -824,8 +824,11 @@ class BrazeHook(BaseHook):
                     error.args = (f"{error} Gave up after {attempt} attempts.",)
                 raise error from exc
             self._observe_clock(response)
-            rate = RateLimitStatus.from_headers(response.headers)
-            self.pacer.release(endpoint.path, rate, _http_date(response.headers.get("Date")))
+            answered_at = _http_date(response.headers.get("Date"))
+            rate = RateLimitStatus.from_headers(
+                response.headers, answered_at if answered_at is not None else self.server_clock.now()
+            )
+            self.pacer.release(endpoint.path, rate, answered_at)
             if rate is not None:
                 self.last_rate_limit = rate
             if 200 <= response.status_code < 300:
@@ -1074,12 +1077,23 @@ class _BearerAuth:
 
 
 def _secret_pattern(secret: str) -> re.Pattern[str]:
-    """Matches ``secret`` in any letter case, each character also as its percent-encoding."""
-    parts = []
-    for char in secret:
-        encoded = "".join(f"%{byte:02X}" for byte in char.encode("utf-8"))
-        parts.append(f"(?:{re.escape(char)}|{re.escape(encoded)})")
-    return re.compile("".join(parts), re.IGNORECASE)
+    """Matches ``secret`` in any letter case, each character also as its percent-encoding, and
+    the part of its base64 encodings (standard or URL-safe, at any alignment, as in a ``Basic``
+    or re-encoded ``Bearer`` header) that only the secret determines (base64 keeps its case)."""
+    import base64
+
+    plain = "".join(
+        f"(?:{re.escape(char)}|{re.escape(''.join(f'%{byte:02X}' for byte in char.encode('utf-8')))})"
+        for char in secret
+    )
+    alternatives = [f"(?i:{plain})"]
+    raw = secret.encode("utf-8")
+    for shift in range(3):
+        encoded = base64.b64encode(b"\0" * shift + raw).decode("ascii")
+        core = encoded[(4 * shift + 2) // 3 : len(encoded) - 4]  # drop what neighbours also shape
+        if len(core) >= 12:
+            alternatives += [re.escape(core), re.escape(core.replace("+", "-").replace("/", "_"))]
+    return re.compile("|".join(alternatives))
 
 
 def _redacted(value: Any, redact: Any) -> Any:

@@ -273,8 +273,8 @@ class _BrazeSendOperator(BaseOperator):
             store = MemoryCheckpointStore()
         elif location == "variable":
             store = VariableCheckpointStore()
-        elif _is_folder_location(location):
-            store = ObjectStorageCheckpointStore(location)
+        elif (folder := _folder_location(location)) is not None:
+            store = ObjectStorageCheckpointStore(folder)
         else:
             from airflow_provider_braze.exceptions import BrazeValidationError
 
@@ -290,13 +290,29 @@ class _BrazeSendOperator(BaseOperator):
         return rate.describe() if rate is not None else "no headers yet"
 
 
-def _is_folder_location(location: Any) -> bool:
-    """An ObjectStoragePath, a URL, or an absolute local path (never one relative to the worker)."""
-    if hasattr(location, "protocol") and hasattr(location, "joinpath"):  # an ObjectStoragePath
-        return True
-    if isinstance(location, str) and "://" in location:
-        return True
-    return isinstance(location, (str, os.PathLike)) and os.path.isabs(os.fspath(location))
+def _folder_location(location: Any) -> Any:
+    """``location`` as a checkpoint folder every worker could reach, or None if it is not one.
+
+    An ObjectStoragePath or URL (``file:///abs`` or ``file://localhost/abs`` for local files,
+    never a ``file://`` URL whose path would be read as relative, never ``memory://``, which
+    lives in one process), or an absolute local path.
+    """
+    from urllib.parse import urlsplit
+
+    if (isinstance(location, str) and "://" in location) or hasattr(location, "protocol"):
+        text = location if isinstance(location, str) else str(getattr(location, "_url", None) or location)
+        parts = urlsplit(text)
+        scheme = parts.scheme.lower()
+        if scheme == "memory":
+            return None
+        if scheme in ("file", "local"):
+            if parts.netloc not in ("", "localhost") or not parts.path.startswith("/"):
+                return None
+            return f"file://{parts.path}" if isinstance(location, str) else location
+        return location
+    if isinstance(location, (str, os.PathLike)) and os.path.isabs(os.fspath(location)):
+        return location
+    return None
 
 
 def _int_or(value: Any, default: int) -> int:

@@ -911,3 +911,33 @@ def test_an_unexpected_error_from_a_send_puts_the_batch_in_doubt_and_stops() -> 
     retry = FakeBraze()
     engine(retry, users(1_000), cp, concurrency=1, try_number=2).run()
     assert "u100" not in retry.delivered  # never resent
+
+
+def test_a_resend_that_fails_leaves_the_batch_in_doubt() -> None:
+    """at_least_once: the first request's outcome is unknown, its resend is refused or fails; the
+    first may have gone through, so the batch stays in doubt and a plain retry does not resend it."""
+    cp = checkpoint()
+    braze = FakeBraze({0: ["deliver-then-lose-answer", BrazeBadRequestError("400", status_code=400)] * 2})
+    summary = engine(braze, users(150), cp, at_least_once=True).run()
+    assert (summary["ambiguous"], summary["not_sent"], summary["rejected"]) == (50, 0, 0)
+    assert summary["ambiguous_batches"][0]["reason"] == "read timeout after sending"  # why it is in doubt
+    retry = FakeBraze()
+    engine(retry, users(150), cp, try_number=2).run()
+    assert "u0" not in retry.delivered
+
+
+def test_a_stopped_or_superseded_send_says_why() -> None:
+    braze = FakeBraze(delay=0.001)
+    delivery = engine(braze, users(5_000), checkpoint(), concurrency=2)
+    braze.on_call = lambda calls, batch: delivery.stop() if calls == 5 else None
+    with pytest.raises(DeliveryStopped):
+        delivery.run()
+    assert delivery.result is not None
+    assert delivery.result["stopped_early"] == "the task was stopped (on_kill: killed or timed out)"
+
+
+def test_success_and_failure_summaries_have_the_same_keys() -> None:
+    good = engine(FakeBraze(), users(100), checkpoint()).run()
+    bad = engine(FakeBraze({0: [BrazeServerError("503")]}), users(100), checkpoint(name="other")).run()
+    assert set(good) == set(bad)
+    assert good["error"] is None

@@ -39,3 +39,20 @@ def test_nothing_is_added_under_a_real_supervisor(
     monkeypatch.setitem(sys.modules, "airflow.sdk.execution_time.task_runner", fake_runner)
     _masking.register_secret("supervised-secret-1234")
     assert handler.filters == []
+
+
+def test_secrets_in_exception_arguments_and_tracebacks_are_redacted(handler: logging.Handler) -> None:
+    """urllib3 logs a header it cannot parse (which may echo the key) as an exception argument,
+    with the traceback."""
+    secret = "unit-masking-secret-9f2b4a"
+    _masking.register_secret(secret)
+    try:
+        raise ValueError(f"unparsed data: 'X-Echo Bearer {secret}'")
+    except ValueError as err:
+        record = logging.LogRecord(
+            "urllib3", logging.WARNING, __file__, 1, "Failed to parse headers: %s", (err,), sys.exc_info()
+        )
+    assert all(f.filter(record) for f in handler.filters)
+    text = logging.Formatter().format(record)
+    assert secret not in text
+    assert "Bearer ***" in text

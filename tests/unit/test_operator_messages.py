@@ -46,11 +46,11 @@ def run(op: Any, task_instance: mock.MagicMock | None = None) -> dict[str, Any]:
 def send_op(tmp_path: Path, recipients: Any, **kwargs: Any) -> SendMessagesOperator:
     kwargs.setdefault("campaign_id", API)
     kwargs.setdefault("send_id", "sid")
+    kwargs.setdefault("checkpoint", str(tmp_path))
     return SendMessagesOperator(
         task_id="send",
         recipients=recipients,
         messages=EMAIL,
-        checkpoint=str(tmp_path),
         progress_interval=0.5,
         **kwargs,
     )
@@ -463,3 +463,19 @@ def test_a_spreadsheet_csv_with_a_byte_order_mark_is_read(sandbox: BrazeSandbox,
     path.write_bytes(b"\xef\xbb\xbfexternal_user_id\r\nu1\r\nu2\r\n")
     summary = run(send_op(tmp_path, str(path)))
     assert summary["recipients"] == 2
+
+
+@pytest.mark.parametrize("location", ["file://relative/folder", "memory://anywhere/cp"])
+def test_urls_that_are_not_shared_folders_are_refused(sandbox: BrazeSandbox, location: str) -> None:
+    op = SendMessagesOperator(
+        task_id="send", campaign_id=API, recipients=users(3), messages=EMAIL, checkpoint=location
+    )
+    with pytest.raises(BrazeValidationError, match="checkpoint must be 'variable'"):
+        run(op)
+    assert sandbox.ledger() == []
+
+
+def test_a_file_url_for_localhost_means_the_absolute_folder(sandbox: BrazeSandbox, tmp_path: Path) -> None:
+    summary = run(send_op(tmp_path, users(10), checkpoint=f"file://localhost{tmp_path}/cp"))
+    assert summary["checkpoint"].startswith(f"checkpoint folder file://{tmp_path}/cp")
+    assert list((tmp_path / "cp").glob("*__done_*.json"))
