@@ -139,14 +139,21 @@ def check_broadcast(broadcast: bool | None, has_users: bool) -> None:
         )
 
 
+#: Schedule flags under which ``time`` is the users' local wall clock, sent without a zone.
+LOCAL_TIME_FLAGS = ("in_local_time", "at_optimal_time")
+
+
 def normalize_schedule(value: Any) -> dict[str, Any]:
     """Braze's ``schedule`` object from a dict, a timezone-aware datetime or an ISO-8601 string.
 
-    ``time`` is sent as ISO-8601 in UTC (``2026-12-01T09:00:00Z``); a string without an offset is
-    taken as UTC, as Braze does.
+    A plain schedule's ``time`` is sent in UTC (``2026-12-01T09:00:00Z``); a string without an
+    offset is taken as UTC, as Braze does. With ``in_local_time`` or ``at_optimal_time``, Braze
+    reads ``time`` as each user's local wall clock and wants it without a zone designator: a
+    naive datetime or a string without an offset is sent as it is (``2026-12-01T09:00:00``), and
+    one with a zone is refused, since no single conversion could be what was meant.
     """
     if isinstance(value, dict):
-        unknown = set(value) - {"time", "in_local_time", "at_optimal_time"}
+        unknown = set(value) - {"time", *LOCAL_TIME_FLAGS}
         if unknown:
             raise BrazeValidationError(f"schedule has unknown field(s): {', '.join(sorted(unknown))}.")
         schedule = dict(value)
@@ -154,11 +161,42 @@ def normalize_schedule(value: Any) -> dict[str, Any]:
         schedule = {"time": value}
     if "time" not in schedule or schedule["time"] is None:
         raise BrazeValidationError("schedule needs a time (ISO-8601 string or timezone-aware datetime).")
-    schedule["time"] = to_utc_iso(schedule["time"])
-    for key in ("in_local_time", "at_optimal_time"):
+    for key in LOCAL_TIME_FLAGS:
         if key in schedule and not isinstance(schedule[key], bool):
             raise BrazeValidationError(f"schedule.{key} must be true or false, got {schedule[key]!r}.")
+    local = [key for key in LOCAL_TIME_FLAGS if schedule.get(key)]
+    if len(local) > 1:
+        raise BrazeValidationError(
+            "schedule: in_local_time and at_optimal_time cannot both be true; choose one."
+        )
+    schedule["time"] = (
+        to_wall_clock_iso(schedule["time"], flag=local[0]) if local else to_utc_iso(schedule["time"])
+    )
     return schedule
+
+
+def to_wall_clock_iso(value: Any, *, flag: str) -> str:
+    """A local wall-clock time without zone (``YYYY-MM-DDTHH:MM:SS``) from a naive datetime or an
+    ISO-8601 string without offset; a zone is refused (see :func:`normalize_schedule`)."""
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            parsed = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith(("Z", "z")) else text)
+        except ValueError:
+            raise BrazeValidationError(f"schedule time {value!r} is not an ISO-8601 date and time.") from None
+    elif isinstance(value, datetime):
+        parsed = value
+    else:
+        raise BrazeValidationError(
+            f"schedule time must be an ISO-8601 string or a datetime, got {type(value).__name__}."
+        )
+    if parsed.tzinfo is not None and parsed.utcoffset() is not None:
+        raise BrazeValidationError(
+            f"schedule time {value!s} has a time zone, but with {flag} Braze reads the time as each "
+            "user's local wall clock and wants it without one: give the wall-clock time, e.g. "
+            f"'{parsed.replace(tzinfo=None).isoformat(timespec='seconds')}' or a naive datetime."
+        )
+    return parsed.replace(tzinfo=None).isoformat(timespec="seconds")
 
 
 def to_utc_iso(value: Any, *, what: str = "schedule time") -> str:

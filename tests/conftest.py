@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     import requests
 
     from airflow_provider_braze.sandbox import BrazeSandbox
@@ -83,15 +85,21 @@ FROZEN_NOW = 1_790_000_000.0
 
 
 @pytest.fixture
-def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+def sleeps(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[float]]:
     """Record the hook's sleeps instead of sleeping; its clock starts at FROZEN_NOW and moves
     only by the time slept, so waits are exact and tests take no time."""
+    import random
+
     from airflow_provider_braze.hooks import braze as braze_module
 
+    # Jitter and backoff draw from random: seed it, so a test's waits are the same every run.
+    state = random.getstate()
+    random.seed(20261126)
     recorded: list[float] = []
     monkeypatch.setattr(braze_module, "_sleep", recorded.append)
     monkeypatch.setattr(braze_module, "_wall_clock", lambda: FROZEN_NOW + sum(recorded))
-    return recorded
+    yield recorded
+    random.setstate(state)
 
 
 def sandbox_call(

@@ -591,7 +591,8 @@ class BrazeHook(BaseHook):
 
         :param schedule: ``{"time": ..., "in_local_time": bool, "at_optimal_time": bool}``, or
             just the time: a timezone-aware datetime or an ISO-8601 string (UTC when it has no
-            offset).
+            offset), sent in UTC. With ``in_local_time`` or ``at_optimal_time`` the time is each
+            user's wall clock: a naive datetime or a string without zone, sent as given.
         :return: Braze's answer, with ``schedule_id`` and ``dispatch_id``.
         """
         body = self._message_body(

@@ -546,7 +546,9 @@ class ScheduleMessagesOperator(SendMessagesOperator):
         https://www.braze.com/docs/api/endpoints/messaging/schedule_messages/post_schedule_messages/
 
     :param schedule: ``{"time": ..., "in_local_time": bool, "at_optimal_time": bool}``, or just the
-        time: an ISO-8601 string (UTC when it has no offset) or a timezone-aware datetime. (templated)
+        time: an ISO-8601 string (UTC when it has no offset) or a timezone-aware datetime. With
+        ``in_local_time`` or ``at_optimal_time`` the time is each user's wall clock and must have no
+        zone (``"2026-12-01T09:00:00"`` or a naive datetime). (templated)
     :param override_messaging_limits: Optional. Ignore global rate limits for campaigns.
     """
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from email.utils import formatdate
 from typing import TYPE_CHECKING, Any
 
@@ -380,9 +380,7 @@ def _accept(
 ) -> JSONResponse:
     answer: dict[str, Any] = {"dispatch_id": state.new_id(), "message": "success"}
     if scheduled:
-        schedule = body.get("schedule")
-        if not isinstance(schedule, dict) or not _is_iso_time(schedule.get("time")):
-            raise _bad_request("Bad Request: schedule.time must be an ISO-8601 date and time", window)
+        _check_schedule(state, body.get("schedule"), window)
         answer["schedule_id"] = state.new_id()
     if send_id is not None:
         answer["send_id"] = send_id
@@ -391,6 +389,33 @@ def _accept(
     channels = channels_of(messages) if isinstance(messages, dict) else [TRIGGERED_CAMPAIGN_CHANNEL]
     state.record_deliveries(campaign_id, send_id, recipient_keys, scheduled=scheduled, channels=channels)
     return JSONResponse(answer, status_code=201, headers=window.headers())
+
+
+#: The westernmost time zone (UTC-12): a local time has passed everywhere once it has passed there.
+_WESTERNMOST_OFFSET = timedelta(hours=12)
+
+
+def _check_schedule(state: SandboxState, schedule: Any, window: Window) -> None:
+    """Braze's schedule object: with local or optimal time, ``time`` is the users' wall clock with
+    no zone designator, and a local-time send whose time has passed in all time zones is refused."""
+    if not isinstance(schedule, dict) or not _is_iso_time(schedule.get("time")):
+        raise _bad_request("Bad Request: schedule.time must be an ISO-8601 date and time", window)
+    local = schedule.get("in_local_time") is True
+    if not local and schedule.get("at_optimal_time") is not True:
+        return
+    text = schedule["time"]
+    if text.endswith(("Z", "z")) or datetime.fromisoformat(text).tzinfo is not None:
+        raise _bad_request(
+            "Bad Request",
+            window,
+            ["When using local or optimal time sending, do not provide time zone designators in the time"],
+        )
+    wall_clock = datetime.fromisoformat(text).replace(tzinfo=timezone.utc)
+    now = datetime.fromtimestamp(state.now(), tz=timezone.utc)
+    if local and wall_clock + _WESTERNMOST_OFFSET < now:
+        raise _bad_request(
+            "Bad Request", window, ["in_local_time is true but schedule.time has passed in all time zones"]
+        )
 
 
 def _is_alias(value: Any) -> bool:

@@ -94,9 +94,18 @@ def test_trigger_campaign_send_body(hook: BrazeHook, requests_mock: rm.Mocker) -
         ("2026-12-01T10:00:00+01:00", {"time": "2026-12-01T09:00:00Z"}),
         ("2026-12-01T09:00:00", {"time": "2026-12-01T09:00:00Z"}),
         (datetime(2026, 12, 1, 9, tzinfo=timezone.utc), {"time": "2026-12-01T09:00:00Z"}),
+        # Local and optimal time: the users' wall clock, sent without a zone designator.
         (
-            {"time": "2026-12-01T09:00:00Z", "in_local_time": True},
-            {"time": "2026-12-01T09:00:00Z", "in_local_time": True},
+            {"time": "2026-12-01T09:00:00", "in_local_time": True},
+            {"time": "2026-12-01T09:00:00", "in_local_time": True},
+        ),
+        (
+            {"time": datetime(2026, 12, 1, 9, 30), "at_optimal_time": True},
+            {"time": "2026-12-01T09:30:00", "at_optimal_time": True},
+        ),
+        (
+            {"time": "2026-12-01T09:00:00", "in_local_time": False},
+            {"time": "2026-12-01T09:00:00Z", "in_local_time": False},
         ),
     ],
 )
@@ -118,13 +127,13 @@ def test_schedule_campaign_trigger(hook: BrazeHook, requests_mock: rm.Mocker) ->
         TRIGGER_SCHEDULE_URL, json={"message": "success", "schedule_id": "sch2", "dispatch_id": "d"}
     )
     answer = hook.schedule_campaign_trigger(
-        "tcamp", schedule={"time": "2026-12-01T09:00:00Z", "at_optimal_time": True}, broadcast=True
+        "tcamp", schedule={"time": "2026-12-01T09:00:00", "at_optimal_time": True}, broadcast=True
     )
     assert answer["schedule_id"] == "sch2"
     assert requests_mock.last_request.json() == {
         "campaign_id": "tcamp",
         "broadcast": True,
-        "schedule": {"time": "2026-12-01T09:00:00Z", "at_optimal_time": True},
+        "schedule": {"time": "2026-12-01T09:00:00", "at_optimal_time": True},
     }
 
 
@@ -200,6 +209,14 @@ def test_trigger_validation(
         ({"time": "2026-12-01T09:00:00Z", "when": "soon"}, "unknown field"),
         ({"time": "2026-12-01T09:00:00Z", "in_local_time": "yes"}, "must be true or false"),
         (42, "must be an ISO-8601 string or a datetime"),
+        # A zone with local or optimal time: 09:00+02:00 is not "09:00 where each user is".
+        ({"time": "2026-12-01T09:00:00Z", "in_local_time": True}, "with in_local_time Braze reads"),
+        ({"time": "2026-12-01T09:00:00+02:00", "at_optimal_time": True}, "with at_optimal_time"),
+        (
+            {"time": datetime(2026, 12, 1, 9, tzinfo=timezone.utc), "in_local_time": True},
+            "give the wall-clock time, e.g. '2026-12-01T09:00:00'",
+        ),
+        ({"time": "2026-12-01T09:00:00", "in_local_time": True, "at_optimal_time": True}, "choose one"),
     ],
 )
 def test_schedule_validation(hook: BrazeHook, requests_mock: rm.Mocker, schedule: Any, message: str) -> None:

@@ -228,7 +228,7 @@ def test_schedule_operators(sandbox: BrazeSandbox, tmp_path: Path) -> None:
             task_id="send",
             campaign_id=TRIGGERED,
             broadcast=True,
-            schedule={"time": "2026-12-24T17:00:00Z", "at_optimal_time": True},
+            schedule={"time": "2026-12-24T17:00:00", "at_optimal_time": True},
             checkpoint=str(tmp_path / "b"),
         )
     )

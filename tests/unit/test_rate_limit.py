@@ -111,7 +111,7 @@ def test_without_a_date_header_a_skewed_worker_still_meets_no_storm(
     clock, believes every window has reset and meets 429s. Once the reset looks due, one
     request at a time finds out, and each 429 backs off exponentially, so they stay a handful per
     window; every send lands once."""
-    braze = VirtualBraze(limit=20, window=10, skew=-30.0, date=False)
+    braze = VirtualBraze(limit=20, window=5, skew=-30.0, date=False)  # backoffs always reach a reset
     requests_mock.post(SEND_URL, json=braze)
     assert _send_all(BrazeHook(), 100) == 0
     assert braze.statuses.count(201) == 100

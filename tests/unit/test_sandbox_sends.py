@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -150,11 +151,16 @@ def test_broadcast_uses_its_own_bucket_and_gets_a_send_id(braze_sandbox: BrazeSa
     assert len(response.json()["send_id"]) == 32  # Braze generates one for broadcasts
 
 
+def _wall_clock_in(days: float) -> str:
+    moment = datetime.now(timezone.utc) + timedelta(days=days)
+    return moment.replace(tzinfo=None).isoformat(timespec="seconds")
+
+
 def test_schedules(braze_sandbox: BrazeSandbox) -> None:
     body = {
         "campaign_id": TRIGGERED,
         "recipients": [{"external_user_id": "u1"}],
-        "schedule": {"time": "2026-12-01T09:00:00Z", "in_local_time": True},
+        "schedule": {"time": _wall_clock_in(5), "in_local_time": True},
     }
     response = call(braze_sandbox, "/campaigns/trigger/schedule/create", body)
     assert response.status_code == 201
@@ -193,3 +199,37 @@ def test_deliveries_control_endpoint(braze_sandbox: BrazeSandbox) -> None:
         braze_sandbox.url + "/_sandbox/deliveries", params={"campaign_id": API}, timeout=10
     ).json()
     assert counts == {"u1": 1, "u2": 1}
+
+
+@pytest.mark.parametrize(
+    ("schedule", "error"),
+    [
+        ({"time": "2030-12-01T09:00:00Z", "in_local_time": True}, "do not provide time zone designators"),
+        (
+            {"time": "2030-12-01T09:00:00-05:00", "at_optimal_time": True},
+            "do not provide time zone designators",
+        ),
+        # 13 hours ago here is still in the future nowhere: UTC-12 is at most 12 hours behind.
+        ({"time": _wall_clock_in(-13 / 24), "in_local_time": True}, "has passed in all time zones"),
+    ],
+)
+def test_local_and_optimal_time_follow_brazes_rules(
+    braze_sandbox: BrazeSandbox, schedule: dict[str, Any], error: str
+) -> None:
+    body = {"campaign_id": TRIGGERED, "recipients": [{"external_user_id": "u1"}], "schedule": schedule}
+    response = call(braze_sandbox, "/campaigns/trigger/schedule/create", body)
+    assert response.status_code == 400
+    assert response.json()["message"] == "Bad Request"
+    assert error in response.json()["errors"][0]
+    assert braze_sandbox.state.scheduled() == {}
+
+
+def test_a_local_time_that_has_passed_here_but_not_everywhere_is_accepted(
+    braze_sandbox: BrazeSandbox,
+) -> None:
+    body = {
+        "campaign_id": TRIGGERED,
+        "recipients": [{"external_user_id": "u1"}],
+        "schedule": {"time": _wall_clock_in(-6 / 24), "in_local_time": True},
+    }
+    assert call(braze_sandbox, "/campaigns/trigger/schedule/create", body).status_code == 201
