@@ -47,7 +47,10 @@ DAG_FILE = textwrap.dedent(
                 task_id="send",
                 campaign_id="sandbox-api-campaign",
                 recipients=os.environ["BENCH_AUDIENCE"],
-                messages={"email": {"app_id": "bench", "subject": "Hello", "body": "Hi"}},
+                messages={"email": {
+                    "app_id": "sandbox-app", "from": "Sandbox News <news@example.com>",
+                    "subject": "Hello", "body": "Hi", "message_variation_id": "sandbox-api-campaign-email",
+                }},
                 concurrency=8,
                 checkpoint=store,
                 progress_interval=3600,
@@ -104,7 +107,15 @@ def outage(recipients: int, workdir: Path) -> dict[str, Any]:
             task_id="send",
             campaign_id="sandbox-api-campaign",
             recipients=[f"bench-user-{n:07d}" for n in range(recipients)],
-            messages={"email": {"app_id": "bench", "subject": "Hello", "body": "Hi"}},
+            messages={
+                "email": {
+                    "app_id": "sandbox-app",
+                    "from": "Sandbox News <news@example.com>",
+                    "subject": "Hello",
+                    "body": "Hi",
+                    "message_variation_id": "sandbox-api-campaign-email",
+                }
+            },
             concurrency=8,
             checkpoint=str(workdir / "outage"),
             progress_interval=3600,

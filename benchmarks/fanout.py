@@ -25,7 +25,15 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _common import connection, machine, quiet_airflow, sandbox
 
 LATENCY_S = 0.05
-MESSAGES = {"email": {"app_id": "bench", "subject": "Hello", "body": "Hi"}}
+MESSAGES = {
+    "email": {
+        "app_id": "sandbox-app",
+        "from": "Sandbox News <news@example.com>",
+        "subject": "Hello",
+        "body": "Hi",
+        "message_variation_id": "sandbox-api-campaign-email",
+    }
+}
 
 
 def statuses(info: dict[str, Any]) -> dict[str, int]:

@@ -28,7 +28,10 @@ os.environ["AIRFLOW_CONN_BRAZE_DEFAULT"] = spec["connection"]
 from airflow_provider_braze.operators.messages import SendMessagesOperator
 op = SendMessagesOperator(
     task_id="send", campaign_id="sandbox-api-campaign", recipients=spec["file"],
-    messages={"email": {"app_id": "a", "subject": "s", "body": "b"}},
+    messages={"email": {
+        "app_id": "sandbox-app", "from": "Sandbox News <news@example.com>", "subject": "Hello",
+        "body": "Hi", "message_variation_id": "sandbox-api-campaign-email",
+    }},
     checkpoint=spec["checkpoint"], concurrency=8, progress_interval=3600,
 )
 started = time.perf_counter()

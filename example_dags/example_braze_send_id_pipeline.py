@@ -7,12 +7,13 @@ generate_content -> create_send_id -> build_audience (a JSON-lines file) -> send
 Runs against the local Braze sandbox by default (see README.md: ``scripts/demo``). Against real
 Braze, point the ``braze_default`` connection at your REST endpoint, replace ``build_audience``
 with your own audience (a query result written to a file, or an ``s3://`` URL) and pass one of
-your API campaigns and your email app ID:
+your API campaign, its email message variation, your email app ID and sender:
 
 .. code-block:: bash
 
-    airflow dags test braze_send_id_pipeline \\
-        --conf '{"campaign_id": "<API campaign ID>", "email_app_id": "<app ID>"}'
+    airflow dags test braze_send_id_pipeline --conf '{"campaign_id": "<API campaign ID>",
+        "email_variation_id": "<the campaign's email variation ID>", "email_app_id": "<app ID>",
+        "email_from": "Your Brand <news@your-domain.com>"}'
 """
 
 from __future__ import annotations
@@ -46,7 +47,18 @@ with DAG(
             minLength=1,
             description="API identifier of the Braze API campaign to create the send ID for.",
         ),
+        "email_variation_id": Param(
+            "sandbox-api-campaign-email",
+            type="string",
+            minLength=1,
+            description="The campaign's email message variation: Braze tracks the send under it.",
+        ),
         "email_app_id": Param("sandbox-app", type="string", description="The app_id of your email channel."),
+        "email_from": Param(
+            "Sandbox Picks <picks@example.com>",
+            type="string",
+            description='The sender, as Braze wants it: "Display Name <address>".',
+        ),
         "audience_size": Param(3_000, type="integer", minimum=0, description="Generated recipients."),
         "analytics_wait_seconds": Param(
             0,
@@ -107,8 +119,10 @@ with DAG(
         messages={
             "email": {
                 "app_id": "{{ params.email_app_id }}",
+                "from": "{{ params.email_from }}",
                 "subject": "{{ ti.xcom_pull(task_ids='generate_content', key='title') }}",
                 "body": "{{ ti.xcom_pull(task_ids='generate_content', key='body') }}",
+                "message_variation_id": "{{ params.email_variation_id }}",
             }
         },
         concurrency=8,

@@ -80,6 +80,54 @@ def braze_conn(monkeypatch: pytest.MonkeyPatch) -> str:
     return value
 
 
+def email_message(campaign_id: str | None = "sandbox-api-campaign", **fields: Any) -> dict[str, Any]:
+    """``messages`` with one email that Braze would accept: ``from`` in Braze's format and, with
+    a campaign, the campaign's email variation (the sandbox names it ``<campaign>-email``)."""
+    email: dict[str, Any] = {
+        "app_id": "sandbox-app",
+        "from": "Sandbox News <news@example.com>",
+        "subject": "Hi",
+        "body": "<p>Hello</p>",
+    }
+    if campaign_id is not None:
+        email["message_variation_id"] = f"{campaign_id}-email"
+    email.update(fields)
+    return {"email": email}
+
+
+#: A messaging object Braze would accept, per channel (without message_variation_id).
+VALID_OBJECTS: dict[str, dict[str, Any]] = {
+    "email": {"app_id": "sandbox-app", "from": "Sandbox News <news@example.com>", "body": "<p>Hi</p>"},
+    "apple_push": {"alert": {"title": "Hi", "body": "New picks"}},
+    "android_push": {"alert": "New picks", "title": "Hi"},
+    "kindle_push": {"alert": "New picks", "title": "Hi"},
+    "web_push": {"alert": "New picks", "title": "Hi"},
+    "content_card": {"type": "CLASSIC", "title": "Hi", "description": "New picks", "time_to_live": 86_400},
+    "sms": {"subscription_group_id": "sg", "body": "New picks", "app_id": "sandbox-app"},
+    "webhook": {"url": "https://example.com/hook", "request_method": "POST"},
+    "whats_app": {
+        "app_id": "sandbox-app",
+        "subscription_group_id": "sg",
+        "message_type": "text_response_message",
+        "message": {"body": "New picks"},
+    },
+    "windows_phone8_push": {"toast_content": "New picks"},
+    "windows_universal_push": {"push_type": "toast_text_01", "toast_text1": "New picks"},
+}
+
+
+def messages_for(*channels: str, campaign_id: str | None = "sandbox-api-campaign") -> dict[str, Any]:
+    """``messages`` Braze would accept for these channels (with the sandbox's variation IDs,
+    ``<campaign>-<channel>``, when a campaign is given)."""
+    messages: dict[str, Any] = {}
+    for channel in channels:
+        obj = dict(VALID_OBJECTS[channel])
+        if campaign_id is not None:
+            obj["message_variation_id"] = f"{campaign_id}-{channel.replace('_', '-')}"
+        messages[channel] = obj
+    return messages
+
+
 #: The "current time" (UTC epoch seconds) the hook sees at the start of a ``sleeps`` test.
 FROZEN_NOW = 1_790_000_000.0
 

@@ -38,6 +38,7 @@ from airflow_provider_braze.exceptions import (
 )
 
 # Re-exported: these lived here before rate_limit.py, and users import them from here.
+from airflow_provider_braze.messaging import validate_messages
 from airflow_provider_braze.rate_limit import RateLimitPacer, RateLimitStatus, ServerClock
 from airflow_provider_braze.validation import (
     check_broadcast,
@@ -665,8 +666,7 @@ class BrazeHook(BaseHook):
         check_broadcast(broadcast, bool(ids or aliases))
         if broadcast and segment_id is None and audience is None and campaign_id is None:
             raise BrazeValidationError("A broadcast needs a segment_id, an audience or a campaign_id.")
-        if not messages or not isinstance(messages, dict):
-            raise BrazeValidationError("messages must be a non-empty dict of messaging objects by channel.")
+        messages = validate_messages(messages, campaign_id=campaign_id)
         if recipient_subscription_state not in (None, "opted_in", "subscribed", "all"):
             raise BrazeValidationError(
                 "recipient_subscription_state must be 'opted_in', 'subscribed' or 'all', "

@@ -399,7 +399,15 @@ class SendMessagesOperator(_BrazeSendOperator):
             campaign_id="{{ params.campaign_id }}",
             send_id=create_send_id.output,
             recipients="s3://my-bucket/audiences/{{ ds }}.csv",
-            messages={"email": {"app_id": "...", "subject": "Hi", "body": "..."}},
+            messages={
+                "email": {
+                    "app_id": "...",
+                    "from": "Newsletter <news@example.com>",
+                    "subject": "Hi",
+                    "body": "<p>...</p>",
+                    "message_variation_id": "{{ params.email_variation_id }}",
+                }
+            },
         )
 
     Recipients are external user ID strings or user aliases (``{"alias_name", "alias_label"}``);
@@ -409,7 +417,10 @@ class SendMessagesOperator(_BrazeSendOperator):
     .. seealso::
         https://www.braze.com/docs/api/endpoints/messaging/send_messages/post_send_messages/
 
-    :param messages: The messaging objects by channel (``email``, ``apple_push``, ...). (templated)
+    :param messages: The messaging objects by channel (``email``, ``apple_push``, ...), checked
+        against Braze's documented required fields before anything is sent (see
+        :mod:`airflow_provider_braze.messaging`); with a ``campaign_id``, each needs the
+        ``message_variation_id`` it is tracked under. (templated)
     :param segment_id: Optional. Send to this segment (with ``broadcast=True``), or restrict the
         listed recipients to it. (templated)
     :param audience: Optional. A connected audience object. (templated)
@@ -446,10 +457,9 @@ class SendMessagesOperator(_BrazeSendOperator):
         self.override_frequency_capping = override_frequency_capping
 
     def _check_arguments(self) -> None:
-        from airflow_provider_braze.exceptions import BrazeValidationError
+        from airflow_provider_braze.messaging import validate_messages
 
-        if not isinstance(self.messages, dict) or not self.messages:
-            raise BrazeValidationError("messages must be a non-empty dict of messaging objects by channel.")
+        validate_messages(self.messages, campaign_id=self.campaign_id)
 
     def _message_arguments(self, batch: list[Any]) -> dict[str, Any]:
         return {

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
+from airflow_provider_braze.messaging import message_problems
 from airflow_provider_braze.sandbox.analytics import TRIGGERED_CAMPAIGN_CHANNEL, channels_of, data_series
 from airflow_provider_braze.sandbox.state import ApiKey, Faults, SandboxState, Window
 
@@ -226,7 +227,7 @@ def create_app(state: SandboxState) -> ASGIApp:
     async def add_campaign(request: Request) -> Response:
         data = await request.json()
         try:
-            state.add_campaign(data["campaign_id"], data.get("kind", "api"))
+            state.add_campaign(data["campaign_id"], data.get("kind", "api"), data.get("variations"))
         except (KeyError, ValueError, TypeError) as err:
             return JSONResponse({"error": str(err)}, status_code=422)
         return JSONResponse({"campaign_id": data["campaign_id"]})
@@ -301,7 +302,36 @@ async def _message_send(
     if not isinstance(messages, dict) or not messages:
         raise _bad_request("No message to send", window)
     campaign_id, send_id = _campaign_and_send_id(state, key, body, "api", broadcast, window)
+    _check_messages(state, messages, campaign_id, window)
     return _accept(state, key, permission, body, campaign_id, send_id, keys, window, scheduled)
+
+
+def _check_messages(
+    state: SandboxState, messages: dict[str, Any], campaign_id: str | None, window: Window
+) -> None:
+    """Braze's rules for messaging objects (the same table the provider checks before sending),
+    then the campaign's variations: each object's ``message_variation_id`` must be a variation of
+    the campaign, of the object's channel."""
+    problems = message_problems(messages, campaign_id=campaign_id)
+    if problems:
+        raise _bad_request(problems[0].braze_message, window, [str(p) for p in problems])
+    if campaign_id is None:
+        return
+    variations = state.variations.get(campaign_id, {})
+    for channel, obj in messages.items():
+        variation = obj["message_variation_id"]
+        if variation not in variations:
+            raise _bad_request(
+                "Invalid Message Variant",
+                window,
+                [f"{channel}.message_variation_id {variation!r}: no such variation of {campaign_id!r}"],
+            )
+        if variations[variation] != channel:
+            raise _bad_request(
+                "Mismatched Message Type",
+                window,
+                [f"variation {variation!r} is a {variations[variation]} message, not {channel}"],
+            )
 
 
 async def _trigger_send(

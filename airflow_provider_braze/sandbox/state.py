@@ -37,6 +37,15 @@ DEFAULT_CAMPAIGNS: dict[str, str] = {
     "sandbox-api-triggered-campaign": "api_triggered",
 }
 
+
+def default_variations(campaign_id: str) -> dict[str, str]:
+    """A campaign's message variations when none are given: one per messaging channel, named
+    ``<campaign>-<channel>`` (``sandbox-api-campaign-email``); variation ID -> channel."""
+    from airflow_provider_braze.messaging import CHANNELS
+
+    return {f"{campaign_id}-{channel.replace('_', '-')}": channel for channel in CHANNELS}
+
+
 #: Braze's documented default limits: (requests, window in seconds), per workspace.
 DEFAULT_RATE_LIMITS: dict[str, tuple[int, int]] = {
     "send_id": (100, 86_400),  # /sends/id/create: send IDs created per day
@@ -200,6 +209,8 @@ class SandboxState:
         with self._lock:
             self.keys: dict[str, ApiKey] = {self.primary_key: ApiKey(self.primary_key)}
             self.campaigns: dict[str, str] = dict(DEFAULT_CAMPAIGNS)
+            # campaign ID -> message variation ID -> the channel of that variation
+            self.variations: dict[str, dict[str, str]] = {c: default_variations(c) for c in DEFAULT_CAMPAIGNS}
             self.faults: Faults = Faults.from_dict(self._initial_faults.to_dict())
             self.faults_injected = 0
             self._rate_limits = dict(self._initial_rate_limits)
@@ -231,11 +242,22 @@ class SandboxState:
             self.keys[key] = api_key
         return api_key
 
-    def add_campaign(self, campaign_id: str, kind: str = "api") -> None:
+    def add_campaign(
+        self, campaign_id: str, kind: str = "api", variations: dict[str, str] | None = None
+    ) -> None:
+        """Add a campaign (``api`` or ``api_triggered``) with its message variations (variation ID
+        -> channel, e.g. ``{"spring-email-a": "email"}``; one per channel by default)."""
+        from airflow_provider_braze.messaging import CHANNELS
+
         if kind not in ("api", "api_triggered"):
             raise ValueError("campaign kind must be 'api' or 'api_triggered'")
+        chosen = dict(variations) if variations is not None else default_variations(campaign_id)
+        unknown = sorted(set(chosen.values()) - set(CHANNELS))
+        if unknown:
+            raise ValueError(f"unknown channel(s) for variations: {', '.join(unknown)}")
         with self._lock:
             self.campaigns[campaign_id] = kind
+            self.variations[campaign_id] = chosen
 
     def set_faults(self, faults: Faults) -> None:
         with self._lock:

@@ -24,7 +24,15 @@ def main() -> int:
         campaign_id="sandbox-api-campaign",
         send_id="kill-test",
         recipients=[f"user-{i}" for i in range(spec["recipients"])],
-        messages={"email": {"app_id": "sandbox-app", "subject": "Hello", "body": "Hi"}},
+        messages={
+            "email": {
+                "app_id": "sandbox-app",
+                "from": "Sandbox News <news@example.com>",
+                "subject": "Hello",
+                "body": "Hi",
+                "message_variation_id": "sandbox-api-campaign-email",
+            }
+        },
         checkpoint=spec["checkpoint"],
         concurrency=spec["concurrency"],
         at_least_once=spec.get("at_least_once", False),

@@ -29,7 +29,15 @@ def test_pacing_corrects_for_clock_skew_and_stays_exactly_once(
         campaign_id="sandbox-api-campaign",
         send_id="skew",
         recipients=USERS,
-        messages={"email": {"app_id": "a", "subject": "s", "body": "b"}},
+        messages={
+            "email": {
+                "app_id": "sandbox-app",
+                "from": "Sandbox News <news@example.com>",
+                "subject": "Hello",
+                "body": "Hi",
+                "message_variation_id": "sandbox-api-campaign-email",
+            }
+        },
         checkpoint=str(tmp_path),
         concurrency=4,
     )
@@ -55,7 +63,15 @@ def test_a_small_limit_and_a_large_concurrency_draw_no_burst(
         task_id="send",
         campaign_id="sandbox-api-campaign",
         recipients=users,
-        messages={"email": {"app_id": "a", "subject": "s", "body": "b"}},
+        messages={
+            "email": {
+                "app_id": "sandbox-app",
+                "from": "Sandbox News <news@example.com>",
+                "subject": "Hello",
+                "body": "Hi",
+                "message_variation_id": "sandbox-api-campaign-email",
+            }
+        },
         checkpoint=str(tmp_path),
         concurrency=concurrency,
     )

@@ -94,8 +94,10 @@ def test_pipeline_creates_sends_waits_and_stores_analytics(
     assert len(sends) == 60
     assert sends[0]["request"]["messages"]["email"] == {
         "app_id": "sandbox-app",
+        "from": "Sandbox Picks <picks@example.com>",
         "subject": "Your picks for Monday 02 November",
         "body": "Three new arrivals we think you will like.",
+        "message_variation_id": "sandbox-api-campaign-email",
     }
     assert {s["request"]["send_id"] for s in sends} == {send_id}
 

@@ -24,7 +24,15 @@ def send(checkpoint: Path, **options: Any) -> dict[str, Any]:
         task_id="send",
         campaign_id="sandbox-api-campaign",
         recipients=RECIPIENTS,
-        messages={"email": {"app_id": "soak", "subject": "s", "body": "b"}},
+        messages={
+            "email": {
+                "app_id": "sandbox-app",
+                "from": "Sandbox News <news@example.com>",
+                "subject": "Hello",
+                "body": "Hi",
+                "message_variation_id": "sandbox-api-campaign-email",
+            }
+        },
         checkpoint=str(checkpoint),
         concurrency=16,
         progress_interval=5,

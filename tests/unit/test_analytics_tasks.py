@@ -18,7 +18,7 @@ from airflow_provider_braze.hooks.braze import BrazeHook
 from airflow_provider_braze.operators.analytics import GetSendAnalyticsOperator
 from airflow_provider_braze.sandbox import BrazeSandbox, SandboxState
 from airflow_provider_braze.sensors.send_analytics import SendAnalyticsSensor
-from tests.conftest import REST_ENDPOINT, sandbox_call
+from tests.conftest import REST_ENDPOINT, messages_for, sandbox_call
 from tests.unit.test_analytics import ANSWER
 
 SERIES_URL = f"{REST_ENDPOINT}/sends/data_series"
@@ -255,7 +255,7 @@ def send_to(sandbox: BrazeSandbox, send_id: str, count: int, channels: tuple[str
         "sandbox-api-campaign",
         send_id=send_id,
         external_user_ids=[f"u{i}" for i in range(count)],
-        messages={channel: {"body": "x"} for channel in channels},
+        messages=messages_for(*channels),
     )
 
 

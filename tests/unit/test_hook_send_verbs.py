@@ -15,13 +15,13 @@ from airflow_provider_braze.exceptions import (
     BrazeValidationError,
 )
 from airflow_provider_braze.hooks.braze import BrazeHook, RateLimitPacer, RateLimitStatus
-from tests.conftest import FROZEN_NOW, REST_ENDPOINT
+from tests.conftest import FROZEN_NOW, REST_ENDPOINT, email_message
 
 SEND_URL = f"{REST_ENDPOINT}/messages/send"
 TRIGGER_URL = f"{REST_ENDPOINT}/campaigns/trigger/send"
 SCHEDULE_URL = f"{REST_ENDPOINT}/messages/schedule/create"
 TRIGGER_SCHEDULE_URL = f"{REST_ENDPOINT}/campaigns/trigger/schedule/create"
-EMAIL = {"email": {"app_id": "app", "subject": "Hi", "body": "Hello"}}
+EMAIL = email_message("camp")
 
 
 @pytest.fixture
@@ -156,7 +156,7 @@ def test_schedule_campaign_trigger(hook: BrazeHook, requests_mock: rm.Mocker) ->
         ({"external_user_ids": "u1"}, "external_user_ids must be a list of strings"),
         ({"external_user_ids": ["u1", ""]}, r"external_user_ids\[1\] must be a non-empty string"),
         ({"user_aliases": [{"alias_name": "a"}]}, "user alias object"),
-        ({"external_user_ids": ["u1"], "messages": {}}, "messages must be a non-empty dict"),
+        ({"external_user_ids": ["u1"], "messages": {}}, "messages must be a non-empty object"),
         (
             {"external_user_ids": ["u1"], "recipient_subscription_state": "everyone"},
             "recipient_subscription_state",

@@ -22,10 +22,11 @@ from airflow_provider_braze.operators.messages import (
     TriggerCampaignSendOperator,
 )
 from airflow_provider_braze.sandbox import BrazeSandbox
+from tests.conftest import email_message
 
 API = "sandbox-api-campaign"
 TRIGGERED = "sandbox-api-triggered-campaign"
-EMAIL = {"email": {"app_id": "app", "subject": "Hi", "body": "Hello"}}
+EMAIL = email_message()
 
 
 @pytest.fixture

@@ -21,11 +21,11 @@ from airflow_provider_braze.exceptions import (
 from airflow_provider_braze.hooks import braze as braze_module
 from airflow_provider_braze.hooks.braze import BrazeHook
 from airflow_provider_braze.rate_limit import ServerClock
-from tests.conftest import API_KEY, REST_ENDPOINT
+from tests.conftest import API_KEY, REST_ENDPOINT, email_message
 
 SEND_URL = f"{REST_ENDPOINT}/messages/send"
 SERIES_URL = f"{REST_ENDPOINT}/sends/data_series"
-EMAIL = {"email": {"app_id": "app", "subject": "Hi", "body": "Hello"}}
+EMAIL = email_message("camp")
 
 
 def test_server_clock_is_a_lower_bound_of_brazes_time() -> None:

@@ -9,9 +9,10 @@ import pytest
 import requests
 
 from airflow_provider_braze.sandbox import BrazeSandbox, SandboxState
+from tests.conftest import email_message
 from tests.conftest import sandbox_call as call
 
-EMAIL = {"email": {"app_id": "app", "subject": "Hi", "body": "Hello"}}
+EMAIL = email_message()
 API = "sandbox-api-campaign"
 TRIGGERED = "sandbox-api-triggered-campaign"
 

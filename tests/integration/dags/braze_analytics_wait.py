@@ -20,7 +20,14 @@ with DAG("braze_analytics_wait", schedule=None, start_date=datetime(2026, 1, 1, 
             "sandbox-api-campaign",
             send_id="wait-test",
             external_user_ids=[f"u{i}" for i in range(20)],
-            messages={"email": {"body": "hi"}},
+            messages={
+                "email": {
+                    "app_id": "sandbox-app",
+                    "from": "Sandbox News <news@example.com>",
+                    "body": "hi",
+                    "message_variation_id": "sandbox-api-campaign-email",
+                }
+            },
         )
         return datetime.now(timezone.utc).isoformat()
 

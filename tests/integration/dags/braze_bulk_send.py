@@ -38,7 +38,15 @@ with DAG(
         campaign_id="sandbox-api-campaign",
         send_id=send_id.output,
         recipients=write_users(),
-        messages={"email": {"app_id": "sandbox-app", "subject": "Hello", "body": "Hi"}},
+        messages={
+            "email": {
+                "app_id": "sandbox-app",
+                "from": "Sandbox News <news@example.com>",
+                "subject": "Hello",
+                "body": "Hi",
+                "message_variation_id": "sandbox-api-campaign-email",
+            }
+        },
         concurrency=8,
         progress_interval=1,
     )

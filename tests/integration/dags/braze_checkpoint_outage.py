@@ -33,7 +33,15 @@ with DAG(
         task_id="send",
         campaign_id="sandbox-api-campaign",
         recipients=[f"user-{i}" for i in range(3_000)],
-        messages={"email": {"app_id": "sandbox-app", "subject": "Hello", "body": "Hi"}},
+        messages={
+            "email": {
+                "app_id": "sandbox-app",
+                "from": "Sandbox News <news@example.com>",
+                "subject": "Hello",
+                "body": "Hi",
+                "message_variation_id": "sandbox-api-campaign-email",
+            }
+        },
         concurrency=8,
         progress_interval=1,
         on_retry_callback=_toggle_checkpoint_reads,

@@ -1,0 +1,292 @@
+"""Braze's messaging objects (the ``messages`` of ``/messages/send`` and
+``/messages/schedule/create``) and their documented rules, in one place.
+
+The send operators and the hook check ``messages`` with :func:`validate_messages` before the
+first request, so a message Braze would refuse fails the task at once, naming the channel and
+the field, and sends nothing. The sandbox refuses the same messages with Braze's wording, from
+the same table (:func:`message_problems`).
+
+Sources: braze-docs ``_docs/_api/objects_filters/messaging/*.md`` (one page per object) and
+``_docs/_api/errors.md`` (the fatal errors: ``Message Variant Unspecified``, ``Invalid Extra
+Push Payload``...). Fields the rules do not name are passed through: Braze adds optional fields
+over time, and refusing them here would refuse valid messages.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from airflow_provider_braze.exceptions import BrazeValidationError
+
+#: Braze's 400 message when a campaign ID is given and a messaging object has no variation.
+VARIANT_UNSPECIFIED = "Message Variant Unspecified"
+#: Braze's 400 message when ``extra`` of a push object is not a dictionary.
+INVALID_EXTRA = "Invalid Extra Push Payload"
+#: Braze's generic 400 message.
+BAD_REQUEST = "Bad Request"
+
+_FROM = re.compile(r"^\s*[^<>]*\S[^<>]*<[^<>\s@]+@[^<>\s@]+\.[^<>\s@]+>\s*$")
+_EXTRA_FORBIDDEN_KEYS = ("ab", "aps")
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One way a messaging object breaks Braze's rules."""
+
+    channel: str
+    field: str | None
+    text: str
+    #: The ``message`` Braze answers with (a fatal error's name, or ``Bad Request``).
+    braze_message: str = BAD_REQUEST
+
+    def __str__(self) -> str:
+        where = f"messages.{self.channel}" + (f".{self.field}" if self.field else "")
+        return f"{where}: {self.text}"
+
+
+def _text(value: Any) -> bool:
+    return isinstance(value, str) and bool(value.strip())
+
+
+def _required(obj: dict[str, Any], channel: str, *fields: str, unless: str | None = None) -> list[Problem]:
+    return [
+        Problem(
+            channel,
+            name,
+            "is required" + (f" (unless {unless})" if unless else "") + ", as a non-empty string",
+        )
+        for name in fields
+        if not _text(obj.get(name))
+    ]
+
+
+def _one_of(
+    obj: dict[str, Any], channel: str, name: str, choices: tuple[str, ...], *, required: bool
+) -> list[Problem]:
+    value = obj.get(name)
+    if value is None and not required:
+        return []
+    if value not in choices:
+        return [Problem(channel, name, f"must be one of {', '.join(choices)}, got {value!r}")]
+    return []
+
+
+def _extra(obj: dict[str, Any], channel: str, name: str = "extra") -> list[Problem]:
+    if name not in obj or obj[name] is None:
+        return []
+    value = obj[name]
+    if not isinstance(value, dict):
+        return [Problem(channel, name, "must be an object (a dict)", INVALID_EXTRA)]
+    forbidden = [key for key in _EXTRA_FORBIDDEN_KEYS if key in value]
+    if channel == "apple_push" and forbidden:
+        return [Problem(channel, name, f"must not contain the key(s) {', '.join(forbidden)}", INVALID_EXTRA)]
+    return []
+
+
+def _email(obj: dict[str, Any]) -> list[Problem]:
+    problems = _required(obj, "email", "app_id")
+    sender = obj.get("from")
+    if not isinstance(sender, str) or not _FROM.match(sender):
+        problems.append(
+            Problem("email", "from", f'is required, as "Display Name <address@example.com>", got {sender!r}')
+        )
+    if not _text(obj.get("email_template_id")):
+        problems += _required(obj, "email", "body", unless="email_template_id is given")
+    attachments = obj.get("attachments")
+    if attachments is not None:
+        if not isinstance(attachments, list):
+            problems.append(Problem("email", "attachments", "must be a list of {file_name, url} objects"))
+        else:
+            for position, item in enumerate(attachments):
+                if not isinstance(item, dict) or not (
+                    _text(item.get("file_name")) and _text(item.get("url"))
+                ):
+                    problems.append(
+                        Problem("email", f"attachments[{position}]", "needs a file_name and a url")
+                    )
+    return problems
+
+
+def _apple_push(obj: dict[str, Any]) -> list[Problem]:
+    problems: list[Problem] = []
+    silent = obj.get("content-available") is True
+    alert = obj.get("alert")
+    if isinstance(alert, dict):
+        if not silent and not _text(alert.get("body")):
+            problems.append(
+                Problem("apple_push", "alert.body", "is required unless content-available is true")
+            )
+    elif not silent and not _text(alert):
+        problems.append(
+            Problem(
+                "apple_push",
+                "alert",
+                "is required (a string or an alert object) unless content-available is true",
+            )
+        )
+    if obj.get("asset_url") is not None:
+        problems += _one_of(
+            obj,
+            "apple_push",
+            "asset_file_type",
+            ("aif", "gif", "jpg", "m4a", "mp3", "mp4", "png", "wav"),
+            required=True,
+        )
+    problems += _one_of(
+        obj,
+        "apple_push",
+        "interruption_level",
+        ("passive", "active", "time-sensitive", "critical"),
+        required=False,
+    )
+    return problems + _extra(obj, "apple_push")
+
+
+def _android_push(obj: dict[str, Any]) -> list[Problem]:
+    if obj.get("send_to_sync") is True:
+        return [
+            Problem("android_push", name, "must not be set when send_to_sync is true")
+            for name in ("alert", "title")
+            if obj.get(name) is not None
+        ] + _extra(obj, "android_push")
+    return _required(obj, "android_push", "alert", "title") + _extra(obj, "android_push")
+
+
+def _alert_and_title(channel: str) -> Any:
+    def check(obj: dict[str, Any]) -> list[Problem]:
+        return _required(obj, channel, "alert", "title") + _extra(obj, channel)
+
+    return check
+
+
+def _content_card(obj: dict[str, Any]) -> list[Problem]:
+    problems = _one_of(obj, "content_card", "type", ("CLASSIC", "CAPTIONED_IMAGE", "BANNER"), required=True)
+    problems += _required(obj, "content_card", "title", "description")
+    if obj.get("type") in ("CAPTIONED_IMAGE", "BANNER"):
+        problems += _required(obj, "content_card", "image_url")
+    if obj.get("time_to_live") is None and obj.get("expire_at") is None:
+        problems.append(Problem("content_card", "time_to_live", "or expire_at is required"))
+    return problems + _extra(obj, "content_card")
+
+
+def _sms(obj: dict[str, Any]) -> list[Problem]:
+    return _required(obj, "sms", "subscription_group_id", "body", "app_id")
+
+
+def _webhook(obj: dict[str, Any]) -> list[Problem]:
+    problems = _required(obj, "webhook", "url")
+    problems += _one_of(obj, "webhook", "request_method", ("POST", "PUT", "DELETE", "GET"), required=True)
+    headers = obj.get("request_headers")
+    if headers is not None and not isinstance(headers, dict):
+        problems.append(Problem("webhook", "request_headers", "must be an object (a dict)"))
+    return problems
+
+
+def _whats_app(obj: dict[str, Any]) -> list[Problem]:
+    problems = _required(obj, "whats_app", "app_id", "subscription_group_id")
+    problems += _one_of(
+        obj,
+        "whats_app",
+        "message_type",
+        (
+            "template_message",
+            "text_response_message",
+            "text_image_response_message",
+            "quick_reply_response_message",
+            "list_response_message",
+            "flow_response_message",
+        ),
+        required=True,
+    )
+    if not isinstance(obj.get("message"), dict):
+        problems.append(Problem("whats_app", "message", "is required, as an object for the message_type"))
+    return problems
+
+
+def _windows_phone8(obj: dict[str, Any]) -> list[Problem]:
+    problems = _required(obj, "windows_phone8_push", "toast_content")
+    return problems + _one_of(obj, "windows_phone8_push", "push_type", ("toast",), required=False)
+
+
+def _windows_universal(obj: dict[str, Any]) -> list[Problem]:
+    problems = _one_of(
+        obj,
+        "windows_universal_push",
+        "push_type",
+        tuple(f"toast_text_0{n}" for n in range(1, 5))
+        + tuple(f"toast_image_and_text_0{n}" for n in range(1, 5)),
+        required=True,
+    )
+    return problems + _required(obj, "windows_universal_push", "toast_text1")
+
+
+#: Every messaging object Braze documents, and the check of its required fields.
+CHANNELS = {
+    "email": _email,
+    "apple_push": _apple_push,
+    "android_push": _android_push,
+    "kindle_push": _alert_and_title("kindle_push"),
+    "web_push": _alert_and_title("web_push"),
+    "content_card": _content_card,
+    "sms": _sms,
+    "webhook": _webhook,
+    "whats_app": _whats_app,
+    "windows_phone8_push": _windows_phone8,
+    "windows_universal_push": _windows_universal,
+}
+
+
+def message_problems(messages: Any, *, campaign_id: str | None) -> list[Problem]:
+    """Every way ``messages`` breaks Braze's documented rules (empty if none)."""
+    if not isinstance(messages, dict) or not messages:
+        return [
+            Problem(
+                "*",
+                None,
+                "messages must be a non-empty object of messaging objects by channel",
+                "No message to send",
+            )
+        ]
+    problems: list[Problem] = []
+    for channel, obj in messages.items():
+        check = CHANNELS.get(channel)
+        if check is None:
+            problems.append(
+                Problem(
+                    str(channel),
+                    None,
+                    f"is not a Braze messaging object; known: {', '.join(CHANNELS)}",
+                )
+            )
+            continue
+        if not isinstance(obj, dict):
+            problems.append(Problem(channel, None, "must be an object (a dict)"))
+            continue
+        problems += check(obj)
+        variation = obj.get("message_variation_id")
+        if campaign_id is not None and not _text(variation):
+            problems.append(
+                Problem(
+                    channel,
+                    "message_variation_id",
+                    "is required with a campaign_id: the variation of the campaign this message is "
+                    "tracked under (Braze answers 400 Message Variant Unspecified without it)",
+                    VARIANT_UNSPECIFIED,
+                )
+            )
+        elif variation is not None and not _text(variation):
+            problems.append(Problem(channel, "message_variation_id", "must be a non-empty string"))
+    return problems
+
+
+def validate_messages(messages: Any, *, campaign_id: str | None) -> dict[str, Any]:
+    """Return ``messages`` if Braze would accept it, else raise BrazeValidationError listing
+    every problem (channel and field)."""
+    problems = message_problems(messages, campaign_id=campaign_id)
+    if problems:
+        raise BrazeValidationError(
+            "Braze would refuse these messages: " + "; ".join(str(p) for p in problems) + "."
+        )
+    return dict(messages)
