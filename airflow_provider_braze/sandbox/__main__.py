@@ -82,6 +82,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=0.0,
         help="process the request, then answer 2xx with an empty or HTML body",
     )
+    faults.add_argument(
+        "--p-nonfatal-errors",
+        dest="nonfatal_errors",
+        type=float,
+        default=0.0,
+        help="answer successful sends with non-fatal errors",
+    )
     faults.add_argument("--p-slow", dest="slow", type=float, default=0.0, help="answer after --slow-ms")
     faults.add_argument("--slow-ms", type=float, default=5_000.0)
     parser.add_argument("--ready-file", help="write the URL and API key as JSON here once serving")
@@ -102,6 +109,7 @@ def main(argv: list[str] | None = None) -> None:
                 drop_before=args.drop_before,
                 drop_after=args.drop_after,
                 unreadable_success=args.unreadable_success,
+                nonfatal_errors=args.nonfatal_errors,
                 slow=args.slow,
                 slow_ms=args.slow_ms,
             ),

@@ -18,7 +18,7 @@ from fastapi.responses import JSONResponse, Response
 
 from airflow_provider_braze.messaging import message_problems
 from airflow_provider_braze.sandbox.analytics import TRIGGERED_CAMPAIGN_CHANNEL, channels_of, data_series
-from airflow_provider_braze.sandbox.state import ApiKey, Faults, SandboxState, Window
+from airflow_provider_braze.sandbox.state import DEFAULT_WORKSPACE, ApiKey, Faults, SandboxState, Window
 
 if TYPE_CHECKING:
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -105,7 +105,13 @@ def create_app(state: SandboxState) -> ASGIApp:
         page = int(page_text)
         ids = sorted(state.campaigns)[page * CAMPAIGNS_PAGE_SIZE : (page + 1) * CAMPAIGNS_PAGE_SIZE]
         campaigns = [
-            {"id": cid, "name": cid, "is_api_campaign": state.campaigns[cid] == "api", "tags": []}
+            {
+                "id": cid,
+                "name": cid,
+                "is_api_campaign": state.campaigns[cid] == "api",
+                "tags": [],
+                "last_edited": state.campaign_edited_at(cid),
+            }
             for cid in ids
         ]
         return JSONResponse({"message": "success", "campaigns": campaigns}, headers=window.headers())
@@ -147,6 +153,13 @@ def create_app(state: SandboxState) -> ASGIApp:
             end = _parse_time(query["ending_at"])
         if state.campaigns.get(campaign_id) is None:
             raise _bad_request("Invalid Campaign ID", window, [f"no campaign {campaign_id!r}"])
+        if state.campaigns[campaign_id] != "api":
+            # Braze: "This endpoint is for API campaigns only".
+            raise _bad_request(
+                "Invalid Campaign ID",
+                window,
+                [f"{campaign_id!r} is not an API campaign; send analytics are for API campaigns only"],
+            )
         daily = state.daily_sends(campaign_id, send_id)
         if not daily and not state.check_send_id(key.workspace, campaign_id, send_id):
             raise _bad_request(
@@ -289,7 +302,9 @@ async def _message_send(
     key = _authorize(state, request, permission)
     body = await _json_object(request, state.buckets["shared"].peek(key.workspace, state.now()))
     broadcast = body.get("broadcast") is True
-    window = _consume(state, key, "broadcast" if broadcast else "shared")
+    # Braze's broadcast pool counts immediate broadcast sends; both schedule endpoints are in the
+    # shared hourly pool.
+    window = _consume(state, key, "broadcast" if broadcast and not scheduled else "shared")
     ids = body.get("external_user_ids") or []
     aliases = body.get("user_aliases") or []
     if not isinstance(ids, list) or not all(isinstance(i, str) and i for i in ids):
@@ -341,7 +356,7 @@ async def _trigger_send(
     key = _authorize(state, request, permission)
     body = await _json_object(request, state.buckets["shared"].peek(key.workspace, state.now()))
     broadcast = body.get("broadcast") is True
-    window = _consume(state, key, "broadcast" if broadcast else "shared")
+    window = _consume(state, key, "broadcast" if broadcast and not scheduled else "shared")
     recipients = body.get("recipients") or []
     if not isinstance(recipients, list):
         raise _bad_request("Bad Request: recipients must be an array of recipient objects", window)
@@ -409,6 +424,9 @@ def _accept(
     scheduled: bool,
 ) -> JSONResponse:
     answer: dict[str, Any] = {"dispatch_id": state.new_id(), "message": "success"}
+    if state.nonfatal_error_due(ENDPOINT_PATHS[permission].split(" ", 1)[1]):
+        # Braze: "If your message is successful but has non-fatal errors" -> success plus errors.
+        answer["errors"] = [f"{recipient_keys[0] if recipient_keys else 'a recipient'} could not be messaged"]
     if scheduled:
         _check_schedule(state, body.get("schedule"), window)
         answer["schedule_id"] = state.new_id()
@@ -506,7 +524,7 @@ class FaultInjector:
             )
             return
         state = self.state
-        send = _counting(_dated(raw_send, state), state, scope["path"])
+        send = _counting(_dated(raw_send, state, scope), state, scope["path"])
         faults = state.faults
         if faults.latency_ms:
             await asyncio.sleep(faults.latency_ms / 1000)
@@ -601,18 +619,34 @@ def _unreadable_success(send: Send, state: SandboxState, strike: bool) -> Send:
     return garbling_send
 
 
-def _dated(send: Send, state: SandboxState) -> Send:
+def _dated(send: Send, state: SandboxState, scope: Scope | None = None) -> Send:
     """Wrap ``send`` so every answer has a ``Date`` header from the sandbox's clock (whole
-    seconds, as HTTP servers write it), which clients use to learn the server's time."""
+    seconds, as HTTP servers write it), which clients use to learn the server's time; and, on
+    Braze endpoints (``scope`` given), ``X-RateLimit-*`` headers even when the handler set none
+    (401, 403, 404): Braze sends them "on every single API request"."""
 
     async def dated_send(message: Message) -> None:
         if message["type"] == "http.response.start":
             stamp = formatdate(state.now(), usegmt=True).encode()
             headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"date"]
-            message = {**message, "headers": [*headers, (b"date", stamp)]}
+            headers.append((b"date", stamp))
+            if scope is not None and not any(k.lower() == b"x-ratelimit-limit" for k, _ in headers):
+                window = state.buckets["shared"].peek(_workspace_of(state, scope), state.now())
+                headers += [(k.lower().encode(), v.encode()) for k, v in window.headers().items()]
+            message = {**message, "headers": headers}
         await send(message)
 
     return dated_send
+
+
+def _workspace_of(state: SandboxState, scope: Scope) -> str:
+    for name, value in scope.get("headers", []):
+        if name.lower() == b"authorization":
+            token = value.decode("latin-1").partition(" ")[2].strip()
+            key = state.authenticate(token)
+            if key is not None:
+                return key.workspace
+    return DEFAULT_WORKSPACE
 
 
 def _counting(send: Send, state: SandboxState, path: str) -> Send:

@@ -86,6 +86,9 @@ class Faults:
     #: Probability of processing the request (it is in the ledger) and answering its success
     #: status with a body that cannot be read: empty, or an HTML page (a proxy mangling answers).
     unreadable_success: float = 0.0
+    #: Probability of answering a successful send with non-fatal ``errors`` (Braze: "If your
+    #: message is successful but has non-fatal errors"); the send is processed as usual.
+    nonfatal_errors: float = 0.0
     #: Probability of a slow answer: the request waits ``slow_ms`` before it is processed and
     #: answered (past a client's read timeout, Braze may have processed what the client gave up on).
     slow: float = 0.0
@@ -101,7 +104,15 @@ class Faults:
             self.paths = tuple(self.paths)
         if self.max_faults is not None and self.max_faults < 0:
             raise ValueError("max_faults must not be negative")
-        for name in ("rate_limit", "server_error", "drop_before", "drop_after", "unreadable_success", "slow"):
+        for name in (
+            "rate_limit",
+            "server_error",
+            "drop_before",
+            "drop_after",
+            "unreadable_success",
+            "nonfatal_errors",
+            "slow",
+        ):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"fault probability {name}={value} is not between 0 and 1")
@@ -211,6 +222,7 @@ class SandboxState:
             self.campaigns: dict[str, str] = dict(DEFAULT_CAMPAIGNS)
             # campaign ID -> message variation ID -> the channel of that variation
             self.variations: dict[str, dict[str, str]] = {c: default_variations(c) for c in DEFAULT_CAMPAIGNS}
+            self._edited: dict[str, float] = dict.fromkeys(DEFAULT_CAMPAIGNS, self.clock())
             self.faults: Faults = Faults.from_dict(self._initial_faults.to_dict())
             self.faults_injected = 0
             self._rate_limits = dict(self._initial_rate_limits)
@@ -258,6 +270,20 @@ class SandboxState:
         with self._lock:
             self.campaigns[campaign_id] = kind
             self.variations[campaign_id] = chosen
+            self._edited[campaign_id] = self.clock()
+
+    def campaign_edited_at(self, campaign_id: str) -> str:
+        """When the campaign was last edited (added, in the sandbox), as Braze's ISO-8601."""
+        with self._lock:
+            edited = self._edited.get(campaign_id, self.clock())
+        return datetime.fromtimestamp(edited, tz=timezone.utc).isoformat(timespec="seconds")
+
+    def nonfatal_error_due(self, path: str) -> bool:
+        """Whether this successful send's answer should carry non-fatal errors (a fault)."""
+        faults = self.faults
+        if not faults.nonfatal_errors or (faults.paths is not None and path not in faults.paths):
+            return False
+        return self.draw() < faults.nonfatal_errors and self.fault_allowed()
 
     def set_faults(self, faults: Faults) -> None:
         with self._lock:

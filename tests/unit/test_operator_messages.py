@@ -480,3 +480,18 @@ def test_a_file_url_for_localhost_means_the_absolute_folder(sandbox: BrazeSandbo
     summary = run(send_op(tmp_path, users(10), checkpoint=f"file://localhost{tmp_path}/cp"))
     assert summary["checkpoint"].startswith(f"checkpoint folder file://{tmp_path}/cp")
     assert list((tmp_path / "cp").glob("*__done_*.json"))
+
+
+def test_non_fatal_errors_reach_the_summary_and_the_send_completes(
+    sandbox: BrazeSandbox, tmp_path: Path
+) -> None:
+    sandbox.set_faults(nonfatal_errors=1.0, paths=["/messages/send"], max_faults=3)
+    summary = run(send_op(tmp_path, users(500), concurrency=1))
+    assert summary["complete"] is True
+    assert summary["batches_with_non_fatal_errors"] == 3
+    assert summary["non_fatal_errors"] == [
+        "u0 could not be messaged",
+        "u50 could not be messaged",
+        "u100 could not be messaged",
+    ]
+    assert sandbox.state.deliveries(API, "sid") == Counter(users(500))

@@ -234,3 +234,73 @@ def test_a_local_time_that_has_passed_here_but_not_everywhere_is_accepted(
         "schedule": {"time": _wall_clock_in(-6 / 24), "in_local_time": True},
     }
     assert call(braze_sandbox, "/campaigns/trigger/schedule/create", body).status_code == 201
+
+
+# ---------------------------------------------------------------------------- Braze's pools, headers, answers
+
+
+def test_send_analytics_are_for_api_campaigns_only(braze_sandbox: BrazeSandbox) -> None:
+    braze_sandbox.state.send_ids[("sandbox-workspace", TRIGGERED, "t1")] = 0.0
+    answer = call(
+        braze_sandbox,
+        "/sends/data_series",
+        method="GET",
+        params={"campaign_id": TRIGGERED, "send_id": "t1", "length": 3},
+    )
+    assert answer.status_code == 400
+    assert answer.json()["message"] == "Invalid Campaign ID"
+    assert "API campaigns only" in answer.json()["errors"][0]
+
+
+def test_schedules_count_against_the_shared_pool_even_as_broadcasts() -> None:
+    state = SandboxState("k-0123456789", rate_limits={"broadcast": (1, 60)})
+    with BrazeSandbox(state=state) as sandbox:
+        schedule = {"time": "2030-12-01T09:00:00Z"}
+        body = {"campaign_id": TRIGGERED, "broadcast": True, "schedule": schedule}
+        answers = [call(sandbox, "/campaigns/trigger/schedule/create", body) for _ in range(3)]
+        assert [a.status_code for a in answers] == [201, 201, 201]
+        assert answers[-1].headers["X-RateLimit-Limit"] == "250000"
+        broadcast = {"campaign_id": TRIGGERED, "broadcast": True}
+        assert [call(sandbox, "/campaigns/trigger/send", broadcast).status_code for _ in range(2)] == [
+            201,
+            429,
+        ]
+
+
+@pytest.mark.parametrize(
+    ("path", "key", "status"),
+    [
+        ("/messages/send", "not-a-key", 401),
+        ("/sends/data_series", "send-only", 403),
+        ("/no/such/endpoint", None, 404),
+    ],
+)
+def test_rate_limit_headers_are_on_every_answer(
+    braze_sandbox: BrazeSandbox, path: str, key: str | None, status: int
+) -> None:
+    braze_sandbox.state.add_key("send-only", permissions=["messages.send"])
+    method = "GET" if path == "/sends/data_series" else "POST"
+    answer = call(braze_sandbox, path, {}, method=method, key=key)
+    assert answer.status_code == status
+    for header in ("X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset", "Date"):
+        assert header in answer.headers
+
+
+def test_campaigns_list_says_when_each_was_last_edited(braze_sandbox: BrazeSandbox) -> None:
+    answer = call(braze_sandbox, "/campaigns/list", method="GET").json()
+    edited = [c["last_edited"] for c in answer["campaigns"]]
+    assert edited
+    assert all(datetime.fromisoformat(text).tzinfo is not None for text in edited)
+
+
+def test_successes_with_non_fatal_errors_are_braze_shaped(braze_sandbox: BrazeSandbox) -> None:
+    braze_sandbox.set_faults(nonfatal_errors=1.0, paths=["/messages/send"], max_faults=1)
+    body = {"campaign_id": API, "external_user_ids": ["u1"], "messages": EMAIL}
+    first, second = call(braze_sandbox, "/messages/send", body), call(braze_sandbox, "/messages/send", body)
+    assert (first.status_code, first.json()["message"], first.json()["errors"]) == (
+        201,
+        "success",
+        ["u1 could not be messaged"],
+    )
+    assert "errors" not in second.json()
+    assert braze_sandbox.state.deliveries() == {"u1": 2}
