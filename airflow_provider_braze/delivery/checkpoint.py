@@ -63,19 +63,69 @@ def _digest(*parts: Any) -> str:
     return hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()
 
 
-def task_prefix(dag_id: str, task_id: str) -> str:
-    """The start shared by the checkpoint names of every run of one task (and no other task)."""
-    return f"braze_send__{_readable(dag_id, 40)}__{_readable(task_id, 40)}__{_digest(dag_id, task_id)[:10]}__"
+def task_prefix(dag_id: str, task_id: str, kind: str = "send") -> str:
+    """The start shared by the checkpoint names of every run of one task (and no other task).
 
-
-def checkpoint_name(dag_id: str, task_id: str, run_id: str, map_index: int) -> str:
-    """The name of one task instance's send, whatever its try: a readable prefix, then a digest of
-    the whole identity, so two task instances never share a name (``newsletter__eu``/``send`` and
-    ``newsletter``/``eu__send``, or run IDs ``run:1`` and ``run+1``, differ by their digest)."""
+    :param kind: ``send`` (a send's delivery records) or ``send_id`` (what CreateSendIdOperator
+        created).
+    """
     return (
-        f"{task_prefix(dag_id, task_id)}{_readable(run_id, 48)}__{map_index}__"
+        f"braze_{kind}__{_readable(dag_id, 40)}__{_readable(task_id, 40)}__{_digest(dag_id, task_id)[:10]}__"
+    )
+
+
+def checkpoint_name(dag_id: str, task_id: str, run_id: str, map_index: int, kind: str = "send") -> str:
+    """The name of one task instance's records, whatever its try: a readable prefix, then a digest
+    of the whole identity, so two task instances never share a name (``newsletter__eu``/``send``
+    and ``newsletter``/``eu__send``, or run IDs ``run:1`` and ``run+1``, differ by their digest)."""
+    return (
+        f"{task_prefix(dag_id, task_id, kind)}{_readable(run_id, 48)}__{map_index}__"
         f"{_digest(dag_id, task_id, run_id, map_index)[:16]}"
     )
+
+
+def checkpoint_store(location: Any, log: Any = None) -> CheckpointStore:
+    """The store for an operator's ``checkpoint`` argument: ``"variable"`` (Airflow Variables),
+    None (memory: nothing survives a retry), an ObjectStoragePath or its URL (``file:///abs``,
+    ``file://localhost/abs``, ``s3://...``), or an absolute local folder. Anything else, which
+    could only resolve differently on another worker, is a BrazeValidationError."""
+    from airflow_provider_braze.exceptions import BrazeValidationError
+
+    if location is None:
+        if log is not None:
+            log.warning("checkpoint=None: nothing is remembered across task retries.")
+        return MemoryCheckpointStore()
+    if location == "variable":
+        return VariableCheckpointStore()
+    folder = _folder_location(location)
+    if folder is None:
+        raise BrazeValidationError(
+            f"checkpoint must be 'variable' (the default), None, an absolute folder path every "
+            f"worker can reach, or an ObjectStoragePath URL such as 's3://bucket/prefix'; got "
+            f"{location!r}. (A relative path would depend on the worker's current folder.)"
+        )
+    return ObjectStorageCheckpointStore(folder)
+
+
+def _folder_location(location: Any) -> Any:
+    """``location`` as a folder every worker could reach, or None if it is not one: never a
+    ``file://`` URL whose path would be read as relative, never ``memory://`` (one process)."""
+    from urllib.parse import urlsplit
+
+    if (isinstance(location, str) and "://" in location) or hasattr(location, "protocol"):
+        text = location if isinstance(location, str) else str(location)
+        parts = urlsplit(text)
+        scheme = parts.scheme.lower()
+        if scheme == "memory":
+            return None
+        if scheme in ("file", "local"):
+            if parts.netloc not in ("", "localhost") or not parts.path.startswith("/"):
+                return None
+            return f"file://{parts.path}" if isinstance(location, str) else location
+        return location
+    if isinstance(location, (str, os.PathLike)) and os.path.isabs(os.fspath(location)):
+        return location
+    return None
 
 
 def key_date(key: str) -> date | None:

@@ -446,9 +446,11 @@ class BrazeHook(BaseHook):
         Needs the API key permission ``sends.id.create``. Braze allows 100 custom send IDs per
         workspace per day; :attr:`last_rate_limit` tells how many are left after the call.
 
-        A read timeout is retried only when ``send_id`` is given, since the retry then targets
-        the same ID; without one, a lost answer could hide an ID Braze generated, so it is
-        raised as :class:`~airflow_provider_braze.exceptions.BrazeAmbiguousRequestError`.
+        A call whose answer was lost (read timeout, dropped connection, 504, an unreadable
+        success) is not repeated: Braze may have created the ID, and what it does when asked to
+        create an existing one is not documented (it may count toward the quota again, or be
+        refused). It raises :class:`~airflow_provider_braze.exceptions.BrazeAmbiguousRequestError`;
+        ``CreateSendIdOperator`` remembers what it asked for and resolves this on its retry.
 
         :param campaign_id: The API identifier of the campaign.
         :param send_id: Optional. The send ID to create (ASCII, at most 64 characters); Braze
@@ -461,17 +463,14 @@ class BrazeHook(BaseHook):
         if send_id is not None:
             body["send_id"] = send_id
         try:
-            data = self._request(CREATE_SEND_ID, json=body, idempotent=send_id is not None)
+            data = self._request(CREATE_SEND_ID, json=body, idempotent=False)
         except BrazeAmbiguousRequestError as err:
-            if send_id is not None:
-                raise
-            raise BrazeAmbiguousRequestError(
-                f"{err} Braze may have created a send ID for campaign {campaign_id!r} without "
-                "reporting it, so the call was not repeated. Pass an explicit send_id to make "
-                "retries safe.",
-                endpoint=err.endpoint,
-                attempts=err.attempts,
-            ) from err
+            what = f"send ID {send_id!r}" if send_id is not None else "a send ID"
+            err.args = (
+                f"{err} Braze may have created {what} for campaign {campaign_id!r}, so the call was "
+                "not repeated.",
+            )
+            raise
         created = data.get("send_id")
         if not isinstance(created, str) or not created:
             raise BrazeUnexpectedResponseError(

@@ -7,7 +7,6 @@ Braze's rate-limit headers, and exactly once across task retries: see
 
 from __future__ import annotations
 
-import os
 import warnings
 from datetime import datetime, timedelta
 from functools import cached_property
@@ -32,7 +31,7 @@ if TYPE_CHECKING:
 
     from airflow.sdk import Context
 
-    from airflow_provider_braze.delivery import BatchDelivery, Checkpoint, CheckpointStore
+    from airflow_provider_braze.delivery import BatchDelivery, Checkpoint
     from airflow_provider_braze.hooks.braze import BrazeHook as _Hook
     from airflow_provider_braze.recipients import RecipientKind
 
@@ -255,64 +254,17 @@ class _BrazeSendOperator(BaseOperator):
         )
 
     def _checkpoint(self, ti: Any) -> Checkpoint:
-        from airflow_provider_braze.delivery import (
-            Checkpoint,
-            MemoryCheckpointStore,
-            ObjectStorageCheckpointStore,
-            VariableCheckpointStore,
-            checkpoint_name,
-            task_prefix,
-        )
+        from airflow_provider_braze.delivery import Checkpoint, checkpoint_name, task_prefix
+        from airflow_provider_braze.delivery.checkpoint import checkpoint_store
 
         dag_id, task_id = str(ti.dag_id), str(ti.task_id)
         name = checkpoint_name(dag_id, task_id, str(ti.run_id), _int_or(getattr(ti, "map_index", -1), -1))
-        store: CheckpointStore
-        location = self.checkpoint
-        if location is None:
-            self.log.warning("checkpoint=None: a retried task will send every batch again.")
-            store = MemoryCheckpointStore()
-        elif location == "variable":
-            store = VariableCheckpointStore()
-        elif (folder := _folder_location(location)) is not None:
-            store = ObjectStorageCheckpointStore(folder)
-        else:
-            from airflow_provider_braze.exceptions import BrazeValidationError
-
-            raise BrazeValidationError(
-                f"checkpoint must be 'variable' (the default), None, an absolute folder path every "
-                f"worker can reach, or an ObjectStoragePath URL such as 's3://bucket/prefix'; got "
-                f"{location!r}. (A relative path would depend on the worker's current folder.)"
-            )
+        store = checkpoint_store(self.checkpoint, self.log)
         return Checkpoint(store, name, prune_prefix=task_prefix(dag_id, task_id))
 
     def _rate_limit_status(self) -> str:
         rate = self.hook.last_rate_limit
         return rate.describe() if rate is not None else "no headers yet"
-
-
-def _folder_location(location: Any) -> Any:
-    """``location`` as a checkpoint folder every worker could reach, or None if it is not one.
-
-    An ObjectStoragePath or URL (``file:///abs`` or ``file://localhost/abs`` for local files,
-    never a ``file://`` URL whose path would be read as relative, never ``memory://``, which
-    lives in one process), or an absolute local path.
-    """
-    from urllib.parse import urlsplit
-
-    if (isinstance(location, str) and "://" in location) or hasattr(location, "protocol"):
-        text = location if isinstance(location, str) else str(getattr(location, "_url", None) or location)
-        parts = urlsplit(text)
-        scheme = parts.scheme.lower()
-        if scheme == "memory":
-            return None
-        if scheme in ("file", "local"):
-            if parts.netloc not in ("", "localhost") or not parts.path.startswith("/"):
-                return None
-            return f"file://{parts.path}" if isinstance(location, str) else location
-        return location
-    if isinstance(location, (str, os.PathLike)) and os.path.isabs(os.fspath(location)):
-        return location
-    return None
 
 
 def _int_or(value: Any, default: int) -> int:

@@ -27,6 +27,13 @@ class CreateSendIdOperator(BaseOperator):
     Braze allows 100 custom send IDs per workspace per day; the task logs how many are left.
     When the quota is used up the task fails at once, saying when it resets.
 
+    A retried task never creates the same ID twice: what the task asked for and what Braze
+    created are remembered in ``checkpoint`` (an Airflow Variable by default), so a retry after
+    a success returns the ID without calling Braze. After a lost answer (Braze may or may not
+    have created it), the retry asks again for the same ``send_id``, and a refusal then is taken
+    to mean that the earlier request created it (logged). Without a ``send_id`` (Braze generates
+    one) such a retry cannot know the ID and fails with a clear error: give one.
+
     .. code-block:: python
 
         create_send_id = CreateSendIdOperator(
@@ -41,6 +48,8 @@ class CreateSendIdOperator(BaseOperator):
     :param campaign_id: The API identifier of the campaign. (templated)
     :param send_id: Optional. The send ID to create: ASCII, at most 64 characters. Braze
         generates one when omitted; giving one makes a retry after a timeout safe. (templated)
+    :param checkpoint: Where what was created is remembered across task retries: ``"variable"``
+        (the default), an absolute folder or ObjectStoragePath URL, or None (nothing is).
     :param braze_conn_id: The Braze connection to use.
     """
 
@@ -52,12 +61,14 @@ class CreateSendIdOperator(BaseOperator):
         *,
         campaign_id: str,
         send_id: str | None = None,
+        checkpoint: Any = "variable",
         braze_conn_id: str = BrazeHook.default_conn_name,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.campaign_id = campaign_id
         self.send_id = send_id
+        self.checkpoint = checkpoint
         self.braze_conn_id = braze_conn_id
 
     @cached_property
@@ -68,14 +79,106 @@ class CreateSendIdOperator(BaseOperator):
         # Validate the rendered values before the connection is even read.
         campaign_id = validate_campaign_id(self.campaign_id)
         send_id = validate_send_id(self.send_id)
-
-        created = self.hook.create_send_id(campaign_id, send_id)
-
-        self.log.info("Created Braze send ID %r for campaign %r.", created, campaign_id)
-        quota = self.hook.last_rate_limit
-        if quota is not None:
-            self.log.info("Daily send ID quota: %s.", quota.describe())
         ti = context["ti"]
+        memory = _SendIdMemory(ti, self.checkpoint, self.log)
+        record = memory.read()
+        same_request = (
+            record is not None
+            and record.get("campaign_id") == campaign_id
+            and record.get("requested") == send_id
+        )
+        if same_request and record is not None and record.get("state") == "created":
+            created = str(record["send_id"])
+            self.log.info(
+                "Braze send ID %r was created by an earlier try (%s); it is not created again.",
+                created,
+                memory.describe(),
+            )
+        else:
+            if same_request:  # an earlier try asked and its answer was lost
+                created = self._create_after_unknown_outcome(campaign_id, send_id, memory)
+            else:
+                memory.write(campaign_id, send_id, state="attempted")
+                created = self.hook.create_send_id(campaign_id, send_id)
+            memory.write(campaign_id, send_id, state="created", created=created)
+            self.log.info("Created Braze send ID %r for campaign %r.", created, campaign_id)
+            quota = self.hook.last_rate_limit
+            if quota is not None:
+                self.log.info("Daily send ID quota: %s.", quota.describe())
         ti.xcom_push(key="send_id", value=created)
         ti.xcom_push(key="campaign_id", value=campaign_id)
         return created
+
+    def _create_after_unknown_outcome(
+        self, campaign_id: str, send_id: str | None, memory: _SendIdMemory
+    ) -> str:
+        from airflow_provider_braze.exceptions import BrazeBadRequestError, BrazeCheckpointError
+
+        if send_id is None:
+            raise BrazeCheckpointError(
+                f"An earlier try asked Braze to generate a send ID for campaign {campaign_id!r} and "
+                "its answer was lost: Braze may have created one (it counts toward the daily quota), "
+                "and there is no way to learn which. Nothing was created again. Give a send_id so "
+                f"that retries are safe, or delete {memory.describe()} to ask for a new one."
+            )
+        try:
+            return self.hook.create_send_id(campaign_id, send_id)
+        except BrazeBadRequestError as err:
+            # Braze does not document re-creating an existing ID; a refusal now, after a request
+            # for the same ID went unanswered, means that request created it.
+            self.log.warning(
+                "Braze refused to create send ID %r again (%s); an earlier try's request for it had "
+                "an unknown outcome, so it was created then: using it.",
+                send_id,
+                err,
+            )
+            return send_id
+
+
+class _SendIdMemory:
+    """What one task instance asked Braze for and what it created, across its tries."""
+
+    def __init__(self, ti: Any, location: Any, log: Any) -> None:
+        from airflow_provider_braze.delivery.checkpoint import checkpoint_name, checkpoint_store
+
+        map_index = getattr(ti, "map_index", -1)
+        self.name = checkpoint_name(
+            str(ti.dag_id),
+            str(ti.task_id),
+            str(ti.run_id),
+            map_index if isinstance(map_index, int) else -1,
+            kind="send_id",
+        )
+        self.store = checkpoint_store(location, log)
+        self._key: str | None = None
+
+    def describe(self) -> str:
+        return self.store.describe(self._key) if self._key else f"{self.store.describe()} ({self.name})"
+
+    def read(self) -> dict[str, Any] | None:
+        keys = self.store.keys(f"{self.name}__")  # a listing fails loudly; a read may not
+        if not keys:
+            return None
+        self._key = sorted(keys)[-1]
+        return self.store.read(self._key)
+
+    def write(
+        self, campaign_id: str, requested: str | None, *, state: str, created: str | None = None
+    ) -> None:
+        from datetime import datetime, timezone
+
+        now = datetime.now(timezone.utc)
+        if self._key is None:
+            self._key = f"{self.name}__{now:%Y%m%d}"
+        self.store.write(
+            self._key,
+            {
+                "format": 1,
+                "kind": "send_id",
+                "campaign_id": campaign_id,
+                "requested": requested,
+                "state": state,
+                "send_id": created,
+                "at": now.isoformat(timespec="seconds"),
+            },
+        )

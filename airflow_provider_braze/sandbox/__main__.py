@@ -8,7 +8,13 @@ import sys
 from typing import NoReturn
 
 from airflow_provider_braze.sandbox.server import LOOPBACK, serve_forever
-from airflow_provider_braze.sandbox.state import ALL_PERMISSIONS, Faults, SandboxState
+from airflow_provider_braze.sandbox.state import (
+    ALL_PERMISSIONS,
+    DEFAULT_BEHAVIOURS,
+    UNDOCUMENTED_BEHAVIOURS,
+    Faults,
+    SandboxState,
+)
 
 
 def _parse_key(text: str) -> tuple[str, list[str] | None]:
@@ -61,6 +67,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="a rate-limit bucket: shared (default 250000/3600), broadcast (250/60) or send_id (100/86400)",
     )
     parser.add_argument("--seed", type=int, help="seed for fault injection and generated IDs")
+    parser.add_argument(
+        "--send-id-recreate",
+        choices=UNDOCUMENTED_BEHAVIOURS["send_id_recreate"],
+        default=DEFAULT_BEHAVIOURS["send_id_recreate"],
+        help="re-creating an existing send ID (undocumented by Braze): counts toward the quota, "
+        "succeeds for free, or is refused (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--unknown-send-id",
+        choices=UNDOCUMENTED_BEHAVIOURS["unknown_send_id"],
+        default=DEFAULT_BEHAVIOURS["unknown_send_id"],
+        help="a send with a send ID never created for its campaign (undocumented by Braze) is refused "
+        "or accepted (default: %(default)s)",
+    )
     parser.add_argument(
         "--clock-offset",
         type=float,
@@ -115,6 +135,7 @@ def main(argv: list[str] | None = None) -> None:
             ),
             seed=args.seed,
             clock_offset=args.clock_offset,
+            behaviours={"send_id_recreate": args.send_id_recreate, "unknown_send_id": args.unknown_send_id},
             send_id_daily_limit=args.send_id_daily_limit,
             rate_limits=dict(args.rate_limits),
         )

@@ -84,7 +84,11 @@ def create_app(state: SandboxState) -> ASGIApp:
                 raise _bad_request("send_id must contain only ASCII characters", quota)
             if len(send_id) > SEND_ID_MAX_LENGTH:
                 raise _bad_request(f"send_id must be at most {SEND_ID_MAX_LENGTH} characters", quota)
-        created, window, _new = state.create_send_id(key.workspace, campaign_id, send_id)
+        created, window, new = state.create_send_id(key.workspace, campaign_id, send_id)
+        if created is not None and not new and state.behaviours["send_id_recreate"] == "refuse":
+            raise _bad_request(
+                "Bad Request", quota, [f"send_id {send_id!r} already exists for campaign {campaign_id!r}"]
+            )
         if created is None:
             raise BrazeAPIFailure(
                 429,
@@ -235,6 +239,18 @@ def create_app(state: SandboxState) -> ASGIApp:
     @app.get("/_sandbox/deliveries")
     async def deliveries(campaign_id: str | None = None, send_id: str | None = None) -> dict[str, int]:
         return dict(state.deliveries(campaign_id, send_id))
+
+    @app.get("/_sandbox/behaviours")
+    async def get_behaviours() -> dict[str, str]:
+        return dict(state.behaviours)
+
+    @app.put("/_sandbox/behaviours")
+    async def put_behaviours(request: Request) -> Response:
+        try:
+            state.set_behaviours(**(await request.json()))
+        except (ValueError, TypeError) as err:
+            return JSONResponse({"error": str(err)}, status_code=422)
+        return JSONResponse(dict(state.behaviours))
 
     @app.post("/_sandbox/campaigns")
     async def add_campaign(request: Request) -> Response:
@@ -401,7 +417,10 @@ def _campaign_and_send_id(
     if send_id is not None:
         if campaign_id is None:
             raise _bad_request("send_id requires campaign_id", window)
-        if not isinstance(send_id, str) or not state.check_send_id(key.workspace, campaign_id, send_id):
+        if not isinstance(send_id, str):
+            raise _bad_request("Invalid send_id", window, ["send_id must be a string"])
+        known = state.check_send_id(key.workspace, campaign_id, send_id)
+        if not known and state.behaviours["unknown_send_id"] == "refuse":
             raise _bad_request(
                 "Invalid send_id",
                 window,

@@ -38,6 +38,21 @@ DEFAULT_CAMPAIGNS: dict[str, str] = {
 }
 
 
+#: What the sandbox does where Braze's documentation is silent, each plausible behaviour a
+#: setting (tests run under all of them):
+#: - ``send_id_recreate``: creating a send ID that exists for the campaign ``count``\ s again
+#:   toward the daily quota and succeeds (the literal reading of "each send_id and campaign_id
+#:   combination that you create will count"), succeeds without quota (``idempotent``), or is
+#:   refused with a 400 (``refuse``);
+#: - ``unknown_send_id``: a send tagged with a send ID never created for its campaign is refused
+#:   with 400 ``Invalid send_id`` (``refuse``) or sent and tracked under it (``accept``).
+UNDOCUMENTED_BEHAVIOURS: dict[str, tuple[str, ...]] = {
+    "send_id_recreate": ("count", "idempotent", "refuse"),
+    "unknown_send_id": ("refuse", "accept"),
+}
+DEFAULT_BEHAVIOURS = {"send_id_recreate": "count", "unknown_send_id": "refuse"}
+
+
 def default_variations(campaign_id: str) -> dict[str, str]:
     """A campaign's message variations when none are given: one per messaging channel, named
     ``<campaign>-<channel>`` (``sandbox-api-campaign-email``); variation ID -> channel."""
@@ -197,6 +212,7 @@ class SandboxState:
         clock_offset: float = 0.0,
         send_id_daily_limit: int | None = None,
         rate_limits: dict[str, tuple[int, int]] | None = None,
+        behaviours: dict[str, str] | None = None,
     ) -> None:
         self._lock = threading.RLock()
         self._base_clock = clock
@@ -213,6 +229,7 @@ class SandboxState:
             raise ValueError(f"unknown rate limit(s): {', '.join(sorted(unknown))}")
         self._initial_rate_limits = dict(self._rate_limits)
         self._initial_clock_offset = self.clock_offset
+        self._initial_behaviours = _checked_behaviours({**DEFAULT_BEHAVIOURS, **(behaviours or {})})
         self.reset()
 
     def reset(self) -> None:
@@ -227,6 +244,8 @@ class SandboxState:
             self.faults_injected = 0
             self._rate_limits = dict(self._initial_rate_limits)
             self.clock_offset = self._initial_clock_offset
+            #: Where Braze's docs are silent, what this sandbox does (see UNDOCUMENTED_BEHAVIOURS).
+            self.behaviours: dict[str, str] = dict(self._initial_behaviours)
             self._statuses: dict[str, Counter[int]] = defaultdict(Counter)
             self.rng = random.Random(self._seed)
             self.buckets = {name: RateLimitBucket(*spec) for name, spec in self._rate_limits.items()}
@@ -284,6 +303,12 @@ class SandboxState:
         if not faults.nonfatal_errors or (faults.paths is not None and path not in faults.paths):
             return False
         return self.draw() < faults.nonfatal_errors and self.fault_allowed()
+
+    def set_behaviours(self, **behaviours: str) -> None:
+        """Choose what the sandbox does where Braze's docs are silent (UNDOCUMENTED_BEHAVIOURS)."""
+        checked = _checked_behaviours({**self.behaviours, **behaviours})
+        with self._lock:
+            self.behaviours = checked
 
     def set_faults(self, faults: Faults) -> None:
         with self._lock:
@@ -375,13 +400,15 @@ class SandboxState:
         """Create a send ID within the daily quota.
 
         :return: ``(send_id, quota window, created)``; ``send_id`` is None when the quota is used
-            up. Re-creating an existing pair succeeds without using quota (Braze's behaviour
-            here is undocumented; this is the sandbox's choice).
+            up. Re-creating an existing pair follows ``behaviours["send_id_recreate"]``; with
+            ``refuse`` the answer is ``(send_id, window, False)`` and the caller refuses it.
         """
         with self._lock:
             now = self.clock()
-            if send_id is not None and (workspace, campaign_id, send_id) in self.send_ids:
-                return send_id, self.send_id_quota.peek(workspace, now), False
+            exists = send_id is not None and (workspace, campaign_id, send_id) in self.send_ids
+            mode = self.behaviours["send_id_recreate"]
+            if exists and mode != "count":
+                return send_id, self.send_id_quota.peek(workspace, now), mode == "idempotent"
             window = self.send_id_quota.peek(workspace, now)
             if window.remaining <= 0:
                 return None, window, False
@@ -459,3 +486,13 @@ class SandboxState:
                     continue
                 total.update(counts)
         return total
+
+
+def _checked_behaviours(behaviours: dict[str, str]) -> dict[str, str]:
+    for name, value in behaviours.items():
+        choices = UNDOCUMENTED_BEHAVIOURS.get(name)
+        if choices is None:
+            raise ValueError(f"unknown behaviour {name!r}; known: {', '.join(UNDOCUMENTED_BEHAVIOURS)}")
+        if value not in choices:
+            raise ValueError(f"behaviour {name} must be one of {', '.join(choices)}, got {value!r}")
+    return dict(behaviours)

@@ -205,3 +205,27 @@ def test_airflow_dags_test_cli(airflow_db: None, canary_sandbox: BrazeSandbox) -
     send_id = entry["response"]["send_id"]
     assert f"Braze send ID {send_id}: 3000 of 3000 recipients accepted" in result.stdout + result.stderr
     assert CANARY_KEY not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("send_id_recreate", "unknown_send_id"),
+    [("count", "refuse"), ("idempotent", "refuse"), ("refuse", "refuse"), ("count", "accept")],
+)
+def test_pipeline_under_each_behaviour_braze_leaves_undocumented(
+    airflow_db: None, braze_sandbox: BrazeSandbox, tmp_path: Path, send_id_recreate: str, unknown_send_id: str
+) -> None:
+    """Re-creating a send ID and sending with one never created are not documented: the sandbox
+    offers each plausible behaviour, and the pipeline works under every one (its send ID task's
+    first answer is lost, so its retry meets the behaviour)."""
+    braze_sandbox.state.set_behaviours(send_id_recreate=send_id_recreate, unknown_send_id=unknown_send_id)
+    braze_sandbox.set_faults(drop_after=1.0, paths=["/sends/id/create"], max_faults=1)
+    dag = load_example_dag()
+    for task in dag.tasks:
+        task.retries, task.retry_delay = 2, datetime.resolution  # the retry meets the behaviour
+    dag_run = dag.test(run_conf={"audience_size": 200, "analytics_path": f"file://{tmp_path}"})
+    assert dag_run.state == "success"
+    (task,) = [t for t in dag_run.get_task_instances() if t.task_id == "create_send_id"]
+    assert task.try_number == 2
+    send_id = xcoms(dag_run.run_id, DAG_ID)[("create_send_id", "return_value")]
+    audience = {f"example-user-{n:06d}" for n in range(200)}
+    assert braze_sandbox.state.deliveries("sandbox-api-campaign", send_id) == dict.fromkeys(audience, 1)

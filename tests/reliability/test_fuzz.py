@@ -57,7 +57,7 @@ def test_operator_arguments(campaign_id: Any, send_id: Any, monkeypatch: pytest.
     monkeypatch.setenv("AIRFLOW_CONN_BRAZE_DEFAULT", braze_connection())
     with rm.Mocker() as mocker:
         mocker.post(CREATE_URL, json={"message": "success", "send_id": "ok"})
-        op = CreateSendIdOperator(task_id="t", campaign_id=campaign_id, send_id=send_id)
+        op = CreateSendIdOperator(task_id="t", campaign_id=campaign_id, send_id=send_id, checkpoint=None)
         valid = (
             isinstance(campaign_id, str)
             and campaign_id.strip() == campaign_id != ""

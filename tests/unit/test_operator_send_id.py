@@ -2,20 +2,31 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 from unittest import mock
 
 import pytest
 import requests_mock as rm
 
-from airflow_provider_braze.exceptions import BrazeRateLimitError, BrazeValidationError
+from airflow_provider_braze.exceptions import (
+    BrazeAmbiguousRequestError,
+    BrazeCheckpointError,
+    BrazeRateLimitError,
+    BrazeValidationError,
+)
+from airflow_provider_braze.hooks.braze import BrazeHook
 from airflow_provider_braze.operators.send_id import CreateSendIdOperator
-from tests.conftest import API_KEY, REST_ENDPOINT
+from airflow_provider_braze.sandbox import BrazeSandbox
+from tests.conftest import API_KEY, REST_ENDPOINT, email_message
 
 CREATE_URL = f"{REST_ENDPOINT}/sends/id/create"
 
 
 def run(op: CreateSendIdOperator) -> tuple[Any, mock.MagicMock]:
+    """Execute outside Airflow: no Variables, so what was created is kept in memory."""
+    if op.checkpoint == "variable":
+        op.checkpoint = None
     ti = mock.MagicMock()
     return op.execute({"ti": ti}), ti  # type: ignore[arg-type]
 
@@ -134,3 +145,78 @@ def test_conn_id_is_used(monkeypatch: pytest.MonkeyPatch, requests_mock: rm.Mock
     )
     run(CreateSendIdOperator(task_id="t", campaign_id="c", braze_conn_id="braze_eu"))
     assert requests_mock.last_request.headers["Authorization"] == "Bearer eu-key-0123456"
+
+
+# ---------------------------------------------------------------------------- retries never create twice
+
+
+BEHAVIOURS = ["count", "idempotent", "refuse"]
+
+
+def task_instance(try_number: int) -> mock.MagicMock:
+    return mock.MagicMock(dag_id="d", task_id="create", run_id="r", map_index=-1, try_number=try_number)
+
+
+def create(tmp_path: Path, send_id: str | None, try_number: int) -> str:
+    op = CreateSendIdOperator(
+        task_id="create", campaign_id="sandbox-api-campaign", send_id=send_id, checkpoint=str(tmp_path)
+    )
+    return op.execute({"ti": task_instance(try_number)})  # type: ignore[arg-type,no-any-return]
+
+
+def creations(sandbox: BrazeSandbox) -> int:
+    return len(sandbox.ledger("POST /sends/id/create"))
+
+
+@pytest.mark.parametrize("behaviour", BEHAVIOURS)
+def test_a_retry_after_a_success_does_not_create_again(
+    braze_sandbox: BrazeSandbox, tmp_path: Path, behaviour: str
+) -> None:
+    braze_sandbox.state.set_behaviours(send_id_recreate=behaviour)
+    assert create(tmp_path, "spring", 1) == "spring"
+    assert create(tmp_path, "spring", 2) == "spring"
+    assert creations(braze_sandbox) == 1
+    assert (
+        braze_sandbox.state.send_id_quota.peek("sandbox-workspace", braze_sandbox.state.now()).remaining == 99
+    )
+
+
+@pytest.mark.parametrize("unknown_send_id", ["refuse", "accept"])
+@pytest.mark.parametrize("behaviour", BEHAVIOURS)
+def test_a_retry_after_a_lost_answer_ends_with_the_send_id_whatever_braze_does(
+    braze_sandbox: BrazeSandbox, tmp_path: Path, behaviour: str, unknown_send_id: str
+) -> None:
+    """The first request created the ID, but its answer was lost. Whether Braze counts, ignores
+    or refuses the second request for it, the retry ends with the ID, and sends with it work."""
+    braze_sandbox.state.set_behaviours(send_id_recreate=behaviour, unknown_send_id=unknown_send_id)
+    braze_sandbox.set_faults(drop_after=1.0, paths=["/sends/id/create"], max_faults=1)
+    with pytest.raises(BrazeAmbiguousRequestError, match="Braze may have created send ID 'spring'"):
+        create(tmp_path, "spring", 1)
+    assert create(tmp_path, "spring", 2) == "spring"
+    assert create(tmp_path, "spring", 3) == "spring"  # and later tries do not ask again
+    hook = BrazeHook()
+    answer = hook.send_messages(
+        "sandbox-api-campaign", send_id="spring", external_user_ids=["u1"], messages=email_message()
+    )
+    assert answer["dispatch_id"]
+    assert braze_sandbox.state.deliveries("sandbox-api-campaign", "spring") == {"u1": 1}
+
+
+def test_a_lost_answer_for_a_generated_send_id_fails_clearly(
+    braze_sandbox: BrazeSandbox, tmp_path: Path
+) -> None:
+    braze_sandbox.set_faults(drop_after=1.0, paths=["/sends/id/create"], max_faults=1)
+    with pytest.raises(BrazeAmbiguousRequestError):
+        create(tmp_path, None, 1)
+    with pytest.raises(BrazeCheckpointError, match="Give a send_id so that retries are safe"):
+        create(tmp_path, None, 2)
+    assert creations(braze_sandbox) == 1  # the first, whose answer was lost; none after it
+
+
+def test_an_unreadable_memory_creates_nothing(braze_sandbox: BrazeSandbox, tmp_path: Path) -> None:
+    create(tmp_path, "spring", 1)
+    for record in tmp_path.glob("*.json"):
+        record.write_text("{damaged")
+    with pytest.raises(BrazeCheckpointError, match="not valid JSON"):
+        create(tmp_path, "spring", 2)
+    assert creations(braze_sandbox) == 1

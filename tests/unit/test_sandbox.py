@@ -129,14 +129,54 @@ def test_generated_and_custom_send_ids(braze_sandbox: BrazeSandbox) -> None:
     assert custom.json() == {"message": "success", "send_id": "spring"}
     assert custom.headers["X-RateLimit-Remaining"] == "98"
 
-    again = post(braze_sandbox, {"campaign_id": "sandbox-api-campaign", "send_id": "spring"})
-    assert again.json() == {"message": "success", "send_id": "spring"}
-    assert again.headers["X-RateLimit-Remaining"] == "98"  # the same pair uses no more quota
-
     ledger = braze_sandbox.ledger(CREATE)
-    assert [e["response"]["send_id"] for e in ledger] == [send_id, "spring", "spring"]
+    assert [e["response"]["send_id"] for e in ledger] == [send_id, "spring"]
     assert ledger[1]["request"] == {"campaign_id": "sandbox-api-campaign", "send_id": "spring"}
     assert ledger[1]["workspace"] == "sandbox-workspace"
+
+
+@pytest.mark.parametrize(
+    ("mode", "status", "remaining"), [("count", 200, "98"), ("idempotent", 200, "99"), ("refuse", 400, "99")]
+)
+def test_re_creating_a_send_id_follows_the_chosen_behaviour(
+    braze_sandbox: BrazeSandbox, mode: str, status: int, remaining: str
+) -> None:
+    """Braze does not document it: each plausible behaviour is a setting."""
+    braze_sandbox.state.set_behaviours(send_id_recreate=mode)
+    body = {"campaign_id": "sandbox-api-campaign", "send_id": "spring"}
+    assert post(braze_sandbox, body).status_code == 200
+    again = post(braze_sandbox, body)
+    assert again.status_code == status
+    assert again.headers["X-RateLimit-Remaining"] == remaining
+    if mode == "refuse":
+        assert "already exists" in again.json()["errors"][0]
+
+
+@pytest.mark.parametrize(("mode", "status"), [("refuse", 400), ("accept", 201)])
+def test_a_send_with_a_send_id_never_created_follows_the_chosen_behaviour(
+    braze_sandbox: BrazeSandbox, mode: str, status: int
+) -> None:
+    from tests.conftest import email_message, sandbox_call
+
+    braze_sandbox.state.set_behaviours(unknown_send_id=mode)
+    body = {
+        "campaign_id": "sandbox-api-campaign",
+        "send_id": "never-created",
+        "external_user_ids": ["u1"],
+        "messages": email_message(),
+    }
+    assert sandbox_call(braze_sandbox, "/messages/send", body).status_code == status
+
+
+def test_behaviours_are_checked_and_reset(braze_sandbox: BrazeSandbox) -> None:
+    with pytest.raises(ValueError, match="must be one of count, idempotent, refuse"):
+        braze_sandbox.state.set_behaviours(send_id_recreate="sometimes")
+    answer = requests.put(
+        f"{braze_sandbox.url}/_sandbox/behaviours", json={"unknown_send_id": "accept"}, timeout=10
+    )
+    assert answer.json()["unknown_send_id"] == "accept"
+    braze_sandbox.reset()
+    assert braze_sandbox.state.behaviours == {"send_id_recreate": "count", "unknown_send_id": "refuse"}
 
 
 def test_daily_quota_and_its_reset() -> None:
@@ -248,7 +288,11 @@ def test_hook_retries_through_faults_without_duplicates(
 ) -> None:
     monkeypatch.setattr(braze_module, "_sleep", lambda s: None)
     braze_sandbox.state.rng.seed(7)
-    braze_sandbox.set_faults(server_error=0.3, drop_before=0.2, rate_limit=0.1, rate_limit_reset_seconds=0)
+    # Faults that leave no doubt (Braze processed nothing): a create is never repeated after a
+    # lost answer, and a dropped connection looks the same as one dropped after processing.
+    braze_sandbox.set_faults(
+        server_error=0.3, server_error_statuses=[500, 502, 503], rate_limit=0.1, rate_limit_reset_seconds=0
+    )
     hook = BrazeHook(max_retries=30, retry_budget=1000)
     created = [hook.create_send_id("sandbox-api-campaign", f"id-{i}") for i in range(20)]
     assert created == [f"id-{i}" for i in range(20)]
