@@ -4,6 +4,10 @@ Braze answers with one entry per day; each has the day's totals and, under ``mes
 list of per-variation statistics for every channel. :func:`send_analytics_rows` flattens that
 into one row per (day, channel, variation), each carrying the day's totals too, so a warehouse
 can load it without knowing Braze's shape.
+
+Each channel has its own statistics (an email is opened, a push notification is directly
+opened): :data:`CHANNEL_METRICS` lists them as Braze documents them, and the per-channel totals
+and summaries use each channel's own.
 """
 
 from __future__ import annotations
@@ -13,19 +17,23 @@ import io
 import json
 import os
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, TypeGuard
 
 from airflow_provider_braze.exceptions import BrazeUnexpectedResponseError, BrazeValidationError
 
 #: Braze keeps send analytics this long after the send.
 RETENTION_DAYS = 14
 
-#: Variation statistics Braze documents, in the order rows list them; others it adds follow.
-#: Conversion counts: the main event and up to three more, by conversion time and by send time.
-_CONVERSION_FIELDS = tuple(
-    f"conversions{n}{suffix}" for n in ("", "1", "2", "3") for suffix in ("", "_by_send_time")
+#: Braze's channel keys for push; "all push message types will have the same statistics".
+PUSH_CHANNELS = (
+    "ios_push",
+    "android_push",
+    "kindle_push",
+    "web_push",
+    "windows_phone8_push",
+    "windows_universal_push",
 )
-VARIATION_FIELDS = (
+_PUSH_METRICS = (
     "sent",
     "delivered",
     "undelivered",
@@ -34,35 +42,140 @@ VARIATION_FIELDS = (
     "total_opens",
     "bounces",
     "body_clicks",
-    "revenue",
-    "unique_recipients",
-    *_CONVERSION_FIELDS,
+)
+_IN_APP_METRICS = ("impressions", "clicks", "first_button_clicks", "second_button_clicks")
+#: Each channel's statistics, as Braze documents them for ``/sends/data_series`` (push) and
+#: ``/campaigns/data_series`` (every channel), in the order rows and summaries list them.
+CHANNEL_METRICS: dict[str, tuple[str, ...]] = {
+    **dict.fromkeys(PUSH_CHANNELS, _PUSH_METRICS),
+    "email": (
+        "sent",
+        "delivered",
+        "opens",
+        "unique_opens",
+        "clicks",
+        "unique_clicks",
+        "unsubscribes",
+        "bounces",
+        "reported_spam",
+    ),
+    "sms": (
+        "sent",
+        "sent_to_carrier",
+        "delivered",
+        "rejected",
+        "delivery_failed",
+        "clicks",
+        "opt_out",
+        "help",
+    ),
+    "whats_app": ("sent", "delivered", "failed", "read"),
+    "content_cards": (
+        "sent",
+        "total_impressions",
+        "unique_impressions",
+        "total_clicks",
+        "unique_clicks",
+        "total_dismissals",
+        "unique_dismissals",
+    ),
+    "webhook": ("sent", "errors"),
+    "in_app_message": _IN_APP_METRICS,
+    "trigger_in_app_message": _IN_APP_METRICS,
+}
+#: Conversion counts: the main event and up to three more, by conversion time and by send time.
+_CONVERSION_FIELDS = tuple(
+    f"conversions{n}{suffix}" for n in ("", "1", "2", "3") for suffix in ("", "_by_send_time")
+)
+#: What every channel's variations report besides their own statistics.
+OUTCOME_FIELDS = ("revenue", "unique_recipients", *_CONVERSION_FIELDS)
+#: Every variation statistic Braze documents: each channel's, then the outcomes. In rows, a
+#: statistic that is not the row's channel's is None (an email row has no ``direct_opens``).
+VARIATION_FIELDS = (
+    tuple(dict.fromkeys(name for metrics in CHANNEL_METRICS.values() for name in metrics)) + OUTCOME_FIELDS
 )
 #: Day-level totals Braze documents; in rows they are prefixed ``day_``.
 DAY_FIELDS = (*_CONVERSION_FIELDS, "unique_recipients", "revenue")
-KEY_FIELDS = ("campaign_id", "send_id", "date", "channel", "variation_name")
+#: ``/sends/data_series`` names a variation by ``variation_name``; ``/campaigns/data_series``
+#: now by ``variation_api_id``: rows have both columns, None where Braze sent nothing.
+KEY_FIELDS = ("campaign_id", "send_id", "date", "channel", "variation_name", "variation_api_id")
 #: The columns every row has, whatever Braze sent (missing values are None).
 ROW_FIELDS = (*KEY_FIELDS, *VARIATION_FIELDS, *(f"day_{name}" for name in DAY_FIELDS))
-#: Totals reported per channel by :func:`totals_by_channel`.
-CHANNEL_TOTAL_FIELDS = (
-    "sent",
-    "delivered",
-    "unique_recipients",
-    "direct_opens",
-    "total_opens",
-    "body_clicks",
-    "conversions",
-    "revenue",
+#: Outcomes totalled for every channel, after the channel's own statistics.
+CHANNEL_OUTCOMES = ("unique_recipients", "conversions", "revenue")
+
+#: The summary line of each kind of channel: (statistic, label), and the rate shown as
+#: (statistic, of statistic, label).
+_PUSH_SUMMARY = (
+    (
+        ("sent", "sent"),
+        ("direct_opens", "direct opens"),
+        ("total_opens", "total opens"),
+        ("body_clicks", "body clicks"),
+        ("bounces", "bounces"),
+    ),
+    ("direct_opens", "sent", "direct open rate"),
 )
+_IN_APP_SUMMARY = (
+    (
+        ("impressions", "impressions"),
+        ("clicks", "clicks"),
+        ("first_button_clicks", "first button clicks"),
+        ("second_button_clicks", "second button clicks"),
+    ),
+    ("clicks", "impressions", "click rate"),
+)
+_SUMMARIES: dict[str, tuple[tuple[tuple[str, str], ...], tuple[str, str, str] | None]] = {
+    **dict.fromkeys(PUSH_CHANNELS, _PUSH_SUMMARY),
+    "email": (
+        (
+            ("sent", "sent"),
+            ("delivered", "delivered"),
+            ("unique_opens", "unique opens"),
+            ("unique_clicks", "unique clicks"),
+            ("unsubscribes", "unsubscribes"),
+            ("bounces", "bounces"),
+            ("reported_spam", "spam reports"),
+        ),
+        ("unique_opens", "delivered", "unique open rate"),
+    ),
+    "sms": (
+        (
+            ("sent", "sent"),
+            ("delivered", "delivered"),
+            ("delivery_failed", "failed"),
+            ("rejected", "rejected"),
+            ("clicks", "clicks"),
+            ("opt_out", "opt-outs"),
+        ),
+        ("delivered", "sent", "delivery rate"),
+    ),
+    "whats_app": (
+        (("sent", "sent"), ("delivered", "delivered"), ("read", "read"), ("failed", "failed")),
+        ("read", "delivered", "read rate"),
+    ),
+    "content_cards": (
+        (
+            ("sent", "sent"),
+            ("unique_impressions", "unique impressions"),
+            ("unique_clicks", "unique clicks"),
+            ("unique_dismissals", "unique dismissals"),
+        ),
+        ("unique_clicks", "unique_impressions", "unique click rate"),
+    ),
+    "webhook": ((("sent", "sent"), ("errors", "errors")), None),
+    "in_app_message": _IN_APP_SUMMARY,
+    "trigger_in_app_message": _IN_APP_SUMMARY,
+}
 
 
 def send_analytics_rows(answer: Mapping[str, Any], *, campaign_id: str, send_id: str) -> list[dict[str, Any]]:
     """Flatten Braze's ``/sends/data_series`` answer into rows, oldest day first.
 
-    Each row has every column of :data:`ROW_FIELDS` (None where Braze sent nothing), then any
-    further scalar fields Braze returned for the variation (kept, not dropped). A day with no
-    message statistics gives one row with ``channel`` and ``variation_name`` None, so its totals
-    are not lost.
+    Each row has every column of :data:`ROW_FIELDS` (None where Braze sent nothing, so an email
+    row's push statistics are None), then any further scalar fields Braze returned for the
+    variation (kept, not dropped). A day with no message statistics gives one row with
+    ``channel`` and the variation None, so its totals are not lost.
     """
     data = answer.get("data")
     if data is None:
@@ -91,13 +204,13 @@ def send_analytics_rows(answer: Mapping[str, Any], *, campaign_id: str, send_id:
                 if not isinstance(variation, Mapping):
                     raise _unexpected(f"{where} is not an object")
                 row = dict.fromkeys(ROW_FIELDS)
-                row.update(base, channel=channel, variation_name=variation.get("variation_name"))
+                row.update(base, channel=channel)
                 for name, value in variation.items():
-                    if name == "variation_name":
-                        continue
-                    if name in VARIATION_FIELDS:
+                    if name in ("variation_name", "variation_api_id"):
+                        row[name] = _text(value, f"{where}.{name}")
+                    elif name in VARIATION_FIELDS:
                         row[name] = _number(value, f"{where}.{name}")
-                    elif isinstance(value, (int, float, str)) and not isinstance(value, bool):
+                    elif name not in ROW_FIELDS and _is_scalar(value):
                         row[name] = value  # a field Braze added since: keep it
                 row.update(totals)
                 rows.append(row)
@@ -107,34 +220,82 @@ def send_analytics_rows(answer: Mapping[str, Any], *, campaign_id: str, send_id:
             row.update(base)
             row.update(totals)
             rows.append(row)
-    rows.sort(key=lambda r: (r["date"], r["channel"] or "", r["variation_name"] or ""))
+    rows.sort(
+        key=lambda r: (r["date"], r["channel"] or "", r["variation_name"] or "", r["variation_api_id"] or "")
+    )
     return rows
 
 
-def totals_by_channel(rows: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, float]]:
-    """Sum the main statistics per channel over all days and variations."""
-    totals: dict[str, dict[str, float]] = {}
+def channel_statistics(channel: str, row: Mapping[str, Any] | None = None) -> tuple[str, ...]:
+    """The statistics totalled for ``channel``: its own as Braze documents them, then the
+    outcomes. For a channel Braze has added since, every numeric field of ``row``."""
+    if channel in CHANNEL_METRICS:
+        return (*CHANNEL_METRICS[channel], *CHANNEL_OUTCOMES)
+    if row is None:
+        return CHANNEL_OUTCOMES
+    return tuple(
+        name
+        for name, value in row.items()
+        if name not in KEY_FIELDS and not name.startswith("day_") and _is_number(value)
+    )
+
+
+def totals_by_channel(rows: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Sum each channel's own statistics (and its outcomes) over all days and variations.
+
+    Every statistic of a known channel is present; it is None when Braze never reported it
+    (not 0: "no data" is not "nobody opened").
+    """
+    totals: dict[str, dict[str, Any]] = {}
     for row in rows:
-        if row.get("channel") is None:
+        channel = row.get("channel")
+        if channel is None:
             continue
-        channel = totals.setdefault(row["channel"], dict.fromkeys(CHANNEL_TOTAL_FIELDS, 0))
-        for name in CHANNEL_TOTAL_FIELDS:
-            channel[name] += row.get(name) or 0
+        sums = totals.setdefault(channel, dict.fromkeys(channel_statistics(channel)))
+        for name in channel_statistics(channel, row):
+            value = row.get(name)
+            sums.setdefault(name, None)
+            if _is_number(value):
+                sums[name] = (sums[name] or 0) + value
+    for sums in totals.values():
+        if isinstance(sums.get("revenue"), float):
+            sums["revenue"] = round(sums["revenue"], 2)
     return totals
 
 
-def describe_totals(totals: Mapping[str, Mapping[str, float]]) -> list[str]:
-    """One human-readable line per channel."""
+def describe_totals(totals: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """One human-readable line per channel, in that channel's own terms."""
     lines = []
     for channel, t in sorted(totals.items()):
-        delivered = t["delivered"] or 0
-        rate = f"{100 * t['direct_opens'] / delivered:.1f}%" if delivered else "n/a"
-        lines.append(
-            f"{channel}: {t['sent']:.0f} sent, {delivered:.0f} delivered, "
-            f"{t['direct_opens']:.0f} direct opens ({rate}), {t['body_clicks']:.0f} clicks, "
-            f"{t['conversions']:.0f} conversions, revenue {t['revenue']:.2f} USD"
+        counts, rate = _SUMMARIES.get(
+            channel,
+            (tuple((name, name.replace("_", " ")) for name in t if name not in CHANNEL_OUTCOMES), None),
         )
+        parts = [f"{_count(t.get(name))} {label}" for name, label in counts]
+        if rate is not None:
+            numerator, denominator, label = rate
+            parts.append(f"{label} {_percent(t.get(numerator), t.get(denominator))}")
+        parts.append(f"{_count(t.get('conversions'))} conversions")
+        revenue = t.get("revenue")
+        parts.append("revenue n/a" if revenue is None else f"revenue {revenue:.2f} USD")
+        lines.append(f"{channel}: " + ", ".join(parts))
     return lines or ["no message statistics yet"]
+
+
+def activity_days(rows: Iterable[Mapping[str, Any]]) -> list[str]:
+    """The days on which some channel reports a positive statistic, oldest first.
+
+    Whether Braze's series starts on the day of the send or covers the whole requested window
+    with zeros is not documented: days whose statistics are all zero are not activity.
+    """
+    days = set()
+    for row in rows:
+        channel = row.get("channel")
+        if channel is None or row["date"] in days:
+            continue
+        if any(_is_number(row.get(name)) and row[name] > 0 for name in channel_statistics(channel, row)):
+            days.add(row["date"])
+    return sorted(days)
 
 
 def rows_to_text(rows: list[dict[str, Any]], file_format: str) -> str:
@@ -172,7 +333,7 @@ def _date_of(value: Any, position: int) -> str:
 def _number(value: Any, where: str) -> float | int | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if not _is_number(value):
         raise _unexpected(f"{where} is {value!r}, not a number")
     return value
 
@@ -182,3 +343,27 @@ def _unexpected(detail: str) -> BrazeUnexpectedResponseError:
         f"Braze's answer to GET /sends/data_series is not in the documented shape: {detail}.",
         endpoint="GET /sends/data_series",
     )
+
+
+def _count(value: Any) -> str:
+    return "n/a" if value is None else f"{value:.0f}"
+
+
+def _percent(numerator: Any, denominator: Any) -> str:
+    if not _is_number(numerator) or not _is_number(denominator) or not denominator:
+        return "n/a"
+    return f"{100 * numerator / denominator:.1f}%"
+
+
+def _is_number(value: Any) -> TypeGuard[int | float]:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _is_scalar(value: Any) -> bool:
+    return isinstance(value, str) or _is_number(value)
+
+
+def _text(value: Any, where: str) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    raise _unexpected(f"{where} is {value!r}, not text")

@@ -82,6 +82,19 @@ def build_parser() -> argparse.ArgumentParser:
         "or accepted (default: %(default)s)",
     )
     parser.add_argument(
+        "--analytics-series",
+        choices=UNDOCUMENTED_BEHAVIOURS["analytics_series"],
+        default=DEFAULT_BEHAVIOURS["analytics_series"],
+        help="/sends/data_series covers the whole requested window with zeros, or starts on the "
+        "first day with a send (undocumented by Braze) (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--analytics-variation-key",
+        choices=UNDOCUMENTED_BEHAVIOURS["analytics_variation_key"],
+        default=DEFAULT_BEHAVIOURS["analytics_variation_key"],
+        help="how send analytics name a variation (Braze documents both) (default: %(default)s)",
+    )
+    parser.add_argument(
         "--clock-offset",
         type=float,
         default=0.0,
@@ -135,7 +148,7 @@ def main(argv: list[str] | None = None) -> None:
             ),
             seed=args.seed,
             clock_offset=args.clock_offset,
-            behaviours={"send_id_recreate": args.send_id_recreate, "unknown_send_id": args.unknown_send_id},
+            behaviours={name: getattr(args, name) for name in UNDOCUMENTED_BEHAVIOURS},
             send_id_daily_limit=args.send_id_daily_limit,
             rate_limits=dict(args.rate_limits),
         )

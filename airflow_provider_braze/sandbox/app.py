@@ -17,7 +17,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
 from airflow_provider_braze.messaging import message_problems
-from airflow_provider_braze.sandbox.analytics import TRIGGERED_CAMPAIGN_CHANNEL, channels_of, data_series
+from airflow_provider_braze.sandbox.analytics import TRIGGERED_CAMPAIGN_CHANNEL, data_series, lines_of
 from airflow_provider_braze.sandbox.state import DEFAULT_WORKSPACE, ApiKey, Faults, SandboxState, Window
 
 if TYPE_CHECKING:
@@ -171,6 +171,13 @@ def create_app(state: SandboxState) -> ASGIApp:
                 window,
                 [f"send_id {send_id!r} was not created for campaign {campaign_id!r}"],
             )
+        by_api_id = state.behaviours["analytics_variation_key"] == "variation_api_id"
+
+        def variation_label(variation_id: str | None) -> dict[str, Any]:
+            if by_api_id:
+                return {"variation_api_id": variation_id}
+            return {"variation_name": state.variation_name(campaign_id, variation_id)}
+
         data = data_series(
             daily,
             seed=state.seed,
@@ -179,6 +186,8 @@ def create_app(state: SandboxState) -> ASGIApp:
             end=end.date(),
             length=int(length_text),
             today=now.date(),
+            variation_label=variation_label,
+            whole_window=state.behaviours["analytics_series"] == "window",
         )
         return JSONResponse({"message": "success", "data": data}, headers=window.headers())
 
@@ -453,8 +462,8 @@ def _accept(
         answer["send_id"] = send_id
     state.record(ENDPOINT_PATHS[permission], key.workspace, body, answer)
     messages = body.get("messages")
-    channels = channels_of(messages) if isinstance(messages, dict) else [TRIGGERED_CAMPAIGN_CHANNEL]
-    state.record_deliveries(campaign_id, send_id, recipient_keys, scheduled=scheduled, channels=channels)
+    lines = lines_of(messages) if isinstance(messages, dict) else [(TRIGGERED_CAMPAIGN_CHANNEL, None)]
+    state.record_deliveries(campaign_id, send_id, recipient_keys, scheduled=scheduled, lines=lines)
     return JSONResponse(answer, status_code=201, headers=window.headers())
 
 

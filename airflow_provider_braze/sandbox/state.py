@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
 
+    from airflow_provider_braze.sandbox.analytics import Line
+
 #: Every API key permission the sandbox knows; a key created without a list gets all of them.
 ALL_PERMISSIONS: tuple[str, ...] = (
     "sends.id.create",
@@ -45,12 +47,25 @@ DEFAULT_CAMPAIGNS: dict[str, str] = {
 #:   combination that you create will count"), succeeds without quota (``idempotent``), or is
 #:   refused with a 400 (``refuse``);
 #: - ``unknown_send_id``: a send tagged with a send ID never created for its campaign is refused
-#:   with 400 ``Invalid send_id`` (``refuse``) or sent and tracked under it (``accept``).
+#:   with 400 ``Invalid send_id`` (``refuse``) or sent and tracked under it (``accept``);
+#: - ``analytics_series``: ``/sends/data_series`` covers the whole requested window, every
+#:   variation of the send with zeros on days nothing happened (``window``), or starts on the
+#:   first day with a send (``send_days``);
+#: - ``analytics_variation_key``: a variation's statistics are named by ``variation_name`` (as
+#:   ``/sends/data_series`` documents) or by ``variation_api_id`` (as ``/campaigns/data_series``
+#:   now documents).
 UNDOCUMENTED_BEHAVIOURS: dict[str, tuple[str, ...]] = {
     "send_id_recreate": ("count", "idempotent", "refuse"),
     "unknown_send_id": ("refuse", "accept"),
+    "analytics_series": ("window", "send_days"),
+    "analytics_variation_key": ("variation_name", "variation_api_id"),
 }
-DEFAULT_BEHAVIOURS = {"send_id_recreate": "count", "unknown_send_id": "refuse"}
+DEFAULT_BEHAVIOURS = {
+    "send_id_recreate": "count",
+    "unknown_send_id": "refuse",
+    "analytics_series": "window",
+    "analytics_variation_key": "variation_name",
+}
 
 
 def default_variations(campaign_id: str) -> dict[str, str]:
@@ -255,8 +270,8 @@ class SandboxState:
             # (campaign_id, send_id or "") -> recipient key -> times delivered (or scheduled)
             self._deliveries: dict[tuple[str, str], Counter[str]] = defaultdict(Counter)
             self._scheduled: dict[tuple[str, str], Counter[str]] = defaultdict(Counter)
-            # (campaign_id, send_id) -> day -> messages per channel; and recipients per day
-            self._daily: dict[tuple[str, str], dict[str, Counter[str]]] = defaultdict(dict)
+            # (campaign_id, send_id) -> day -> messages per (channel, variation); recipients per day
+            self._daily: dict[tuple[str, str], dict[str, Counter[Line]]] = defaultdict(dict)
             self._daily_recipients: dict[tuple[str, str], Counter[str]] = defaultdict(Counter)
 
     # ------------------------------------------------------------------ configuration
@@ -290,6 +305,13 @@ class SandboxState:
             self.campaigns[campaign_id] = kind
             self.variations[campaign_id] = chosen
             self._edited[campaign_id] = self.clock()
+
+    def variation_name(self, campaign_id: str, variation_id: str | None) -> str | None:
+        """The dashboard name of a campaign's variation: ``Variant 1``, ``Variant 2``... in the
+        order they were given."""
+        with self._lock:
+            order = list(self.variations.get(campaign_id, {}))
+        return f"Variant {order.index(variation_id) + 1}" if variation_id in order else None
 
     def campaign_edited_at(self, campaign_id: str) -> str:
         """When the campaign was last edited (added, in the sandbox), as Braze's ISO-8601."""
@@ -440,10 +462,10 @@ class SandboxState:
         recipients: list[str],
         *,
         scheduled: bool = False,
-        channels: Iterable[str] = ("email",),
+        lines: Iterable[Line] = (("email", None),),
     ) -> None:
         """Count each recipient key as sent (or scheduled) for the campaign and send ID, and the
-        day's messages per channel (what ``/sends/data_series`` reports)."""
+        day's messages per (channel, message variation): what ``/sends/data_series`` reports."""
         with self._lock:
             key = (campaign_id or "", send_id or "")
             if scheduled:
@@ -452,12 +474,13 @@ class SandboxState:
             self._deliveries[key].update(recipients)
             day = datetime.fromtimestamp(self.clock(), tz=timezone.utc).date().isoformat()
             per_day = self._daily[key].setdefault(day, Counter())
-            for channel in channels:
-                per_day[channel] += len(recipients)
+            for line in lines:
+                per_day[line] += len(recipients)
             self._daily_recipients[key][day] += len(recipients)
 
-    def daily_sends(self, campaign_id: str, send_id: str) -> dict[str, tuple[Counter[str], int]]:
-        """Day (``YYYY-MM-DD``) -> (messages sent per channel, recipients) for one send ID."""
+    def daily_sends(self, campaign_id: str, send_id: str) -> dict[str, tuple[Counter[Line], int]]:
+        """Day (``YYYY-MM-DD``) -> (messages sent per (channel, variation), recipients) for one
+        send ID."""
         with self._lock:
             key = (campaign_id, send_id)
             return {

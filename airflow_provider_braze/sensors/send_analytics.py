@@ -25,10 +25,13 @@ if TYPE_CHECKING:
 class SendAnalyticsSensor(BaseSensorOperator):
     """Wait until Braze has analytics for a send ID that meet a condition.
 
-    The conditions combine (all must hold): analytics are present (always); at least
-    ``min_sent`` messages sent; the send at least ``min_age`` old (measured from ``sent_at``,
-    or from the first day Braze reports). The sensor returns, and pushes to XCom, a small
-    summary: ``sent``, ``days``, ``channel_totals``.
+    The conditions combine (all must hold): analytics are present, that is some channel reports
+    a positive statistic (always); at least ``min_sent`` messages sent; the send at least
+    ``min_age`` old, measured from ``sent_at`` or, without it, from the end of the first day
+    with activity (Braze reports days, not times, and its series may start earlier, with
+    zeros): so ``min_age`` is never met early, at worst up to a day late; pass ``sent_at`` for
+    precision. The sensor returns, and pushes to XCom, a small summary: ``sent``, ``days``
+    (days with activity), ``channel_totals``.
 
     Braze keeps send analytics for 14 days: the sensor warns when the send is older than that,
     and fails at once (no retries) when Braze no longer has data for it (this needs
@@ -140,7 +143,12 @@ class SendAnalyticsSensor(BaseSensorOperator):
     # ------------------------------------------------------------------ the check itself
 
     def _check(self) -> tuple[bool, dict[str, Any]]:
-        from airflow_provider_braze.analytics import RETENTION_DAYS, send_analytics_rows, totals_by_channel
+        from airflow_provider_braze.analytics import (
+            RETENTION_DAYS,
+            activity_days,
+            send_analytics_rows,
+            totals_by_channel,
+        )
         from airflow_provider_braze.exceptions import BrazeAnalyticsUnavailableError
 
         campaign_id = validate_campaign_id(self.campaign_id)
@@ -154,14 +162,22 @@ class SendAnalyticsSensor(BaseSensorOperator):
         rows = send_analytics_rows(answer, campaign_id=campaign_id, send_id=send_id)
         with_stats = [r for r in rows if r["channel"] is not None]
         sent = sum(r["sent"] or 0 for r in with_stats)
-        days = sorted({r["date"] for r in with_stats})
-        if sent_at is None and days:
-            sent_at = datetime.fromisoformat(days[0]).replace(tzinfo=timezone.utc)
+        # Not the first day of the series: whether it starts on the day of the send or covers
+        # the whole window with zeros is undocumented. The first day with any activity.
+        days = activity_days(with_stats)
         now = datetime.now(timezone.utc)
-        age = now - sent_at if sent_at else None
+        # Braze reports days, not times: without sent_at, the send happened some time on its
+        # first day. Retention counts from the day's start (the earliest it can have been);
+        # min_age from its end (the latest), so it is never met early, at worst a day late.
+        oldest = newest = sent_at
+        if sent_at is None and days:
+            oldest = datetime.fromisoformat(days[0]).replace(tzinfo=timezone.utc)
+            newest = min(now, oldest + timedelta(days=1))
+        age = now - oldest if oldest else None
+        least_age = now - newest if newest else None
 
         if age is not None and age > timedelta(days=RETENTION_DAYS):
-            if not with_stats:
+            if not days:
                 raise BrazeAnalyticsUnavailableError(
                     f"Braze has no analytics for send {send_id!r} of campaign {campaign_id!r}: the send "
                     f"is {age.days} days old and Braze keeps send analytics for {RETENTION_DAYS} days."
@@ -174,12 +190,12 @@ class SendAnalyticsSensor(BaseSensorOperator):
             )
 
         waiting = []
-        if not with_stats:
+        if not days:
             waiting.append("analytics to appear")
         if min_sent is not None and sent < min_sent:
             waiting.append(f"at least {min_sent} sent (now {sent})")
-        if min_age is not None and (age is None or age < min_age):
-            waiting.append(f"the send to be {min_age} old (now {age or 'unknown'})")
+        if min_age is not None and (least_age is None or least_age < min_age):
+            waiting.append(f"the send to be {min_age} old (now {least_age or 'unknown'})")
         summary = {"sent": sent, "days": len(days), "channel_totals": totals_by_channel(with_stats)}
         if waiting:
             self.log.info(

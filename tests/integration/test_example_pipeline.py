@@ -121,11 +121,20 @@ def test_pipeline_creates_sends_waits_and_stores_analytics(
     path = values[("fetch_analytics", "return_value")]
     assert path == f"file://{tmp_path}/{DAG_ID}-20261102T080000.csv"
     rows = list(csv.DictReader((tmp_path / f"{DAG_ID}-20261102T080000.csv").open()))
-    assert [(r["send_id"], r["channel"], r["sent"]) for r in rows] == [(send_id, "email", "3000")]
+    # The sandbox's default series covers the whole window, zeros on the days before the send.
+    assert len(rows) == 14
+    sent_rows = [
+        (r["send_id"], r["channel"], r["variation_name"], r["sent"]) for r in rows if r["sent"] != "0"
+    ]
+    email_variant = canary_sandbox.state.variation_name("sandbox-api-campaign", "sandbox-api-campaign-email")
+    assert sent_rows == [(send_id, "email", email_variant, "3000")]
+    assert rows[-1]["direct_opens"] == ""  # email has opens, not direct opens
+    assert int(rows[-1]["unique_opens"]) <= int(rows[-1]["delivered"]) <= 3_000
     assert values[("fetch_analytics", "channel_totals")]["email"]["sent"] == 3_000
     channel_lines = values[("log_channel_summary", "return_value")]
     assert channel_lines[0] == f"Braze analytics for send ID {send_id} ({path}):"
     assert channel_lines[1].startswith("  email: 3000 sent, ")
+    assert " unique opens, " in channel_lines[1]
 
     output = capfd.readouterr()
     # Log lines may reach a stream an earlier test captured; pytest's log capture sees them all.
@@ -207,17 +216,38 @@ def test_airflow_dags_test_cli(airflow_db: None, canary_sandbox: BrazeSandbox) -
     assert CANARY_KEY not in result.stdout + result.stderr
 
 
+#: Every value of every undocumented behaviour, each in at least one run.
+BEHAVIOUR_RUNS = [
+    {"send_id_recreate": "count", "unknown_send_id": "refuse", "analytics_series": "send_days"},
+    {"send_id_recreate": "idempotent", "analytics_variation_key": "variation_api_id"},
+    {"send_id_recreate": "refuse", "analytics_series": "window"},
+    {
+        "unknown_send_id": "accept",
+        "analytics_series": "send_days",
+        "analytics_variation_key": "variation_api_id",
+    },
+]
+
+
+def test_the_behaviour_runs_cover_every_value() -> None:
+    from airflow_provider_braze.sandbox.state import UNDOCUMENTED_BEHAVIOURS
+
+    for name, values in UNDOCUMENTED_BEHAVIOURS.items():
+        default = {"send_id_recreate": "count", "unknown_send_id": "refuse"}.get(name, values[0])
+        assert {run.get(name, default) for run in BEHAVIOUR_RUNS} == set(values), name
+
+
 @pytest.mark.parametrize(
-    ("send_id_recreate", "unknown_send_id"),
-    [("count", "refuse"), ("idempotent", "refuse"), ("refuse", "refuse"), ("count", "accept")],
+    "behaviours", BEHAVIOUR_RUNS, ids=lambda b: ",".join(f"{k}={v}" for k, v in b.items())
 )
 def test_pipeline_under_each_behaviour_braze_leaves_undocumented(
-    airflow_db: None, braze_sandbox: BrazeSandbox, tmp_path: Path, send_id_recreate: str, unknown_send_id: str
+    airflow_db: None, braze_sandbox: BrazeSandbox, tmp_path: Path, behaviours: dict[str, str]
 ) -> None:
-    """Re-creating a send ID and sending with one never created are not documented: the sandbox
-    offers each plausible behaviour, and the pipeline works under every one (its send ID task's
-    first answer is lost, so its retry meets the behaviour)."""
-    braze_sandbox.state.set_behaviours(send_id_recreate=send_id_recreate, unknown_send_id=unknown_send_id)
+    """Re-creating a send ID, sending with one never created and the shape of the analytics
+    series are not documented: the sandbox offers each plausible behaviour, and the pipeline
+    works under every one (its send ID task's first answer is lost, so its retry meets the
+    behaviour; its sensor and analytics meet the series' shape)."""
+    braze_sandbox.state.set_behaviours(**behaviours)
     braze_sandbox.set_faults(drop_after=1.0, paths=["/sends/id/create"], max_faults=1)
     dag = load_example_dag()
     for task in dag.tasks:
@@ -226,6 +256,24 @@ def test_pipeline_under_each_behaviour_braze_leaves_undocumented(
     assert dag_run.state == "success"
     (task,) = [t for t in dag_run.get_task_instances() if t.task_id == "create_send_id"]
     assert task.try_number == 2
-    send_id = xcoms(dag_run.run_id, DAG_ID)[("create_send_id", "return_value")]
+    values = xcoms(dag_run.run_id, DAG_ID)
+    send_id = values[("create_send_id", "return_value")]
     audience = {f"example-user-{n:06d}" for n in range(200)}
     assert braze_sandbox.state.deliveries("sandbox-api-campaign", send_id) == dict.fromkeys(audience, 1)
+    # The sensor and the analytics read the send's own day, whatever the series looks like.
+    assert (
+        values[("wait_for_analytics", "return_value")]["sent"],
+        values[("wait_for_analytics", "return_value")]["days"],
+    ) == (200, 1)
+    path = values[("fetch_analytics", "return_value")].removeprefix("file://")
+    with open(path, encoding="utf-8") as stored:
+        rows = [r for r in csv.DictReader(stored) if r["sent"] != "0"]
+    by_api_id = behaviours.get("analytics_variation_key") == "variation_api_id"
+    expected = (
+        "sandbox-api-campaign-email"
+        if by_api_id
+        else braze_sandbox.state.variation_name("sandbox-api-campaign", "sandbox-api-campaign-email")
+    )
+    assert [
+        (r["channel"], r["variation_api_id" if by_api_id else "variation_name"], r["sent"]) for r in rows
+    ] == [("email", expected, "200")]

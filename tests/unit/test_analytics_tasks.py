@@ -18,7 +18,7 @@ from airflow_provider_braze.hooks.braze import BrazeHook
 from airflow_provider_braze.operators.analytics import GetSendAnalyticsOperator
 from airflow_provider_braze.sandbox import BrazeSandbox, SandboxState
 from airflow_provider_braze.sensors.send_analytics import SendAnalyticsSensor
-from tests.conftest import REST_ENDPOINT, messages_for, sandbox_call
+from tests.conftest import REST_ENDPOINT, VALID_OBJECTS, messages_for, sandbox_call
 from tests.unit.test_analytics import ANSWER
 
 SERIES_URL = f"{REST_ENDPOINT}/sends/data_series"
@@ -132,12 +132,16 @@ def test_waits_for_data(braze_conn: str, requests_mock: rm.Mocker) -> None:
             "email": {
                 "sent": 10,
                 "delivered": 10,
-                "unique_recipients": 0,
-                "direct_opens": 0,
-                "total_opens": 0,
-                "body_clicks": 0,
-                "conversions": 0,
-                "revenue": 0,
+                "opens": None,  # Braze did not report them: unknown, not zero
+                "unique_opens": None,
+                "clicks": None,
+                "unique_clicks": None,
+                "unsubscribes": None,
+                "bounces": None,
+                "reported_spam": None,
+                "unique_recipients": None,
+                "conversions": None,
+                "revenue": None,
             }
         },
     }
@@ -181,6 +185,79 @@ def test_expired_send_fails_clearly(braze_conn: str, requests_mock: rm.Mocker) -
         BrazeAnalyticsUnavailableError, match="is 20 days old and Braze keeps send analytics for 14 days"
     ):
         sensor(sent_at=days_ago(20.2)).poke(context())
+
+
+def zero_filled(days: int, sent_today: int) -> dict[str, Any]:
+    """A series over the whole window, as Braze may answer (its docs do not say): every day has
+    the send's variation, all zeros until today's send."""
+    today = datetime.now(timezone.utc).date()
+    data = []
+    for back in range(days - 1, -1, -1):
+        sent = sent_today if back == 0 else 0
+        stats = {"variation_name": "A", "sent": sent, "delivered": sent, "unique_opens": 0, "revenue": 0.0}
+        data.append({"time": (today - timedelta(days=back)).isoformat(), "messages": {"email": [stats]}})
+    return {"message": "success", "data": data}
+
+
+def test_sensor_does_not_take_the_series_start_for_the_send_day(
+    braze_conn: str, requests_mock: rm.Mocker
+) -> None:
+    """A series that starts 13 days before today's send, with zeros: the send is hours old, not
+    13 days, so ``min_age`` is not met and there is one day of activity."""
+    requests_mock.get(SERIES_URL, json=zero_filled(14, sent_today=25))
+    result = sensor(min_age=timedelta(days=1)).poke(context())
+    assert result.is_done is False
+    assert (result.xcom_value["sent"], result.xcom_value["days"]) == (25, 1)
+
+
+def test_without_sent_at_min_age_counts_from_the_end_of_the_first_day(
+    braze_conn: str, requests_mock: rm.Mocker
+) -> None:
+    """Braze reports days, not times: a send reported yesterday may have happened just before
+    midnight, so it is not yet known to be a day old; one reported two days ago is."""
+    today = datetime.now(timezone.utc).date()
+    for back, one_day_met, two_days_met in ((1, False, False), (2, True, False), (3, True, True)):
+        requests_mock.get(SERIES_URL, json=series(5, (today - timedelta(days=back)).isoformat()))
+        assert sensor(min_age=timedelta(days=1)).poke(context()).is_done is one_day_met, back
+        assert sensor(min_age=timedelta(days=2)).poke(context()).is_done is two_days_met, back
+
+
+def test_sensor_waits_through_a_window_of_zeros(braze_conn: str, requests_mock: rm.Mocker) -> None:
+    requests_mock.get(
+        SERIES_URL, [{"json": zero_filled(14, sent_today=0)}, {"json": zero_filled(14, sent_today=3)}]
+    )
+    first = sensor().poke(context())
+    assert (first.is_done, first.xcom_value["days"]) == (False, 0)  # zeros are not analytics yet
+    assert sensor().poke(context()).is_done is True
+
+
+def test_a_window_of_zeros_is_no_data_for_an_expired_send(braze_conn: str, requests_mock: rm.Mocker) -> None:
+    requests_mock.get(SERIES_URL, json=zero_filled(14, sent_today=0))
+    with pytest.raises(BrazeAnalyticsUnavailableError, match="is 20 days old"):
+        sensor(sent_at=days_ago(20.2)).poke(context())
+
+
+@pytest.mark.parametrize("series_behaviour", ["window", "send_days"])
+def test_sensor_against_the_sandbox_under_each_series_shape(
+    braze_sandbox: BrazeSandbox, series_behaviour: str
+) -> None:
+    braze_sandbox.state.set_behaviours(analytics_series=series_behaviour)
+    send_to(braze_sandbox, "shape", 12, ("email", "sms"))
+    waiting = SendAnalyticsSensor(
+        task_id="w",
+        campaign_id="sandbox-api-campaign",
+        send_id="shape",
+        min_age=timedelta(hours=1),
+        timeout=60,
+    ).poke(context())
+    assert waiting.is_done is False  # sent moments ago, whatever day the series starts on
+    done = SendAnalyticsSensor(
+        task_id="w", campaign_id="sandbox-api-campaign", send_id="shape", min_sent=24, timeout=60
+    ).poke(context())
+    assert done.is_done is True
+    assert (done.xcom_value["sent"], done.xcom_value["days"]) == (24, 1)
+    assert set(done.xcom_value["channel_totals"]) == {"email", "sms"}
+    assert done.xcom_value["channel_totals"]["sms"]["sent_to_carrier"] <= 12
 
 
 # ---------------------------------------------------------------------------- sensor: deferral
@@ -259,21 +336,33 @@ def send_to(sandbox: BrazeSandbox, send_id: str, count: int, channels: tuple[str
     )
 
 
+def sent_days(answer: dict[str, Any]) -> list[dict[str, Any]]:
+    """The entries of a series on which something was sent."""
+    return [day for day in answer["data"] if any(v["sent"] for vs in day["messages"].values() for v in vs)]
+
+
 def test_sandbox_series_follows_the_ledger(braze_sandbox: BrazeSandbox) -> None:
     send_to(braze_sandbox, "s1", 40, ("email", "apple_push"))
     answer = sandbox_get(braze_sandbox, campaign_id="sandbox-api-campaign", send_id="s1", length=14).json()
-    (day,) = answer["data"]
+    assert len(answer["data"]) == 14  # the default: the whole window, zeros before the send
+    (day,) = sent_days(answer)
+    assert day == answer["data"][-1]  # today's
     assert set(day["messages"]) == {"email", "ios_push"}
     email = day["messages"]["email"][0]
     assert (email["sent"], email["unique_recipients"]) == (40, 40)
-    assert email["delivered"] + email["undelivered"] == 40
-    assert email["direct_opens"] <= email["total_opens"]
-    assert email["body_clicks"] <= email["direct_opens"]
+    assert email["delivered"] + email["bounces"] == 40
+    assert email["unique_opens"] <= email["opens"]
+    assert email["unique_clicks"] <= email["unique_opens"]
+    assert "direct_opens" not in email  # an email is opened, not directly opened
+    push = day["messages"]["ios_push"][0]
+    assert push["delivered"] + push["undelivered"] == 40
+    assert push["direct_opens"] <= push["total_opens"]
     assert day["unique_recipients"] == 40
     rows = GetSendAnalyticsOperator(task_id="a", campaign_id="sandbox-api-campaign", send_id="s1").execute(
         context()
     )
-    assert [r["channel"] for r in rows] == ["email", "ios_push"]
+    assert isinstance(rows, list)
+    assert [r["channel"] for r in rows if r["sent"]] == ["email", "ios_push"]
 
 
 def test_sandbox_series_is_deterministic() -> None:
@@ -288,33 +377,75 @@ def test_sandbox_series_is_deterministic() -> None:
     assert answers[0] == answers[1]
 
 
-def test_sandbox_series_keeps_14_days() -> None:
+@pytest.mark.parametrize(
+    ("series_behaviour", "lengths"), [("send_days", (1, 4, 0)), ("window", (15, 15, 15))]
+)
+def test_sandbox_series_keeps_14_days(series_behaviour: str, lengths: tuple[int, int, int]) -> None:
     clock = mock.Mock(return_value=1_790_000_000.0)  # 2026-09-21
-    with BrazeSandbox(state=SandboxState("k-0123456789", clock=clock)) as sandbox:
+    state = SandboxState("k-0123456789", clock=clock, behaviours={"analytics_series": series_behaviour})
+    with BrazeSandbox(state=state) as sandbox:
         with mock.patch.dict("os.environ", {"AIRFLOW_CONN_BRAZE_DEFAULT": sandbox.connection_json()}):
             send_to(sandbox, "old", 5)
-        assert (
-            len(
-                sandbox_get(sandbox, campaign_id="sandbox-api-campaign", send_id="old", length=30).json()[
-                    "data"
-                ]
-            )
-            == 1
+        seen = []
+        for days_later in (0, 3, 15):
+            clock.return_value = 1_790_000_000.0 + days_later * 86_400
+            answer = sandbox_get(sandbox, campaign_id="sandbox-api-campaign", send_id="old", length=30).json()
+            seen.append((len(answer["data"]), len(sent_days(answer))))
+    assert seen == [(lengths[0], 1), (lengths[1], 1), (lengths[2], 0)]  # gone after 14 days
+
+
+def test_sandbox_reports_each_channel_in_its_documented_shape(braze_sandbox: BrazeSandbox) -> None:
+    from airflow_provider_braze.analytics import CHANNEL_METRICS
+
+    send_to(braze_sandbox, "every-channel", 30, tuple(VALID_OBJECTS))
+    (day,) = sent_days(
+        sandbox_get(
+            braze_sandbox, campaign_id="sandbox-api-campaign", send_id="every-channel", length=1
+        ).json()
+    )
+    outcomes = {"revenue", "unique_recipients", "conversions", "conversions_by_send_time"}
+    assert len(day["messages"]) == len(VALID_OBJECTS)
+    for channel, (stats,) in day["messages"].items():
+        assert set(stats) == {"variation_name", *CHANNEL_METRICS[channel], *outcomes}, channel
+        assert stats["sent"] == 30
+        counts = [value for name, value in stats.items() if name not in ("variation_name", "revenue")]
+        assert all(isinstance(value, int) and 0 <= value <= 30 for value in counts), (channel, stats)
+    assert (
+        day["messages"]["ios_push"][0]["variation_name"],
+        day["messages"]["email"][0]["variation_name"],
+    ) != (
+        None,
+        None,
+    )
+
+
+@pytest.mark.parametrize(
+    ("key", "expected"),
+    [("variation_name", ["Variant 1", "Variant 2"]), ("variation_api_id", ["spring-a", "spring-b"])],
+)
+def test_sandbox_reports_per_variation(braze_sandbox: BrazeSandbox, key: str, expected: list[str]) -> None:
+    braze_sandbox.state.set_behaviours(analytics_variation_key=key)
+    braze_sandbox.state.add_campaign("spring", variations={"spring-a": "email", "spring-b": "email"})
+    hook = BrazeHook()
+    hook.create_send_id("spring", "ab")
+    for variation, users in (("spring-a", 7), ("spring-b", 5)):
+        message = {"email": {**VALID_OBJECTS["email"], "message_variation_id": variation}}
+        hook.send_messages(
+            "spring",
+            send_id="ab",
+            external_user_ids=[f"{variation}-{n}" for n in range(users)],
+            messages=message,
         )
-        clock.return_value += 3 * 86_400
-        assert (
-            len(
-                sandbox_get(sandbox, campaign_id="sandbox-api-campaign", send_id="old", length=30).json()[
-                    "data"
-                ]
-            )
-            == 4
-        )
-        clock.return_value += 12 * 86_400
-        assert (
-            sandbox_get(sandbox, campaign_id="sandbox-api-campaign", send_id="old", length=30).json()["data"]
-            == []
-        )
+    (day,) = sent_days(sandbox_get(braze_sandbox, campaign_id="spring", send_id="ab", length=1).json())
+    email = day["messages"]["email"]
+    assert [(v[key], v["sent"]) for v in email] == list(zip(expected, [7, 5], strict=True))
+    other = {"variation_name", "variation_api_id"} - {key}
+    assert not any(name in v for v in email for name in other)
+    rows = GetSendAnalyticsOperator(task_id="a", campaign_id="spring", send_id="ab", length=1).execute(
+        context()
+    )
+    assert isinstance(rows, list)
+    assert [(r[key], r["sent"]) for r in rows] == list(zip(expected, [7, 5], strict=True))
 
 
 @pytest.mark.parametrize(

@@ -176,7 +176,12 @@ def test_behaviours_are_checked_and_reset(braze_sandbox: BrazeSandbox) -> None:
     )
     assert answer.json()["unknown_send_id"] == "accept"
     braze_sandbox.reset()
-    assert braze_sandbox.state.behaviours == {"send_id_recreate": "count", "unknown_send_id": "refuse"}
+    assert braze_sandbox.state.behaviours == {
+        "send_id_recreate": "count",
+        "unknown_send_id": "refuse",
+        "analytics_series": "window",
+        "analytics_variation_key": "variation_name",
+    }
 
 
 def test_daily_quota_and_its_reset() -> None:
