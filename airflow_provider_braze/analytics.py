@@ -241,25 +241,32 @@ def channel_statistics(channel: str, row: Mapping[str, Any] | None = None) -> tu
 
 
 def totals_by_channel(rows: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Sum each channel's own statistics (and its outcomes) over all days and variations.
+    """Sum each channel's own statistics (and its outcomes) over all days and variations, and
+    count the days with activity (``days``).
 
     Every statistic of a known channel is present; it is None when Braze never reported it
-    (not 0: "no data" is not "nobody opened").
+    (not 0: "no data" is not "nobody opened"). Braze counts ``unique_*`` statistics per day, so
+    over several days their sum counts a user once per day, not once.
     """
     totals: dict[str, dict[str, Any]] = {}
+    active: dict[str, set[str]] = {}
     for row in rows:
         channel = row.get("channel")
         if channel is None:
             continue
         sums = totals.setdefault(channel, dict.fromkeys(channel_statistics(channel)))
+        days = active.setdefault(channel, set())
         for name in channel_statistics(channel, row):
             value = row.get(name)
             sums.setdefault(name, None)
             if _is_number(value):
                 sums[name] = (sums[name] or 0) + value
-    for sums in totals.values():
+                if value > 0:
+                    days.add(row["date"])
+    for channel, sums in totals.items():
         if isinstance(sums.get("revenue"), float):
             sums["revenue"] = round(sums["revenue"], 2)
+        sums["days"] = len(active[channel])
     return totals
 
 
@@ -269,16 +276,29 @@ def describe_totals(totals: Mapping[str, Mapping[str, Any]]) -> list[str]:
     for channel, t in sorted(totals.items()):
         counts, rate = _SUMMARIES.get(
             channel,
-            (tuple((name, name.replace("_", " ")) for name in t if name not in CHANNEL_OUTCOMES), None),
+            (
+                tuple(
+                    (name, name.replace("_", " ")) for name in t if name not in (*CHANNEL_OUTCOMES, "days")
+                ),
+                None,
+            ),
         )
+        days = t.get("days")
+        # Unique counts are per day: summed over several days they are not unique, and a rate
+        # from them could pass 100%.
+        several_days = isinstance(days, int) and days > 1
         parts = [f"{_count(t.get(name))} {label}" for name, label in counts]
         if rate is not None:
             numerator, denominator, label = rate
-            parts.append(f"{label} {_percent(t.get(numerator), t.get(denominator))}")
+            if not (several_days and (numerator.startswith("unique_") or denominator.startswith("unique_"))):
+                parts.append(f"{label} {_percent(t.get(numerator), t.get(denominator))}")
         parts.append(f"{_count(t.get('conversions'))} conversions")
         revenue = t.get("revenue")
         parts.append("revenue n/a" if revenue is None else f"revenue {revenue:.2f} USD")
-        lines.append(f"{channel}: " + ", ".join(parts))
+        line = f"{channel}: " + ", ".join(parts)
+        if several_days and any(name.startswith("unique_") for name, _ in counts):
+            line += f" (over {days} days; unique counts are per day, summed)"
+        lines.append(line)
     return lines or ["no message statistics yet"]
 
 

@@ -6,7 +6,7 @@ again in its public verbs, so direct hook users get the same errors.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from airflow_provider_braze.exceptions import BrazeValidationError
@@ -172,6 +172,15 @@ def normalize_schedule(value: Any) -> dict[str, Any]:
     schedule["time"] = (
         to_wall_clock_iso(schedule["time"], flag=local[0]) if local else to_utc_iso(schedule["time"])
     )
+    if local == ["in_local_time"]:
+        # Braze refuses a local-time send whose time has passed; it has passed everywhere once
+        # it has in the westernmost zone (UTC-12). Refused here, before the first batch.
+        wall_clock = datetime.fromisoformat(schedule["time"]).replace(tzinfo=timezone.utc)
+        if wall_clock + timedelta(hours=12) < datetime.now(timezone.utc):
+            raise BrazeValidationError(
+                f"schedule time {schedule['time']} with in_local_time has already passed in every time "
+                "zone; Braze refuses it. Give a time in the future."
+            )
     return schedule
 
 

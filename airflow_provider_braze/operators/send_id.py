@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -27,12 +28,16 @@ class CreateSendIdOperator(BaseOperator):
     Braze allows 100 custom send IDs per workspace per day; the task logs how many are left.
     When the quota is used up the task fails at once, saying when it resets.
 
-    A retried task never creates the same ID twice: what the task asked for and what Braze
-    created are remembered in ``checkpoint`` (an Airflow Variable by default), so a retry after
-    a success returns the ID without calling Braze. After a lost answer (Braze may or may not
-    have created it), the retry asks again for the same ``send_id``, and a refusal then is taken
-    to mean that the earlier request created it (logged). Without a ``send_id`` (Braze generates
-    one) such a retry cannot know the ID and fails with a clear error: give one.
+    A retry never asks again for an ID the task knows it created: what the task asked for and
+    what Braze created are remembered in ``checkpoint`` (an Airflow Variable by default), so a
+    retry after a success returns the ID without calling Braze. Only after a lost answer (Braze
+    may or may not have created it) does the retry ask again for the same ``send_id``: Braze
+    offers no way to look a send ID up, and whether re-creating one is free, counts toward the
+    daily quota once more, or is refused is undocumented, so each lost answer may cost one more
+    unit of the quota. A refusal then that says the ID exists (or a 409) means the earlier
+    request created it (logged); any other refusal fails the task with
+    ``BrazeCheckpointError``. Without a ``send_id`` (Braze generates one) such a retry cannot know
+    the ID and fails with a clear error: give one.
 
     .. code-block:: python
 
@@ -124,15 +129,29 @@ class CreateSendIdOperator(BaseOperator):
         try:
             return self.hook.create_send_id(campaign_id, send_id)
         except BrazeBadRequestError as err:
-            # Braze does not document re-creating an existing ID; a refusal now, after a request
-            # for the same ID went unanswered, means that request created it.
-            self.log.warning(
-                "Braze refused to create send ID %r again (%s); an earlier try's request for it had "
-                "an unknown outcome, so it was created then: using it.",
-                send_id,
-                err,
-            )
-            return send_id
+            # Braze does not document re-creating an existing ID. Only a refusal that says the
+            # ID exists (or a 409) means the earlier request created it; any other refusal (an
+            # invalid campaign...) would have refused that request too, or is not understood.
+            said = " ".join([str(err.message or ""), *(str(e) for e in err.errors)])
+            if err.status_code == 409 or _SAYS_IT_EXISTS.search(said):
+                self.log.warning(
+                    "Braze refused to create send ID %r again (%s); an earlier try's request for it "
+                    "had an unknown outcome, so it was created then: using it.",
+                    send_id,
+                    err,
+                )
+                return send_id
+            raise BrazeCheckpointError(
+                f"An earlier try asked Braze to create send ID {send_id!r} for campaign "
+                f"{campaign_id!r} and its answer was lost; asked again, Braze refused: {err} This "
+                "refusal does not say the ID exists, so whether it was created is unknown and it is "
+                f"not used. Fix the request if it is wrong, then give a new send_id or delete "
+                f"{memory.describe()} to start over."
+            ) from err
+
+
+#: How a refusal to create a send ID says that it exists (Braze does not document the wording).
+_SAYS_IT_EXISTS = re.compile(r"already|exist|duplicate|in use|taken", re.IGNORECASE)
 
 
 class _SendIdMemory:

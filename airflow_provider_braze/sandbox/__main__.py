@@ -64,7 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         type=_parse_rate_limit,
         metavar="NAME=LIMIT/SECONDS",
-        help="a rate-limit bucket: shared (default 250000/3600), broadcast (250/60) or send_id (100/86400)",
+        help="a rate-limit bucket: shared (default 250000/3600), broadcast (250/60), broadcast_audience "
+        "(10/60, per unique audience) or send_id (100/86400)",
     )
     parser.add_argument("--seed", type=int, help="seed for fault injection and generated IDs")
     parser.add_argument(
@@ -93,6 +94,13 @@ def build_parser() -> argparse.ArgumentParser:
         choices=UNDOCUMENTED_BEHAVIOURS["analytics_variation_key"],
         default=DEFAULT_BEHAVIOURS["analytics_variation_key"],
         help="how send analytics name a variation (Braze documents both) (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--scheduled-broadcast-pool",
+        choices=UNDOCUMENTED_BEHAVIOURS["scheduled_broadcast_pool"],
+        default=DEFAULT_BEHAVIOURS["scheduled_broadcast_pool"],
+        help="broadcasts scheduled through /campaigns/trigger/schedule/create count against the shared "
+        "hourly pool or the broadcast limits (Braze's pages disagree) (default: %(default)s)",
     )
     parser.add_argument(
         "--clock-offset",

@@ -11,10 +11,11 @@ import asyncio
 import json
 from datetime import datetime, timedelta, timezone
 from email.utils import formatdate
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from airflow_provider_braze.messaging import message_problems
 from airflow_provider_braze.sandbox.analytics import TRIGGERED_CAMPAIGN_CHANNEL, data_series, lines_of
@@ -62,6 +63,11 @@ def create_app(state: SandboxState) -> ASGIApp:
         if exc.errors:
             body["errors"] = exc.errors
         return JSONResponse(body, status_code=exc.status, headers=exc.headers)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_failure(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        # An unknown path (404) or method (405) answers in Braze's shape too, not FastAPI's.
+        return JSONResponse({"message": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers)
 
     # ----------------------------------------------------------------- Braze endpoints
 
@@ -296,6 +302,28 @@ def _consume(state: SandboxState, key: ApiKey, bucket: str = "shared") -> Window
     return limits.consume(key.workspace, now)
 
 
+def _consume_send(
+    state: SandboxState, key: ApiKey, body: dict[str, Any], *, broadcast_limits: bool
+) -> Window:
+    """Count a send: against the shared hourly pool, or against both broadcast limits, 250 a
+    minute and 10 a minute per unique audience (campaign, segment and audience object), "whichever
+    is reached first"; the answer's headers show the tighter one."""
+    if not broadcast_limits:
+        return _consume(state, key, "shared")
+    audience = json.dumps(
+        [body.get("campaign_id"), body.get("segment_id"), body.get("audience")], sort_keys=True
+    )
+    scope = f"{key.workspace}\x00{audience}"
+    now = state.now()
+    overall, per_audience = state.buckets["broadcast"], state.buckets["broadcast_audience"]
+    for bucket, owner in ((overall, key.workspace), (per_audience, scope)):
+        window = bucket.peek(owner, now)
+        if window.remaining <= 0:
+            raise BrazeAPIFailure(429, "API rate limit exceeded", headers=window.headers())
+    windows = [overall.consume(key.workspace, now), per_audience.consume(scope, now)]
+    return min(windows, key=lambda w: w.remaining)
+
+
 def _bad_request(message: str, window: Window, errors: list[str] | None = None) -> BrazeAPIFailure:
     return BrazeAPIFailure(400, message, errors, headers=window.headers())
 
@@ -327,9 +355,9 @@ async def _message_send(
     key = _authorize(state, request, permission)
     body = await _json_object(request, state.buckets["shared"].peek(key.workspace, state.now()))
     broadcast = body.get("broadcast") is True
-    # Braze's broadcast pool counts immediate broadcast sends; both schedule endpoints are in the
-    # shared hourly pool.
-    window = _consume(state, key, "broadcast" if broadcast and not scheduled else "shared")
+    # Braze's broadcast limits count immediate broadcast sends; /messages/schedule/create is in
+    # the shared hourly pool.
+    window = _consume_send(state, key, body, broadcast_limits=broadcast and not scheduled)
     ids = body.get("external_user_ids") or []
     aliases = body.get("user_aliases") or []
     if not isinstance(ids, list) or not all(isinstance(i, str) and i for i in ids):
@@ -381,7 +409,12 @@ async def _trigger_send(
     key = _authorize(state, request, permission)
     body = await _json_object(request, state.buckets["shared"].peek(key.workspace, state.now()))
     broadcast = body.get("broadcast") is True
-    window = _consume(state, key, "broadcast" if broadcast and not scheduled else "shared")
+    # Scheduled broadcasts: Braze's endpoint page says the shared pool, its rate-limits page the
+    # broadcast limits (a setting).
+    scheduled_as_broadcast = state.behaviours["scheduled_broadcast_pool"] == "broadcast"
+    window = _consume_send(
+        state, key, body, broadcast_limits=broadcast and (not scheduled or scheduled_as_broadcast)
+    )
     recipients = body.get("recipients") or []
     if not isinstance(recipients, list):
         raise _bad_request("Bad Request: recipients must be an array of recipient objects", window)
@@ -474,13 +507,26 @@ _WESTERNMOST_OFFSET = timedelta(hours=12)
 def _check_schedule(state: SandboxState, schedule: Any, window: Window) -> None:
     """Braze's schedule object: with local or optimal time, ``time`` is the users' wall clock with
     no zone designator, and a local-time send whose time has passed in all time zones is refused."""
-    if not isinstance(schedule, dict) or not _is_iso_time(schedule.get("time")):
-        raise _bad_request("Bad Request: schedule.time must be an ISO-8601 date and time", window)
+    if not isinstance(schedule, dict):
+        raise _bad_request("Bad Request: schedule must be an object", window)
+    for flag in ("in_local_time", "at_optimal_time"):
+        if flag in schedule and not isinstance(schedule[flag], bool):
+            raise _bad_request("Bad Request", window, [f"schedule.{flag} must be true or false"])
     local = schedule.get("in_local_time") is True
-    if not local and schedule.get("at_optimal_time") is not True:
+    optimal = schedule.get("at_optimal_time") is True
+    if local and optimal:
+        raise _bad_request("Bad Request", window, ["in_local_time and at_optimal_time cannot both be true"])
+    text = schedule.get("time")
+    if (local or optimal) and isinstance(text, str) and text.endswith(("Z", "z")):
+        text = text[:-1]  # checked as a time below, then refused for its zone designator
+        zone_designator = True
+    else:
+        zone_designator = False
+    if not _is_iso_time(text):
+        raise _bad_request("Bad Request: schedule.time must be an ISO-8601 date and time", window)
+    if not local and not optimal:
         return
-    text = schedule["time"]
-    if text.endswith(("Z", "z")) or datetime.fromisoformat(text).tzinfo is not None:
+    if zone_designator or datetime.fromisoformat(text).tzinfo is not None:
         raise _bad_request(
             "Bad Request",
             window,
@@ -528,7 +574,7 @@ def _parse_time(value: str) -> datetime:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
 
 
-def _is_iso_time(value: Any) -> bool:
+def _is_iso_time(value: Any) -> TypeGuard[str]:
     if not isinstance(value, str):
         return False
     try:

@@ -53,18 +53,23 @@ DEFAULT_CAMPAIGNS: dict[str, str] = {
 #:   first day with a send (``send_days``);
 #: - ``analytics_variation_key``: a variation's statistics are named by ``variation_name`` (as
 #:   ``/sends/data_series`` documents) or by ``variation_api_id`` (as ``/campaigns/data_series``
-#:   now documents).
+#:   now documents);
+#: - ``scheduled_broadcast_pool`` (Braze's pages disagree): a broadcast scheduled through
+#:   ``/campaigns/trigger/schedule/create`` counts against the ``shared`` hourly pool (the endpoint
+#:   page) or the ``broadcast`` per-minute limits (the rate-limits page).
 UNDOCUMENTED_BEHAVIOURS: dict[str, tuple[str, ...]] = {
     "send_id_recreate": ("count", "idempotent", "refuse"),
     "unknown_send_id": ("refuse", "accept"),
     "analytics_series": ("window", "send_days"),
     "analytics_variation_key": ("variation_name", "variation_api_id"),
+    "scheduled_broadcast_pool": ("shared", "broadcast"),
 }
 DEFAULT_BEHAVIOURS = {
     "send_id_recreate": "count",
     "unknown_send_id": "refuse",
     "analytics_series": "window",
     "analytics_variation_key": "variation_name",
+    "scheduled_broadcast_pool": "shared",
 }
 
 
@@ -81,6 +86,8 @@ DEFAULT_RATE_LIMITS: dict[str, tuple[int, int]] = {
     "send_id": (100, 86_400),  # /sends/id/create: send IDs created per day
     "shared": (250_000, 3_600),  # the hourly pool shared by the send and export endpoints
     "broadcast": (250, 60),  # sends to a segment, audience or whole campaign
+    # ... and at most 10 a minute to each unique audience (campaign + segment + audience object)
+    "broadcast_audience": (10, 60),
 }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import datetime, timedelta, timezone
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -27,11 +28,11 @@ class SendAnalyticsSensor(BaseSensorOperator):
 
     The conditions combine (all must hold): analytics are present, that is some channel reports
     a positive statistic (always); at least ``min_sent`` messages sent; the send at least
-    ``min_age`` old, measured from ``sent_at`` or, without it, from the end of the first day
-    with activity (Braze reports days, not times, and its series may start earlier, with
-    zeros): so ``min_age`` is never met early, at worst up to a day late; pass ``sent_at`` for
-    precision. The sensor returns, and pushes to XCom, a small summary: ``sent``, ``days``
-    (days with activity), ``channel_totals``.
+    ``min_age`` old, measured from ``sent_at`` or, without it, from the latest moment the first
+    day with activity can end (Braze reports days, not times, in a time zone it does not name,
+    and its series may start earlier, with zeros): so ``min_age`` is never met early, at worst
+    36 hours late; pass ``sent_at`` for precision. The sensor returns, and pushes to XCom, a
+    small summary: ``sent``, ``days`` (days with activity), ``channel_totals``.
 
     Braze keeps send analytics for 14 days: the sensor warns when the send is older than that,
     and fails at once (no retries) when Braze no longer has data for it (this needs
@@ -165,14 +166,16 @@ class SendAnalyticsSensor(BaseSensorOperator):
         # Not the first day of the series: whether it starts on the day of the send or covers
         # the whole window with zeros is undocumented. The first day with any activity.
         days = activity_days(with_stats)
-        now = datetime.now(timezone.utc)
-        # Braze reports days, not times: without sent_at, the send happened some time on its
-        # first day. Retention counts from the day's start (the earliest it can have been);
-        # min_age from its end (the latest), so it is never met early, at worst a day late.
+        now = _utcnow()
+        # Braze reports days, not times, and does not say in which time zone: without sent_at,
+        # the send happened some time on its first day, in some zone from UTC+14 to UTC-12.
+        # Retention counts from the earliest that can be; min_age from the latest, so it is
+        # never met early (at worst 36 hours late: pass sent_at for precision).
         oldest = newest = sent_at
         if sent_at is None and days:
-            oldest = datetime.fromisoformat(days[0]).replace(tzinfo=timezone.utc)
-            newest = min(now, oldest + timedelta(days=1))
+            midnight = datetime.fromisoformat(days[0]).replace(tzinfo=timezone.utc)
+            oldest = midnight - _EASTERNMOST_OFFSET
+            newest = min(now, midnight + timedelta(days=1) + _WESTERNMOST_OFFSET)
         age = now - oldest if oldest else None
         least_age = now - newest if newest else None
 
@@ -195,7 +198,9 @@ class SendAnalyticsSensor(BaseSensorOperator):
         if min_sent is not None and sent < min_sent:
             waiting.append(f"at least {min_sent} sent (now {sent})")
         if min_age is not None and (least_age is None or least_age < min_age):
-            waiting.append(f"the send to be {min_age} old (now {least_age or 'unknown'})")
+            waiting.append(
+                f"the send to be {min_age} old (now {'unknown' if least_age is None else least_age})"
+            )
         summary = {"sent": sent, "days": len(days), "channel_totals": totals_by_channel(with_stats)}
         if waiting:
             self.log.info(
@@ -204,6 +209,17 @@ class SendAnalyticsSensor(BaseSensorOperator):
         else:
             self.log.info("Send %r: %d sent over %d days; the condition is met.", send_id, sent, len(days))
         return not waiting, summary
+
+
+#: The time zones a day can be reported in: from UTC+14 (it starts 14 hours before UTC's) to
+#: UTC-12 (it ends 12 hours after UTC's).
+_EASTERNMOST_OFFSET = timedelta(hours=14)
+_WESTERNMOST_OFFSET = timedelta(hours=12)
+
+
+def _utcnow() -> datetime:
+    """Now, in UTC (a function, so tests can set the clock)."""
+    return datetime.now(timezone.utc)
 
 
 def _whole_number(value: Any, name: str) -> int | None:
@@ -231,6 +247,8 @@ def _duration(value: Any) -> timedelta | None:
         seconds = float(str(value))
     except ValueError:
         raise BrazeValidationError(f"min_age must be a timedelta or seconds, got {value!r}.") from None
+    if not math.isfinite(seconds) or seconds > timedelta.max.total_seconds():
+        raise BrazeValidationError(f"min_age must be a finite number of seconds, got {value!r}.")
     if seconds < 0:
         raise BrazeValidationError(f"min_age must not be negative, got {value!r}.")
     return timedelta(seconds=seconds)

@@ -220,7 +220,7 @@ def test_airflow_dags_test_cli(airflow_db: None, canary_sandbox: BrazeSandbox) -
 BEHAVIOUR_RUNS = [
     {"send_id_recreate": "count", "unknown_send_id": "refuse", "analytics_series": "send_days"},
     {"send_id_recreate": "idempotent", "analytics_variation_key": "variation_api_id"},
-    {"send_id_recreate": "refuse", "analytics_series": "window"},
+    {"send_id_recreate": "refuse", "analytics_series": "window", "scheduled_broadcast_pool": "broadcast"},
     {
         "unknown_send_id": "accept",
         "analytics_series": "send_days",
@@ -230,11 +230,10 @@ BEHAVIOUR_RUNS = [
 
 
 def test_the_behaviour_runs_cover_every_value() -> None:
-    from airflow_provider_braze.sandbox.state import UNDOCUMENTED_BEHAVIOURS
+    from airflow_provider_braze.sandbox.state import DEFAULT_BEHAVIOURS, UNDOCUMENTED_BEHAVIOURS
 
     for name, values in UNDOCUMENTED_BEHAVIOURS.items():
-        default = {"send_id_recreate": "count", "unknown_send_id": "refuse"}.get(name, values[0])
-        assert {run.get(name, default) for run in BEHAVIOUR_RUNS} == set(values), name
+        assert {run.get(name, DEFAULT_BEHAVIOURS[name]) for run in BEHAVIOUR_RUNS} == set(values), name
 
 
 @pytest.mark.parametrize(

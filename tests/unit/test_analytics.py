@@ -157,17 +157,20 @@ def test_totals_by_channel_use_each_channels_own_statistics() -> None:
         "unique_recipients": 990,
         "conversions": 6,
         "revenue": 37.5,
+        "days": 2,
     }
     assert list(totals["ios_push"]) == [
         *CHANNEL_METRICS["ios_push"],
         "unique_recipients",
         "conversions",
         "revenue",
+        "days",
     ]
     assert (totals["ios_push"]["direct_opens"], totals["ios_push"]["delivered"]) == (25, 99)
     assert describe_totals(totals) == [
+        # Two days: unique counts are per day, so no unique open rate (it could pass 100%).
         "email: 990 sent, 987 delivered, 247 unique opens, 49 unique clicks, 3 unsubscribes, 3 bounces, "
-        "0 spam reports, unique open rate 25.0%, 6 conversions, revenue 37.50 USD",
+        "0 spam reports, 6 conversions, revenue 37.50 USD (over 2 days; unique counts are per day, summed)",
         "ios_push: 100 sent, 25 direct opens, 33 total opens, 10 body clicks, 1 bounces, "
         "direct open rate 25.0%, 2 conversions, revenue 12.50 USD",
     ]
@@ -264,7 +267,7 @@ def test_every_documented_channel_is_totalled_in_its_own_terms(channel: str) -> 
     rows = send_analytics_rows(answer, campaign_id="c", send_id="s")
     assert {name: rows[0][name] for name in stats} == stats
     totals = totals_by_channel(rows)[channel]
-    assert list(totals) == [*CHANNEL_METRICS[channel], "unique_recipients", "conversions", "revenue"]
+    assert list(totals) == [*CHANNEL_METRICS[channel], "unique_recipients", "conversions", "revenue", "days"]
     for name in CHANNEL_METRICS[channel]:
         assert totals[name] == stats.get(name)  # None where not documented for this answer
     assert describe_totals({channel: totals}) == [
@@ -285,9 +288,43 @@ def test_a_channel_braze_added_since_is_totalled_over_its_numeric_fields() -> No
     }
     totals = totals_by_channel(send_analytics_rows(answer, campaign_id="c", send_id="s"))
     assert totals == {
-        "line": {"unique_recipients": None, "conversions": None, "revenue": None, "sent": 6, "reads": 3}
+        "line": {
+            "unique_recipients": None,
+            "conversions": None,
+            "revenue": None,
+            "sent": 6,
+            "reads": 3,
+            "days": 2,
+        }
     }
     assert describe_totals(totals) == ["line: 6 sent, 3 reads, n/a conversions, revenue n/a"]
+
+
+def test_unique_rates_are_not_made_of_uniques_summed_over_days() -> None:
+    """Braze counts uniques per day: 80, 70 and 60 unique opens of 100 delivered over three days
+    are not a 210% unique open rate."""
+    answer = {
+        "message": "success",
+        "data": [
+            {
+                "time": day,
+                "messages": {
+                    "email": [{**DOCUMENTED_EMAIL, "sent": sent, "delivered": sent, "unique_opens": uo}]
+                },
+            }
+            for day, sent, uo in (("2026-11-21", 100, 80), ("2026-11-22", 0, 70), ("2026-11-23", 0, 60))
+        ],
+    }
+    totals = totals_by_channel(send_analytics_rows(answer, campaign_id="c", send_id="s"))
+    assert (totals["email"]["unique_opens"], totals["email"]["days"]) == (210, 3)
+    (line,) = describe_totals(totals)
+    assert "rate" not in line
+    assert "%" not in line
+    assert line.endswith("(over 3 days; unique counts are per day, summed)")
+    # A single day's uniques are unique: the rate is shown.
+    one_day = {"message": "success", "data": answer["data"][:1]}
+    (line,) = describe_totals(totals_by_channel(send_analytics_rows(one_day, campaign_id="c", send_id="s")))
+    assert "unique open rate 80.0%" in line
 
 
 def test_totals_keep_revenue_in_cents() -> None:

@@ -142,6 +142,7 @@ def test_waits_for_data(braze_conn: str, requests_mock: rm.Mocker) -> None:
                 "unique_recipients": None,
                 "conversions": None,
                 "revenue": None,
+                "days": 1,
             }
         },
     }
@@ -169,6 +170,9 @@ def test_min_age_from_sent_at(braze_conn: str, requests_mock: rm.Mocker) -> None
     assert sensor(min_age="90000", sent_at=days_ago(0.5)).poke(context()).is_done is False
     with pytest.raises(BrazeValidationError, match="min_age must be a timedelta or seconds"):
         sensor(min_age="a day").poke(context())
+    for endless in ("nan", "inf", "-inf", "1e300"):
+        with pytest.raises(BrazeValidationError, match="min_age must be a finite number of seconds"):
+            sensor(min_age=endless).poke(context())
 
 
 def test_old_send_warns(
@@ -210,16 +214,67 @@ def test_sensor_does_not_take_the_series_start_for_the_send_day(
     assert (result.xcom_value["sent"], result.xcom_value["days"]) == (25, 1)
 
 
-def test_without_sent_at_min_age_counts_from_the_end_of_the_first_day(
-    braze_conn: str, requests_mock: rm.Mocker
+NOW = datetime(2026, 11, 26, 20, 0, tzinfo=timezone.utc)
+
+
+@pytest.fixture
+def frozen_now(monkeypatch: pytest.MonkeyPatch) -> datetime:
+    from airflow_provider_braze.sensors import send_analytics
+
+    monkeypatch.setattr(send_analytics, "_utcnow", lambda: NOW)
+    return NOW
+
+
+@pytest.mark.parametrize(
+    ("day", "one_day_met", "two_days_met"),
+    [
+        ("2026-11-26", False, False),
+        ("2026-11-25", False, False),
+        ("2026-11-24", True, False),
+        ("2026-11-23", True, True),
+    ],
+)
+def test_without_sent_at_min_age_counts_from_the_latest_the_first_day_can_end(
+    braze_conn: str,
+    requests_mock: rm.Mocker,
+    frozen_now: datetime,
+    day: str,
+    one_day_met: bool,
+    two_days_met: bool,
 ) -> None:
-    """Braze reports days, not times: a send reported yesterday may have happened just before
-    midnight, so it is not yet known to be a day old; one reported two days ago is."""
-    today = datetime.now(timezone.utc).date()
-    for back, one_day_met, two_days_met in ((1, False, False), (2, True, False), (3, True, True)):
-        requests_mock.get(SERIES_URL, json=series(5, (today - timedelta(days=back)).isoformat()))
-        assert sensor(min_age=timedelta(days=1)).poke(context()).is_done is one_day_met, back
-        assert sensor(min_age=timedelta(days=2)).poke(context()).is_done is two_days_met, back
+    """Braze reports days, not times, in a zone it does not name: a send reported on the 25th
+    may have happened at 11:59 UTC on the 26th (a UTC-12 day), so at 20:00 on the 26th it is not
+    yet known to be a day old; one reported on the 24th is (its day ended by the 25th, 12:00)."""
+    requests_mock.get(SERIES_URL, json=series(5, day))
+    assert sensor(min_age=timedelta(days=1)).poke(context()).is_done is one_day_met
+    assert sensor(min_age=timedelta(days=2)).poke(context()).is_done is two_days_met
+
+
+def test_a_send_reported_yesterday_in_a_western_zone_is_not_met_early(
+    braze_conn: str, requests_mock: rm.Mocker, frozen_now: datetime
+) -> None:
+    """Zeros around the send day; a workspace whose days are Los Angeles days may report a send
+    made at 03:00 UTC on the 26th as the 25th: 17 hours old at 20:00, so 19 hours is not met."""
+    answer = {
+        "message": "success",
+        "data": [
+            {"time": day, "messages": {"email": [{"variation_name": "A", "sent": sent, "delivered": sent}]}}
+            for day, sent in (("2026-11-24", 0), ("2026-11-25", 100), ("2026-11-26", 0))
+        ],
+    }
+    requests_mock.get(SERIES_URL, json=answer)
+    result = sensor(min_age=timedelta(hours=19)).poke(context())
+    assert result.is_done is False
+    assert (result.xcom_value["sent"], result.xcom_value["days"]) == (100, 1)
+    assert sensor(min_age=timedelta(hours=7)).poke(context()).is_done is True  # 8 hours at least
+
+
+def test_a_zero_age_is_reported_as_zero(
+    braze_conn: str, requests_mock: rm.Mocker, frozen_now: datetime, capsys: pytest.CaptureFixture[str]
+) -> None:
+    requests_mock.get(SERIES_URL, json=series(5, "2026-11-26"))
+    assert sensor(min_age=60, sent_at=NOW.isoformat()).poke(context()).is_done is False
+    assert "(now 0:00:00)" in capsys.readouterr().out
 
 
 def test_sensor_waits_through_a_window_of_zeros(braze_conn: str, requests_mock: rm.Mocker) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -96,8 +96,8 @@ def test_trigger_campaign_send_body(hook: BrazeHook, requests_mock: rm.Mocker) -
         (datetime(2026, 12, 1, 9, tzinfo=timezone.utc), {"time": "2026-12-01T09:00:00Z"}),
         # Local and optimal time: the users' wall clock, sent without a zone designator.
         (
-            {"time": "2026-12-01T09:00:00", "in_local_time": True},
-            {"time": "2026-12-01T09:00:00", "in_local_time": True},
+            {"time": "2099-12-01T09:00:00", "in_local_time": True},
+            {"time": "2099-12-01T09:00:00", "in_local_time": True},
         ),
         (
             {"time": datetime(2026, 12, 1, 9, 30), "at_optimal_time": True},
@@ -223,6 +223,24 @@ def test_schedule_validation(hook: BrazeHook, requests_mock: rm.Mocker, schedule
     with pytest.raises(BrazeValidationError, match=message):
         hook.schedule_messages("camp", schedule=schedule, external_user_ids=["u1"], messages=EMAIL)
     assert requests_mock.call_count == 0
+
+
+@pytest.mark.parametrize(("hours_ago", "refused"), [(13, True), (11, False), (-24, False)])
+def test_a_local_time_that_has_passed_everywhere_is_refused_before_sending(
+    hook: BrazeHook, requests_mock: rm.Mocker, hours_ago: float, refused: bool
+) -> None:
+    """Braze refuses a local-time send whose time has passed: once 12 hours past it (UTC-12),
+    it has passed in every zone. Checked locally, before the first request."""
+    requests_mock.post(SCHEDULE_URL, status_code=201, json={"message": "success", "schedule_id": "s"})
+    wall_clock = (datetime.now(timezone.utc) - timedelta(hours=hours_ago)).replace(tzinfo=None)
+    schedule = {"time": wall_clock.isoformat(timespec="seconds"), "in_local_time": True}
+    if refused:
+        with pytest.raises(BrazeValidationError, match="has already passed in every time zone"):
+            hook.schedule_messages("camp", schedule=schedule, external_user_ids=["u1"], messages=EMAIL)
+        assert requests_mock.call_count == 0
+    else:
+        hook.schedule_messages("camp", schedule=schedule, external_user_ids=["u1"], messages=EMAIL)
+        assert requests_mock.last_request.json()["schedule"] == schedule
 
 
 @pytest.mark.parametrize(

@@ -133,6 +133,7 @@ REFUSED: list[tuple[str, dict[str, Any], str, str]] = [
         "Bad Request",
     ),
     ("a channel Braze does not have", {"carrier_pigeon": {"body": "coo"}}, "carrier_pigeon", "Bad Request"),
+    ("a LINE message, not checked yet", {"line": {"messages": []}}, "line", "Bad Request"),
     (
         "a campaign without a variation",
         without("email", "message_variation_id"),
@@ -173,6 +174,14 @@ def test_exceptions_braze_documents_are_accepted() -> None:
         assert message_problems(messages, campaign_id=CAMPAIGN) == []
     # Without a campaign, no variation is needed; fields Braze may add later pass through.
     assert message_problems(changed("email", future_field=1), campaign_id=None) == []
+
+
+@pytest.mark.parametrize(("channel", "name"), [("line", "LINE"), ("kakao", "KakaoTalk")])
+def test_braze_channels_not_checked_yet_are_refused_by_name(channel: str, name: str) -> None:
+    with pytest.raises(BrazeValidationError) as err:
+        validate_messages({channel: {"any": "thing"}}, campaign_id=None)
+    assert f"is Braze's {name} object, which this provider cannot check" in str(err.value)
+    assert "is not a Braze messaging object" not in str(err.value)
 
 
 def test_every_problem_is_named_at_once() -> None:

@@ -202,6 +202,64 @@ def test_a_retry_after_a_lost_answer_ends_with_the_send_id_whatever_braze_does(
     assert braze_sandbox.state.deliveries("sandbox-api-campaign", "spring") == {"u1": 1}
 
 
+@pytest.mark.parametrize("behaviour", BEHAVIOURS)
+@pytest.mark.parametrize("fault", ["drop_before", "drop_after"])
+def test_a_refusal_that_does_not_say_the_id_exists_is_not_taken_for_a_creation(
+    braze_sandbox: BrazeSandbox, tmp_path: Path, behaviour: str, fault: str
+) -> None:
+    """A mistyped campaign: the first answer is lost, the retry is refused with Invalid Campaign
+    ID. That refusal says nothing about the ID: the task fails and the ID is never used."""
+    braze_sandbox.state.set_behaviours(send_id_recreate=behaviour)
+    braze_sandbox.set_faults(**{fault: 1.0}, paths=["/sends/id/create"], max_faults=1)
+    op = CreateSendIdOperator(
+        task_id="create", campaign_id="sandbox-api-campaing", send_id="spring", checkpoint=str(tmp_path)
+    )
+    with pytest.raises(BrazeAmbiguousRequestError):
+        op.execute({"ti": task_instance(1)})  # type: ignore[arg-type]
+    ti = task_instance(2)
+    with pytest.raises(BrazeCheckpointError, match="Invalid Campaign ID") as err:
+        op.execute({"ti": ti})  # type: ignore[arg-type]
+    assert "does not say the ID exists" in str(err.value)
+    ti.xcom_push.assert_not_called()
+    assert creations(braze_sandbox) == 0
+
+
+@pytest.mark.parametrize(
+    ("status", "answer", "created"),
+    [
+        (400, {"message": "Bad Request", "errors": ["send_id 'spring' already exists"]}, True),
+        (400, {"message": "Send ID exists for this campaign"}, True),
+        (400, {"message": "Duplicate send_id"}, True),
+        (409, {"message": "Conflict"}, True),
+        (400, {"message": "Invalid Campaign ID"}, False),
+        (400, {"message": "Bad Request", "errors": ["send_id is invalid"]}, False),
+        (400, {"message": "Bad Request"}, False),
+    ],
+)
+def test_which_refusals_after_a_lost_answer_mean_the_id_exists(
+    braze_conn: str,
+    requests_mock: rm.Mocker,
+    tmp_path: Path,
+    status: int,
+    answer: dict[str, Any],
+    created: bool,
+) -> None:
+    import requests
+
+    requests_mock.post(
+        CREATE_URL, [{"exc": requests.exceptions.ReadTimeout}, {"status_code": status, "json": answer}]
+    )
+    with pytest.raises(BrazeAmbiguousRequestError):
+        create(tmp_path, "spring", 1)
+    if created:
+        assert create(tmp_path, "spring", 2) == "spring"
+        assert create(tmp_path, "spring", 3) == "spring"  # remembered: not asked again
+        assert requests_mock.call_count == 2
+    else:
+        with pytest.raises(BrazeCheckpointError, match="whether it was created is unknown"):
+            create(tmp_path, "spring", 2)
+
+
 def test_a_lost_answer_for_a_generated_send_id_fails_clearly(
     braze_sandbox: BrazeSandbox, tmp_path: Path
 ) -> None:

@@ -181,6 +181,7 @@ def test_behaviours_are_checked_and_reset(braze_sandbox: BrazeSandbox) -> None:
         "unknown_send_id": "refuse",
         "analytics_series": "window",
         "analytics_variation_key": "variation_name",
+        "scheduled_broadcast_pool": "shared",
     }
 
 

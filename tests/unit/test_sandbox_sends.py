@@ -148,8 +148,36 @@ def test_broadcast_uses_its_own_bucket_and_gets_a_send_id(braze_sandbox: BrazeSa
         {"campaign_id": API, "segment_id": "seg", "broadcast": True, "messages": EMAIL},
     )
     assert response.status_code == 201
-    assert response.headers["X-RateLimit-Limit"] == "250"
+    # Both broadcast limits count it; the headers show the tighter: 10 a minute per audience.
+    assert (response.headers["X-RateLimit-Limit"], response.headers["X-RateLimit-Remaining"]) == ("10", "9")
     assert len(response.json()["send_id"]) == 32  # Braze generates one for broadcasts
+
+
+def test_broadcasts_are_limited_per_unique_audience_and_overall() -> None:
+    """Braze: 250 a minute overall and 10 a minute per unique audience, whichever comes first."""
+    state = SandboxState("k-0123456789", rate_limits={"broadcast": (25, 60)})
+    with BrazeSandbox(state=state) as sandbox:
+
+        def broadcast(segment: str, campaign: str = API) -> requests.Response:
+            body = {"campaign_id": campaign, "segment_id": segment, "broadcast": True, "messages": EMAIL}
+            if campaign != API:
+                body = {"campaign_id": campaign, "broadcast": True}
+                return call(sandbox, "/campaigns/trigger/send", body)
+            return call(sandbox, "/messages/send", body)
+
+        first = [broadcast("seg-a").status_code for _ in range(11)]
+        assert first == [201] * 10 + [429]
+        refused = broadcast("seg-a")
+        assert (refused.headers["X-RateLimit-Limit"], refused.headers["X-RateLimit-Remaining"]) == ("10", "0")
+        # Another segment, or the same segment of another campaign, is another audience...
+        assert [broadcast("seg-b").status_code for _ in range(10)] == [201] * 10
+        assert broadcast("seg-a", TRIGGERED).status_code == 201
+        # ... until the overall limit (25 here) is reached.
+        assert [broadcast(f"seg-{n}").status_code for n in range(5)] == [201, 201, 201, 201, 429]
+        assert broadcast("seg-z").headers["X-RateLimit-Limit"] == "25"
+        # Sends to listed users are in the shared hourly pool, not limited per audience.
+        users = {"campaign_id": API, "external_user_ids": ["u1"], "messages": EMAIL}
+        assert call(sandbox, "/messages/send", users).status_code == 201
 
 
 def _wall_clock_in(days: float) -> str:
@@ -260,6 +288,9 @@ def test_schedules_count_against_the_shared_pool_even_as_broadcasts() -> None:
         answers = [call(sandbox, "/campaigns/trigger/schedule/create", body) for _ in range(3)]
         assert [a.status_code for a in answers] == [201, 201, 201]
         assert answers[-1].headers["X-RateLimit-Limit"] == "250000"
+        api_body = {"campaign_id": API, "broadcast": True, "schedule": schedule, "messages": EMAIL}
+        api_answers = [call(sandbox, "/messages/schedule/create", api_body) for _ in range(2)]
+        assert [a.status_code for a in api_answers] == [201, 201]
         broadcast = {"campaign_id": TRIGGERED, "broadcast": True}
         assert [call(sandbox, "/campaigns/trigger/send", broadcast).status_code for _ in range(2)] == [
             201,
@@ -304,3 +335,51 @@ def test_successes_with_non_fatal_errors_are_braze_shaped(braze_sandbox: BrazeSa
     )
     assert "errors" not in second.json()
     assert braze_sandbox.state.deliveries() == {"u1": 2}
+
+
+def test_scheduled_trigger_broadcasts_can_count_as_broadcasts() -> None:
+    """Braze's pages disagree on /campaigns/trigger/schedule/create broadcasts: a setting."""
+    state = SandboxState(
+        "k-0123456789",
+        rate_limits={"broadcast": (1, 60)},
+        behaviours={"scheduled_broadcast_pool": "broadcast"},
+    )
+    with BrazeSandbox(state=state) as sandbox:
+        body = {"campaign_id": TRIGGERED, "broadcast": True, "schedule": {"time": "2030-12-01T09:00:00Z"}}
+        answers = [call(sandbox, "/campaigns/trigger/schedule/create", body) for _ in range(2)]
+        assert [a.status_code for a in answers] == [201, 429]
+        api_body = {"campaign_id": API, "broadcast": True, "schedule": body["schedule"], "messages": EMAIL}
+        assert call(sandbox, "/messages/schedule/create", api_body).status_code == 201  # always shared
+
+
+@pytest.mark.parametrize(
+    ("schedule", "error"),
+    [
+        (
+            {"time": "2030-12-01T09:00:00", "in_local_time": "true"},
+            "schedule.in_local_time must be true or false",
+        ),
+        (
+            {"time": "2030-12-01T09:00:00Z", "in_local_time": 1},
+            "schedule.in_local_time must be true or false",
+        ),
+        (
+            {"time": "2030-12-01T09:00:00", "at_optimal_time": None},
+            "schedule.at_optimal_time must be true or false",
+        ),
+        (
+            {"time": "2030-12-01T09:00:00", "in_local_time": True, "at_optimal_time": True},
+            "in_local_time and at_optimal_time cannot both be true",
+        ),
+        ({"time": "2030-12-01T09:00:00z", "in_local_time": True}, "do not provide time zone designators"),
+        ({"time": "2030-12-01T09:00:00z", "at_optimal_time": True}, "do not provide time zone designators"),
+    ],
+)
+def test_schedule_flags_are_booleans_and_exclusive(
+    braze_sandbox: BrazeSandbox, schedule: dict[str, Any], error: str
+) -> None:
+    body = {"campaign_id": API, "external_user_ids": ["u1"], "messages": EMAIL, "schedule": schedule}
+    answer = call(braze_sandbox, "/messages/schedule/create", body)
+    assert answer.status_code == 400
+    assert answer.json()["message"] == "Bad Request"
+    assert error in answer.json()["errors"][0]
