@@ -287,12 +287,12 @@ def describe_totals(totals: Mapping[str, Mapping[str, Any]]) -> list[str]:
         # Unique counts are per day: summed over several days they are not unique, and a rate
         # from them could pass 100%.
         several_days = isinstance(days, int) and days > 1
-        parts = [f"{_count(t.get(name))} {label}" for name, label in counts]
+        parts = [_counted(t.get(name), label) for name, label in counts]
         if rate is not None:
             numerator, denominator, label = rate
             if not (several_days and (numerator.startswith("unique_") or denominator.startswith("unique_"))):
                 parts.append(f"{label} {_percent(t.get(numerator), t.get(denominator))}")
-        parts.append(f"{_count(t.get('conversions'))} conversions")
+        parts.append(_counted(t.get("conversions"), "conversions"))
         revenue = t.get("revenue")
         parts.append("revenue n/a" if revenue is None else f"revenue {revenue:.2f} USD")
         line = f"{channel}: " + ", ".join(parts)
@@ -365,8 +365,13 @@ def _unexpected(detail: str) -> BrazeUnexpectedResponseError:
     )
 
 
-def _count(value: Any) -> str:
-    return "n/a" if value is None else f"{value:.0f}"
+def _counted(value: Any, label: str) -> str:
+    """``3 bounces``, ``1 bounce``, ``n/a bounces``: the labels are plural nouns or participles."""
+    if value is None:
+        return f"n/a {label}"
+    if value == 1 and label.endswith("s"):
+        label = label[:-1]
+    return f"{value:.0f} {label}"
 
 
 def _percent(numerator: Any, denominator: Any) -> str:

@@ -1,31 +1,98 @@
 """Run the example pipeline with `airflow dags test` against a local Braze sandbox.
 
-Used by scripts/demo. Everything happens in a throwaway AIRFLOW_HOME under .demo/, so it never
-touches a real Airflow installation or a real Braze workspace.
+Used by scripts/demo. Everything happens under .demo/, so it never touches a real Airflow
+installation or a real Braze workspace: the Airflow home and the run's log are rebuilt each
+time; the analytics CSVs of earlier runs are kept in .demo/analytics/. The provider's task log
+lines are relayed as "level  message" (no timestamps or logger paths), wrapped, never cut.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import shutil
 import subprocess
 import sys
+import textwrap
 import urllib.request
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 WORK = REPO / ".demo"
 DAG_ID = "braze_send_id_pipeline"
+WIDTH = 100
+
+#: A structured task log line: `2026-11-26T20:39:53.279430Z [info     ] Message [logger] loc=f.py:1`.
+_LOG_LINE = re.compile(
+    r"^\S+Z \[(?P<level>\w+)\s*\] (?P<message>.*?)(?: \[(?P<logger>[^\]\s]+)\](?: \S+=\S*)*)?\s*$"
+)
+#: Loggers whose lines the demo shows besides warnings and errors: this provider's.
+_OURS = "airflow_provider_braze"
+
+
+def relay_lines(output: str) -> list[str]:
+    """What the demo shows of ``airflow dags test`` output: the provider's log lines, every
+    warning and error, and the summaries the example's tasks print (a ``Braze ...`` line and the
+    indented lines right under it); as ``level  message``, wrapped to WIDTH columns without
+    cutting a word. Airflow's "Returned value was" repeats are left out."""
+    shown: list[str] = []
+    seen: set[str] = set()
+    in_summary = False
+    for raw in output.splitlines():
+        line = raw.rstrip()
+        match = _LOG_LINE.match(line)
+        if match is None:
+            if line.startswith("Braze ") or (in_summary and line.startswith("  ")):
+                in_summary = True
+                if line.strip() not in seen:  # already logged by the operator: not twice
+                    seen.add(line.strip())
+                    shown += _wrap("    ", line)
+            else:
+                in_summary = False
+            continue
+        in_summary = False
+        level, message, logger = match["level"].lower(), match["message"], match["logger"] or ""
+        if message.startswith("Done. Returned value was"):
+            continue
+        # The provider's lines at every level; other components' only when something failed
+        # (their warnings about this machine, e.g. a missing graphviz, stay in the full log).
+        if _OURS in logger or level in ("error", "critical"):
+            seen.add(message.strip())
+            shown += _wrap(f"    {level:<8}", message)
+    return shown
+
+
+def _wrap(prefix: str, message: str) -> list[str]:
+    """``message`` after ``prefix``, wrapped at WIDTH; continuation lines indented; a word longer
+    than the line (a path, a URL) is kept whole."""
+    lead = len(message) - len(message.lstrip())
+    return textwrap.wrap(
+        message.strip(),
+        width=WIDTH,
+        initial_indent=prefix + " " * lead,
+        subsequent_indent=" " * (len(prefix) + lead + 2),
+        break_long_words=False,
+        break_on_hyphens=False,
+    )
 
 
 def main() -> int:
     from airflow_provider_braze.sandbox import BrazeSandbox
 
-    shutil.rmtree(WORK, ignore_errors=True)
+    analytics = WORK / "analytics"
+    earlier = sorted(analytics.glob("*.csv")) if analytics.exists() else []
+    for name in ("airflow-home", "dags-test.log"):
+        target = WORK / name
+        if target.is_dir():
+            shutil.rmtree(target)
+        elif target.exists():
+            target.unlink()
     home = WORK / "airflow-home"
     home.mkdir(parents=True)
+    if earlier:
+        print(f"==> keeping {len(earlier)} earlier analytics file(s) in {analytics}", flush=True)
     airflow = str(Path(sys.executable).parent / "airflow")
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")},
@@ -35,10 +102,17 @@ def main() -> int:
     }
 
     print("==> creating the Airflow metadata database (SQLite, in .demo/)", flush=True)
-    migrate = subprocess.run([airflow, "db", "migrate"], env=env, capture_output=True, text=True, check=False)
+    migrate_log = WORK / "db-migrate.log"
+    with migrate_log.open("w") as log:
+        migrate = subprocess.run(
+            [airflow, "db", "migrate"], env=env, stdout=log, stderr=subprocess.STDOUT, check=False
+        )
     if migrate.returncode != 0:
-        print(migrate.stdout[-4000:], migrate.stderr[-4000:], sep="\n")
-        return migrate.returncode
+        print(
+            f"scripts/demo: 'airflow db migrate' failed (exit {migrate.returncode}); see {migrate_log}.",
+            file=sys.stderr,
+        )
+        return 1
 
     with BrazeSandbox(api_key=f"sandbox-demo-{secrets.token_hex(12)}") as sandbox:
         print(f"==> Braze sandbox listening on {sandbox.url}", flush=True)
@@ -46,7 +120,7 @@ def main() -> int:
         print(f"==> airflow dags test {DAG_ID}", flush=True)
         log_path = WORK / "dags-test.log"
         with log_path.open("w") as log:
-            conf = json.dumps({"analytics_path": f"file://{WORK / 'analytics'}"})
+            conf = json.dumps({"analytics_path": f"file://{analytics}"})
             run = subprocess.run(
                 [airflow, "dags", "test", DAG_ID, "--conf", conf],
                 env=env,
@@ -54,36 +128,39 @@ def main() -> int:
                 stderr=subprocess.STDOUT,
                 check=False,
             )
-        output = log_path.read_text()
-        in_channel_summary = False
-        for line in output.splitlines():
-            # The per-channel summary is printed as an indented block under its title line.
-            if in_channel_summary and line.startswith("  "):
-                print("   ", line.rstrip())
-                continue
-            in_channel_summary = line.startswith("Braze analytics for send ID")
-            if "Braze" in line or "send ID" in line or "ERROR" in line:
-                print("   ", line.strip()[:300])
+        for line in relay_lines(log_path.read_text()):
+            print(line)
         with urllib.request.urlopen(f"{sandbox.url}/_sandbox/ledger") as answer:  # noqa: S310 - loopback
             ledger = json.load(answer)
         deliveries = sandbox.state.deliveries()
 
     if run.returncode != 0:
-        print(f"\nThe pipeline FAILED (exit {run.returncode}); full log: {log_path}")
-        return run.returncode
+        print(
+            f"scripts/demo: the example pipeline failed (exit {run.returncode}); see {log_path}.",
+            file=sys.stderr,
+        )
+        return 1
     created = [e for e in ledger if e["endpoint"] == "POST /sends/id/create"]
     if len(created) != 1:
-        print(f"\nExpected one created send ID, the sandbox recorded {len(created)}; full log: {log_path}")
+        found = len(created)
+        print(
+            f"scripts/demo: expected one created send ID, the sandbox recorded {found}; see {log_path}.",
+            file=sys.stderr,
+        )
         return 1
     entry = created[0]
     sends = [e for e in ledger if e["endpoint"] == "POST /messages/send"]
-    print(
-        f"\nExample pipeline succeeded. Created send ID: {entry['response']['send_id']} "
+    new = sorted(set(analytics.glob("*.csv")) - set(earlier))
+    summary = (
+        f"Example pipeline succeeded. Created send ID: {entry['response']['send_id']} "
         f"(campaign {entry['request']['campaign_id']}); the sandbox received {len(sends)} send requests "
         f"for {len(deliveries)} distinct recipients, {sum(deliveries.values())} messages in all."
-        f"\nAnalytics rows: {', '.join(str(p) for p in sorted((WORK / 'analytics').glob('*.csv')))}"
-        f"\nFull log: {log_path}"
     )
+    print(
+        "\n" + "\n".join(textwrap.wrap(summary, width=WIDTH, break_long_words=False, break_on_hyphens=False))
+    )
+    print(f"Analytics rows: {', '.join(str(p) for p in new) or 'none written'}")
+    print(f"Full log: {log_path}")
     return 0
 
 

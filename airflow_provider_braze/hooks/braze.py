@@ -792,7 +792,9 @@ class BrazeHook(BaseHook):
             retries_left = attempt <= max_retries
             paced = self.pacer.acquire(endpoint.path, settings.retry_budget - waited)
             if paced:
-                self.log.info("Waited %.1f s for the Braze rate limit of %s to reset.", paced, endpoint)
+                # Pacing spreads requests out by fractions of a second: only a real wait is news.
+                log = self.log.info if paced >= 1 else self.log.debug
+                log("Waited %.1f s for the Braze rate limit of %s to reset.", paced, endpoint)
                 waited += paced
             try:
                 response = session.request(

@@ -88,6 +88,7 @@ class GetSendAnalyticsOperator(BaseOperator):
         return BrazeHook(braze_conn_id=self.braze_conn_id)
 
     def execute(self, context: Context) -> list[dict[str, Any]] | str:
+        from airflow_provider_braze._words import plural
         from airflow_provider_braze.analytics import (
             describe_totals,
             output_format_for,
@@ -109,7 +110,13 @@ class GetSendAnalyticsOperator(BaseOperator):
         rows = send_analytics_rows(answer, campaign_id=campaign_id, send_id=send_id)
         totals = totals_by_channel(rows)
         days = len({row["date"] for row in rows})
-        self.log.info("Send %r of campaign %r: %d rows over %d days.", send_id, campaign_id, len(rows), days)
+        self.log.info(
+            "Send %r of campaign %r: %s over %s.",
+            send_id,
+            campaign_id,
+            plural(len(rows), "row"),
+            plural(days, "day"),
+        )
         for line in describe_totals(totals):
             self.log.info("  %s", line)
         if not rows:
@@ -124,7 +131,7 @@ class GetSendAnalyticsOperator(BaseOperator):
 
         if self.output_path and file_format:
             path = _write(self.output_path, rows_to_text(rows, file_format))
-            self.log.info("Wrote %d rows to %s.", len(rows), path)
+            self.log.info("Wrote %s to %s.", plural(len(rows), "row"), path)
             return path
         if len(rows) > self.max_xcom_rows:
             raise BrazeError(

@@ -144,6 +144,7 @@ class SendAnalyticsSensor(BaseSensorOperator):
     # ------------------------------------------------------------------ the check itself
 
     def _check(self) -> tuple[bool, dict[str, Any]]:
+        from airflow_provider_braze._words import plural
         from airflow_provider_braze.analytics import (
             RETENTION_DAYS,
             activity_days,
@@ -204,10 +205,16 @@ class SendAnalyticsSensor(BaseSensorOperator):
         summary = {"sent": sent, "days": len(days), "channel_totals": totals_by_channel(with_stats)}
         if waiting:
             self.log.info(
-                "Send %r: %d sent over %d days; waiting for %s.", send_id, sent, len(days), ", ".join(waiting)
+                "Send %r: %d sent over %s; waiting for %s.",
+                send_id,
+                sent,
+                plural(len(days), "day"),
+                ", ".join(waiting),
             )
         else:
-            self.log.info("Send %r: %d sent over %d days; the condition is met.", send_id, sent, len(days))
+            self.log.info(
+                "Send %r: %d sent over %s; the condition is met.", send_id, sent, plural(len(days), "day")
+            )
         return not waiting, summary
 
 

@@ -89,6 +89,6 @@ def test_deferrable_sensor_defers_and_resumes(
     assert "Checking again in 1 s (deferred: no worker slot is held)." in text
     assert "running trigger in line" in text
     assert "waiting for the send to be 0:00:03 old" in text
-    assert "20 sent over 1 days; the condition is met." in text
+    assert "20 sent over 1 day; the condition is met." in text
     summary = xcoms(dag_run.run_id, "braze_analytics_wait")[("wait", "return_value")]
     assert summary["sent"] == 20

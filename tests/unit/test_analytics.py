@@ -171,7 +171,7 @@ def test_totals_by_channel_use_each_channels_own_statistics() -> None:
         # Two days: unique counts are per day, so no unique open rate (it could pass 100%).
         "email: 990 sent, 987 delivered, 247 unique opens, 49 unique clicks, 3 unsubscribes, 3 bounces, "
         "0 spam reports, 6 conversions, revenue 37.50 USD (over 2 days; unique counts are per day, summed)",
-        "ios_push: 100 sent, 25 direct opens, 33 total opens, 10 body clicks, 1 bounces, "
+        "ios_push: 100 sent, 25 direct opens, 33 total opens, 10 body clicks, 1 bounce, "
         "direct open rate 25.0%, 2 conversions, revenue 12.50 USD",
     ]
     assert describe_totals({}) == ["no message statistics yet"]
@@ -205,7 +205,7 @@ def test_a_documentation_shaped_email_answer_reads_as_email() -> None:
     (line,) = describe_totals(totals)
     assert line == (
         "email: 1000 sent, 990 delivered, 300 unique opens, 50 unique clicks, 4 unsubscribes, 10 bounces, "
-        "1 spam reports, unique open rate 30.3%, n/a conversions, revenue n/a"
+        "1 spam report, unique open rate 30.3%, n/a conversions, revenue n/a"
     )
     assert "direct" not in line
     assert totals["email"]["conversions"] is None  # not reported is not zero
@@ -249,9 +249,9 @@ EXPECTED_LINES = {
     "whats_app": "whats_app: 50 sent, 48 delivered, 30 read, 2 failed, read rate 62.5%",
     "content_cards": "content_cards: 80 sent, 40 unique impressions, 10 unique clicks, 5 unique dismissals, "
     "unique click rate 25.0%",
-    "webhook": "webhook: 30 sent, 1 errors",
+    "webhook": "webhook: 30 sent, 1 error",
     "trigger_in_app_message": "trigger_in_app_message: 70 impressions, 7 clicks, 3 first button clicks, "
-    "1 second button clicks, click rate 10.0%",
+    "1 second button click, click rate 10.0%",
 }
 
 

@@ -1,0 +1,8 @@
+"""Small helpers for log and error text."""
+
+from __future__ import annotations
+
+
+def plural(count: int, noun: str, many: str | None = None) -> str:
+    """``1 row``, ``2 rows``; ``many`` for irregular plurals (``1 day``, ``3 days``)."""
+    return f"{count} {noun if count == 1 else many or noun + 's'}"

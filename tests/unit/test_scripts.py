@@ -1,0 +1,185 @@
+"""The two README commands' own behaviour: one clear line on failure, readable demo output."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def run_example() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("run_example", REPO / "scripts" / "run_example.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# ---------------------------------------------------------------------------- install failures
+
+
+def fake_python(tmp_path: Path, *, pip_fails: bool = False, import_fails: bool = False) -> Path:
+    """A virtualenv whose python fails where asked, so the scripts' failure paths run offline."""
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    python = venv / "bin" / "python"
+    pip = (
+        "echo ERROR: No matching distribution found for apache-airflow==9.9.9; exit 1"
+        if pip_fails
+        else "exit 0"
+    )
+    imports = "echo ModuleNotFoundError >&2; exit 1" if import_fails else "exit 0"
+    python.write_text(
+        "#!/bin/sh\n"
+        'case "$*" in\n'
+        f'  *"pip install"*) {pip};;\n'
+        f'  *"import airflow"*) {imports};;\n'
+        '  *) echo "RAN: $*"; exit 0;;\n'
+        "esac\n"
+    )
+    python.chmod(0o755)
+    return venv
+
+
+@pytest.mark.parametrize("script", ["demo", "test"])
+@pytest.mark.parametrize(
+    ("failure", "expected"),
+    [
+        ({"pip_fails": True}, "could not install apache-airflow==3.3.2 and this provider into"),
+        ({"import_fails": True}, "airflow or airflow_provider_braze cannot be imported"),
+    ],
+)
+def test_a_failed_install_stops_with_one_clear_line(
+    tmp_path: Path, script: str, failure: dict[str, bool], expected: str
+) -> None:
+    venv = fake_python(tmp_path, **failure)
+    env = {**os.environ, "VENV": str(venv), "AIRFLOW_VERSION": "3.3.2"}
+    done = subprocess.run(
+        [str(REPO / "scripts" / script)], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 1
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith(f"scripts/{script}: ")
+    assert expected in lines[0]
+    assert "RAN:" not in done.stdout  # nothing after the install ran
+    assert "Traceback" not in done.stdout + done.stderr
+    if failure.get("pip_fails"):
+        assert "(ERROR: No matching distribution found for apache-airflow==9.9.9)" in lines[0]
+
+
+def test_a_python_that_cannot_make_a_virtualenv_is_one_clear_line(tmp_path: Path) -> None:
+    env = {**os.environ, "VENV": str(tmp_path / "new-venv"), "PYTHON": "/bin/false"}
+    done = subprocess.run(
+        [str(REPO / "scripts" / "demo")], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [
+        "scripts/demo: could not create a virtualenv with /bin/false; "
+        "install Python 3.10+ with venv, or set PYTHON."
+    ]
+
+
+# ---------------------------------------------------------------------------- the demo's output
+
+OURS = "airflow.task.operators.airflow_provider_braze.operators"
+
+
+def logged(level: str, message: str, logger: str, tail: str = "loc=x.py:1") -> str:
+    """A line as Airflow's structured task log writes it."""
+    return f"2026-11-26T20:39:53.279430Z [{level:<9}] {message} [{logger}] {tail}"
+
+
+LONG_PATH = (
+    "file:///home/someone/a/very/long/path/to/the/demo/analytics/braze_send_id_pipeline-20261126T203949.csv"
+)
+SUMMARY = (
+    "Braze send ID picks-1: 3000 of 3000 recipients accepted in 60 requests "
+    "(unknown outcome: 0, not sent: 0)."
+)
+LOG = "\n".join(
+    [
+        logged(
+            "warning", "Could not import graphviz. Rendering graph will not be possible.", "airflow.utils.dot"
+        ),
+        logged(
+            "info",
+            "Created Braze send ID 'picks-1' for campaign 'sandbox-api-campaign'.",
+            f"{OURS}.send_id.C",
+        ),
+        logged(
+            "info",
+            "Sending POST /messages/send to 3,000 recipients (campaign 'sandbox-api-campaign', send ID "
+            "'picks-1') in batches of 50, 8 at a time.",
+            f"{OURS}.messages.SendMessagesOperator",
+        ),
+        logged("warning", "Using `httpx` is deprecated", "py.warnings", "category=Deprecation lineno=1"),
+        logged("info", "Task instance is in running state", "airflow.task"),
+        SUMMARY,
+        logged(
+            "info", f"Done. Returned value was: {SUMMARY}", "airflow.task.operators.python._PythonDecorated"
+        ),
+        logged("info", "  email: 3000 sent, 2955 delivered, 506 unique opens", f"{OURS}.analytics.G"),
+        f"Braze analytics for send ID picks-1 ({LONG_PATH}):",
+        "  email: 3000 sent, 2955 delivered, 506 unique opens",
+        logged("error", "Task failed with exception", "airflow.task"),
+        "Traceback (most recent call last):",
+        '  File "/x/y.py", line 1, in <module>',
+    ]
+)
+
+
+def test_the_demo_relays_readable_lines() -> None:
+    lines = run_example().relay_lines(LOG)
+    text = "\n".join(lines)
+    assert lines[0] == "    info    Created Braze send ID 'picks-1' for campaign 'sandbox-api-campaign'."
+    assert "2026-11-26T" not in text  # no timestamps
+    assert "loc=" not in text  # no logger paths
+    assert "airflow.task.operators" not in text
+    assert "graphviz" not in text  # other components' warnings
+    assert "httpx" not in text
+    assert "Task instance is in running state" not in text
+    assert "Returned value was" not in text  # not repeated
+    assert text.count("2955 delivered") == 1  # logged by the operator, then printed: shown once
+    assert "    error   Task failed with exception" in text  # failures are shown
+    assert "Traceback" not in text
+    assert 'File "/x/y.py"' not in text
+    assert all(len(line) <= 100 or " " not in line.strip() for line in lines)
+    # Wrapped at word boundaries: joining the wrapped lines gives back every word whole.
+    words = " ".join(line.strip() for line in lines).split()
+    assert "8 at a time." in " ".join(words)
+    assert f"({LONG_PATH}):" in words
+
+
+def test_the_demo_keeps_earlier_analytics(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only the Airflow home and the log are rebuilt; earlier CSVs stay, and are named."""
+    module = run_example()
+    monkeypatch.setattr(module, "WORK", tmp_path)
+    (tmp_path / "analytics").mkdir()
+    (tmp_path / "analytics" / "earlier.csv").write_text("x\n")
+    (tmp_path / "airflow-home").mkdir()
+    (tmp_path / "airflow-home" / "airflow.db").write_text("old")
+
+    def stop(*args: object, **kwargs: object) -> subprocess.CompletedProcess[str]:
+        raise SystemExit(7)  # stop at the first command; the clean-up has happened by then
+
+    monkeypatch.setattr(module.subprocess, "run", stop)
+    with pytest.raises(SystemExit):
+        module.main()
+    assert (tmp_path / "analytics" / "earlier.csv").read_text() == "x\n"
+    assert not (tmp_path / "airflow-home" / "airflow.db").exists()
+
+
+def test_the_script_comments_match_the_pipeline() -> None:
+    demo = (REPO / "scripts" / "demo").read_text()
+    for step in ("create a send ID", "send to 3,000 recipients", "analytics", "CSV"):
+        assert step in demo
+    assert sys.executable  # the scripts run with the repository's virtualenv python
