@@ -22,7 +22,8 @@ def get_provider_info() -> dict[str, Any]:
         "package-name": DISTRIBUTION_NAME,
         "name": "Braze",
         "description": (
-            "`Braze <https://www.braze.com/>`__ REST API: create send IDs, send messages tagged "
+            # Plain text: Airflow's Providers page drops the space after an RST link.
+            "Braze REST API (https://www.braze.com/): create send IDs, send messages tagged "
             "with them and fetch their analytics."
         ),
         "integrations": [

@@ -119,11 +119,8 @@ class ServerClock:
 
     def observe(self, date_header: str | None, received_at: float | None = None) -> None:
         """Learn from one answer's ``Date`` header, received at ``received_at`` (local epoch)."""
-        if not date_header:
-            return
-        try:
-            server_time = parsedate_to_datetime(date_header).timestamp()
-        except (TypeError, ValueError, IndexError, OverflowError):
+        server_time = http_date(date_header)
+        if server_time is None:
             return
         local = self._local_clock() if received_at is None else received_at
         sample = server_time - local
@@ -263,3 +260,13 @@ class RateLimitPacer:
                 # clock may have stepped back, numbering windows lower).
                 self._windows[key] = _Window(epoch, rate.remaining, reset_at)
             # else: a late answer from an earlier window
+
+
+def http_date(value: str | None) -> float | None:
+    """An HTTP ``Date`` header as epoch seconds, or None if it cannot be read."""
+    if not value:
+        return None
+    try:
+        return parsedate_to_datetime(value).timestamp()
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None

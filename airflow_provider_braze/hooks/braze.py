@@ -1,4 +1,7 @@
-"""BrazeHook: the one place that talks HTTP to the Braze REST API.
+"""BrazeHook: the one place that talks HTTP to the Braze REST API: its verbs and its one request
+path. Where the connection points (:mod:`.connection`), the endpoints (:mod:`.endpoints`), how
+answers become errors (:mod:`.errors`), keeping the key out of sight (:mod:`.redaction`) and
+rate-limit pacing (:mod:`airflow_provider_braze.rate_limit`) each have their own module.
 
 DAG files import operator modules, which import this module, so ``requests`` is imported only
 when the first request is made.
@@ -6,16 +9,10 @@ when the first request is made.
 
 from __future__ import annotations
 
-import ipaddress
-import math
 import random
-import re
 import time
-from dataclasses import dataclass, field
 from functools import cached_property
-from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 from airflow.sdk import BaseHook
 
@@ -24,22 +21,42 @@ from airflow_provider_braze._masking import register_secret
 from airflow_provider_braze.exceptions import (
     BrazeAmbiguousRequestError,
     BrazeAmbiguousResponseError,
-    BrazeAPIError,
     BrazeAuthError,
-    BrazeBadRequestError,
-    BrazeConfigurationError,
     BrazeError,
-    BrazeNotFoundError,
-    BrazeRateLimitError,
-    BrazeServerError,
-    BrazeTransportError,
     BrazeUnexpectedResponseError,
     BrazeValidationError,
 )
 
-# Re-exported: these lived here before rate_limit.py, and users import them from here.
+# Re-exported: public names that lived here before the hook was split into modules.
+from airflow_provider_braze.hooks.connection import (
+    BRAZE_INSTANCES,
+    BrazeConnectionSettings,
+    connection_label,
+    read_settings,
+    resolve_base_url,
+)
+from airflow_provider_braze.hooks.endpoints import (
+    CREATE_SEND_ID,
+    LIST_CAMPAIGNS,
+    SCHEDULE_CAMPAIGN_TRIGGER,
+    SCHEDULE_MESSAGES,
+    SEND_DATA_SERIES,
+    SEND_MESSAGES,
+    TRIGGER_CAMPAIGN_SEND,
+    BrazeEndpoint,
+)
+from airflow_provider_braze.hooks.errors import (
+    api_error,
+    describe_body,
+    excerpt,
+    is_retryable_transport,
+    json_or_none,
+    transport_error,
+    with_retry_note,
+)
+from airflow_provider_braze.hooks.redaction import BearerAuth, redacted, secret_pattern
 from airflow_provider_braze.messaging import validate_messages
-from airflow_provider_braze.rate_limit import RateLimitPacer, RateLimitStatus, ServerClock
+from airflow_provider_braze.rate_limit import RateLimitPacer, RateLimitStatus, ServerClock, http_date
 from airflow_provider_braze.validation import (
     check_broadcast,
     check_recipient_count,
@@ -69,21 +86,6 @@ __all__ = [
     "resolve_base_url",
 ]
 
-#: Braze instance codes and their REST endpoints (braze-docs ``_includes/data_centers.md``).
-BRAZE_INSTANCES: dict[str, str] = {
-    **{f"US-0{n}": f"https://rest.iad-0{n}.braze.com" for n in range(1, 9)},
-    "US-10": "https://rest.us-10.braze.com",
-    "EU-01": "https://rest.fra-01.braze.eu",
-    "EU-02": "https://rest.fra-02.braze.eu",
-    "AU-01": "https://rest.au-01.braze.com",
-    "ID-01": "https://rest.id-01.braze.com",
-    "JP-01": "https://rest.jp-01.braze.com",
-    "KR-01": "https://rest.kr-01.braze.com",
-}
-
-_INSTANCE_CODE = re.compile(r"^[A-Za-z]{2,3}-\d{1,3}$")
-_HOSTNAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$")
-_BODY_EXCERPT_CHARS = 200
 #: A clock difference with Braze worth a warning (smaller ones are within the Date header's precision).
 _SKEW_WORTH_REPORTING = 5.0
 
@@ -91,194 +93,6 @@ _SKEW_WORTH_REPORTING = 5.0
 _sleep = time.sleep
 _monotonic = time.monotonic
 _wall_clock = time.time
-
-
-@dataclass(frozen=True)
-class BrazeEndpoint:
-    """A Braze REST endpoint and the facts the request path needs about it."""
-
-    method: str
-    path: str
-    #: The API key permission Braze requires, named in 401/403 errors.
-    permission: str
-    #: A note on the endpoint's own rate limit, added to 429 errors.
-    rate_limit_note: str | None = None
-
-    def __str__(self) -> str:
-        return f"{self.method} {self.path}"
-
-
-CREATE_SEND_ID = BrazeEndpoint(
-    "POST",
-    "/sends/id/create",
-    "sends.id.create",
-    rate_limit_note="Braze allows 100 custom send IDs per workspace per day",
-)
-LIST_CAMPAIGNS = BrazeEndpoint("GET", "/campaigns/list", "campaigns.list")
-SEND_MESSAGES = BrazeEndpoint("POST", "/messages/send", "messages.send")
-TRIGGER_CAMPAIGN_SEND = BrazeEndpoint("POST", "/campaigns/trigger/send", "campaigns.trigger.send")
-SCHEDULE_MESSAGES = BrazeEndpoint("POST", "/messages/schedule/create", "messages.schedule.create")
-SCHEDULE_CAMPAIGN_TRIGGER = BrazeEndpoint(
-    "POST", "/campaigns/trigger/schedule/create", "campaigns.trigger.schedule.create"
-)
-SEND_DATA_SERIES = BrazeEndpoint("GET", "/sends/data_series", "sends.data_series")
-
-
-@dataclass(frozen=True)
-class BrazeConnectionSettings:
-    """Everything the hook reads from its Airflow connection, checked and with defaults applied."""
-
-    conn_id: str
-    base_url: str
-    api_key: str = field(repr=False)
-    connect_timeout: float = 10.0
-    read_timeout: float = 30.0
-    max_retries: int = 5
-    retry_budget: float = 120.0
-    #: A CA bundle (PEM file) to trust for the endpoint's TLS certificate, besides the system's.
-    ca_bundle: str | None = None
-
-
-#: Extras that are not numbers.
-_TEXT_OPTIONS = ("ca_bundle",)
-
-_OPTION_DEFAULTS: dict[str, float] = {
-    "connect_timeout": BrazeConnectionSettings.connect_timeout,
-    "read_timeout": BrazeConnectionSettings.read_timeout,
-    "max_retries": BrazeConnectionSettings.max_retries,
-    "retry_budget": BrazeConnectionSettings.retry_budget,
-}
-
-
-def resolve_base_url(
-    host: str | None, *, conn_id: str, port: int | None = None, schema: str | None = None
-) -> str:
-    """Turn a connection's host (a URL or an instance code like ``US-03``) into a base URL.
-
-    A host without a scheme gets https (or the connection's schema, when that is http/https).
-    Plain http is accepted only for loopback hosts, so the API key never crosses a network in
-    clear text.
-    """
-    raw = (host or "").strip()
-    if not raw:
-        raise BrazeConfigurationError(
-            f"Braze connection {conn_id!r} has no host: set it to your REST endpoint "
-            "(e.g. https://rest.iad-01.braze.com) or an instance code such as US-01."
-        )
-    if _INSTANCE_CODE.match(raw):
-        try:
-            return BRAZE_INSTANCES[raw.upper()]
-        except KeyError:
-            raise BrazeConfigurationError(
-                f"Braze connection {conn_id!r}: unknown instance code {raw!r}. Known codes: "
-                f"{', '.join(BRAZE_INSTANCES)}. For another instance, set the host to its REST "
-                "endpoint URL."
-            ) from None
-
-    if "://" not in raw:
-        default_scheme = (schema or "").strip().lower() or "https"
-        if default_scheme not in ("http", "https"):
-            raise BrazeConfigurationError(
-                f"Braze connection {conn_id!r}: schema {schema!r} is not a URL scheme; leave it "
-                "empty or use https."
-            )
-        raw = f"{default_scheme}://{raw}"
-    malformed = (
-        f"Braze connection {conn_id!r}: host {host!r} is not a valid REST endpoint URL "
-        "(expected e.g. https://rest.iad-01.braze.com or an instance code such as US-01)"
-    )
-    try:
-        parts = urlsplit(raw)
-        url_port = parts.port
-    except ValueError:
-        raise BrazeConfigurationError(f"{malformed}.") from None
-    scheme = parts.scheme.lower()
-    hostname = parts.hostname or ""
-    if scheme not in ("http", "https"):
-        raise BrazeConfigurationError(f"{malformed}: the scheme must be https.")
-    if parts.username is not None or parts.password is not None:
-        raise BrazeConfigurationError(
-            f"Braze connection {conn_id!r}: the host must not contain credentials; put the REST "
-            "API key in the connection's password field."
-        )
-    if parts.query or parts.fragment or any(ch.isspace() for ch in raw):
-        raise BrazeConfigurationError(f"{malformed}: it must not contain a query, fragment or spaces.")
-    is_ip = _is_ip(hostname)
-    if not hostname or not (is_ip or _HOSTNAME.match(hostname)):
-        raise BrazeConfigurationError(f"{malformed}.")
-    if re.match(r"^(dashboard|sdk)[.-]", hostname) and hostname.endswith((".braze.com", ".braze.eu")):
-        raise BrazeConfigurationError(
-            f"Braze connection {conn_id!r}: {hostname} is a dashboard or SDK address, not a REST "
-            "endpoint. Use the REST endpoint shown under Settings > APIs and Identifiers, e.g. "
-            "https://rest.iad-01.braze.com, or an instance code such as US-01."
-        )
-    if scheme == "http" and not _is_loopback(hostname):
-        raise BrazeConfigurationError(
-            f"Braze connection {conn_id!r}: refusing plain http to {hostname}; the API key would "
-            "travel unencrypted. Use https (plain http is allowed only for loopback hosts such as "
-            "the local Braze sandbox)."
-        )
-    if url_port is not None and port is not None and url_port != port:
-        raise BrazeConfigurationError(
-            f"Braze connection {conn_id!r}: the host says port {url_port} but the port field says "
-            f"{port}; set only one."
-        )
-    final_port = url_port if url_port is not None else port
-    netloc = f"[{hostname}]" if ":" in hostname else hostname
-    if final_port is not None:
-        netloc = f"{netloc}:{final_port}"
-    return f"{scheme}://{netloc}{parts.path.rstrip('/')}"
-
-
-def _is_ip(hostname: str) -> bool:
-    try:
-        ipaddress.ip_address(hostname)
-    except ValueError:
-        return False
-    return True
-
-
-def _is_loopback(hostname: str) -> bool:
-    if hostname.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(hostname).is_loopback
-    except ValueError:
-        return False
-
-
-def _check_ca_bundle(value: Any, conn_id: str) -> str | None:
-    if value is None or value == "":
-        return None
-    import os
-
-    if not isinstance(value, str) or not os.path.isfile(value):
-        raise BrazeConfigurationError(
-            f"Braze connection {conn_id!r}: ca_bundle {value!r} is not a readable file; it must be the "
-            "path of a PEM file with the certificate authority to trust."
-        )
-    return value
-
-
-def _check_api_key(password: str | None, conn_id: str) -> str:
-    key = (password or "").strip()
-    if not key:
-        raise BrazeConfigurationError(
-            f"Braze connection {conn_id!r} has no REST API key: put the key in the connection's "
-            "password field."
-        )
-    if key[0] in "\"'" and key[-1] in "\"'":
-        raise BrazeConfigurationError(
-            f"Braze connection {conn_id!r}: the REST API key is wrapped in quotes; store it without them."
-        )
-    # A header value with whitespace or control characters would make requests raise an error
-    # whose text contains the header, i.e. the key.
-    if not key.isascii() or not key.isprintable() or any(ch.isspace() for ch in key):
-        raise BrazeConfigurationError(
-            f"Braze connection {conn_id!r}: the REST API key contains spaces, control or non-ASCII "
-            "characters; copy it again from Braze."
-        )
-    return key
 
 
 class BrazeHook(BaseHook):
@@ -345,61 +159,10 @@ class BrazeHook(BaseHook):
     def settings(self) -> BrazeConnectionSettings:
         """The connection's settings, read and checked once per hook."""
         conn = self.get_connection(self.braze_conn_id)
-        conn_id = self.braze_conn_id
-        api_key = _check_api_key(conn.password, conn_id)
+        settings = read_settings(conn, self.braze_conn_id, self._overrides, self.log)
         # Mask it ourselves: dag.test() and `airflow dags test` do not mask connection passwords.
-        register_secret(api_key)
-        base_url = resolve_base_url(conn.host, conn_id=conn_id, port=conn.port, schema=conn.schema)
-        extras = conn.extra_dejson or {}
-        known = (*_OPTION_DEFAULTS, *_TEXT_OPTIONS)
-        unknown = sorted(set(extras) - set(known))
-        if unknown:
-            self.log.warning(
-                "Braze connection %r has extra fields this hook does not use: %s (known: %s).",
-                conn_id,
-                ", ".join(unknown),
-                ", ".join(known),
-            )
-        options = {
-            name: self._option(name, extras.get(name), default) for name, default in _OPTION_DEFAULTS.items()
-        }
-        return BrazeConnectionSettings(
-            conn_id=conn_id,
-            base_url=base_url,
-            api_key=api_key,
-            connect_timeout=options["connect_timeout"],
-            read_timeout=options["read_timeout"],
-            max_retries=int(options["max_retries"]),
-            retry_budget=options["retry_budget"],
-            ca_bundle=_check_ca_bundle(extras.get("ca_bundle"), conn_id),
-        )
-
-    def _option(self, name: str, extra_value: Any, default: float) -> float:
-        """Hook argument, else connection extra, else default; checked to be a sane number."""
-        override = self._overrides[name]
-        source = "argument" if override is not None else "connection extra"
-        value: Any = override if override is not None else extra_value
-        if value is None or value == "":
-            return default
-        try:
-            if isinstance(value, bool):
-                raise ValueError
-            number = float(value)
-        except (TypeError, ValueError):
-            raise BrazeConfigurationError(
-                f"Braze connection {self.braze_conn_id!r}: {source} {name}={value!r} is not a number."
-            ) from None
-        minimum_ok = number >= 0 if name in ("max_retries", "retry_budget") else number > 0
-        if not minimum_ok or not math.isfinite(number):
-            raise BrazeConfigurationError(
-                f"Braze connection {self.braze_conn_id!r}: {source} {name}={value!r} is out of range."
-            )
-        if name == "max_retries" and not number.is_integer():
-            raise BrazeConfigurationError(
-                f"Braze connection {self.braze_conn_id!r}: {source} max_retries={value!r} "
-                "must be a whole number."
-            )
-        return number
+        register_secret(settings.api_key)
+        return settings
 
     @cached_property
     def session(self) -> requests.Session:
@@ -410,7 +173,7 @@ class BrazeHook(BaseHook):
 
         session = requests.Session()
         # An auth object (not a plain header) also stops requests from applying ~/.netrc.
-        session.auth = _BearerAuth(self.settings.api_key)
+        session.auth = BearerAuth(self.settings.api_key)
         session.headers.update(
             {
                 "Content-Type": "application/json",
@@ -474,7 +237,7 @@ class BrazeHook(BaseHook):
         created = data.get("send_id")
         if not isinstance(created, str) or not created:
             raise BrazeUnexpectedResponseError(
-                f"Braze answered {CREATE_SEND_ID} with success but without a send_id: {_excerpt(str(data))}",
+                f"Braze answered {CREATE_SEND_ID} with success but without a send_id: {excerpt(str(data))}",
                 status_code=200,
                 message=str(data.get("message")),
                 endpoint=str(CREATE_SEND_ID),
@@ -749,15 +512,34 @@ class BrazeHook(BaseHook):
     def test_connection(self) -> tuple[bool, str]:
         """Check the endpoint and key with a harmless read (``GET /campaigns/list``, page 0).
 
-        Needs the API key permission ``campaigns.list``. Returns ``(ok, explanation)``.
+        Needs the API key permission ``campaigns.list``; a key without it is told apart from a
+        wrong key, since it may still be right for sends. Returns ``(ok, explanation)``: one
+        plain sentence or two, naming the connection (not the random ID Airflow gives a form
+        under test).
         """
+        label = connection_label(self.braze_conn_id)
         try:
+            base_url = self.settings.base_url
             self._request(LIST_CAMPAIGNS, params={"page": 0}, idempotent=True, retry=False)
+        except BrazeAuthError as err:
+            if err.status_code == 403:
+                return False, (
+                    f"{label}: Braze at {base_url} accepted the REST API key, but the key lacks the "
+                    "'campaigns.list' permission this test uses (403). A key with only send "
+                    "permissions (messages.send, sends.id.create...) still works for sends in DAGs; "
+                    "add campaigns.list to the key to make this test pass."
+                )
+            return False, (
+                f"{label}: Braze at {base_url} did not accept the REST API key (401). Check the key, "
+                "and that the host is the REST endpoint of the key's workspace (e.g. US-03 for a "
+                "dashboard at dashboard-03.braze.com)."
+            )
         except BrazeError as err:
-            return False, str(err)
+            text = str(err)  # a configuration error already names the connection
+            return False, text if text.startswith(label) else f"{label}: {text}"
         except Exception as err:  # the Airflow UI shows this text; never let it crash the form
-            return False, f"{type(err).__name__}: {err}"
-        return True, f"Connected to Braze at {self.settings.base_url}; the REST API key was accepted."
+            return False, f"{label}: {type(err).__name__}: {self._redact(str(err))}"
+        return True, f"{label}: connected to Braze at {base_url}; the REST API key was accepted."
 
     # ----------------------------------------------------------------------------- request path
 
@@ -812,11 +594,11 @@ class BrazeHook(BaseHook):
                 self.pacer.release(endpoint.path, None, answered=False)
                 if not isinstance(exc, requests.RequestException):
                     raise
-                error = self._transport_error(endpoint, exc, attempt)
+                error = transport_error(endpoint, exc, attempt, settings.base_url)
                 if isinstance(error, BrazeAmbiguousRequestError) and not idempotent:
                     raise error from exc
                 delay = self._backoff(attempt)
-                if retries_left and waited + delay <= settings.retry_budget and _is_retryable_transport(exc):
+                if retries_left and waited + delay <= settings.retry_budget and is_retryable_transport(exc):
                     sent_before = sent_before or isinstance(error, BrazeAmbiguousRequestError)
                     self.log.warning("%s Retrying in %.1f s (attempt %d).", error, delay, attempt + 1)
                     _sleep(delay)
@@ -826,7 +608,7 @@ class BrazeHook(BaseHook):
                     error.args = (f"{error} Gave up after {attempt} attempts.",)
                 raise error from exc
             self._observe_clock(response)
-            answered_at = _http_date(response.headers.get("Date"))
+            answered_at = http_date(response.headers.get("Date"))
             rate = RateLimitStatus.from_headers(
                 response.headers, answered_at if answered_at is not None else self.server_clock.now()
             )
@@ -836,13 +618,20 @@ class BrazeHook(BaseHook):
             if 200 <= response.status_code < 300:
                 return self._success_body(endpoint, response, idempotent=idempotent)
 
-            api_error = self._api_error(endpoint, response, rate, attempt, sent_before)
+            failure = api_error(
+                endpoint,
+                response,
+                rate,
+                attempt,
+                sent_before,
+                base_url=settings.base_url,
+                redact=self._redact,
+            )
             status = response.status_code
             if status == 504 and not idempotent:
                 # A gateway timed out waiting for Braze, which may still have processed the call.
                 raise BrazeAmbiguousRequestError(
-                    f"{api_error} A gateway timeout leaves the outcome unknown, so the call was not "
-                    "repeated.",
+                    f"{failure} A gateway timeout leaves the outcome unknown, so the call was not repeated.",
                     endpoint=str(endpoint),
                     attempts=attempt,
                 )
@@ -854,13 +643,13 @@ class BrazeHook(BaseHook):
             elif status >= 500:
                 delay = self._backoff(attempt)
             else:
-                raise api_error
+                raise failure
             if retries_left and waited + delay <= settings.retry_budget:
-                self.log.warning("%s Retrying in %.1f s (attempt %d).", api_error, delay, attempt + 1)
+                self.log.warning("%s Retrying in %.1f s (attempt %d).", failure, delay, attempt + 1)
                 _sleep(delay)
                 waited += delay
                 continue
-            raise self._with_retry_note(api_error, settings, waited, delay, retries_left)
+            raise with_retry_note(failure, settings.retry_budget, waited, delay, retries_left)
 
     @staticmethod
     def _backoff(attempt: int) -> float:
@@ -868,33 +657,18 @@ class BrazeHook(BaseHook):
         base: float = min(30.0, 0.5 * 2 ** (attempt - 1))
         return base * random.uniform(0.5, 1.0)
 
-    def _transport_error(self, endpoint: BrazeEndpoint, exc: Exception, attempt: int) -> BrazeTransportError:
-        reason = _describe_transport_failure(exc)
-        if _may_have_been_sent(exc):
-            return BrazeAmbiguousRequestError(
-                f"{endpoint} to {self.settings.base_url}: {reason}; the request was sent, so Braze "
-                "may or may not have processed it.",
-                endpoint=str(endpoint),
-                attempts=attempt,
-            )
-        return BrazeTransportError(
-            f"{endpoint} to {self.settings.base_url} failed before the request was sent: {reason}.",
-            endpoint=str(endpoint),
-            attempts=attempt,
-        )
-
     def _success_body(
         self, endpoint: BrazeEndpoint, response: requests.Response, *, idempotent: bool
     ) -> dict[str, Any]:
-        body = _json_or_none(response)
+        body = json_or_none(response)
         if not isinstance(body, dict):
             text = (
                 f"Braze answered {endpoint} with {response.status_code} but "
-                f"{self._describe_body(response)}, not a JSON object."
+                f"{describe_body(response, self._redact)}, not a JSON object."
             )
             details: dict[str, Any] = {
                 "status_code": response.status_code,
-                "message": self._describe_body(response),
+                "message": describe_body(response, self._redact),
                 "endpoint": str(endpoint),
             }
             if not idempotent:
@@ -906,12 +680,12 @@ class BrazeHook(BaseHook):
             raise BrazeUnexpectedResponseError(text, **details)
         # A proxy that echoes request headers could put the key anywhere in the body: redact it
         # before anyone keeps or shows any part of it.
-        redacted: dict[str, Any] = _redacted(body, self._redact)
-        errors = redacted.get("errors")
+        clean: dict[str, Any] = redacted(body, self._redact)
+        errors = clean.get("errors")
         if errors:
             # Non-fatal: Braze processed the call; the listed parts were not applied.
             self.log.warning("Braze accepted %s with non-fatal errors: %s", endpoint, errors)
-        return redacted
+        return clean
 
     def _seconds_until_reset(self, rate: RateLimitStatus | None, response: requests.Response) -> float | None:
         """How long until the rate limit resets: from the answer's own ``Date`` when it has one
@@ -919,7 +693,7 @@ class BrazeHook(BaseHook):
         learnt clock."""
         if rate is None or rate.reset_at is None:
             return None
-        answered_at = _http_date(response.headers.get("Date"))
+        answered_at = http_date(response.headers.get("Date"))
         if answered_at is not None:
             # Date has whole seconds: the reset is at most this far; a moment too long is safe.
             return max(0.0, rate.reset_at.timestamp() - answered_at)
@@ -938,116 +712,6 @@ class BrazeHook(BaseHook):
                 "behind" if offset > 0 else "ahead of",
             )
 
-    def _api_error(
-        self,
-        endpoint: BrazeEndpoint,
-        response: requests.Response,
-        rate: RateLimitStatus | None,
-        attempt: int,
-        sent_before: bool,
-    ) -> BrazeAPIError:
-        status = response.status_code
-        body = _json_or_none(response)
-        if isinstance(body, dict):
-            message = self._redact(str(body.get("message") or "no message"))
-            raw_errors = _redacted(body.get("errors"), self._redact)
-            errors = raw_errors if isinstance(raw_errors, list) else ([raw_errors] if raw_errors else [])
-        else:
-            message = self._describe_body(response)
-            errors = []
-        reason = _reason_phrase(status, response.reason)
-        text = f"Braze answered {status}{reason} to {endpoint}: {message}"
-        if not text.endswith((".", "!", "?")):
-            text += "."
-        if errors:
-            text += f" Errors: {self._redact(str(errors))}."
-        base_url = self.settings.base_url
-        kwargs: dict[str, Any] = {
-            "status_code": status,
-            "message": message,
-            "errors": errors,
-            "endpoint": str(endpoint),
-            "attempts": attempt,
-        }
-        cls: type[BrazeAPIError]
-        if status in (401, 403):
-            text += (
-                f" The API key needs the '{endpoint.permission}' permission, and the REST endpoint "
-                f"({base_url}) must be the instance of the key's workspace."
-            )
-            return BrazeAuthError(
-                self._finish(text, sent_before), required_permission=endpoint.permission, **kwargs
-            )
-        if status == 429:
-            if endpoint.rate_limit_note:
-                text += f" {endpoint.rate_limit_note}."
-            if rate is not None:
-                text += f" Rate limit: {rate.describe()}."
-            return BrazeRateLimitError(
-                self._finish(text, sent_before),
-                reset_at=rate.reset_at if rate else None,
-                limit=rate.limit if rate else None,
-                remaining=rate.remaining if rate else None,
-                **kwargs,
-            )
-        if status == 404:
-            text += f" Check the connection's REST endpoint ({base_url})."
-            cls = BrazeNotFoundError
-        elif status >= 500:
-            cls = BrazeServerError
-        elif 400 <= status < 500:
-            cls = BrazeBadRequestError
-        else:
-            location = response.headers.get("Location")
-            if location:
-                text += (
-                    f" It redirects to {self._redact(location)}; set the connection's host to the final "
-                    "REST endpoint."
-                )
-            cls = BrazeAPIError
-        return cls(self._finish(text, sent_before), **kwargs)
-
-    @staticmethod
-    def _finish(text: str, sent_before: bool) -> str:
-        if sent_before:
-            text += (
-                " Note: an earlier attempt of this call was sent but got no answer, so it may "
-                "already have taken effect."
-            )
-        return text
-
-    def _with_retry_note(
-        self,
-        error: BrazeAPIError,
-        settings: BrazeConnectionSettings,
-        waited: float,
-        next_delay: float,
-        retries_left: bool,
-    ) -> BrazeAPIError:
-        """Say why the call was not retried, keeping the error's class and attributes."""
-        if error.attempts > 1:
-            note = f" Gave up after {error.attempts} attempts."
-        elif not retries_left:
-            note = " Not retried (no retries are configured for this call)."
-        else:
-            note = ""
-        if retries_left:
-            note += (
-                f" The next retry would wait {_duration(next_delay)}, beyond the retry budget of "
-                f"{_duration(settings.retry_budget)} ({_duration(waited)} already spent); "
-                "it was not attempted."
-            )
-        error.args = (str(error) + note,)
-        return error
-
-    def _describe_body(self, response: requests.Response) -> str:
-        text = response.text or ""
-        if not text.strip():
-            return "an empty body"
-        content_type = self._redact(response.headers.get("Content-Type", "no content type"))
-        # Redact before cutting: a key cut in two by the excerpt would no longer be recognised.
-        return f"a non-JSON body ({_excerpt(content_type)}): {_excerpt(self._redact(text))!r}"
-
     def _redact(self, text: str) -> str:
         """Remove the API key from text that goes into an error or a result (a proxy may echo
         headers): in any letter case, and percent-encoded too."""
@@ -1056,172 +720,14 @@ class BrazeHook(BaseHook):
             return text
         pattern = self.__dict__.get("_key_pattern")
         if pattern is None:
-            pattern = self.__dict__["_key_pattern"] = _secret_pattern(settings.api_key)
+            pattern = self.__dict__["_key_pattern"] = secret_pattern(settings.api_key)
         return pattern.sub("***", text)
 
     def redact(self, value: Any) -> Any:
         """``value`` (text, or lists and dicts of it) without the API key, for anything kept or shown."""
-        return _redacted(value, self._redact)
-
-
-class _BearerAuth:
-    """``Authorization: Bearer <key>`` that never shows the key in its repr."""
-
-    def __init__(self, api_key: str) -> None:
-        self._header = f"Bearer {api_key}"
-
-    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
-        request.headers["Authorization"] = self._header
-        return request
-
-    def __repr__(self) -> str:
-        return "_BearerAuth(***)"
-
-
-def _secret_pattern(secret: str) -> re.Pattern[str]:
-    """Matches ``secret`` in any letter case, each character also as its percent-encoding, and
-    the part of its base64 encodings (standard or URL-safe, at any alignment, as in a ``Basic``
-    or re-encoded ``Bearer`` header) that only the secret determines (base64 keeps its case)."""
-    import base64
-
-    plain = "".join(
-        f"(?:{re.escape(char)}|{re.escape(''.join(f'%{byte:02X}' for byte in char.encode('utf-8')))})"
-        for char in secret
-    )
-    alternatives = [f"(?i:{plain})"]
-    raw = secret.encode("utf-8")
-    for shift in range(3):
-        encoded = base64.b64encode(b"\0" * shift + raw).decode("ascii")
-        core = encoded[(4 * shift + 2) // 3 : len(encoded) - 4]  # drop what neighbours also shape
-        if len(core) >= 12:
-            alternatives += [re.escape(core), re.escape(core.replace("+", "-").replace("/", "_"))]
-    return re.compile("|".join(alternatives))
-
-
-def _redacted(value: Any, redact: Any) -> Any:
-    """``value`` with ``redact`` applied to every string in it, however deeply nested."""
-    if isinstance(value, str):
-        return redact(value)
-    if isinstance(value, list):
-        return [_redacted(v, redact) for v in value]
-    if isinstance(value, dict):
-        return {_redacted(k, redact): _redacted(v, redact) for k, v in value.items()}
-    return value
-
-
-def _http_date(value: str | None) -> float | None:
-    """An HTTP ``Date`` header as epoch seconds, or None if it cannot be read."""
-    if not value:
-        return None
-    from email.utils import parsedate_to_datetime
-
-    try:
-        return parsedate_to_datetime(value).timestamp()
-    except (TypeError, ValueError, IndexError, OverflowError):
-        return None
+        return redacted(value, self._redact)
 
 
 def _without_nones(body: dict[str, Any]) -> dict[str, Any]:
     """Braze reads a null as a value, so optional fields are left out instead."""
     return {key: value for key, value in body.items() if value is not None}
-
-
-def _json_or_none(response: requests.Response) -> Any:
-    if not response.content:
-        return None
-    try:
-        return response.json()
-    except (ValueError, RecursionError):  # JSONDecodeError, decoding errors, absurdly deep nesting
-        return None
-
-
-def _excerpt(text: str) -> str:
-    flat = " ".join(text.split())
-    return flat if len(flat) <= _BODY_EXCERPT_CHARS else flat[:_BODY_EXCERPT_CHARS] + "..."
-
-
-def _reason_phrase(status: int, sent: str | None) -> str:
-    """`` Too Many Requests``: HTTP/2 answers carry no reason phrase, so use the standard one."""
-    try:
-        return f" {HTTPStatus(status).phrase}"
-    except ValueError:
-        return f" {sent}" if sent else ""
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 600:
-        return f"{seconds:.0f} s"
-    minutes = int(seconds // 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h {minutes:02d}m" if hours else f"{minutes}m"
-
-
-def _root_causes(exc: BaseException) -> list[BaseException]:
-    """The exception and everything it wraps (requests wraps urllib3 wraps socket errors)."""
-    seen: list[BaseException] = []
-    todo: list[BaseException] = [exc]
-    while todo:
-        current = todo.pop()
-        if any(current is s for s in seen):
-            continue
-        seen.append(current)
-        todo.extend(arg for arg in current.args if isinstance(arg, BaseException))
-        for attr in ("reason", "__cause__", "__context__"):
-            inner = getattr(current, attr, None)
-            if isinstance(inner, BaseException):
-                todo.append(inner)
-    return seen
-
-
-def _may_have_been_sent(exc: Exception) -> bool:
-    """False only when the failure provably happened before the request left this machine."""
-    import requests
-    from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
-
-    if isinstance(exc, (requests.exceptions.ConnectTimeout, requests.exceptions.SSLError)):
-        return False
-    if isinstance(exc, requests.exceptions.ProxyError):
-        return False
-    if isinstance(exc, requests.exceptions.ConnectionError):
-        causes = _root_causes(exc)
-        return not any(
-            isinstance(c, (NewConnectionError, NameResolutionError, ConnectTimeoutError)) for c in causes
-        )
-    # Invalid URL, too many redirects and similar are raised before sending.
-    return not isinstance(
-        exc,
-        (
-            requests.exceptions.InvalidURL,
-            requests.exceptions.MissingSchema,
-            requests.exceptions.InvalidHeader,
-        ),
-    )
-
-
-def _is_retryable_transport(exc: Exception) -> bool:
-    """TLS verification and malformed-request failures will fail the same way again."""
-    import requests
-
-    return not isinstance(
-        exc,
-        (
-            requests.exceptions.SSLError,
-            requests.exceptions.InvalidURL,
-            requests.exceptions.MissingSchema,
-            requests.exceptions.InvalidHeader,
-        ),
-    )
-
-
-def _describe_transport_failure(exc: Exception) -> str:
-    import requests
-
-    if isinstance(exc, requests.exceptions.ReadTimeout):
-        return "no answer within the read timeout"
-    if isinstance(exc, requests.exceptions.ConnectTimeout):
-        return "could not connect within the connect timeout"
-    if isinstance(exc, requests.exceptions.SSLError):
-        return f"TLS error ({_excerpt(str(exc))}); check the endpoint's certificate"
-    if isinstance(exc, requests.exceptions.ConnectionError):
-        return f"connection error ({_excerpt(str(exc))})"
-    return f"{type(exc).__name__} ({_excerpt(str(exc))})"

@@ -461,7 +461,7 @@ def test_get_send_data_series_validation(
 
 def test_get_send_data_series_names_its_permission(hook: BrazeHook, requests_mock: rm.Mocker) -> None:
     requests_mock.get(SERIES_URL, status_code=403, json={"message": "Access Denied"})
-    with pytest.raises(BrazeAuthError, match=r"needs the 'sends\.data_series' permission") as err:
+    with pytest.raises(BrazeAuthError, match=r"lacks the 'sends\.data_series' permission") as err:
         hook.get_send_data_series("c", "s", 14)
     assert err.value.required_permission == "sends.data_series"
 

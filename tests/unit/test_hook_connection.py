@@ -96,9 +96,18 @@ def test_bad_hosts_are_clear_errors(host: str | None, message: str) -> None:
 
 def test_port_field_and_schema() -> None:
     assert resolve_base_url("127.0.0.1", conn_id=CONN, port=8080, schema="http") == "http://127.0.0.1:8080"
+    # The scheme's own port adds nothing; port 0 (what Airflow 3.3.2's UI sends for "no port")
+    # is no port.
     assert (
-        resolve_base_url("rest.iad-01.braze.com", conn_id=CONN, port=443)
-        == "https://rest.iad-01.braze.com:443"
+        resolve_base_url("rest.iad-01.braze.com", conn_id=CONN, port=443) == "https://rest.iad-01.braze.com"
+    )
+    assert resolve_base_url("rest.iad-01.braze.com", conn_id=CONN, port=0) == "https://rest.iad-01.braze.com"
+    assert resolve_base_url("https://rest.iad-01.braze.com:443", conn_id=CONN, port=443) == (
+        "https://rest.iad-01.braze.com"
+    )
+    assert (
+        resolve_base_url("rest.iad-01.braze.com", conn_id=CONN, port=8443)
+        == "https://rest.iad-01.braze.com:8443"
     )
     with pytest.raises(BrazeConfigurationError, match="port 8080 but the port field says 9090"):
         resolve_base_url("http://127.0.0.1:8080", conn_id=CONN, port=9090)
@@ -227,3 +236,20 @@ def test_constructor_does_no_io(monkeypatch: pytest.MonkeyPatch) -> None:
     hook = BrazeHook()  # no connection defined: building the hook must still work
     assert "settings" not in hook.__dict__
     assert "session" not in hook.__dict__
+
+
+def test_a_connection_under_test_in_the_form_is_not_named_by_its_random_id(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Airflow tests a form through a transient connection with a random 8-character ID."""
+    from airflow_provider_braze.hooks.connection import connection_label
+
+    monkeypatch.setenv("AIRFLOW_CONN_VKQS3IIP", braze_connection(host="US-42"))
+    assert connection_label("vkQS3iIp") == "This Braze connection"
+    ok, reason = BrazeHook(braze_conn_id="vkQS3iIp").test_connection()
+    assert ok is False
+    assert reason.startswith("This Braze connection: unknown instance code 'US-42'")
+    assert "vkQS3iIp" not in reason
+    # A chosen ID is named, even an 8-character one not under test.
+    assert connection_label("braze_eu") == "Braze connection 'braze_eu'"
+    assert connection_label("brazeUS1") == "Braze connection 'brazeUS1'"

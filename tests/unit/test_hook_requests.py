@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import pickle
+import socket
 from datetime import datetime, timezone
 from typing import Any
 
 import pytest
 import requests
 import requests_mock as rm
+import urllib3
 from urllib3.exceptions import NewConnectionError
 
 from airflow_provider_braze import __version__
@@ -160,11 +162,16 @@ def test_invalid_input_sends_nothing(
             401,
             {"message": "Invalid API key"},
             BrazeAuthError,
-            "Braze answered 401 Unauthorized to POST /sends/id/create: Invalid API key. The API key "
-            "needs the 'sends.id.create' permission, and the REST endpoint "
-            "(https://rest.iad-01.braze.com) must be the instance of the key's workspace.",
+            "Braze answered 401 Unauthorized to POST /sends/id/create: Invalid API key. Braze did not "
+            "accept the REST API key: check the key, and that https://rest.iad-01.braze.com is the "
+            "REST endpoint of the key's workspace.",
         ),
-        (403, {"message": "Access Denied"}, BrazeAuthError, "needs the 'sends.id.create' permission"),
+        (
+            403,
+            {"message": "Access Denied"},
+            BrazeAuthError,
+            "The API key lacks the 'sends.id.create' permission this call needs",
+        ),
         (404, {"message": "Not Found"}, BrazeNotFoundError, "Check the connection's REST endpoint"),
         (413, {"message": "Payload Too Large"}, BrazeBadRequestError, "413"),
         (418, None, BrazeBadRequestError, "an empty body"),
@@ -464,7 +471,8 @@ def test_test_connection_ok(hook: BrazeHook, requests_mock: rm.Mocker) -> None:
     requests_mock.get(LIST_URL, json={"message": "success", "campaigns": []})
     assert hook.test_connection() == (
         True,
-        "Connected to Braze at https://rest.iad-01.braze.com; the REST API key was accepted.",
+        "Braze connection 'braze_default': connected to Braze at https://rest.iad-01.braze.com; the "
+        "REST API key was accepted.",
     )
     assert requests_mock.last_request.qs == {"page": ["0"]}
     assert requests_mock.last_request.headers["Authorization"] == f"Bearer {API_KEY}"
@@ -473,8 +481,8 @@ def test_test_connection_ok(hook: BrazeHook, requests_mock: rm.Mocker) -> None:
 @pytest.mark.parametrize(
     ("status", "message", "expected"),
     [
-        (401, "Invalid API key", "Invalid API key"),
-        (403, "Access Denied", "needs the 'campaigns.list' permission"),
+        (401, "Invalid API key", "did not accept the REST API key (401). Check the key"),
+        (403, "Access Denied", "the key lacks the 'campaigns.list' permission this test uses (403)"),
         (500, "Internal error", "Internal error"),
     ],
 )
@@ -487,6 +495,10 @@ def test_test_connection_failures(
     assert expected in reason
     assert requests_mock.call_count == 1  # the form should answer fast: no retries
     assert sleeps == []
+    if status == 401:
+        assert "permission" not in reason  # a wrong key is not a missing permission
+    if status == 403:
+        assert "still works for sends in DAGs" in reason  # a send-only key is not wrong
 
 
 def test_test_connection_bad_config(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -553,3 +565,44 @@ def test_nonsense_reset_headers_are_ignored(hook: BrazeHook, requests_mock: rm.M
     )
     assert hook.create_send_id("c", "s") == "s"
     assert hook.last_rate_limit is None or hook.last_rate_limit.reset_at is None
+
+
+@pytest.mark.parametrize(
+    ("failure", "expected"),
+    [
+        (
+            requests.exceptions.ConnectionError(
+                urllib3.exceptions.NameResolutionError(
+                    "rest.iad-01.braze.com", None, socket.gaierror(-3, "Temporary failure in name resolution")
+                )
+            ),
+            "could not resolve rest.iad-01.braze.com: check the connection's host, and this machine's DNS "
+            "and network access",
+        ),
+        (
+            requests.exceptions.ConnectionError(
+                urllib3.exceptions.NewConnectionError(
+                    None, "Failed to establish a new connection: [Errno 111]"
+                )  # type: ignore[arg-type]
+            ),
+            "could not reach rest.iad-01.braze.com",
+        ),
+        (
+            requests.exceptions.ConnectionError(ConnectionRefusedError(111, "Connection refused")),
+            "rest.iad-01.braze.com refused the connection: check the host and port",
+        ),
+        (
+            requests.exceptions.ConnectTimeout("timed out"),
+            "could not connect to rest.iad-01.braze.com within",
+        ),
+    ],
+)
+def test_network_failures_read_as_one_plain_sentence(
+    hook: BrazeHook, requests_mock: rm.Mocker, failure: Exception, expected: str
+) -> None:
+    requests_mock.get(LIST_URL, exc=failure)
+    ok, reason = hook.test_connection()
+    assert ok is False
+    assert expected in reason
+    assert "HTTPSConnectionPool" not in reason  # not urllib3's raw text
+    assert reason.endswith(".")

@@ -14,7 +14,8 @@ from packaging.utils import canonicalize_name
 
 import airflow_provider_braze
 from airflow_provider_braze import get_provider_info
-from airflow_provider_braze.hooks.braze import _OPTION_DEFAULTS, BrazeHook
+from airflow_provider_braze.hooks.braze import BrazeHook
+from airflow_provider_braze.hooks.connection import _OPTION_DEFAULTS
 
 DIST = "airflow-provider-braze-rest"
 
@@ -99,3 +100,12 @@ def test_airflow_cli_lists_the_provider(command: list[str]) -> None:
         assert DIST in result.stdout
     else:
         assert "airflow_provider_braze.hooks.braze.BrazeHook" in result.stdout
+
+
+def test_the_description_reads_well_as_plain_text() -> None:
+    """Airflow's Providers page shows the description as text: no RST link markup to mangle."""
+    from airflow_provider_braze import get_provider_info
+
+    description = get_provider_info()["description"]
+    assert "`" not in description
+    assert description.startswith("Braze REST API (https://www.braze.com/): create send IDs")

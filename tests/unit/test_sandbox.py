@@ -82,7 +82,7 @@ def test_hook_reports_the_missing_permission(
     )
     hook = BrazeHook(braze_conn_id="braze_limited")
     assert hook.test_connection()[0] is True
-    with pytest.raises(BrazeAuthError, match=r"needs the 'sends\.id\.create' permission"):
+    with pytest.raises(BrazeAuthError, match=r"lacks the 'sends\.id\.create' permission"):
         hook.create_send_id("sandbox-api-campaign")
 
 

@@ -1,0 +1,286 @@
+"""Braze's answers and transport failures as typed errors, with messages that say what happened
+and what to do. The request path in :mod:`airflow_provider_braze.hooks.braze` decides what to
+retry; this module only describes."""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_braze.exceptions import (
+    BrazeAmbiguousRequestError,
+    BrazeAPIError,
+    BrazeAuthError,
+    BrazeBadRequestError,
+    BrazeNotFoundError,
+    BrazeRateLimitError,
+    BrazeServerError,
+    BrazeTransportError,
+)
+from airflow_provider_braze.hooks.redaction import redacted
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    import requests
+
+    from airflow_provider_braze.hooks.endpoints import BrazeEndpoint
+    from airflow_provider_braze.rate_limit import RateLimitStatus
+
+_BODY_EXCERPT_CHARS = 200
+
+
+def transport_error(
+    endpoint: BrazeEndpoint, exc: Exception, attempt: int, base_url: str
+) -> BrazeTransportError:
+    """A failure to get an answer: ambiguous when the request may have reached Braze."""
+    reason = describe_transport_failure(exc, base_url)
+    if may_have_been_sent(exc):
+        return BrazeAmbiguousRequestError(
+            f"{endpoint} to {base_url}: {reason}; the request was sent, so Braze "
+            "may or may not have processed it.",
+            endpoint=str(endpoint),
+            attempts=attempt,
+        )
+    return BrazeTransportError(
+        f"{endpoint} to {base_url} failed before the request was sent: {reason}.",
+        endpoint=str(endpoint),
+        attempts=attempt,
+    )
+
+
+def api_error(
+    endpoint: BrazeEndpoint,
+    response: requests.Response,
+    rate: RateLimitStatus | None,
+    attempt: int,
+    sent_before: bool,
+    *,
+    base_url: str,
+    redact: Callable[[str], str],
+) -> BrazeAPIError:
+    """Braze's non-2xx answer as the matching error class, its message and errors redacted."""
+    status = response.status_code
+    body = json_or_none(response)
+    if isinstance(body, dict):
+        message = redact(str(body.get("message") or "no message"))
+        raw_errors = redacted(body.get("errors"), redact)
+        errors = raw_errors if isinstance(raw_errors, list) else ([raw_errors] if raw_errors else [])
+    else:
+        message = describe_body(response, redact)
+        errors = []
+    reason = reason_phrase(status, response.reason)
+    text = f"Braze answered {status}{reason} to {endpoint}: {message}"
+    if not text.endswith((".", "!", "?")):
+        text += "."
+    if errors:
+        text += f" Errors: {redact(str(errors))}."
+    kwargs: dict[str, Any] = {
+        "status_code": status,
+        "message": message,
+        "errors": errors,
+        "endpoint": str(endpoint),
+        "attempts": attempt,
+    }
+    cls: type[BrazeAPIError]
+    if status == 401:
+        # Braze: an invalid key, or a valid key sent to another instance's endpoint.
+        text += (
+            f" Braze did not accept the REST API key: check the key, and that {base_url} is the "
+            "REST endpoint of the key's workspace."
+        )
+        return BrazeAuthError(finish(text, sent_before), required_permission=endpoint.permission, **kwargs)
+    if status == 403:
+        # Braze: the key is valid but lacks this endpoint's permission (or the plan forbids it).
+        text += (
+            f" The API key lacks the '{endpoint.permission}' permission this call needs (or the "
+            "workspace's plan does not allow it); add the permission to the key in Braze."
+        )
+        return BrazeAuthError(finish(text, sent_before), required_permission=endpoint.permission, **kwargs)
+    if status == 429:
+        if endpoint.rate_limit_note:
+            text += f" {endpoint.rate_limit_note}."
+        if rate is not None:
+            text += f" Rate limit: {rate.describe()}."
+        return BrazeRateLimitError(
+            finish(text, sent_before),
+            reset_at=rate.reset_at if rate else None,
+            limit=rate.limit if rate else None,
+            remaining=rate.remaining if rate else None,
+            **kwargs,
+        )
+    if status == 404:
+        text += f" Check the connection's REST endpoint ({base_url})."
+        cls = BrazeNotFoundError
+    elif status >= 500:
+        cls = BrazeServerError
+    elif 400 <= status < 500:
+        cls = BrazeBadRequestError
+    else:
+        location = response.headers.get("Location")
+        if location:
+            text += (
+                f" It redirects to {redact(location)}; set the connection's host to the final REST endpoint."
+            )
+        cls = BrazeAPIError
+    return cls(finish(text, sent_before), **kwargs)
+
+
+def finish(text: str, sent_before: bool) -> str:
+    if sent_before:
+        text += (
+            " Note: an earlier attempt of this call was sent but got no answer, so it may "
+            "already have taken effect."
+        )
+    return text
+
+
+def with_retry_note(
+    error: BrazeAPIError, retry_budget: float, waited: float, next_delay: float, retries_left: bool
+) -> BrazeAPIError:
+    """Say why the call was not retried, keeping the error's class and attributes."""
+    if error.attempts > 1:
+        note = f" Gave up after {error.attempts} attempts."
+    elif not retries_left:
+        note = " Not retried (no retries are configured for this call)."
+    else:
+        note = ""
+    if retries_left:
+        note += (
+            f" The next retry would wait {duration(next_delay)}, beyond the retry budget of "
+            f"{duration(retry_budget)} ({duration(waited)} already spent); "
+            "it was not attempted."
+        )
+    error.args = (str(error) + note,)
+    return error
+
+
+def describe_body(response: requests.Response, redact: Callable[[str], str]) -> str:
+    text = response.text or ""
+    if not text.strip():
+        return "an empty body"
+    content_type = redact(response.headers.get("Content-Type", "no content type"))
+    # Redact before cutting: a key cut in two by the excerpt would no longer be recognised.
+    return f"a non-JSON body ({excerpt(content_type)}): {excerpt(redact(text))!r}"
+
+
+def json_or_none(response: requests.Response) -> Any:
+    if not response.content:
+        return None
+    try:
+        return response.json()
+    except (ValueError, RecursionError):  # JSONDecodeError, decoding errors, absurdly deep nesting
+        return None
+
+
+def excerpt(text: str) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= _BODY_EXCERPT_CHARS else flat[:_BODY_EXCERPT_CHARS] + "..."
+
+
+def reason_phrase(status: int, sent: str | None) -> str:
+    """`` Too Many Requests``: HTTP/2 answers carry no reason phrase, so use the standard one."""
+    try:
+        return f" {HTTPStatus(status).phrase}"
+    except ValueError:
+        return f" {sent}" if sent else ""
+
+
+def duration(seconds: float) -> str:
+    if seconds < 600:
+        return f"{seconds:.0f} s"
+    minutes = int(seconds // 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h {minutes:02d}m" if hours else f"{minutes}m"
+
+
+def root_causes(exc: BaseException) -> list[BaseException]:
+    """The exception and everything it wraps (requests wraps urllib3 wraps socket errors)."""
+    seen: list[BaseException] = []
+    todo: list[BaseException] = [exc]
+    while todo:
+        current = todo.pop()
+        if any(current is s for s in seen):
+            continue
+        seen.append(current)
+        todo.extend(arg for arg in current.args if isinstance(arg, BaseException))
+        for attr in ("reason", "__cause__", "__context__"):
+            inner = getattr(current, attr, None)
+            if isinstance(inner, BaseException):
+                todo.append(inner)
+    return seen
+
+
+def may_have_been_sent(exc: Exception) -> bool:
+    """False only when the failure provably happened before the request left this machine."""
+    import requests
+    from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
+
+    if isinstance(exc, (requests.exceptions.ConnectTimeout, requests.exceptions.SSLError)):
+        return False
+    if isinstance(exc, requests.exceptions.ProxyError):
+        return False
+    if isinstance(exc, requests.exceptions.ConnectionError):
+        causes = root_causes(exc)
+        return not any(
+            isinstance(c, (NewConnectionError, NameResolutionError, ConnectTimeoutError)) for c in causes
+        )
+    # Invalid URL, too many redirects and similar are raised before sending.
+    return not isinstance(
+        exc,
+        (
+            requests.exceptions.InvalidURL,
+            requests.exceptions.MissingSchema,
+            requests.exceptions.InvalidHeader,
+        ),
+    )
+
+
+def is_retryable_transport(exc: Exception) -> bool:
+    """TLS verification and malformed-request failures will fail the same way again."""
+    import requests
+
+    return not isinstance(
+        exc,
+        (
+            requests.exceptions.SSLError,
+            requests.exceptions.InvalidURL,
+            requests.exceptions.MissingSchema,
+            requests.exceptions.InvalidHeader,
+        ),
+    )
+
+
+def describe_transport_failure(exc: Exception, base_url: str = "") -> str:
+    """One plain sentence for what went wrong on the way to Braze."""
+    import socket
+
+    import requests
+    from urllib3.exceptions import NameResolutionError
+
+    from airflow_provider_braze.hooks.connection import host_of
+
+    host = host_of(base_url) if base_url else "the endpoint"
+    causes = root_causes(exc)
+    if isinstance(exc, requests.exceptions.ReadTimeout):
+        return "no answer within the read timeout"
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return f"could not connect to {host} within the connect timeout"
+    if isinstance(exc, requests.exceptions.SSLError):
+        return f"TLS error ({excerpt(str(exc))}); check the endpoint's certificate"
+    if isinstance(exc, requests.exceptions.ProxyError):
+        return f"the proxy refused or failed the connection to {host}; check the proxy settings"
+    if any(isinstance(c, (NameResolutionError, socket.gaierror)) for c in causes):
+        return (
+            f"could not resolve {host}: check the connection's host, and this machine's DNS and "
+            "network access"
+        )
+    if any(isinstance(c, ConnectionRefusedError) for c in causes):
+        return f"{host} refused the connection: check the host and port, and that nothing blocks it"
+    if any(isinstance(c, ConnectionResetError) for c in causes):
+        return f"{host} closed the connection while answering"
+    if isinstance(exc, requests.exceptions.ConnectionError):
+        if any(type(c).__name__ in ("RemoteDisconnected", "ProtocolError") for c in causes):
+            return f"{host} closed the connection without answering"
+        return f"could not reach {host} (a network error: check the host and this machine's network)"
+    return f"{type(exc).__name__} ({excerpt(str(exc))})"
