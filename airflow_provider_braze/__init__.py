@@ -99,11 +99,14 @@ def get_provider_info() -> dict[str, Any]:
                     },
                 },
                 "ui-field-behaviour": {
-                    "hidden-fields": ["schema", "port", "login"],
+                    # The port is shown: Airflow 3.3.0-3.3.2's Test button refuses a connection
+                    # without one (apache/airflow#73298); 443 makes it work.
+                    "hidden-fields": ["schema", "login"],
                     "relabeling": {"host": "REST endpoint", "password": "REST API key"},
                     "placeholders": {
                         "host": "https://rest.iad-01.braze.com or US-01",
                         "password": "Braze REST API key",
+                        "port": "443 (lets the Test button work in Airflow 3.3.0-3.3.2)",
                     },
                 },
             }

@@ -150,6 +150,11 @@ def resolve_base_url(
             "(e.g. https://rest.iad-01.braze.com) or an instance code such as US-01."
         )
     if _INSTANCE_CODE.match(raw):
+        if port not in (None, 0, 443):
+            raise BrazeConfigurationError(
+                f"{connection_label(conn_id)}: instance code {raw!r} is served on port 443, but the port "
+                f"field says {port}; set the port to 443 or leave it empty."
+            )
         try:
             return BRAZE_INSTANCES[raw.upper()]
         except KeyError:

@@ -109,6 +109,9 @@ def test_port_field_and_schema() -> None:
         resolve_base_url("rest.iad-01.braze.com", conn_id=CONN, port=8443)
         == "https://rest.iad-01.braze.com:8443"
     )
+    assert resolve_base_url("US-03", conn_id=CONN, port=443) == "https://rest.iad-03.braze.com"
+    with pytest.raises(BrazeConfigurationError, match="instance code 'US-03' is served on port 443"):
+        resolve_base_url("US-03", conn_id=CONN, port=8080)
     with pytest.raises(BrazeConfigurationError, match="port 8080 but the port field says 9090"):
         resolve_base_url("http://127.0.0.1:8080", conn_id=CONN, port=9090)
     with pytest.raises(BrazeConfigurationError, match="refusing plain http"):
