@@ -15,7 +15,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 from collections.abc import Iterable, Mapping
 from typing import Any, TypeGuard
 
@@ -333,15 +332,10 @@ def rows_to_text(rows: list[dict[str, Any]], file_format: str) -> str:
 
 
 def output_format_for(path: str, explicit: str | None) -> str:
-    if explicit:
-        return explicit
-    suffix = os.path.splitext(path.split("?", maxsplit=1)[0])[1].lower()
-    formats = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
-    if suffix not in formats:
-        raise BrazeValidationError(
-            f"Cannot tell the format of {path}: name it .csv or .jsonl, or pass output_format."
-        )
-    return formats[suffix]
+    """``csv`` or ``jsonl`` for an output file: ``output_format``, else the path's suffix."""
+    from airflow_provider_braze.storage import file_format
+
+    return file_format(path, explicit, argument="output_format")
 
 
 def _date_of(value: Any, position: int) -> str:

@@ -179,3 +179,21 @@ class BrazeAmbiguousResponseError(BrazeUnexpectedResponseError, BrazeAmbiguousRe
 
 class BrazeAnalyticsUnavailableError(BrazeError, AirflowFailException):
     """Braze no longer has analytics for a send (it keeps them 14 days); waiting cannot help."""
+
+
+class BrazeDeliveryStoppedError(BrazeError):
+    """A send was stopped (task killed or timed out, or a newer try took over); the checkpoint
+    says where it stopped and a retry resumes from there. (Named ``DeliveryStopped`` before
+    0.2; that name works until 0.3.)"""
+
+
+class BrazeDeliveryIncompleteError(BrazeError):
+    """Some batches of a send were not delivered, or their outcome is unknown; the message lists
+    them. (Named ``DeliveryIncomplete`` before 0.2; that name works until 0.3.)
+
+    :param summary: The delivery summary (also pushed to XCom under ``summary``).
+    """
+
+    def __init__(self, text: str, *, summary: dict[str, Any] | None = None) -> None:
+        super().__init__(text)
+        self.summary = summary or {}

@@ -14,7 +14,9 @@ from collections.abc import Iterable, Iterator, Mapping
 from itertools import islice
 from typing import Any, Literal
 
+from airflow_provider_braze import storage
 from airflow_provider_braze.exceptions import BrazeValidationError
+from airflow_provider_braze.storage import storage_path
 from airflow_provider_braze.validation import (
     MAX_RECIPIENTS_PER_REQUEST,
     validate_trigger_recipient,
@@ -37,7 +39,6 @@ CSV_COLUMNS = (
     "send_to_existing_only",
     "attributes",
 )
-_FILE_FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 
 
 def is_path(source: Any) -> bool:
@@ -45,14 +46,6 @@ def is_path(source: Any) -> bool:
     return isinstance(source, (str, os.PathLike)) or (
         hasattr(source, "open") and hasattr(source, "suffix") and not isinstance(source, Iterable)
     )
-
-
-def describe_source(source: Any) -> str:
-    if is_path(source):
-        return str(source)
-    if isinstance(source, (list, tuple)):
-        return f"a list of {len(source)}"
-    return f"an iterable ({type(source).__name__})"
 
 
 def iter_recipients(source: Any, kind: RecipientKind, *, file_format: str | None = None) -> Iterator[Any]:
@@ -86,13 +79,6 @@ def batched(items: Iterable[Any], size: int = MAX_RECIPIENTS_PER_REQUEST) -> Ite
     iterator = iter(items)
     while batch := list(islice(iterator, size)):
         yield batch
-
-
-def count_hint(source: Any) -> int | None:
-    """The number of recipients when known without reading the source (lists), else None."""
-    if isinstance(source, (list, tuple)):
-        return len(source)
-    return None
 
 
 def recipient_key(recipient: Any) -> str:
@@ -138,10 +124,7 @@ def _normalize(item: Any, kind: RecipientKind, where: str) -> Any:
 
 
 def _open_text(source: Any) -> Any:
-    if isinstance(source, str) and "://" in source:
-        from airflow.sdk import ObjectStoragePath
-
-        source = ObjectStoragePath(source)
+    source = storage_path(source)
     # utf-8-sig: files saved by spreadsheet programs start with a byte-order mark, which would
     # otherwise end up in the first column's name.
     if isinstance(source, (str, os.PathLike)):
@@ -151,12 +134,7 @@ def _open_text(source: Any) -> Any:
 
 def _from_file(source: Any, kind: RecipientKind, file_format: str | None) -> Iterator[Any]:
     name = str(source)
-    fmt = file_format or _FILE_FORMATS.get(os.path.splitext(name.split("?", maxsplit=1)[0])[1].lower())
-    if fmt not in ("csv", "jsonl"):
-        raise BrazeValidationError(
-            f"Cannot tell the format of recipient file {name}: name it .csv, .jsonl or .ndjson, or pass "
-            "recipients_format='csv' or 'jsonl'."
-        )
+    fmt = storage.file_format(name, file_format, argument="recipients_format", what="recipient file ")
     try:
         handle = _open_text(source)
     except OSError as err:

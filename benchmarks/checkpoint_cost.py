@@ -98,7 +98,7 @@ def timed_send(dags: Path, label: str) -> float:
 
 
 def outage(recipients: int, workdir: Path) -> dict[str, Any]:
-    from airflow_provider_braze.delivery import DeliveryIncomplete
+    from airflow_provider_braze.delivery import BrazeDeliveryIncompleteError
     from airflow_provider_braze.operators.messages import SendMessagesOperator
 
     with sandbox("--p-5xx", "1.0") as info:
@@ -124,7 +124,7 @@ def outage(recipients: int, workdir: Path) -> dict[str, Any]:
         started = time.perf_counter()
         try:
             op.execute({"ti": ti})
-        except DeliveryIncomplete as err:
+        except BrazeDeliveryIncompleteError as err:
             summary = err.summary
         else:
             raise SystemExit("the send succeeded although every request failed")

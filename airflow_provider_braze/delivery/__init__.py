@@ -9,6 +9,8 @@
 README.md ("The delivery guarantee, in plain words") states what holds.
 """
 
+from typing import Any
+
 from airflow_provider_braze.delivery.audience import Audience, read_audience, recipient_identity
 from airflow_provider_braze.delivery.checkpoint import (
     DEFAULT_RETENTION,
@@ -24,10 +26,9 @@ from airflow_provider_braze.delivery.engine import (
     AMBIGUOUS_DETAIL_LIMIT,
     SUMMARY_LIST_LIMIT,
     BatchDelivery,
-    DeliveryIncomplete,
-    DeliveryStopped,
     merge_outcomes,
 )
+from airflow_provider_braze.exceptions import BrazeDeliveryIncompleteError, BrazeDeliveryStoppedError
 
 __all__ = [
     "AMBIGUOUS_DETAIL_LIMIT",
@@ -35,10 +36,10 @@ __all__ = [
     "SUMMARY_LIST_LIMIT",
     "Audience",
     "BatchDelivery",
+    "BrazeDeliveryIncompleteError",
+    "BrazeDeliveryStoppedError",
     "Checkpoint",
     "CheckpointStore",
-    "DeliveryIncomplete",
-    "DeliveryStopped",
     "MemoryCheckpointStore",
     "ObjectStorageCheckpointStore",
     "VariableCheckpointStore",
@@ -48,3 +49,10 @@ __all__ = [
     "recipient_identity",
     "task_prefix",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    from airflow_provider_braze._deprecation import renamed_attribute
+    from airflow_provider_braze.delivery.engine import _RENAMED
+
+    return renamed_attribute(__name__, name, _RENAMED)

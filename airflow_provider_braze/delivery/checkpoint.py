@@ -32,6 +32,7 @@ from datetime import date, datetime, timedelta
 from typing import Any, Protocol
 
 from airflow_provider_braze.exceptions import BrazeCheckpointError
+from airflow_provider_braze.storage import is_url, storage_path
 
 CHECKPOINT_FORMAT = 2
 #: How long the record of a send is kept after its last try started or it completed.
@@ -112,7 +113,7 @@ def _folder_location(location: Any) -> Any:
     ``file://`` URL whose path would be read as relative, never ``memory://`` (one process)."""
     from urllib.parse import urlsplit
 
-    if (isinstance(location, str) and "://" in location) or hasattr(location, "protocol"):
+    if is_url(location) or hasattr(location, "protocol"):
         text = location if isinstance(location, str) else str(location)
         parts = urlsplit(text)
         scheme = parts.scheme.lower()
@@ -271,11 +272,7 @@ class ObjectStorageCheckpointStore:
     (``s3://bucket/prefix``, ``gs://``...). Every worker that may run a retry must reach it."""
 
     def __init__(self, folder: Any) -> None:
-        if isinstance(folder, str) and "://" in folder:
-            from airflow.sdk import ObjectStoragePath
-
-            folder = ObjectStoragePath(folder)
-        self.folder = folder
+        self.folder = storage_path(folder)
 
     @property
     def _local(self) -> bool:

@@ -37,6 +37,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_braze._deprecation import renamed_attribute
 from airflow_provider_braze.delivery.checkpoint import (
     CHECKPOINT_FORMAT,
     DEFAULT_RETENTION,
@@ -57,6 +58,8 @@ from airflow_provider_braze.exceptions import (
     BrazeBadRequestError,
     BrazeCheckpointError,
     BrazeConfigurationError,
+    BrazeDeliveryIncompleteError,  # noqa: F401 - the old name DeliveryIncomplete resolves to it here
+    BrazeDeliveryStoppedError,
     BrazeError,
     BrazeNotFoundError,
     BrazeRateLimitError,
@@ -81,22 +84,6 @@ RANGES_KEPT = 500
 RESENDS_PER_TRY = 2
 _RECIPIENTS_PER_DETAIL = 50
 _RANK = {NOT_TRIED: 0, NOT_SENT: 1, REFUSED: 1, UNKNOWN: 2, IN_DOUBT: 2, DONE: 3}
-
-
-class DeliveryStopped(BrazeError):
-    """The send was stopped (task killed or timed out, or a newer try took over); the checkpoint
-    says where it stopped and a retry resumes from there."""
-
-
-class DeliveryIncomplete(BrazeError):
-    """Some batches were not delivered, or their outcome is unknown; the message lists them.
-
-    :param summary: The delivery summary (also pushed to XCom under ``summary``).
-    """
-
-    def __init__(self, text: str, *, summary: dict[str, Any] | None = None) -> None:
-        super().__init__(text)
-        self.summary = summary or {}
 
 
 def merge_outcomes(records: list[TryRecord], batch_count: int) -> bytearray:
@@ -352,7 +339,7 @@ class BatchDelivery:
         :raises BrazeCheckpointError: the checkpoint cannot be read or written, or cannot prove a
             retry safe; nothing more was sent.
         :raises BrazeValidationError: the recipients or the send changed since an earlier try.
-        :raises DeliveryStopped: stopped by ``on_kill`` or superseded by a newer try.
+        :raises BrazeDeliveryStoppedError: stopped by ``on_kill`` or superseded by a newer try.
         """
         try:
             summary = self._run()
@@ -396,7 +383,7 @@ class BatchDelivery:
         )
         newer = [r for r in loaded.tries if r.order > own.order]
         if newer:
-            raise DeliveryStopped(
+            raise BrazeDeliveryStoppedError(
                 f"A newer try of this task (try {newer[-1].try_number}) already owns this send "
                 f"({self.checkpoint.describe(newer[-1].key)}); this try sends nothing."
             )
@@ -838,13 +825,13 @@ class BatchDelivery:
             raise self._abort
         if superseded is not None:
             self._stopped_early = self._stopped_early or "a newer try of this task took over the send"
-            raise DeliveryStopped(
+            raise BrazeDeliveryStoppedError(
                 f"A newer try of this task took over the send ({self.checkpoint.describe(superseded)}); "
                 "this try stopped dispatching. Batches it had in flight are recorded in its own record."
             )
         if self._stop.is_set():
             self._stopped_early = self._stopped_early or "the task was stopped (on_kill: killed or timed out)"
-            raise DeliveryStopped(
+            raise BrazeDeliveryStoppedError(
                 f"The send was stopped; progress is kept in {self.checkpoint.describe()} and a retry "
                 "resumes after the last confirmed batch."
             )
@@ -1154,3 +1141,14 @@ def unknown_summary(
             batches=audience.batch_count,
         )
     return summary
+
+
+#: Names before 0.2, kept for one release: the errors now follow the ``Braze...Error`` naming.
+_RENAMED = {
+    "DeliveryIncomplete": "BrazeDeliveryIncompleteError",
+    "DeliveryStopped": "BrazeDeliveryStoppedError",
+}
+
+
+def __getattr__(name: str) -> Any:
+    return renamed_attribute(__name__, name, _RENAMED)

@@ -569,6 +569,16 @@ class BrazeHook(BaseHook):
         attempt = 0
         sent_before = False  # an earlier attempt may have taken effect
 
+        def pause(error: Exception, delay: float) -> bool:
+            """Wait ``delay`` before the next attempt, if the retry budget allows it."""
+            nonlocal waited
+            if waited + delay > settings.retry_budget:
+                return False
+            self.log.warning("%s Retrying in %.1f s (attempt %d).", error, delay, attempt + 1)
+            _sleep(delay)
+            waited += delay
+            return True
+
         while True:
             attempt += 1
             retries_left = attempt <= max_retries
@@ -598,11 +608,8 @@ class BrazeHook(BaseHook):
                 if isinstance(error, BrazeAmbiguousRequestError) and not idempotent:
                     raise error from exc
                 delay = self._backoff(attempt)
-                if retries_left and waited + delay <= settings.retry_budget and is_retryable_transport(exc):
+                if retries_left and is_retryable_transport(exc) and pause(error, delay):
                     sent_before = sent_before or isinstance(error, BrazeAmbiguousRequestError)
-                    self.log.warning("%s Retrying in %.1f s (attempt %d).", error, delay, attempt + 1)
-                    _sleep(delay)
-                    waited += delay
                     continue
                 if attempt > 1:
                     error.args = (f"{error} Gave up after {attempt} attempts.",)
@@ -644,10 +651,7 @@ class BrazeHook(BaseHook):
                 delay = self._backoff(attempt)
             else:
                 raise failure
-            if retries_left and waited + delay <= settings.retry_budget:
-                self.log.warning("%s Retrying in %.1f s (attempt %d).", failure, delay, attempt + 1)
-                _sleep(delay)
-                waited += delay
+            if retries_left and pause(failure, delay):
                 continue
             raise with_retry_note(failure, settings.retry_budget, waited, delay, retries_left)
 

@@ -145,15 +145,14 @@ def _write(location: Any, text: str) -> str:
     """Write ``text`` to a local path or an ObjectStoragePath (URL); return where it went."""
     import os
 
-    if isinstance(location, str) and "://" not in location:
+    from airflow_provider_braze.storage import storage_path
+
+    location = storage_path(location)
+    if isinstance(location, (str, os.PathLike)):
         os.makedirs(os.path.dirname(os.path.abspath(location)), exist_ok=True)
         with open(location, "w", encoding="utf-8") as fh:
             fh.write(text)
-        return location
-    if isinstance(location, str):
-        from airflow.sdk import ObjectStoragePath
-
-        location = ObjectStoragePath(location)
+        return str(location)
     location.parent.mkdir(parents=True, exist_ok=True)
     location.write_text(text, encoding="utf-8")
     return str(location)

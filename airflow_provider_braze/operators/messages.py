@@ -138,7 +138,7 @@ class _BrazeSendOperator(BaseOperator):
     # ------------------------------------------------------------------ execution
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from airflow_provider_braze.delivery import DeliveryIncomplete
+        from airflow_provider_braze.delivery import BrazeDeliveryIncompleteError
 
         ti = context["ti"]
         # The summary is pushed on every way a send ends, failures and kills included.
@@ -151,9 +151,12 @@ class _BrazeSendOperator(BaseOperator):
             raise
         if not summary["complete"]:
             text = _incomplete_message(summary, self.at_least_once)
-            summary = {**summary, "error": str(self.hook.redact(f"DeliveryIncomplete: {text}"))[:1000]}
+            summary = {
+                **summary,
+                "error": str(self.hook.redact(f"BrazeDeliveryIncompleteError: {text}"))[:1000],
+            }
             self._push_summary(ti, summary)
-            raise DeliveryIncomplete(text, summary=summary)
+            raise BrazeDeliveryIncompleteError(text, summary=summary)
         self._push_summary(ti, summary)
         return summary
 
@@ -520,6 +523,14 @@ class ScheduleMessagesOperator(SendMessagesOperator):
     def __init__(
         self, *, schedule: Any, override_messaging_limits: bool | None = None, **kwargs: Any
     ) -> None:
+        if kwargs.get("override_frequency_capping") is not None:
+            # Braze's /messages/schedule/create has no such field: refused, never dropped.
+            from airflow_provider_braze.exceptions import BrazeValidationError
+
+            raise BrazeValidationError(
+                "ScheduleMessagesOperator takes override_messaging_limits (Braze's name for it on "
+                "/messages/schedule/create), not override_frequency_capping."
+            )
         super().__init__(**kwargs)
         self.schedule = schedule
         self.override_messaging_limits = override_messaging_limits

@@ -16,7 +16,7 @@ from unittest import mock
 def main() -> int:
     spec = json.loads(sys.argv[1])
     os.environ["AIRFLOW_CONN_BRAZE_DEFAULT"] = spec["connection"]
-    from airflow_provider_braze.delivery import DeliveryIncomplete
+    from airflow_provider_braze.delivery import BrazeDeliveryIncompleteError
     from airflow_provider_braze.operators.messages import SendMessagesOperator
 
     op = SendMessagesOperator(
@@ -42,7 +42,7 @@ def main() -> int:
     code = 0
     try:
         summary = op.execute({"ti": ti})
-    except DeliveryIncomplete as err:
+    except BrazeDeliveryIncompleteError as err:
         summary, code = err.summary, 3
     with open(spec["summary"], "w") as fh:
         json.dump(summary, fh)

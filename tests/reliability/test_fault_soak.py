@@ -10,7 +10,7 @@ from unittest import mock
 
 import pytest
 
-from airflow_provider_braze.delivery import DeliveryIncomplete
+from airflow_provider_braze.delivery import BrazeDeliveryIncompleteError
 from airflow_provider_braze.operators.messages import SendMessagesOperator
 from airflow_provider_braze.sandbox import BrazeSandbox
 
@@ -42,7 +42,7 @@ def send(checkpoint: Path, **options: Any) -> dict[str, Any]:
     ti = mock.MagicMock(dag_id="soak", task_id="send", run_id="soak", map_index=-1)
     try:
         return op.execute({"ti": ti})  # type: ignore[no-any-return]
-    except DeliveryIncomplete as err:
+    except BrazeDeliveryIncompleteError as err:
         return err.summary
 
 

@@ -20,8 +20,8 @@ import pytest
 from airflow_provider_braze.delivery import (
     Audience,
     BatchDelivery,
+    BrazeDeliveryStoppedError,
     Checkpoint,
-    DeliveryStopped,
     MemoryCheckpointStore,
     ObjectStorageCheckpointStore,
     checkpoint_name,
@@ -322,7 +322,7 @@ def test_stop_keeps_a_consistent_checkpoint() -> None:
     braze = FakeBraze(delay=0.001)
     delivery = engine(braze, users(5_000), cp, concurrency=2)
     braze.on_call = lambda calls, batch: delivery.stop() if batch[0] == "u500" else None
-    with pytest.raises(DeliveryStopped, match="a retry resumes after the last confirmed batch"):
+    with pytest.raises(BrazeDeliveryStoppedError, match="a retry resumes after the last confirmed batch"):
         delivery.run()
     sent_first = sum(braze.delivered.values())
     assert 500 <= sent_first < 5_000
@@ -523,7 +523,7 @@ def test_a_newer_try_stops_an_older_one_within_its_reservation() -> None:
 
     braze.on_call = take_over
     older = engine(braze, users(6_000), cp, concurrency=concurrency)
-    with pytest.raises(DeliveryStopped, match="A newer try of this task took over the send"):
+    with pytest.raises(BrazeDeliveryStoppedError, match="A newer try of this task took over the send"):
         older.run()
     assert takeover_at == [40]
     assert braze.calls - 40 <= 3 * concurrency
@@ -537,7 +537,9 @@ def test_an_older_try_that_starts_after_a_newer_one_sends_nothing() -> None:
     cp = checkpoint()
     engine(FakeBraze({0: [BrazeServerError("503")]}), users(100), cp, try_number=3).run()
     braze = FakeBraze()
-    with pytest.raises(DeliveryStopped, match=r"A newer try of this task \(try 3\) already owns this send"):
+    with pytest.raises(
+        BrazeDeliveryStoppedError, match=r"A newer try of this task \(try 3\) already owns this send"
+    ):
         engine(braze, users(100), cp, try_number=2).run()
     assert braze.calls == 0
 
@@ -554,7 +556,7 @@ def test_overlapping_tries_send_nobody_twice_beyond_the_batches_in_flight(at_lea
     def run_older() -> None:
         try:
             older.run()
-        except DeliveryStopped as err:
+        except BrazeDeliveryStoppedError as err:
             errors.append(err)
 
     thread = threading.Thread(target=run_older)
@@ -930,7 +932,7 @@ def test_a_stopped_or_superseded_send_says_why() -> None:
     braze = FakeBraze(delay=0.001)
     delivery = engine(braze, users(5_000), checkpoint(), concurrency=2)
     braze.on_call = lambda calls, batch: delivery.stop() if calls == 5 else None
-    with pytest.raises(DeliveryStopped):
+    with pytest.raises(BrazeDeliveryStoppedError):
         delivery.run()
     assert delivery.result is not None
     assert delivery.result["stopped_early"] == "the task was stopped (on_kill: killed or timed out)"
@@ -941,3 +943,29 @@ def test_success_and_failure_summaries_have_the_same_keys() -> None:
     bad = engine(FakeBraze({0: [BrazeServerError("503")]}), users(100), checkpoint(name="other")).run()
     assert set(good) == set(bad)
     assert good["error"] is None
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ("DeliveryIncomplete", "BrazeDeliveryIncompleteError"),
+        ("DeliveryStopped", "BrazeDeliveryStoppedError"),
+    ],
+)
+@pytest.mark.parametrize(
+    "module", ["airflow_provider_braze.delivery", "airflow_provider_braze.delivery.engine"]
+)
+def test_renamed_errors_keep_their_old_names_for_one_release(module: str, old: str, new: str) -> None:
+    import importlib
+
+    from airflow.exceptions import AirflowProviderDeprecationWarning
+
+    from airflow_provider_braze import exceptions
+    from airflow_provider_braze.exceptions import BrazeError
+
+    with pytest.warns(AirflowProviderDeprecationWarning, match=f"{old} is deprecated .* use {new}"):
+        cls = getattr(importlib.import_module(module), old)
+    assert cls is getattr(exceptions, new)
+    assert issubclass(cls, BrazeError)
+    with pytest.raises(AttributeError):
+        importlib.import_module(module).NoSuchName  # noqa: B018

@@ -13,7 +13,7 @@ from unittest import mock
 
 import pytest
 
-from airflow_provider_braze.delivery import DeliveryIncomplete, DeliveryStopped
+from airflow_provider_braze.delivery import BrazeDeliveryIncompleteError, BrazeDeliveryStoppedError
 from airflow_provider_braze.exceptions import BrazeCheckpointError, BrazeValidationError
 from airflow_provider_braze.operators.messages import (
     ScheduleCampaignTriggerOperator,
@@ -154,7 +154,7 @@ def test_ambiguous_batches_fail_the_task_with_a_report(sandbox: BrazeSandbox, tm
     # The first 2 send requests die before Braze processes them; the operator cannot tell.
     sandbox.set_faults(drop_before=1.0, paths=["/messages/send"], max_faults=2)
     task_instance = ti()
-    with pytest.raises(DeliveryIncomplete) as err:
+    with pytest.raises(BrazeDeliveryIncompleteError) as err:
         run(send_op(tmp_path, users(1_000)), task_instance)
     summary = err.value.summary
     assert summary["ambiguous"] == 100
@@ -169,7 +169,7 @@ def test_ambiguous_batches_fail_the_task_with_a_report(sandbox: BrazeSandbox, tm
     assert set(users(1_000)) - set(delivered) == reported  # nobody lost silently
 
     sandbox.set_faults()
-    with pytest.raises(DeliveryIncomplete):  # a retry does not resend them
+    with pytest.raises(BrazeDeliveryIncompleteError):  # a retry does not resend them
         run(send_op(tmp_path, users(1_000)))
     assert max(sandbox.state.deliveries(API, "sid").values()) == 1
 
@@ -198,7 +198,7 @@ def test_on_kill_stops_promptly_and_the_retry_finishes(sandbox: BrazeSandbox, tm
     op.on_kill()
     worker.join(10)
     assert time.monotonic() - started < 2
-    assert isinstance(outcome[0], DeliveryStopped)
+    assert isinstance(outcome[0], BrazeDeliveryStoppedError)
     sent = len(sandbox.ledger())
     assert sent < 400
 
@@ -289,7 +289,7 @@ def _leave_work_for_a_retry(
     """A first try of 200 recipients whose first request fails (503, no retries): work is left."""
     sandbox.set_faults(server_error=1.0, server_error_statuses=[503], paths=["/messages/send"], max_faults=1)
     monkeypatch.setenv("AIRFLOW_CONN_BRAZE_DEFAULT", sandbox.connection_json(max_retries=0))
-    with pytest.raises(DeliveryIncomplete):
+    with pytest.raises(BrazeDeliveryIncompleteError):
         run(send_op(folder, users(200)), task_instance)
 
 
@@ -297,7 +297,7 @@ def _leave_work_for_a_retry(
 ENDINGS = {
     "auth failure": "BrazeAuthError",
     "too many refusals": "BrazeBadRequestError",
-    "killed": "DeliveryStopped",
+    "killed": "BrazeDeliveryStoppedError",
     "bad row": "BrazeValidationError",
     "bad argument": "BrazeValidationError",
     "checkpoint unreadable": "BrazeCheckpointError",
@@ -361,11 +361,11 @@ def test_a_success_answered_with_an_unreadable_body_is_reported_not_resent(
     sandbox: BrazeSandbox, tmp_path: Path
 ) -> None:
     sandbox.set_faults(unreadable_success=1.0, paths=["/messages/send"], max_faults=2)
-    with pytest.raises(DeliveryIncomplete, match="have an unknown outcome") as err:
+    with pytest.raises(BrazeDeliveryIncompleteError, match="have an unknown outcome") as err:
         run(send_op(tmp_path, users(500)))
     assert err.value.summary["ambiguous"] == 100
     assert sandbox.state.deliveries(API, "sid") == Counter(users(500))  # Braze did process them
-    with pytest.raises(DeliveryIncomplete):  # a retry does not resend them
+    with pytest.raises(BrazeDeliveryIncompleteError):  # a retry does not resend them
         run(send_op(tmp_path, users(500)))
     assert sandbox.state.deliveries(API, "sid") == Counter(users(500))
 
@@ -445,17 +445,17 @@ def test_a_summary_pushed_for_bad_input_has_every_key(sandbox: BrazeSandbox, tmp
 def test_the_summary_of_an_incomplete_send_has_its_error(sandbox: BrazeSandbox, tmp_path: Path) -> None:
     sandbox.set_faults(drop_after=1.0, paths=["/messages/send"], max_faults=1)
     task_instance = ti()
-    with pytest.raises(DeliveryIncomplete):
+    with pytest.raises(BrazeDeliveryIncompleteError):
         run(send_op(tmp_path, users(100), concurrency=1), task_instance)
     pushed = task_instance.xcom_push.call_args.kwargs["value"]
     assert pushed["error"].startswith(
-        "DeliveryIncomplete: 50 recipients accepted by Braze, but 50 (in 1 requests)"
+        "BrazeDeliveryIncompleteError: 50 recipients accepted by Braze, but 50 (in 1 requests)"
     )
 
 
 def test_a_broadcast_with_an_unknown_outcome_says_so(sandbox: BrazeSandbox, tmp_path: Path) -> None:
     sandbox.set_faults(drop_after=1.0, paths=["/messages/send"], max_faults=1)
-    with pytest.raises(DeliveryIncomplete, match="The broadcast request has an unknown outcome"):
+    with pytest.raises(BrazeDeliveryIncompleteError, match="The broadcast request has an unknown outcome"):
         run(send_op(tmp_path, None, segment_id="seg", broadcast=True, send_id=None))
 
 
@@ -495,3 +495,29 @@ def test_non_fatal_errors_reach_the_summary_and_the_send_completes(
         "u100 could not be messaged",
     ]
     assert sandbox.state.deliveries(API, "sid") == Counter(users(500))
+
+
+def test_schedule_messages_refuses_an_argument_it_cannot_honour() -> None:
+    """/messages/schedule/create calls it override_messaging_limits: the send endpoint's name is
+    refused at once, never silently dropped."""
+    from airflow_provider_braze.exceptions import BrazeValidationError
+    from airflow_provider_braze.operators.messages import ScheduleMessagesOperator
+
+    with pytest.raises(
+        BrazeValidationError, match=r"takes override_messaging_limits .* not override_frequency"
+    ):
+        ScheduleMessagesOperator(
+            task_id="s",
+            campaign_id="c",
+            messages={},
+            schedule="2099-01-01T00:00:00Z",
+            override_frequency_capping=True,
+        )
+    op = ScheduleMessagesOperator(
+        task_id="s",
+        campaign_id="c",
+        messages={},
+        schedule="2099-01-01T00:00:00Z",
+        override_messaging_limits=True,
+    )
+    assert op.override_messaging_limits is True

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from airflow_provider_braze.exceptions import BrazeValidationError
-from airflow_provider_braze.recipients import batched, count_hint, iter_recipients, recipient_key
+from airflow_provider_braze.recipients import batched, iter_recipients, recipient_key
 
 
 @pytest.mark.parametrize(
@@ -48,8 +48,6 @@ def test_list_items_are_normalized() -> None:
         iter_recipients(["u1", {"user_alias": alias, "trigger_properties": {"x": 1}}], "recipients")
     )
     assert recipients == [{"external_user_id": "u1"}, {"user_alias": alias, "trigger_properties": {"x": 1}}]
-    assert count_hint(["a", "b"]) == 2
-    assert count_hint(iter([])) is None
 
 
 @pytest.mark.parametrize(
