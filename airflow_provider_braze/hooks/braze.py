@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import random
 import time
+from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -280,19 +281,17 @@ class BrazeHook(BaseHook):
         :param override_frequency_capping: Optional. Ignore frequency capping.
         :return: Braze's answer: ``dispatch_id``, ``send_id`` when echoed, ``errors`` (non-fatal).
         """
-        body = self._message_body(
-            campaign_id=campaign_id,
+        prepared = self.prepare_messages(
+            campaign_id,
             send_id=send_id,
-            external_user_ids=external_user_ids,
-            user_aliases=user_aliases,
             segment_id=segment_id,
             audience=audience,
             broadcast=broadcast,
             messages=messages,
             recipient_subscription_state=recipient_subscription_state,
+            override_frequency_capping=override_frequency_capping,
         )
-        body["override_frequency_capping"] = override_frequency_capping
-        return self._send(SEND_MESSAGES, body)
+        return self.send_prepared(prepared, _checked_users(external_user_ids, user_aliases))
 
     def trigger_campaign_send(
         self,
@@ -320,16 +319,15 @@ class BrazeHook(BaseHook):
         :param attachments: Optional. Email attachments: ``[{"file_name", "url"}]``.
         :return: Braze's answer: ``dispatch_id``, ``send_id`` when echoed, ``errors`` (non-fatal).
         """
-        body = self._trigger_body(
-            campaign_id=campaign_id,
+        prepared = self.prepare_campaign_trigger(
+            campaign_id,
             send_id=send_id,
-            recipients=recipients,
             trigger_properties=trigger_properties,
             broadcast=broadcast,
             audience=audience,
+            attachments=attachments,
         )
-        body["attachments"] = attachments
-        return self._send(TRIGGER_CAMPAIGN_SEND, body)
+        return self.send_prepared(prepared, _checked_trigger_recipients(recipients))
 
     def schedule_messages(
         self,
@@ -358,20 +356,18 @@ class BrazeHook(BaseHook):
             user's wall clock: a naive datetime or a string without zone, sent as given.
         :return: Braze's answer, with ``schedule_id`` and ``dispatch_id``.
         """
-        body = self._message_body(
-            campaign_id=campaign_id,
+        prepared = self.prepare_messages(
+            campaign_id,
+            schedule=schedule,
             send_id=send_id,
-            external_user_ids=external_user_ids,
-            user_aliases=user_aliases,
             segment_id=segment_id,
             audience=audience,
             broadcast=broadcast,
             messages=messages,
             recipient_subscription_state=recipient_subscription_state,
+            override_messaging_limits=override_messaging_limits,
         )
-        body["override_messaging_limits"] = override_messaging_limits
-        body["schedule"] = normalize_schedule(schedule)
-        return self._send(SCHEDULE_MESSAGES, body)
+        return self.send_prepared(prepared, _checked_users(external_user_ids, user_aliases))
 
     def schedule_campaign_trigger(
         self,
@@ -392,40 +388,43 @@ class BrazeHook(BaseHook):
 
         :return: Braze's answer, with ``schedule_id`` and ``dispatch_id``.
         """
-        body = self._trigger_body(
-            campaign_id=campaign_id,
+        prepared = self.prepare_campaign_trigger(
+            campaign_id,
+            schedule=schedule,
             send_id=send_id,
-            recipients=recipients,
             trigger_properties=trigger_properties,
             broadcast=broadcast,
             audience=audience,
         )
-        body["schedule"] = normalize_schedule(schedule)
-        return self._send(SCHEDULE_CAMPAIGN_TRIGGER, body)
+        return self.send_prepared(prepared, _checked_trigger_recipients(recipients))
+
+    # ------------------------------------------------------------ a send in batches: prepare once
 
     @staticmethod
-    def _message_body(
+    def prepare_messages(
+        campaign_id: str | None = None,
         *,
-        campaign_id: str | None,
-        send_id: str | None,
-        external_user_ids: list[str] | None,
-        user_aliases: list[dict[str, str]] | None,
-        segment_id: str | None,
-        audience: dict[str, Any] | None,
-        broadcast: bool | None,
-        messages: dict[str, Any] | None,
-        recipient_subscription_state: str | None,
-    ) -> dict[str, Any]:
-        """The checked body shared by /messages/send and /messages/schedule/create."""
+        send_id: str | None = None,
+        segment_id: str | None = None,
+        audience: dict[str, Any] | None = None,
+        broadcast: bool | None = None,
+        messages: dict[str, Any] | None = None,
+        recipient_subscription_state: str | None = None,
+        override_frequency_capping: bool | None = None,
+        schedule: dict[str, Any] | datetime | str | None = None,
+        override_messaging_limits: bool | None = None,
+    ) -> PreparedSend:
+        """Check a ``/messages/send`` (or, with ``schedule``, ``/messages/schedule/create``)
+        request once, without its recipients, for :meth:`send_prepared` to send in batches.
+
+        Takes the arguments of :meth:`send_messages` and :meth:`schedule_messages` except the
+        recipients. No request is made.
+        """
         if campaign_id is not None:
             validate_campaign_id(campaign_id)
         send_id = validate_send_id(send_id)
         if send_id is not None and campaign_id is None:
             raise BrazeValidationError("send_id needs the campaign_id it was created for.")
-        ids = validate_external_user_ids(external_user_ids) if external_user_ids is not None else []
-        aliases = [validate_user_alias(a, f"user_aliases[{i}]") for i, a in enumerate(user_aliases or [])]
-        check_recipient_count(len(ids) + len(aliases), "external user IDs and aliases")
-        check_broadcast(broadcast, bool(ids or aliases))
         if broadcast and segment_id is None and audience is None and campaign_id is None:
             raise BrazeValidationError("A broadcast needs a segment_id, an audience or a campaign_id.")
         messages = validate_messages(messages, campaign_id=campaign_id)
@@ -434,48 +433,93 @@ class BrazeHook(BaseHook):
                 "recipient_subscription_state must be 'opted_in', 'subscribed' or 'all', "
                 f"got {recipient_subscription_state!r}."
             )
-        return {
+        body: dict[str, Any] = {
             "campaign_id": campaign_id,
             "send_id": send_id,
-            "external_user_ids": ids or None,
-            "user_aliases": aliases or None,
             "segment_id": segment_id,
             "audience": audience,
             "broadcast": broadcast,
             "messages": messages,
             "recipient_subscription_state": recipient_subscription_state,
         }
+        if schedule is None:
+            if override_messaging_limits is not None:
+                raise BrazeValidationError(
+                    "override_messaging_limits is for scheduled messages; /messages/send calls it "
+                    "override_frequency_capping."
+                )
+            body["override_frequency_capping"] = override_frequency_capping
+            endpoint = SEND_MESSAGES
+        else:
+            if override_frequency_capping is not None:
+                raise BrazeValidationError(
+                    "/messages/schedule/create takes override_messaging_limits, not "
+                    "override_frequency_capping."
+                )
+            body["override_messaging_limits"] = override_messaging_limits
+            body["schedule"] = normalize_schedule(schedule)
+            endpoint = SCHEDULE_MESSAGES
+        return PreparedSend(endpoint, _without_nones(body), "users", bool(broadcast))
 
     @staticmethod
-    def _trigger_body(
-        *,
+    def prepare_campaign_trigger(
         campaign_id: str,
-        send_id: str | None,
-        recipients: list[dict[str, Any]] | None,
-        trigger_properties: dict[str, Any] | None,
-        broadcast: bool | None,
-        audience: dict[str, Any] | None,
-    ) -> dict[str, Any]:
-        """The checked body shared by the two /campaigns/trigger endpoints."""
+        *,
+        send_id: str | None = None,
+        trigger_properties: dict[str, Any] | None = None,
+        broadcast: bool | None = None,
+        audience: dict[str, Any] | None = None,
+        attachments: list[dict[str, Any]] | None = None,
+        schedule: dict[str, Any] | datetime | str | None = None,
+    ) -> PreparedSend:
+        """Check a ``/campaigns/trigger/send`` (or, with ``schedule``,
+        ``/campaigns/trigger/schedule/create``) request once, without its recipients, for
+        :meth:`send_prepared` to send in batches. No request is made."""
         validate_campaign_id(campaign_id)
         send_id = validate_send_id(send_id)
-        checked = [validate_trigger_recipient(r, f"recipients[{i}]") for i, r in enumerate(recipients or [])]
-        check_recipient_count(len(checked), "recipients")
-        check_broadcast(broadcast, bool(checked))
         if trigger_properties is not None and not isinstance(trigger_properties, dict):
             raise BrazeValidationError("trigger_properties must be an object (a dict).")
-        return {
+        body: dict[str, Any] = {
             "campaign_id": campaign_id,
             "send_id": send_id,
-            "recipients": checked or None,
             "trigger_properties": trigger_properties,
             "broadcast": broadcast,
             "audience": audience,
         }
+        if schedule is None:
+            body["attachments"] = attachments
+            endpoint = TRIGGER_CAMPAIGN_SEND
+        else:
+            if attachments is not None:
+                raise BrazeValidationError(
+                    "Braze's schedule endpoint for triggered campaigns takes no attachments."
+                )
+            body["schedule"] = normalize_schedule(schedule)
+            endpoint = SCHEDULE_CAMPAIGN_TRIGGER
+        return PreparedSend(endpoint, _without_nones(body), "recipients", bool(broadcast))
+
+    def send_prepared(self, prepared: PreparedSend, recipients: list[Any] | None = None) -> dict[str, Any]:
+        """Send one batch of a prepared send: its body plus these recipients (already checked
+        and in the endpoint's shape: external user ID strings and alias objects for messages,
+        recipient objects for triggers), at most 50; none for a broadcast."""
+        batch = list(recipients or [])
+        check_recipient_count(len(batch), prepared.recipients_name)
+        check_broadcast(prepared.broadcast, bool(batch))
+        body = dict(prepared.body)
+        if prepared.recipients_as == "users":
+            ids = [r for r in batch if isinstance(r, str)]
+            aliases = [r for r in batch if not isinstance(r, str)]
+            if ids:
+                body["external_user_ids"] = ids
+            if aliases:
+                body["user_aliases"] = aliases
+        elif batch:
+            body["recipients"] = batch
+        return self._send(prepared.endpoint, body)
 
     def _send(self, endpoint: BrazeEndpoint, body: dict[str, Any]) -> dict[str, Any]:
         """POST a send: never repeated after an unknown outcome; non-fatal errors kept."""
-        answer = self._request(endpoint, json=_without_nones(body), idempotent=False)
+        answer = self._request(endpoint, json=body, idempotent=False)
         errors = answer.get("errors")
         answer["errors"] = errors if isinstance(errors, list) else ([errors] if errors else [])
         return answer
@@ -730,6 +774,35 @@ class BrazeHook(BaseHook):
     def redact(self, value: Any) -> Any:
         """``value`` (text, or lists and dicts of it) without the API key, for anything kept or shown."""
         return redacted(value, self._redact)
+
+
+@dataclass(frozen=True)
+class PreparedSend:
+    """A send's request body, checked once, without its recipients: each batch only adds them
+    (:meth:`BrazeHook.send_prepared`). Made by :meth:`BrazeHook.prepare_messages` and
+    :meth:`BrazeHook.prepare_campaign_trigger`."""
+
+    endpoint: BrazeEndpoint
+    body: dict[str, Any]
+    #: ``users`` (external user IDs and aliases) or ``recipients`` (recipient objects).
+    recipients_as: str
+    broadcast: bool
+
+    @property
+    def recipients_name(self) -> str:
+        return "external user IDs and aliases" if self.recipients_as == "users" else "recipients"
+
+
+def _checked_users(
+    external_user_ids: list[str] | None, user_aliases: list[dict[str, str]] | None
+) -> list[Any]:
+    ids = validate_external_user_ids(external_user_ids) if external_user_ids is not None else []
+    aliases = [validate_user_alias(a, f"user_aliases[{i}]") for i, a in enumerate(user_aliases or [])]
+    return [*ids, *aliases]
+
+
+def _checked_trigger_recipients(recipients: list[dict[str, Any]] | None) -> list[Any]:
+    return [validate_trigger_recipient(r, f"recipients[{i}]") for i, r in enumerate(recipients or [])]
 
 
 def _without_nones(body: dict[str, Any]) -> dict[str, Any]:

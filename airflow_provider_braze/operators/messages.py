@@ -18,9 +18,6 @@ from airflow_provider_braze.hooks.braze import BrazeHook
 from airflow_provider_braze.validation import (
     MAX_RECIPIENTS_PER_REQUEST,
     check_broadcast,
-    normalize_schedule,
-    validate_campaign_id,
-    validate_send_id,
 )
 
 #: How long a send's checkpoint records are kept by default.
@@ -33,6 +30,7 @@ if TYPE_CHECKING:
 
     from airflow_provider_braze.delivery import BatchDelivery, Checkpoint
     from airflow_provider_braze.hooks.braze import BrazeHook as _Hook
+    from airflow_provider_braze.hooks.braze import PreparedSend
     from airflow_provider_braze.recipients import RecipientKind
 
 
@@ -122,6 +120,7 @@ class _BrazeSendOperator(BaseOperator):
         self.max_rejected_batches = max_rejected_batches
         self.braze_conn_id = braze_conn_id
         self._delivery: BatchDelivery | None = None
+        self._prepared: PreparedSend | None = None
 
     @cached_property
     def hook(self) -> BrazeHook:
@@ -129,11 +128,14 @@ class _BrazeSendOperator(BaseOperator):
 
     # ------------------------------------------------------------------ subclass hooks
 
-    def _check_arguments(self) -> None:
-        """Endpoint-specific local checks, run before anything is read or sent."""
+    def _prepare(self) -> PreparedSend:
+        """The send's request without recipients, checked once, before anything is read or
+        sent (the hook's ``prepare_*``); each batch then only adds its recipients."""
+        raise NotImplementedError
 
     def _send_batch(self, batch: list[Any]) -> dict[str, Any]:
-        raise NotImplementedError
+        assert self._prepared is not None  # made in _deliver, before the first batch
+        return self.hook.send_prepared(self._prepared, batch)
 
     # ------------------------------------------------------------------ execution
 
@@ -169,14 +171,8 @@ class _BrazeSendOperator(BaseOperator):
     def _deliver(self, context: Context) -> dict[str, Any]:
         from airflow_provider_braze.delivery import Audience, BatchDelivery, read_audience
 
-        if self.campaign_id is not None or self._recipient_kind == "recipients":
-            validate_campaign_id(self.campaign_id)
-        if validate_send_id(self.send_id) is not None and self.campaign_id is None:
-            from airflow_provider_braze.exceptions import BrazeValidationError
-
-            raise BrazeValidationError("send_id needs the campaign_id it was created for.")
         check_broadcast(self.broadcast, self.recipients is not None)
-        self._check_arguments()
+        self._prepared = self._prepare()
         retention = _retention(self.checkpoint_retention)
         ti = context["ti"]
         checkpoint = self._checkpoint(ti)
@@ -411,16 +407,9 @@ class SendMessagesOperator(_BrazeSendOperator):
         self.recipient_subscription_state = recipient_subscription_state
         self.override_frequency_capping = override_frequency_capping
 
-    def _check_arguments(self) -> None:
-        from airflow_provider_braze.messaging import validate_messages
-
-        validate_messages(self.messages, campaign_id=self.campaign_id)
-
-    def _message_arguments(self, batch: list[Any]) -> dict[str, Any]:
+    def _message_arguments(self) -> dict[str, Any]:
         return {
             "send_id": self.send_id,
-            "external_user_ids": [r for r in batch if isinstance(r, str)] or None,
-            "user_aliases": [r for r in batch if isinstance(r, dict)] or None,
             "segment_id": self.segment_id,
             "audience": self.audience,
             "broadcast": self.broadcast or None,
@@ -428,11 +417,11 @@ class SendMessagesOperator(_BrazeSendOperator):
             "recipient_subscription_state": self.recipient_subscription_state,
         }
 
-    def _send_batch(self, batch: list[Any]) -> dict[str, Any]:
-        return self.hook.send_messages(
+    def _prepare(self) -> PreparedSend:
+        return self.hook.prepare_messages(
             self.campaign_id,
             override_frequency_capping=self.override_frequency_capping,
-            **self._message_arguments(batch),
+            **self._message_arguments(),
         )
 
 
@@ -484,19 +473,17 @@ class TriggerCampaignSendOperator(_BrazeSendOperator):
         self.audience = audience
         self.attachments = attachments
 
-    def _trigger_arguments(self, batch: list[Any]) -> dict[str, Any]:
+    def _trigger_arguments(self) -> dict[str, Any]:
         return {
             "send_id": self.send_id,
-            "recipients": batch or None,
             "trigger_properties": self.trigger_properties,
             "broadcast": self.broadcast or None,
             "audience": self.audience,
         }
 
-    def _send_batch(self, batch: list[Any]) -> dict[str, Any]:
-        assert self.campaign_id is not None  # checked in execute()
-        return self.hook.trigger_campaign_send(
-            self.campaign_id, attachments=self.attachments, **self._trigger_arguments(batch)
+    def _prepare(self) -> PreparedSend:
+        return self.hook.prepare_campaign_trigger(
+            self.campaign_id or "", attachments=self.attachments, **self._trigger_arguments()
         )
 
 
@@ -535,16 +522,12 @@ class ScheduleMessagesOperator(SendMessagesOperator):
         self.schedule = schedule
         self.override_messaging_limits = override_messaging_limits
 
-    def _check_arguments(self) -> None:
-        super()._check_arguments()
-        normalize_schedule(self.schedule)
-
-    def _send_batch(self, batch: list[Any]) -> dict[str, Any]:
-        return self.hook.schedule_messages(
+    def _prepare(self) -> PreparedSend:
+        return self.hook.prepare_messages(
             self.campaign_id,
             schedule=self.schedule,
             override_messaging_limits=self.override_messaging_limits,
-            **self._message_arguments(batch),
+            **self._message_arguments(),
         )
 
 
@@ -566,17 +549,10 @@ class ScheduleCampaignTriggerOperator(TriggerCampaignSendOperator):
         super().__init__(**kwargs)
         self.schedule = schedule
 
-    def _check_arguments(self) -> None:
-        from airflow_provider_braze.exceptions import BrazeValidationError
-
-        if self.attachments is not None:
-            raise BrazeValidationError(
-                "Braze's schedule endpoint for triggered campaigns takes no attachments."
-            )
-        normalize_schedule(self.schedule)
-
-    def _send_batch(self, batch: list[Any]) -> dict[str, Any]:
-        assert self.campaign_id is not None  # checked in execute()
-        return self.hook.schedule_campaign_trigger(
-            self.campaign_id, schedule=self.schedule, **self._trigger_arguments(batch)
+    def _prepare(self) -> PreparedSend:
+        return self.hook.prepare_campaign_trigger(
+            self.campaign_id or "",
+            schedule=self.schedule,
+            attachments=self.attachments,
+            **self._trigger_arguments(),
         )

@@ -337,3 +337,45 @@ def test_a_new_window_lifts_the_wait(sleeps: list[float]) -> None:
     pacer = hook_pacer()
     pacer.release("k", status(0, -1))  # the window already ended
     assert pacer.acquire("k", 100) == 0
+
+
+def test_a_prepared_send_is_checked_once_and_batches_only_add_recipients(
+    hook: BrazeHook, requests_mock: rm.Mocker
+) -> None:
+    requests_mock.post(SEND_URL, status_code=201, json={"message": "success", "dispatch_id": "d"})
+    prepared = hook.prepare_messages("camp", send_id="s1", messages=EMAIL)
+    assert requests_mock.call_count == 0  # preparing makes no request
+    hook.send_prepared(prepared, ["u1", {"alias_name": "a", "alias_label": "l"}])
+    first = requests_mock.last_request.json()
+    hook.send_prepared(prepared, ["u2"])
+    second = requests_mock.last_request.json()
+    assert first["external_user_ids"] == ["u1"]
+    assert first["user_aliases"] == [{"alias_name": "a", "alias_label": "l"}]
+    assert second["external_user_ids"] == ["u2"]
+    assert "user_aliases" not in second
+    assert {k: v for k, v in first.items() if k not in ("external_user_ids", "user_aliases")} == {
+        k: v for k, v in second.items() if k != "external_user_ids"
+    }
+    with pytest.raises(BrazeValidationError, match="at most 50"):
+        hook.send_prepared(prepared, [f"u{i}" for i in range(51)])
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda h: h.prepare_messages("c", messages=EMAIL, override_messaging_limits=True), "for scheduled"),
+        (
+            lambda h: h.prepare_messages(
+                "c", messages=EMAIL, schedule="2099-01-01T00:00:00Z", override_frequency_capping=True
+            ),
+            "takes override_messaging_limits",
+        ),
+        (
+            lambda h: h.prepare_campaign_trigger("c", schedule="2099-01-01T00:00:00Z", attachments=[{}]),
+            "takes no attachments",
+        ),
+    ],
+)
+def test_prepare_refuses_what_the_endpoint_cannot_take(hook: BrazeHook, call: Any, message: str) -> None:
+    with pytest.raises(BrazeValidationError, match=message):
+        call(hook)

@@ -521,3 +521,41 @@ def test_schedule_messages_refuses_an_argument_it_cannot_honour() -> None:
         override_messaging_limits=True,
     )
     assert op.override_messaging_limits is True
+
+
+@pytest.mark.parametrize("scheduled", [False, True])
+def test_the_request_is_built_and_checked_once_per_send(
+    sandbox: BrazeSandbox, tmp_path: Path, scheduled: bool
+) -> None:
+    """Messages and schedule are checked once, before the first batch; each batch only adds its
+    recipients to the same body."""
+    from airflow_provider_braze.hooks import braze as braze_module
+
+    kwargs: dict[str, Any] = {"schedule": "2099-12-24T18:00:00Z"} if scheduled else {}
+    operator = ScheduleMessagesOperator if scheduled else SendMessagesOperator
+    op = operator(
+        task_id="send",
+        campaign_id=API,
+        send_id="sid",
+        recipients=users(170),
+        messages=EMAIL,
+        checkpoint=str(tmp_path),
+        **kwargs,
+    )
+    with (
+        mock.patch.object(
+            braze_module, "validate_messages", wraps=braze_module.validate_messages
+        ) as messages,
+        mock.patch.object(
+            braze_module, "normalize_schedule", wraps=braze_module.normalize_schedule
+        ) as schedule,
+    ):
+        summary = run(op)
+    assert summary["accepted"] == 170
+    assert messages.call_count == 1
+    assert schedule.call_count == (1 if scheduled else 0)
+    requests = [e["request"] for e in sandbox.ledger()]
+    assert len(requests) == 4
+    shared = [{k: v for k, v in r.items() if k != "external_user_ids"} for r in requests]
+    assert all(body == shared[0] for body in shared)
+    assert sorted(u for r in requests for u in r["external_user_ids"]) == sorted(users(170))
