@@ -27,7 +27,7 @@ import os
 import re
 import threading
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import date, datetime, timedelta
 from typing import Any, Protocol
 
@@ -414,6 +414,40 @@ def decode_outcomes(text: str, where: str) -> bytearray:
 
 
 @dataclass
+class TryStats:
+    """What one try counted, kept in its record (and summed over tries in the summary)."""
+
+    accepted: int = 0
+    resent_ambiguous: int = 0
+    dispatch_count: int = 0
+    batches_with_non_fatal_errors: int = 0
+    dispatch_ids: list[str] = field(default_factory=list)
+    schedule_ids: list[str] = field(default_factory=list)
+    non_fatal_errors: list[Any] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def from_json(cls, data: Any) -> TryStats:
+        """Counts and lists from a record; a missing one starts empty (records from earlier
+        versions), one of the wrong type is an error."""
+        data = data or {}
+        if not isinstance(data, dict):
+            raise TypeError(f"stats is a {type(data).__name__}, not an object")
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            if f.name not in data:
+                continue
+            value = data[f.name]
+            wanted = list if f.name in ("dispatch_ids", "schedule_ids", "non_fatal_errors") else int
+            if not isinstance(value, wanted) or isinstance(value, bool):
+                raise TypeError(f"stats.{f.name} is {value!r}")
+            values[f.name] = list(value) if isinstance(value, list) else value
+        return cls(**values)
+
+
+@dataclass
 class TryRecord:
     """What one try of a send knows, as stored in its own record."""
 
@@ -427,7 +461,7 @@ class TryRecord:
     reserved_upto: int = 0
     outcomes: bytearray = field(default_factory=bytearray)
     errors: list[dict[str, Any]] = field(default_factory=list)
-    stats: dict[str, Any] = field(default_factory=dict)
+    stats: TryStats = field(default_factory=TryStats)
     seq: int = 0
     updated_at: str = ""
 
@@ -452,7 +486,7 @@ class TryRecord:
             "reserved_upto": self.reserved_upto,
             "outcomes": encode_outcomes(self.outcomes),
             "errors": self.errors,
-            "stats": self.stats,
+            "stats": self.stats.to_json(),
             "seq": self.seq,
             "updated_at": self.updated_at,
         }
@@ -473,7 +507,7 @@ class TryRecord:
                 if data.get("outcomes")
                 else bytearray(),
                 errors=list(data.get("errors") or []),
-                stats=dict(data.get("stats") or {}),
+                stats=TryStats.from_json(data.get("stats")),
                 seq=int(data.get("seq", 0)),
                 updated_at=str(data.get("updated_at", "")),
             )

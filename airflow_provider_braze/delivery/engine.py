@@ -51,6 +51,7 @@ from airflow_provider_braze.delivery.checkpoint import (
     UNKNOWN,
     Checkpoint,
     TryRecord,
+    TryStats,
 )
 from airflow_provider_braze.exceptions import (
     BrazeAmbiguousRequestError,
@@ -371,15 +372,6 @@ class BatchDelivery:
             send=self._identity,
             audience=self.audience.fingerprint(),
             outcomes=bytearray(batch_count),
-            stats={
-                "accepted": 0,
-                "dispatch_count": 0,
-                "dispatch_ids": [],
-                "schedule_ids": [],
-                "non_fatal_errors": [],
-                "batches_with_non_fatal_errors": 0,
-                "resent_ambiguous": 0,
-            },
         )
         newer = [r for r in loaded.tries if r.order > own.order]
         if newer:
@@ -567,7 +559,7 @@ class BatchDelivery:
         if self._halted():
             return False
         if resend:
-            own.stats["resent_ambiguous"] += len(batch)
+            own.stats.resent_ambiguous += len(batch)
             self.log.warning("Resending batch %d, whose outcome was unknown (at_least_once=True).", index)
         in_flight[pool.submit(self._attempt, batch)] = (index, batch)
         self._dispatched_upto = max(self._dispatched_upto, index + 1)
@@ -651,7 +643,7 @@ class BatchDelivery:
         was_unknown = own.outcomes[index] == UNKNOWN
         if outcome == "done":
             own.outcomes[index] = DONE
-            own.stats["accepted"] += len(batch)
+            own.stats.accepted += len(batch)
             self._counts["failures_in_a_row"] = 0
             self._note_answer(value)
             return
@@ -722,20 +714,22 @@ class BatchDelivery:
             )
 
     def _note_answer(self, answer: dict[str, Any]) -> None:
-        stats = self._own.stats if self._own else {}
+        if self._own is None:
+            return
+        stats = self._own.stats
         if answer.get("dispatch_id"):
-            stats["dispatch_count"] += 1
-            if len(stats["dispatch_ids"]) < SUMMARY_LIST_LIMIT:
-                stats["dispatch_ids"].append(str(answer["dispatch_id"]))
-        if answer.get("schedule_id") and len(stats["schedule_ids"]) < SUMMARY_LIST_LIMIT:
-            stats["schedule_ids"].append(str(answer["schedule_id"]))
+            stats.dispatch_count += 1
+            if len(stats.dispatch_ids) < SUMMARY_LIST_LIMIT:
+                stats.dispatch_ids.append(str(answer["dispatch_id"]))
+        if answer.get("schedule_id") and len(stats.schedule_ids) < SUMMARY_LIST_LIMIT:
+            stats.schedule_ids.append(str(answer["schedule_id"]))
         errors = answer.get("errors")
         if errors:
-            stats["batches_with_non_fatal_errors"] += 1
+            stats.batches_with_non_fatal_errors += 1
             for error in errors if isinstance(errors, list) else [errors]:
-                if len(stats["non_fatal_errors"]) < SUMMARY_LIST_LIMIT:
+                if len(stats.non_fatal_errors) < SUMMARY_LIST_LIMIT:
                     kept = self._redact(error)
-                    stats["non_fatal_errors"].append(kept[:ERROR_CHARS] if isinstance(kept, str) else kept)
+                    stats.non_fatal_errors.append(kept[:ERROR_CHARS] if isinstance(kept, str) else kept)
 
     def _note_doubt(self, index: int, batch: list[Any], reason: str | None = None) -> None:
         """Name the recipients of a batch in doubt: in the log always, in the summary for 20."""
@@ -880,7 +874,7 @@ class BatchDelivery:
 
     # ------------------------------------------------------------------ reporting
 
-    def _all_stats(self) -> list[dict[str, Any]]:
+    def _all_stats(self) -> list[TryStats]:
         return [r.stats for r in self._records()]
 
     def summary(self) -> dict[str, Any]:
@@ -899,10 +893,10 @@ class BatchDelivery:
         stats = self._all_stats()
 
         def gathered(name: str) -> list[Any]:
-            return [item for s in stats for item in s.get(name, [])][:SUMMARY_LIST_LIMIT]
+            return [item for s in stats for item in getattr(s, name)][:SUMMARY_LIST_LIMIT]
 
         def total(name: str) -> int:
-            return sum(int(s.get(name, 0)) for s in stats)
+            return sum(int(getattr(s, name)) for s in stats)
 
         return {
             **{k: v for k, v in self._identity.items() if k not in ("batch_size", "deduplicate")},
@@ -929,9 +923,7 @@ class BatchDelivery:
             "resent_ambiguous": total("resent_ambiguous"),
             "skipped_already_sent": self._counts["skipped"],
             "non_fatal_errors": gathered("non_fatal_errors"),
-            "batches_with_non_fatal_errors": sum(
-                int(s.get("batches_with_non_fatal_errors", 0)) for s in stats
-            ),
+            "batches_with_non_fatal_errors": total("batches_with_non_fatal_errors"),
             "dispatch_ids": gathered("dispatch_ids"),
             "dispatch_count": total("dispatch_count"),
             "schedule_ids": gathered("schedule_ids"),
@@ -1046,7 +1038,7 @@ class BatchDelivery:
             return
         elapsed = max(now - self._started, 1e-9)
         audience = self.audience
-        accepted = int(own.stats["accepted"]) + self._counts["skipped"]
+        accepted = own.stats.accepted + self._counts["skipped"]
         accepted_batches = own.outcomes.count(DONE) + self._counts["skipped_batches"]
         total = audience.sent
         rate = self._counts["sent_batches"] / elapsed

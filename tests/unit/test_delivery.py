@@ -35,6 +35,7 @@ from airflow_provider_braze.delivery.checkpoint import (
     UNKNOWN,
     CheckpointStore,
     TryRecord,
+    TryStats,
 )
 from airflow_provider_braze.exceptions import (
     BrazeAmbiguousRequestError,
@@ -719,11 +720,11 @@ def test_a_try_record_stays_small_whatever_the_outcomes() -> None:
             {"batch": i, "outcome": "unknown", "status_code": 504, "error": "x" * 300}
             for i in range(ERRORS_KEPT)
         ],
-        stats={
-            "non_fatal_errors": ["y" * 300] * 20,
-            "dispatch_ids": ["d" * 32] * 20,
-            "schedule_ids": ["s" * 32] * 20,
-        },
+        stats=TryStats(
+            non_fatal_errors=["y" * 300] * 20,
+            dispatch_ids=["d" * 32] * 20,
+            schedule_ids=["s" * 32] * 20,
+        ),
     )
     assert len(json.dumps(record.to_json())) <= 64 * 1024
 
@@ -969,3 +970,15 @@ def test_renamed_errors_keep_their_old_names_for_one_release(module: str, old: s
     assert issubclass(cls, BrazeError)
     with pytest.raises(AttributeError):
         importlib.import_module(module).NoSuchName  # noqa: B018
+
+
+def test_a_try_records_counts_are_one_typed_object_that_round_trips() -> None:
+    stats = TryStats(
+        accepted=150, dispatch_count=3, dispatch_ids=["a", "b", "c"], batches_with_non_fatal_errors=1
+    )
+    assert TryStats.from_json(json.loads(json.dumps(stats.to_json()))) == stats
+    assert TryStats.from_json(None) == TryStats()  # a record from before counts were kept
+    assert TryStats.from_json({"accepted": 5, "something_new": 1}).accepted == 5
+    for damaged in ({"accepted": "5"}, {"dispatch_ids": "a"}, {"accepted": True}, ["accepted"]):
+        with pytest.raises(TypeError):
+            TryStats.from_json(damaged)
