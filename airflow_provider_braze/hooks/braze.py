@@ -293,7 +293,7 @@ class BrazeHook(BaseHook):
         )
         return self.send_prepared(prepared, _checked_users(external_user_ids, user_aliases))
 
-    def trigger_campaign_send(
+    def send_triggered_campaign(
         self,
         campaign_id: str,
         *,
@@ -319,7 +319,7 @@ class BrazeHook(BaseHook):
         :param attachments: Optional. Email attachments: ``[{"file_name", "url"}]``.
         :return: Braze's answer: ``dispatch_id``, ``send_id`` when echoed, ``errors`` (non-fatal).
         """
-        prepared = self.prepare_campaign_trigger(
+        prepared = self.prepare_triggered_campaign(
             campaign_id,
             send_id=send_id,
             trigger_properties=trigger_properties,
@@ -369,7 +369,7 @@ class BrazeHook(BaseHook):
         )
         return self.send_prepared(prepared, _checked_users(external_user_ids, user_aliases))
 
-    def schedule_campaign_trigger(
+    def schedule_triggered_campaign(
         self,
         campaign_id: str,
         *,
@@ -383,12 +383,12 @@ class BrazeHook(BaseHook):
         """Schedule an API-triggered campaign (``POST /campaigns/trigger/schedule/create``;
         permission ``campaigns.trigger.schedule.create``).
 
-        Takes the arguments of :meth:`trigger_campaign_send` plus ``schedule`` (see
+        Takes the arguments of :meth:`send_triggered_campaign` plus ``schedule`` (see
         :meth:`schedule_messages`).
 
         :return: Braze's answer, with ``schedule_id`` and ``dispatch_id``.
         """
-        prepared = self.prepare_campaign_trigger(
+        prepared = self.prepare_triggered_campaign(
             campaign_id,
             schedule=schedule,
             send_id=send_id,
@@ -462,7 +462,7 @@ class BrazeHook(BaseHook):
         return PreparedSend(endpoint, _without_nones(body), "users", bool(broadcast))
 
     @staticmethod
-    def prepare_campaign_trigger(
+    def prepare_triggered_campaign(
         campaign_id: str,
         *,
         send_id: str | None = None,
@@ -524,7 +524,7 @@ class BrazeHook(BaseHook):
         answer["errors"] = errors if isinstance(errors, list) else ([errors] if errors else [])
         return answer
 
-    def get_send_data_series(
+    def get_send_analytics(
         self,
         campaign_id: str,
         send_id: str,
@@ -552,6 +552,25 @@ class BrazeHook(BaseHook):
         if ending_at is not None:
             params["ending_at"] = to_utc_iso(ending_at, what="ending_at")
         return self._request(SEND_DATA_SERIES, params=params, idempotent=True)
+
+    # ------------------------------------------------- names before 0.2, kept for one release
+
+    def trigger_campaign_send(self, campaign_id: str, **kwargs: Any) -> dict[str, Any]:
+        """Deprecated: use :meth:`send_triggered_campaign` (one name pattern for the send verbs)."""
+        _deprecated("BrazeHook.trigger_campaign_send", "BrazeHook.send_triggered_campaign")
+        return self.send_triggered_campaign(campaign_id, **kwargs)
+
+    def schedule_campaign_trigger(self, campaign_id: str, **kwargs: Any) -> dict[str, Any]:
+        """Deprecated: use :meth:`schedule_triggered_campaign`."""
+        _deprecated("BrazeHook.schedule_campaign_trigger", "BrazeHook.schedule_triggered_campaign")
+        return self.schedule_triggered_campaign(campaign_id, **kwargs)
+
+    def get_send_data_series(
+        self, campaign_id: str, send_id: str, length: int, ending_at: datetime | str | None = None
+    ) -> dict[str, Any]:
+        """Deprecated: use :meth:`get_send_analytics` (the operator and sensor say "analytics" too)."""
+        _deprecated("BrazeHook.get_send_data_series", "BrazeHook.get_send_analytics")
+        return self.get_send_analytics(campaign_id, send_id, length, ending_at)
 
     def test_connection(self) -> tuple[bool, str]:
         """Check the endpoint and key with a harmless read (``GET /campaigns/list``, page 0).
@@ -780,7 +799,7 @@ class BrazeHook(BaseHook):
 class PreparedSend:
     """A send's request body, checked once, without its recipients: each batch only adds them
     (:meth:`BrazeHook.send_prepared`). Made by :meth:`BrazeHook.prepare_messages` and
-    :meth:`BrazeHook.prepare_campaign_trigger`."""
+    :meth:`BrazeHook.prepare_triggered_campaign`."""
 
     endpoint: BrazeEndpoint
     body: dict[str, Any]
@@ -803,6 +822,18 @@ def _checked_users(
 
 def _checked_trigger_recipients(recipients: list[dict[str, Any]] | None) -> list[Any]:
     return [validate_trigger_recipient(r, f"recipients[{i}]") for i, r in enumerate(recipients or [])]
+
+
+def _deprecated(old: str, new: str) -> None:
+    import warnings
+
+    from airflow.exceptions import AirflowProviderDeprecationWarning
+
+    warnings.warn(
+        f"{old} is deprecated and will be removed in the next release; use {new}.",
+        AirflowProviderDeprecationWarning,
+        stacklevel=3,
+    )
 
 
 def _without_nones(body: dict[str, Any]) -> dict[str, Any]:

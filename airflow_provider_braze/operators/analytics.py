@@ -106,7 +106,7 @@ class GetSendAnalyticsOperator(BaseOperator):
             output_format_for(str(self.output_path), self.output_format) if self.output_path else None
         )
 
-        answer = self.hook.get_send_data_series(campaign_id, send_id, length, ending_at)
+        answer = self.hook.get_send_analytics(campaign_id, send_id, length, ending_at)
         rows = send_analytics_rows(answer, campaign_id=campaign_id, send_id=send_id)
         totals = totals_by_channel(rows)
         days = len({row["date"] for row in rows})

@@ -425,12 +425,12 @@ class SendMessagesOperator(_BrazeSendOperator):
         )
 
 
-class TriggerCampaignSendOperator(_BrazeSendOperator):
+class SendTriggeredCampaignOperator(_BrazeSendOperator):
     """Trigger an API-triggered campaign now, tagged with a send ID (``POST /campaigns/trigger/send``).
 
     .. code-block:: python
 
-        TriggerCampaignSendOperator(
+        SendTriggeredCampaignOperator(
             task_id="trigger",
             campaign_id="{{ params.triggered_campaign_id }}",
             send_id=create_send_id.output,
@@ -482,7 +482,7 @@ class TriggerCampaignSendOperator(_BrazeSendOperator):
         }
 
     def _prepare(self) -> PreparedSend:
-        return self.hook.prepare_campaign_trigger(
+        return self.hook.prepare_triggered_campaign(
             self.campaign_id or "", attachments=self.attachments, **self._trigger_arguments()
         )
 
@@ -531,18 +531,18 @@ class ScheduleMessagesOperator(SendMessagesOperator):
         )
 
 
-class ScheduleCampaignTriggerOperator(TriggerCampaignSendOperator):
+class ScheduleTriggeredCampaignOperator(SendTriggeredCampaignOperator):
     """Schedule an API-triggered campaign, tagged with a send ID
     (``POST /campaigns/trigger/schedule/create``).
 
-    Takes the arguments of :class:`TriggerCampaignSendOperator` (without ``attachments``) plus
+    Takes the arguments of :class:`SendTriggeredCampaignOperator` (without ``attachments``) plus
     ``schedule`` (see :class:`ScheduleMessagesOperator`). Each batch becomes one schedule.
 
     .. seealso::
         https://www.braze.com/docs/api/endpoints/messaging/schedule_messages/post_schedule_triggered_campaigns/
     """
 
-    template_fields: Sequence[str] = (*TriggerCampaignSendOperator.template_fields, "schedule")
+    template_fields: Sequence[str] = (*SendTriggeredCampaignOperator.template_fields, "schedule")
     _endpoint = "POST /campaigns/trigger/schedule/create"
 
     def __init__(self, *, schedule: Any, **kwargs: Any) -> None:
@@ -550,9 +550,22 @@ class ScheduleCampaignTriggerOperator(TriggerCampaignSendOperator):
         self.schedule = schedule
 
     def _prepare(self) -> PreparedSend:
-        return self.hook.prepare_campaign_trigger(
+        return self.hook.prepare_triggered_campaign(
             self.campaign_id or "",
             schedule=self.schedule,
             attachments=self.attachments,
             **self._trigger_arguments(),
         )
+
+
+#: Names before 0.2, kept for one release: one name pattern (send/schedule + what is sent).
+_RENAMED = {
+    "TriggerCampaignSendOperator": "SendTriggeredCampaignOperator",
+    "ScheduleCampaignTriggerOperator": "ScheduleTriggeredCampaignOperator",
+}
+
+
+def __getattr__(name: str) -> Any:
+    from airflow_provider_braze._deprecation import renamed_attribute
+
+    return renamed_attribute(__name__, name, _RENAMED)

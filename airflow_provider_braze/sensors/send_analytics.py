@@ -160,7 +160,7 @@ class SendAnalyticsSensor(BaseSensorOperator):
         min_sent = _whole_number(self.min_sent, "min_sent")
         min_age = _duration(self.min_age)
 
-        answer = self.hook.get_send_data_series(campaign_id, send_id, length)
+        answer = self.hook.get_send_analytics(campaign_id, send_id, length)
         rows = send_analytics_rows(answer, campaign_id=campaign_id, send_id=send_id)
         with_stats = [r for r in rows if r["channel"] is not None]
         sent = sum(r["sent"] or 0 for r in with_stats)

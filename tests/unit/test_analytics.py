@@ -432,9 +432,9 @@ def hook(braze_conn: str, sleeps: list[float]) -> BrazeHook:
 
 def test_get_send_data_series_request(hook: BrazeHook, requests_mock: rm.Mocker) -> None:
     requests_mock.get(SERIES_URL, json=ANSWER)
-    assert hook.get_send_data_series("c-1", "s-1", 14) == ANSWER
+    assert hook.get_send_analytics("c-1", "s-1", 14) == ANSWER
     assert requests_mock.last_request.qs == {"campaign_id": ["c-1"], "send_id": ["s-1"], "length": ["14"]}
-    hook.get_send_data_series("c-1", "s-1", 7, ending_at=datetime(2026, 11, 30, 23, 59, tzinfo=timezone.utc))
+    hook.get_send_analytics("c-1", "s-1", 7, ending_at=datetime(2026, 11, 30, 23, 59, tzinfo=timezone.utc))
     assert requests_mock.last_request.qs["ending_at"] == ["2026-11-30t23:59:00z"]  # requests-mock lowercases
 
 
@@ -455,14 +455,14 @@ def test_get_send_data_series_validation(
     hook: BrazeHook, requests_mock: rm.Mocker, args: tuple[Any, ...], message: str
 ) -> None:
     with pytest.raises(BrazeValidationError, match=message):
-        hook.get_send_data_series(*args)
+        hook.get_send_analytics(*args)
     assert requests_mock.call_count == 0
 
 
 def test_get_send_data_series_names_its_permission(hook: BrazeHook, requests_mock: rm.Mocker) -> None:
     requests_mock.get(SERIES_URL, status_code=403, json={"message": "Access Denied"})
     with pytest.raises(BrazeAuthError, match=r"lacks the 'sends\.data_series' permission") as err:
-        hook.get_send_data_series("c", "s", 14)
+        hook.get_send_analytics("c", "s", 14)
     assert err.value.required_permission == "sends.data_series"
 
 
@@ -470,4 +470,4 @@ def test_get_send_data_series_is_retried_after_a_timeout(hook: BrazeHook, reques
     import requests
 
     requests_mock.get(SERIES_URL, [{"exc": requests.exceptions.ReadTimeout}, {"json": ANSWER}])
-    assert hook.get_send_data_series("c", "s", 14) == ANSWER  # a read is safe to repeat
+    assert hook.get_send_analytics("c", "s", 14) == ANSWER  # a read is safe to repeat

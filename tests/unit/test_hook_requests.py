@@ -454,7 +454,7 @@ def test_retry_after_unknown_outcome_warns_in_a_later_error(
     with pytest.raises(
         BrazeBadRequestError, match="an earlier attempt of this call was sent but got no answer"
     ):
-        hook.get_send_data_series("c", "s-1", 3)
+        hook.get_send_analytics("c", "s-1", 3)
 
 
 def test_tls_errors_are_not_retried(hook: BrazeHook, requests_mock: rm.Mocker, sleeps: list[float]) -> None:

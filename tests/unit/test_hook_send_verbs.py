@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 from typing import Any
+from unittest import mock
 
 import pytest
 import requests
@@ -71,7 +72,7 @@ def test_trigger_campaign_send_body(hook: BrazeHook, requests_mock: rm.Mocker) -
         {"user_alias": {"alias_name": "a", "alias_label": "l"}},
         {"email": "x@example.com", "prioritization": ["identified", "most_recently_updated"]},
     ]
-    hook.trigger_campaign_send(
+    hook.send_triggered_campaign(
         "tcamp",
         send_id="s2",
         recipients=recipients,
@@ -126,7 +127,7 @@ def test_schedule_campaign_trigger(hook: BrazeHook, requests_mock: rm.Mocker) ->
     requests_mock.post(
         TRIGGER_SCHEDULE_URL, json={"message": "success", "schedule_id": "sch2", "dispatch_id": "d"}
     )
-    answer = hook.schedule_campaign_trigger(
+    answer = hook.schedule_triggered_campaign(
         "tcamp", schedule={"time": "2026-12-01T09:00:00", "at_optimal_time": True}, broadcast=True
     )
     assert answer["schedule_id"] == "sch2"
@@ -196,7 +197,7 @@ def test_trigger_validation(
     hook: BrazeHook, requests_mock: rm.Mocker, kwargs: dict[str, Any], message: str
 ) -> None:
     with pytest.raises(BrazeValidationError, match=message):
-        hook.trigger_campaign_send("tcamp", **kwargs)
+        hook.send_triggered_campaign("tcamp", **kwargs)
     assert requests_mock.call_count == 0
 
 
@@ -371,7 +372,7 @@ def test_a_prepared_send_is_checked_once_and_batches_only_add_recipients(
             "takes override_messaging_limits",
         ),
         (
-            lambda h: h.prepare_campaign_trigger("c", schedule="2099-01-01T00:00:00Z", attachments=[{}]),
+            lambda h: h.prepare_triggered_campaign("c", schedule="2099-01-01T00:00:00Z", attachments=[{}]),
             "takes no attachments",
         ),
     ],
@@ -379,3 +380,27 @@ def test_a_prepared_send_is_checked_once_and_batches_only_add_recipients(
 def test_prepare_refuses_what_the_endpoint_cannot_take(hook: BrazeHook, call: Any, message: str) -> None:
     with pytest.raises(BrazeValidationError, match=message):
         call(hook)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "args"),
+    [
+        ("trigger_campaign_send", "send_triggered_campaign", ("camp",)),
+        ("schedule_campaign_trigger", "schedule_triggered_campaign", ("camp",)),
+        ("get_send_data_series", "get_send_analytics", ("camp", "s1", 14)),
+    ],
+)
+def test_renamed_verbs_keep_working_for_one_release(
+    hook: BrazeHook, old: str, new: str, args: tuple[Any, ...]
+) -> None:
+    from airflow.exceptions import AirflowProviderDeprecationWarning
+
+    kwargs = {"broadcast": True} if old != "get_send_data_series" else {}
+    warning = f"BrazeHook.{old} is deprecated .* use BrazeHook.{new}"
+    with (
+        mock.patch.object(BrazeHook, new, return_value={"ok": True}) as target,
+        pytest.warns(AirflowProviderDeprecationWarning, match=warning),
+    ):
+        answer = getattr(hook, old)(*args, **kwargs)
+    assert answer == {"ok": True}
+    assert target.call_count == 1

@@ -16,10 +16,10 @@ import pytest
 from airflow_provider_braze.delivery import BrazeDeliveryIncompleteError, BrazeDeliveryStoppedError
 from airflow_provider_braze.exceptions import BrazeCheckpointError, BrazeValidationError
 from airflow_provider_braze.operators.messages import (
-    ScheduleCampaignTriggerOperator,
     ScheduleMessagesOperator,
+    ScheduleTriggeredCampaignOperator,
     SendMessagesOperator,
-    TriggerCampaignSendOperator,
+    SendTriggeredCampaignOperator,
 )
 from airflow_provider_braze.sandbox import BrazeSandbox
 from tests.conftest import email_message
@@ -89,7 +89,7 @@ def test_csv_file_of_trigger_recipients(sandbox: BrazeSandbox, tmp_path: Path) -
     path.write_text(
         "external_user_id,trigger_properties.first_name\n" + "".join(f"u{i},N{i}\n" for i in range(75))
     )
-    op = TriggerCampaignSendOperator(
+    op = SendTriggeredCampaignOperator(
         task_id="send",
         campaign_id=TRIGGERED,
         send_id="sid",
@@ -225,7 +225,7 @@ def test_schedule_operators(sandbox: BrazeSandbox, tmp_path: Path) -> None:
         "time": "2026-12-24T17:00:00Z"
     }
     summary = run(
-        ScheduleCampaignTriggerOperator(
+        ScheduleTriggeredCampaignOperator(
             task_id="send",
             campaign_id=TRIGGERED,
             broadcast=True,
@@ -260,7 +260,7 @@ def test_template_fields() -> None:
         "segment_id",
         "audience",
     }
-    assert set(TriggerCampaignSendOperator.template_fields) == {
+    assert set(SendTriggeredCampaignOperator.template_fields) == {
         "campaign_id",
         "send_id",
         "recipients",
@@ -268,7 +268,7 @@ def test_template_fields() -> None:
         "audience",
     }
     assert "schedule" in ScheduleMessagesOperator.template_fields
-    assert "schedule" in ScheduleCampaignTriggerOperator.template_fields
+    assert "schedule" in ScheduleTriggeredCampaignOperator.template_fields
 
 
 # ---------------------------------------------------------------------------- the summary on every path
@@ -559,3 +559,19 @@ def test_the_request_is_built_and_checked_once_per_send(
     shared = [{k: v for k, v in r.items() if k != "external_user_ids"} for r in requests]
     assert all(body == shared[0] for body in shared)
     assert sorted(u for r in requests for u in r["external_user_ids"]) == sorted(users(170))
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ("TriggerCampaignSendOperator", SendTriggeredCampaignOperator),
+        ("ScheduleCampaignTriggerOperator", ScheduleTriggeredCampaignOperator),
+    ],
+)
+def test_renamed_operators_keep_working_for_one_release(old: str, new: type) -> None:
+    from airflow.exceptions import AirflowProviderDeprecationWarning
+
+    from airflow_provider_braze.operators import messages
+
+    with pytest.warns(AirflowProviderDeprecationWarning, match=f"{old} is deprecated .* use {new.__name__}"):
+        assert getattr(messages, old) is new

@@ -140,7 +140,7 @@ def test_a_read_answered_2xx_with_an_unreadable_body_is_just_unexpected(
 ) -> None:
     requests_mock.get(SERIES_URL, status_code=200, text="")
     with pytest.raises(BrazeUnexpectedResponseError) as err:
-        BrazeHook().get_send_data_series("camp", "send", 3)
+        BrazeHook().get_send_analytics("camp", "send", 3)
     assert not isinstance(err.value, BrazeAmbiguousRequestError)
 
 
