@@ -55,6 +55,12 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": ["airflow_provider_braze.sensors.send_analytics"],
             }
         ],
+        "triggers": [
+            {
+                "integration-name": "Braze",
+                "python-modules": ["airflow_provider_braze.triggers.send_analytics"],
+            }
+        ],
         # Declared here (not with the deprecated Python form methods) so that the Airflow 3 UI
         # can render the form without importing the hook.
         "connection-types": [

@@ -38,8 +38,11 @@ class SendAnalyticsSensor(BaseSensorOperator):
     and fails at once (no retries) when Braze no longer has data for it (this needs
     ``sent_at``, or data seen for the send).
 
-    It works in ``poke`` and ``reschedule`` mode, and with ``deferrable=True`` it holds no
-    worker slot between checks: it waits ``poke_interval`` in the triggerer, then checks again.
+    It works in ``poke`` and ``reschedule`` mode, and with ``deferrable=True`` (by default
+    Airflow's ``[operators] default_deferrable``) it checks once on the worker, then hands the
+    waiting to :class:`~airflow_provider_braze.triggers.send_analytics.SendAnalyticsTrigger`,
+    which checks Braze every ``poke_interval`` seconds in the triggerer and wakes the task only
+    when the condition is met, the ``timeout`` is up, or waiting cannot help.
 
     .. code-block:: python
 
@@ -63,7 +66,9 @@ class SendAnalyticsSensor(BaseSensorOperator):
     :param sent_at: Optional. When the send happened: ISO-8601 or a timezone-aware datetime.
         (templated)
     :param length: Days of analytics to read per check, 1 to 100 (default 14).
-    :param deferrable: Wait between checks in the triggerer instead of on a worker.
+    :param deferrable: Wait in the triggerer instead of on a worker: the trigger checks Braze
+        every ``poke_interval`` seconds itself and wakes the task only when done. Defaults to
+        Airflow's ``[operators] default_deferrable``.
     :param braze_conn_id: The Braze connection to use.
     """
 
@@ -79,7 +84,7 @@ class SendAnalyticsSensor(BaseSensorOperator):
         min_age: timedelta | float | str | None = None,
         sent_at: Any = None,
         length: int = 14,
-        deferrable: bool = False,
+        deferrable: bool | None = None,
         braze_conn_id: str = BrazeHook.default_conn_name,
         **kwargs: Any,
     ) -> None:
@@ -90,7 +95,12 @@ class SendAnalyticsSensor(BaseSensorOperator):
         self.min_age = min_age
         self.sent_at = sent_at
         self.length = length
-        self.deferrable = deferrable
+        if deferrable is None:
+            # Airflow's convention: [operators] default_deferrable decides when not given.
+            from airflow.configuration import conf
+
+            deferrable = conf.getboolean("operators", "default_deferrable", fallback=False)
+        self.deferrable = bool(deferrable)
         self.braze_conn_id = braze_conn_id
 
     @cached_property
@@ -111,17 +121,53 @@ class SendAnalyticsSensor(BaseSensorOperator):
         done, summary = self._check()
         if done:
             return summary
-        self._defer_until_next_check(started_at=datetime.now(timezone.utc))
+        self._defer(datetime.now(timezone.utc) + timedelta(seconds=self.timeout))
+
+    def _defer(self, end_at: datetime) -> None:
+        """Hand the waiting to the triggerer: it checks Braze every ``poke_interval`` itself."""
+        from airflow_provider_braze.triggers.send_analytics import SendAnalyticsTrigger
+
+        campaign_id, send_id, length, sent_at, min_sent, min_age = self._arguments()
+        self.log.info(
+            "Deferred: the triggerer checks Braze every %.0f s until %s; no worker slot is held.",
+            self.poke_interval,
+            end_at.isoformat(timespec="seconds"),
+        )
+        self.defer(
+            trigger=SendAnalyticsTrigger(
+                campaign_id=campaign_id,
+                send_id=send_id,
+                length=length,
+                min_sent=min_sent,
+                min_age_seconds=min_age.total_seconds() if min_age is not None else None,
+                sent_at=sent_at.isoformat() if sent_at else None,
+                poke_interval=float(self.poke_interval),
+                end_at=end_at.isoformat(),
+                braze_conn_id=self.braze_conn_id,
+            ),
+            method_name="execute_complete",
+            # A safety net should the trigger never answer; the trigger itself ends at end_at.
+            timeout=end_at - datetime.now(timezone.utc) + timedelta(minutes=5),
+        )
 
     def execute_complete(self, context: Context, event: Any = None, started_at: str | None = None) -> Any:
-        """Called after each wait in the triggerer: check again, succeed, or wait again."""
-        done, summary = self._check()
-        if done:
-            return summary
-        started = datetime.fromisoformat(started_at) if started_at else datetime.now(timezone.utc)
-        if (datetime.now(timezone.utc) - started).total_seconds() >= self.timeout:
-            from airflow.sdk.exceptions import AirflowSensorTimeout, AirflowSkipException
+        """Called when the trigger fires: the condition is met, the time is up, or it failed."""
+        from airflow.sdk.exceptions import AirflowSensorTimeout, AirflowSkipException
 
+        from airflow_provider_braze.exceptions import BrazeAnalyticsUnavailableError, BrazeError
+
+        if not isinstance(event, dict):
+            # Deferred by a version of this sensor that waited with a plain timer: check now.
+            done, summary = self._check()
+            if done:
+                return summary
+            start = datetime.fromisoformat(started_at) if started_at else datetime.now(timezone.utc)
+            self._defer(start + timedelta(seconds=self.timeout))
+            return None
+        status = event.get("status")
+        if status == "done":
+            return event.get("summary")
+        if status == "timeout":
             message = (
                 f"Braze analytics for send {self.send_id!r} did not meet the condition "
                 f"in {self.timeout:.0f} s."
@@ -129,93 +175,115 @@ class SendAnalyticsSensor(BaseSensorOperator):
             if self.soft_fail:
                 raise AirflowSkipException(message)
             raise AirflowSensorTimeout(message)
-        self._defer_until_next_check(started_at=started)
-
-    def _defer_until_next_check(self, *, started_at: datetime) -> None:
-        from airflow.providers.standard.triggers.temporal import TimeDeltaTrigger
-
-        self.log.info("Checking again in %.0f s (deferred: no worker slot is held).", self.poke_interval)
-        self.defer(
-            trigger=TimeDeltaTrigger(timedelta(seconds=self.poke_interval)),
-            method_name="execute_complete",
-            kwargs={"started_at": started_at.isoformat()},
-        )
+        if status == "unavailable":
+            raise BrazeAnalyticsUnavailableError(str(event.get("message")))
+        raise BrazeError(f"Waiting for Braze analytics failed in the triggerer: {event.get('message')}")
 
     # ------------------------------------------------------------------ the check itself
 
-    def _check(self) -> tuple[bool, dict[str, Any]]:
-        from airflow_provider_braze._words import plural
-        from airflow_provider_braze.analytics import (
-            RETENTION_DAYS,
-            activity_days,
-            send_analytics_rows,
-            totals_by_channel,
+    def _arguments(self) -> tuple[str, str, int, datetime | None, int | None, timedelta | None]:
+        """The rendered arguments, checked."""
+        return (
+            validate_campaign_id(self.campaign_id),
+            validate_required_send_id(self.send_id),
+            validate_series_length(self.length),
+            parse_utc(self.sent_at, what="sent_at") if self.sent_at else None,
+            _whole_number(self.min_sent, "min_sent"),
+            _duration(self.min_age),
         )
-        from airflow_provider_braze.exceptions import BrazeAnalyticsUnavailableError
 
-        campaign_id = validate_campaign_id(self.campaign_id)
-        send_id = validate_required_send_id(self.send_id)
-        length = validate_series_length(self.length)
-        sent_at = parse_utc(self.sent_at, what="sent_at") if self.sent_at else None
-        min_sent = _whole_number(self.min_sent, "min_sent")
-        min_age = _duration(self.min_age)
+    def _check(self) -> tuple[bool, dict[str, Any]]:
+        campaign_id, send_id, length, sent_at, min_sent, min_age = self._arguments()
+        return check_send_analytics(
+            self.hook,
+            campaign_id=campaign_id,
+            send_id=send_id,
+            length=length,
+            min_sent=min_sent,
+            min_age=min_age,
+            sent_at=sent_at,
+            log=self.log,
+        )
 
-        answer = self.hook.get_send_analytics(campaign_id, send_id, length)
-        rows = send_analytics_rows(answer, campaign_id=campaign_id, send_id=send_id)
-        with_stats = [r for r in rows if r["channel"] is not None]
-        sent = sum(r["sent"] or 0 for r in with_stats)
-        # Not the first day of the series: whether it starts on the day of the send or covers
-        # the whole window with zeros is undocumented. The first day with any activity.
-        days = activity_days(with_stats)
-        now = _utcnow()
-        # Braze reports days, not times, and does not say in which time zone: without sent_at,
-        # the send happened some time on its first day, in some zone from UTC+14 to UTC-12.
-        # Retention counts from the earliest that can be; min_age from the latest, so it is
-        # never met early (at worst 36 hours late: pass sent_at for precision).
-        oldest = newest = sent_at
-        if sent_at is None and days:
-            midnight = datetime.fromisoformat(days[0]).replace(tzinfo=timezone.utc)
-            oldest = midnight - _EASTERNMOST_OFFSET
-            newest = min(now, midnight + timedelta(days=1) + _WESTERNMOST_OFFSET)
-        age = now - oldest if oldest else None
-        least_age = now - newest if newest else None
 
-        if age is not None and age > timedelta(days=RETENTION_DAYS):
-            if not days:
-                raise BrazeAnalyticsUnavailableError(
-                    f"Braze has no analytics for send {send_id!r} of campaign {campaign_id!r}: the send "
-                    f"is {age.days} days old and Braze keeps send analytics for {RETENTION_DAYS} days."
-                )
-            self.log.warning(
-                "Send %r is %d days old; Braze keeps send analytics for %d days, so fetch them now.",
-                send_id,
-                age.days,
-                RETENTION_DAYS,
-            )
+def check_send_analytics(
+    hook: BrazeHook,
+    *,
+    campaign_id: str,
+    send_id: str,
+    length: int,
+    min_sent: int | None,
+    min_age: timedelta | None,
+    sent_at: datetime | None,
+    log: Any,
+) -> tuple[bool, dict[str, Any]]:
+    """One check of a send's analytics against the sensor's condition (used by the sensor on a
+    worker and by :class:`~airflow_provider_braze.triggers.send_analytics.SendAnalyticsTrigger`
+    in the triggerer): whether it is met, and the summary ``{"sent", "days", "channel_totals"}``.
 
-        waiting = []
+    :raises BrazeAnalyticsUnavailableError: Braze no longer has the send's analytics.
+    """
+    from airflow_provider_braze._words import plural
+    from airflow_provider_braze.analytics import (
+        RETENTION_DAYS,
+        activity_days,
+        send_analytics_rows,
+        totals_by_channel,
+    )
+    from airflow_provider_braze.exceptions import BrazeAnalyticsUnavailableError
+
+    answer = hook.get_send_analytics(campaign_id, send_id, length)
+    rows = send_analytics_rows(answer, campaign_id=campaign_id, send_id=send_id)
+    with_stats = [r for r in rows if r["channel"] is not None]
+    sent = sum(r["sent"] or 0 for r in with_stats)
+    # Not the first day of the series: whether it starts on the day of the send or covers
+    # the whole window with zeros is undocumented. The first day with any activity.
+    days = activity_days(with_stats)
+    now = _utcnow()
+    # Braze reports days, not times, and does not say in which time zone: without sent_at,
+    # the send happened some time on its first day, in some zone from UTC+14 to UTC-12.
+    # Retention counts from the earliest that can be; min_age from the latest, so it is
+    # never met early (at worst 36 hours late: pass sent_at for precision).
+    oldest = newest = sent_at
+    if sent_at is None and days:
+        midnight = datetime.fromisoformat(days[0]).replace(tzinfo=timezone.utc)
+        oldest = midnight - _EASTERNMOST_OFFSET
+        newest = min(now, midnight + timedelta(days=1) + _WESTERNMOST_OFFSET)
+    age = now - oldest if oldest else None
+    least_age = now - newest if newest else None
+
+    if age is not None and age > timedelta(days=RETENTION_DAYS):
         if not days:
-            waiting.append("analytics to appear")
-        if min_sent is not None and sent < min_sent:
-            waiting.append(f"at least {min_sent} sent (now {sent})")
-        if min_age is not None and (least_age is None or least_age < min_age):
-            waiting.append(
-                f"the send to be {min_age} old (now {'unknown' if least_age is None else least_age})"
+            raise BrazeAnalyticsUnavailableError(
+                f"Braze has no analytics for send {send_id!r} of campaign {campaign_id!r}: the send "
+                f"is {age.days} days old and Braze keeps send analytics for {RETENTION_DAYS} days."
             )
-        summary = {"sent": sent, "days": len(days), "channel_totals": totals_by_channel(with_stats)}
-        if waiting:
-            self.log.info(
-                "Send %r: %d sent over %s; waiting for %s.",
-                send_id,
-                sent,
-                plural(len(days), "day"),
-                ", ".join(waiting),
-            )
-        else:
-            self.log.info(
-                "Send %r: %d sent over %s; the condition is met.", send_id, sent, plural(len(days), "day")
-            )
-        return not waiting, summary
+        log.warning(
+            "Send %r is %d days old; Braze keeps send analytics for %d days, so fetch them now.",
+            send_id,
+            age.days,
+            RETENTION_DAYS,
+        )
+
+    waiting = []
+    if not days:
+        waiting.append("analytics to appear")
+    if min_sent is not None and sent < min_sent:
+        waiting.append(f"at least {min_sent} sent (now {sent})")
+    if min_age is not None and (least_age is None or least_age < min_age):
+        waiting.append(f"the send to be {min_age} old (now {'unknown' if least_age is None else least_age})")
+    summary = {"sent": sent, "days": len(days), "channel_totals": totals_by_channel(with_stats)}
+    if waiting:
+        log.info(
+            "Send %r: %d sent over %s; waiting for %s.",
+            send_id,
+            sent,
+            plural(len(days), "day"),
+            ", ".join(waiting),
+        )
+    else:
+        log.info("Send %r: %d sent over %s; the condition is met.", send_id, sent, plural(len(days), "day"))
+    return not waiting, summary
 
 
 #: The time zones a day can be reported in: from UTC+14 (it starts 14 hours before UTC's) to

@@ -86,9 +86,12 @@ def test_deferrable_sensor_defers_and_resumes(
     assert task_states(dag_run)["wait"] == ("success", 1)  # waiting used no retries
     # Log lines may reach a stream an earlier test captured; pytest's log capture sees them all.
     text = "".join(capfd.readouterr()) + caplog.text
-    assert "Checking again in 1 s (deferred: no worker slot is held)." in text
+    assert "Deferred: the triggerer checks Braze every 1 s until" in text
     assert "running trigger in line" in text
-    assert "waiting for the send to be 0:00:03 old" in text
-    assert "20 sent over 1 day; the condition is met." in text
+    # The waiting and the checking happen in the trigger, not on a worker.
+    trigger_lines = [line for line in text.splitlines() if "SendAnalyticsTrigger" in line]
+    assert any("Checking again in 1 s." in line for line in trigger_lines)
+    assert any("waiting for the send to be 0:00:03 old" in line for line in trigger_lines)
+    assert any("20 sent over 1 day; the condition is met." in line for line in trigger_lines)
     summary = xcoms(dag_run.run_id, "braze_analytics_wait")[("wait", "return_value")]
     assert summary["sent"] == 20

@@ -318,27 +318,31 @@ def test_sensor_against_the_sandbox_under_each_series_shape(
 # ---------------------------------------------------------------------------- sensor: deferral
 
 
-def test_deferrable_checks_first_then_defers(braze_conn: str, requests_mock: rm.Mocker) -> None:
-    from airflow.providers.standard.triggers.temporal import DateTimeTrigger
+def test_deferrable_checks_first_then_defers_to_a_trigger_that_checks(
+    braze_conn: str, requests_mock: rm.Mocker
+) -> None:
     from airflow.sdk.exceptions import TaskDeferred
+
+    from airflow_provider_braze.triggers.send_analytics import SendAnalyticsTrigger
 
     requests_mock.get(SERIES_URL, json={"message": "success", "data": []})
     with pytest.raises(TaskDeferred) as deferred:
-        sensor(deferrable=True).execute(context())
-    assert isinstance(deferred.value.trigger, DateTimeTrigger)
+        sensor(deferrable=True, min_sent="10", min_age=3600, sent_at="2026-11-26T10:00:00Z").execute(
+            context()
+        )
+    trigger = deferred.value.trigger
+    assert isinstance(trigger, SendAnalyticsTrigger)
     assert deferred.value.method_name == "execute_complete"
-    wait = deferred.value.trigger.serialize()[1]["moment"] - datetime.now(timezone.utc)
-    assert timedelta(seconds=3) < wait <= timedelta(seconds=5)
-    started_at = deferred.value.kwargs["started_at"]
-
-    # Resumed after the wait: still nothing, so it defers again, keeping its start time.
-    with pytest.raises(TaskDeferred) as again:
-        sensor(deferrable=True).execute_complete(context(), event=None, started_at=started_at)
-    assert again.value.kwargs["started_at"] == started_at
-
-    requests_mock.get(SERIES_URL, json=series(7))
-    summary = sensor(deferrable=True).execute_complete(context(), event=None, started_at=started_at)
-    assert summary["sent"] == 7
+    classpath, kwargs = trigger.serialize()
+    assert classpath == "airflow_provider_braze.triggers.send_analytics.SendAnalyticsTrigger"
+    assert kwargs["min_sent"] == 10
+    assert kwargs["min_age_seconds"] == 3600
+    assert kwargs["sent_at"] == "2026-11-26T10:00:00+00:00"
+    assert kwargs["poke_interval"] == 5
+    end_at = datetime.fromisoformat(kwargs["end_at"]) - datetime.now(timezone.utc)
+    assert timedelta(seconds=55) < end_at <= timedelta(seconds=60)  # the sensor's timeout
+    assert requests_mock.call_count == 1  # one check on the worker, then the trigger checks
+    assert SendAnalyticsTrigger(**kwargs).serialize() == (classpath, kwargs)
 
 
 def test_deferrable_returns_at_once_when_already_met(braze_conn: str, requests_mock: rm.Mocker) -> None:
@@ -346,15 +350,78 @@ def test_deferrable_returns_at_once_when_already_met(braze_conn: str, requests_m
     assert sensor(deferrable=True).execute(context())["sent"] == 7
 
 
-def test_deferrable_timeout(braze_conn: str, requests_mock: rm.Mocker) -> None:
+def test_what_the_trigger_says_decides_the_task(braze_conn: str) -> None:
     from airflow.sdk.exceptions import AirflowSensorTimeout, AirflowSkipException
 
-    requests_mock.get(SERIES_URL, json={"message": "success", "data": []})
-    long_ago = (datetime.now(timezone.utc) - timedelta(seconds=120)).isoformat()
+    done = {"status": "done", "summary": {"sent": 7, "days": 1, "channel_totals": {}}}
+    assert sensor(deferrable=True).execute_complete(context(), event=done) == done["summary"]
     with pytest.raises(AirflowSensorTimeout, match="did not meet the condition in 60 s"):
-        sensor(deferrable=True).execute_complete(context(), started_at=long_ago)
+        sensor(deferrable=True).execute_complete(context(), event={"status": "timeout"})
     with pytest.raises(AirflowSkipException):
-        sensor(deferrable=True, soft_fail=True).execute_complete(context(), started_at=long_ago)
+        sensor(deferrable=True, soft_fail=True).execute_complete(context(), event={"status": "timeout"})
+    with pytest.raises(BrazeAnalyticsUnavailableError, match="keeps send analytics"):
+        sensor(deferrable=True).execute_complete(
+            context(), event={"status": "unavailable", "message": "Braze keeps send analytics for 14 days"}
+        )
+    with pytest.raises(BrazeError, match="failed in the triggerer: BrazeAuthError: 401"):
+        sensor(deferrable=True).execute_complete(
+            context(), event={"status": "error", "message": "BrazeAuthError: 401"}
+        )
+
+
+def test_a_task_deferred_by_the_old_timer_resumes(braze_conn: str, requests_mock: rm.Mocker) -> None:
+    """A task deferred before the trigger existed resumes with event=None: it checks, then
+    defers to the trigger."""
+    from airflow.sdk.exceptions import TaskDeferred
+
+    requests_mock.get(SERIES_URL, [{"json": {"message": "success", "data": []}}, {"json": series(3)}])
+    with pytest.raises(TaskDeferred):
+        sensor(deferrable=True).execute_complete(context(), event=None, started_at=days_ago(0))
+    assert sensor(deferrable=True).execute_complete(context(), event=None)["sent"] == 3
+
+
+@pytest.mark.parametrize(
+    ("answers", "expected"),
+    [
+        ([{"json": {"message": "success", "data": []}}, {"json": series(12)}], "done"),
+        ([{"json": {"message": "success", "data": []}}], "timeout"),
+        ([{"status_code": 401, "json": {"message": "Invalid API key"}}], "error"),
+    ],
+)
+def test_the_trigger_checks_braze_until_the_condition_is_met(
+    braze_conn: str, requests_mock: rm.Mocker, answers: list[dict[str, Any]], expected: str
+) -> None:
+    import asyncio
+
+    from airflow_provider_braze.triggers.send_analytics import SendAnalyticsTrigger
+
+    requests_mock.get(SERIES_URL, answers)
+    end_at = datetime.now(timezone.utc) + timedelta(seconds=0.3 if expected == "timeout" else 30)
+    trigger = SendAnalyticsTrigger(
+        campaign_id="c",
+        send_id="s",
+        length=14,
+        min_sent=10,
+        min_age_seconds=None,
+        sent_at=None,
+        poke_interval=0.01,
+        end_at=end_at.isoformat(),
+        braze_conn_id="braze_default",
+    )
+
+    async def first_event() -> dict[str, Any]:
+        async for event in trigger.run():
+            return dict(event.payload)
+        raise AssertionError("the trigger ended without an event")
+
+    event = asyncio.run(first_event())
+    assert event["status"] == expected
+    if expected == "done":
+        assert event["summary"]["sent"] == 12
+        assert requests_mock.call_count == 2
+    if expected == "error":
+        assert "401" in event["message"]
+        assert "canary" not in event["message"]  # no key in what the trigger reports
 
 
 def test_template_fields() -> None:
@@ -539,3 +606,15 @@ def test_sandbox_series_needs_its_permission(braze_sandbox: BrazeSandbox) -> Non
         timeout=10,
     )
     assert response.status_code == 403
+
+
+@pytest.mark.parametrize(("setting", "expected"), [(None, False), ("True", True), ("False", False)])
+def test_deferrable_follows_airflows_default_deferrable(
+    monkeypatch: pytest.MonkeyPatch, setting: str | None, expected: bool
+) -> None:
+    if setting is None:
+        monkeypatch.delenv("AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE", raising=False)
+    else:
+        monkeypatch.setenv("AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE", setting)
+    assert sensor().deferrable is expected
+    assert sensor(deferrable=not expected).deferrable is (not expected)  # an explicit value wins

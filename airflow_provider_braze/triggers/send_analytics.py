@@ -1,0 +1,124 @@
+"""SendAnalyticsTrigger: wait for a send's analytics in the triggerer, checking Braze itself.
+
+A deferred :class:`~airflow_provider_braze.sensors.send_analytics.SendAnalyticsSensor` holds no
+worker slot: this trigger asks Braze every ``poke_interval`` seconds whether the condition is
+met, and wakes the task only when it is, when the time is up, or when waiting cannot help.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+
+class SendAnalyticsTrigger(BaseTrigger):
+    """Check a send's analytics until they meet the sensor's condition.
+
+    Braze is called through the provider's (synchronous) hook in a worker thread, so the
+    triggerer's event loop is never blocked; each check is one ``GET /sends/data_series``.
+
+    :param campaign_id: The campaign the send ID belongs to.
+    :param send_id: The send ID.
+    :param length: Days of analytics to read per check.
+    :param min_sent: Optional. Wait until at least this many messages were sent.
+    :param min_age_seconds: Optional. Wait until the send is at least this old.
+    :param sent_at: Optional. When the send happened (ISO-8601).
+    :param poke_interval: Seconds between checks.
+    :param end_at: When to give up (ISO-8601): the sensor's ``timeout`` from its first check.
+    :param braze_conn_id: The Braze connection to use.
+    """
+
+    def __init__(
+        self,
+        *,
+        campaign_id: str,
+        send_id: str,
+        length: int,
+        min_sent: int | None,
+        min_age_seconds: float | None,
+        sent_at: str | None,
+        poke_interval: float,
+        end_at: str,
+        braze_conn_id: str,
+    ) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+        self.campaign_id = campaign_id
+        self.send_id = send_id
+        self.length = length
+        self.min_sent = min_sent
+        self.min_age_seconds = min_age_seconds
+        self.sent_at = sent_at
+        self.poke_interval = poke_interval
+        self.end_at = end_at
+        self.braze_conn_id = braze_conn_id
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "campaign_id": self.campaign_id,
+                "send_id": self.send_id,
+                "length": self.length,
+                "min_sent": self.min_sent,
+                "min_age_seconds": self.min_age_seconds,
+                "sent_at": self.sent_at,
+                "poke_interval": self.poke_interval,
+                "end_at": self.end_at,
+                "braze_conn_id": self.braze_conn_id,
+            },
+        )
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        from airflow_provider_braze.exceptions import BrazeAnalyticsUnavailableError
+        from airflow_provider_braze.hooks.braze import BrazeHook
+
+        hook = BrazeHook(braze_conn_id=self.braze_conn_id)
+        end_at = datetime.fromisoformat(self.end_at)
+        try:
+            while True:
+                try:
+                    done, summary = await asyncio.to_thread(self._check, hook)
+                except BrazeAnalyticsUnavailableError as err:
+                    yield _event({"status": "unavailable", "message": str(err)})
+                    return
+                except Exception as err:
+                    text = str(hook.redact(f"{type(err).__name__}: {err}"))
+                    yield _event({"status": "error", "message": text})
+                    return
+                if done:
+                    yield _event({"status": "done", "summary": summary})
+                    return
+                left = (end_at - datetime.now(timezone.utc)).total_seconds()
+                if left <= 0:
+                    yield _event({"status": "timeout", "summary": summary})
+                    return
+                self.log.info("Checking again in %.0f s.", min(self.poke_interval, left))
+                await asyncio.sleep(min(self.poke_interval, left))
+        finally:
+            hook.close()
+
+    def _check(self, hook: Any) -> tuple[bool, dict[str, Any]]:
+        from datetime import timedelta
+
+        from airflow_provider_braze.sensors.send_analytics import check_send_analytics
+
+        return check_send_analytics(
+            hook,
+            campaign_id=self.campaign_id,
+            send_id=self.send_id,
+            length=self.length,
+            min_sent=self.min_sent,
+            min_age=timedelta(seconds=self.min_age_seconds) if self.min_age_seconds is not None else None,
+            sent_at=datetime.fromisoformat(self.sent_at) if self.sent_at else None,
+            log=self.log,
+        )
+
+
+def _event(payload: dict[str, Any]) -> TriggerEvent:
+    return TriggerEvent(payload)  # type: ignore[no-untyped-call]
