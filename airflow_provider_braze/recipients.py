@@ -11,14 +11,12 @@ import csv
 import json
 import os
 from collections.abc import Iterable, Iterator, Mapping
-from itertools import islice
 from typing import Any, Literal
 
 from airflow_provider_braze import storage
 from airflow_provider_braze.exceptions import BrazeValidationError
 from airflow_provider_braze.storage import storage_path
 from airflow_provider_braze.validation import (
-    MAX_RECIPIENTS_PER_REQUEST,
     validate_trigger_recipient,
     validate_user_alias,
 )
@@ -68,17 +66,6 @@ def iter_recipients(source: Any, kind: RecipientKind, *, file_format: str | None
         )
     for position, item in enumerate(source):
         yield _normalize(item, kind, f"recipient {position}")
-
-
-def batched(items: Iterable[Any], size: int = MAX_RECIPIENTS_PER_REQUEST) -> Iterator[list[Any]]:
-    """Split ``items`` into lists of at most ``size``, lazily."""
-    if not 1 <= size <= MAX_RECIPIENTS_PER_REQUEST:
-        raise BrazeValidationError(
-            f"batch size must be between 1 and {MAX_RECIPIENTS_PER_REQUEST}, got {size}."
-        )
-    iterator = iter(items)
-    while batch := list(islice(iterator, size)):
-        yield batch
 
 
 def recipient_key(recipient: Any) -> str:

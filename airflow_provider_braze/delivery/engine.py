@@ -130,11 +130,6 @@ class _CheckpointWriter:
         self._thread = threading.Thread(target=self._loop, name="braze-checkpoint", daemon=True)
         self._thread.start()
 
-    def _is_newer(self, key: str) -> bool:
-        """A done record, or a newer try's record."""
-        order = Checkpoint.order_of(key)
-        return order is None or order > self._order
-
     def submit(self, seq: int, record: dict[str, Any], reservation: int) -> None:
         with self._cond:
             self._pending = (seq, record, reservation)

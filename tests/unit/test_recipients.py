@@ -1,30 +1,16 @@
-"""Recipient sources: lists, generators and files, batching edge cases, errors naming the line."""
+"""Recipient sources: lists, generators and files, read lazily; errors naming the line."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from itertools import islice
 from pathlib import Path
 
 import pytest
 
 from airflow_provider_braze.exceptions import BrazeValidationError
-from airflow_provider_braze.recipients import batched, iter_recipients, recipient_key
-
-
-@pytest.mark.parametrize(
-    ("count", "sizes"),
-    [(0, []), (1, [1]), (50, [50]), (51, [50, 1]), (10_001, [50] * 200 + [1])],
-)
-def test_batching_edges(count: int, sizes: list[int]) -> None:
-    batches = list(batched(f"u{i}" for i in range(count)))
-    assert [len(b) for b in batches] == sizes
-    assert [u for b in batches for u in b] == [f"u{i}" for i in range(count)]
-
-
-def test_batch_size_is_bounded() -> None:
-    with pytest.raises(BrazeValidationError, match="between 1 and 50"):
-        list(batched([], 51))
+from airflow_provider_braze.recipients import iter_recipients, recipient_key
 
 
 def test_generators_are_read_lazily() -> None:
@@ -35,7 +21,7 @@ def test_generators_are_read_lazily() -> None:
             produced.append(i)
             yield f"u{i}"
 
-    first = next(batched(iter_recipients(users(), "users")))
+    first = list(islice(iter_recipients(users(), "users"), 50))
     assert len(first) == 50
     assert len(produced) <= 51
 
