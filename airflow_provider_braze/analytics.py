@@ -317,15 +317,17 @@ def activity_days(rows: Iterable[Mapping[str, Any]]) -> list[str]:
     return sorted(days)
 
 
-def rows_to_text(rows: list[dict[str, Any]], file_format: str) -> str:
-    """Rows as CSV (header first; columns: ROW_FIELDS then any extra fields) or JSON lines."""
+def rows_to_text(
+    rows: list[dict[str, Any]], file_format: str, *, fields: tuple[str, ...] = ROW_FIELDS
+) -> str:
+    """Rows as CSV (header first; columns: ``fields`` then any extra fields) or JSON lines."""
     if file_format == "jsonl":
         return "".join(json.dumps(row, separators=(",", ":")) + "\n" for row in rows)
     if file_format != "csv":
         raise BrazeValidationError(f"output format must be 'csv' or 'jsonl', got {file_format!r}.")
-    extra = sorted({name for row in rows for name in row} - set(ROW_FIELDS))
+    extra = sorted({name for row in rows for name in row} - set(fields))
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=[*ROW_FIELDS, *extra], lineterminator="\n")
+    writer = csv.DictWriter(buffer, fieldnames=[*fields, *extra], lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
     return buffer.getvalue()

@@ -43,3 +43,31 @@ def file_format(name: str, explicit: str | None, *, argument: str, what: str = "
             f"{argument}='csv' or 'jsonl'."
         )
     return FILE_FORMATS[suffix]
+
+
+def open_for_writing(location: Any, *, binary: bool = False) -> Any:
+    """Open a local path or ObjectStoragePath (or URL) for writing, creating its folder."""
+    location = storage_path(location)
+    mode, encoding = ("wb", None) if binary else ("w", "utf-8")
+    if isinstance(location, (str, os.PathLike)):
+        os.makedirs(os.path.dirname(os.path.abspath(location)), exist_ok=True)
+        return open(location, mode, encoding=encoding)
+    location.parent.mkdir(parents=True, exist_ok=True)
+    return location.open(mode, encoding=encoding)
+
+
+def write_file(location: Any, data: str | bytes) -> str:
+    """Write text (UTF-8) or bytes to a local path or ObjectStoragePath URL; return where."""
+    with open_for_writing(location, binary=isinstance(data, bytes)) as handle:
+        handle.write(data)
+    return str(storage_path(location))
+
+
+def sibling(location: Any, suffix: str) -> str:
+    """``location`` (a path or URL string) with its file suffix replaced by ``suffix``."""
+    text = str(location)
+    base, _, query = text.partition("?")
+    stem, old = os.path.splitext(base)
+    if "/" in old:  # the "suffix" was in a folder name: the file has none
+        stem = base
+    return stem + suffix + (f"?{query}" if query else "")

@@ -1,9 +1,11 @@
-"""Run the example pipeline with `airflow dags test` against a local Braze sandbox.
+"""Run the two example DAGs with `airflow dags test` against a local Braze sandbox: the send ID
+pipeline, then the content experiment.
 
 Used by scripts/demo. Everything happens under .demo/, so it never touches a real Airflow
-installation or a real Braze workspace: the Airflow home and the run's log are rebuilt each
-time; the analytics CSVs of earlier runs are kept in .demo/analytics/. The provider's task log
-lines are relayed as "level  message" (no timestamps or logger paths), wrapped, never cut.
+installation or a real Braze workspace: the Airflow home and the runs' logs are rebuilt each
+time; the analytics CSVs of earlier runs are kept in .demo/analytics/, the experiments' files
+(variants, comparison table, chart) in .demo/experiments/. The provider's task log lines are
+relayed as "level  message" (no timestamps or logger paths), wrapped, never cut.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 WORK = REPO / ".demo"
 DAG_ID = "braze_send_id_pipeline"
+EXPERIMENT_DAG_ID = "braze_content_experiment"
 WIDTH = 100
 
 #: A structured task log line: `2026-11-26T20:39:53.279430Z [info     ] Message [logger] loc=f.py:1`.
@@ -83,7 +86,7 @@ def main() -> int:
 
     analytics = WORK / "analytics"
     earlier = sorted(analytics.glob("*.csv")) if analytics.exists() else []
-    for name in ("airflow-home", "dags-test.log"):
+    for name in ("airflow-home", "dags-test.log", "experiment.log"):
         target = WORK / name
         if target.is_dir():
             shutil.rmtree(target)
@@ -114,54 +117,76 @@ def main() -> int:
         )
         return 1
 
+    experiments = WORK / "experiments"
     with BrazeSandbox(api_key=f"sandbox-demo-{secrets.token_hex(12)}") as sandbox:
         print(f"==> Braze sandbox listening on {sandbox.url}", flush=True)
         env["AIRFLOW_CONN_BRAZE_DEFAULT"] = sandbox.connection_json()
-        print(f"==> airflow dags test {DAG_ID}", flush=True)
         log_path = WORK / "dags-test.log"
-        with log_path.open("w") as log:
-            conf = json.dumps({"analytics_path": f"file://{analytics}"})
-            run = subprocess.run(
-                [airflow, "dags", "test", DAG_ID, "--conf", conf],
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                check=False,
-            )
-        for line in relay_lines(log_path.read_text()):
-            print(line)
+        run = _dags_test(airflow, env, DAG_ID, {"analytics_path": f"file://{analytics}"}, log_path)
+        if run.returncode != 0:
+            return _failed(f"the example pipeline failed (exit {run.returncode}); see {log_path}.")
         with urllib.request.urlopen(f"{sandbox.url}/_sandbox/ledger") as answer:  # noqa: S310 - loopback
             ledger = json.load(answer)
         deliveries = sandbox.state.deliveries()
+        created = [e for e in ledger if e["endpoint"] == "POST /sends/id/create"]
+        if len(created) != 1:
+            return _failed(
+                f"expected one created send ID, the sandbox recorded {len(created)}; see {log_path}."
+            )
+        entry = created[0]
+        sends = [e for e in ledger if e["endpoint"] == "POST /messages/send"]
+        new = sorted(set(analytics.glob("*.csv")) - set(earlier))
+        _say(
+            f"Example pipeline succeeded. Created send ID: {entry['response']['send_id']} "
+            f"(campaign {entry['request']['campaign_id']}); the sandbox received {len(sends)} send "
+            f"requests for {len(deliveries)} distinct recipients, {sum(deliveries.values())} messages "
+            "in all."
+        )
+        print(f"Analytics rows: {', '.join(str(p) for p in new) or 'none written'}")
+        print(f"Full log: {log_path}")
 
-    if run.returncode != 0:
-        print(
-            f"scripts/demo: the example pipeline failed (exit {run.returncode}); see {log_path}.",
-            file=sys.stderr,
-        )
-        return 1
-    created = [e for e in ledger if e["endpoint"] == "POST /sends/id/create"]
-    if len(created) != 1:
-        found = len(created)
-        print(
-            f"scripts/demo: expected one created send ID, the sandbox recorded {found}; see {log_path}.",
-            file=sys.stderr,
-        )
-        return 1
-    entry = created[0]
-    sends = [e for e in ledger if e["endpoint"] == "POST /messages/send"]
-    new = sorted(set(analytics.glob("*.csv")) - set(earlier))
-    summary = (
-        f"Example pipeline succeeded. Created send ID: {entry['response']['send_id']} "
-        f"(campaign {entry['request']['campaign_id']}); the sandbox received {len(sends)} send requests "
-        f"for {len(deliveries)} distinct recipients, {sum(deliveries.values())} messages in all."
+        experiment_log = WORK / "experiment.log"
+        conf = {"output_path": f"file://{experiments}"}
+        experiment = _dags_test(airflow, env, EXPERIMENT_DAG_ID, conf, experiment_log)
+        if experiment.returncode != 0:
+            return _failed(
+                f"the content experiment failed (exit {experiment.returncode}); see {experiment_log}."
+            )
+    tables = sorted(experiments.rglob("comparison.csv"), key=lambda p: p.stat().st_mtime)
+    _say(
+        "Content experiment succeeded: three email variants, each under its own send ID, compared "
+        "with the control; the verdicts are above."
     )
-    print(
-        "\n" + "\n".join(textwrap.wrap(summary, width=WIDTH, break_long_words=False, break_on_hyphens=False))
-    )
-    print(f"Analytics rows: {', '.join(str(p) for p in new) or 'none written'}")
-    print(f"Full log: {log_path}")
+    print(f"Comparison table and chart: {tables[-1].parent if tables else 'not written'}")
+    print(f"Full log: {experiment_log}")
     return 0
+
+
+def _say(text: str) -> None:
+    print("\n" + "\n".join(textwrap.wrap(text, width=WIDTH, break_long_words=False, break_on_hyphens=False)))
+
+
+def _failed(what: str) -> int:
+    print(f"scripts/demo: {what}", file=sys.stderr)
+    return 1
+
+
+def _dags_test(
+    airflow: str, env: dict[str, str], dag_id: str, conf: dict[str, str], log_path: Path
+) -> subprocess.CompletedProcess[bytes]:
+    """``airflow dags test`` one example DAG, its output to ``log_path``; relay what matters."""
+    print(f"\n==> airflow dags test {dag_id}", flush=True)
+    with log_path.open("w") as log:
+        run = subprocess.run(
+            [airflow, "dags", "test", dag_id, "--conf", json.dumps(conf)],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            check=False,
+        )
+    for line in relay_lines(log_path.read_text()):
+        print(line)
+    return run
 
 
 if __name__ == "__main__":

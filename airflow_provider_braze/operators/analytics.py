@@ -1,9 +1,10 @@
-"""GetSendAnalyticsOperator: a send ID's analytics as tidy rows, in XCom or in storage."""
+"""GetSendAnalyticsOperator: a send ID's analytics as tidy rows, in XCom or in storage;
+CompareSendsOperator: several sends' (or variations') analytics compared, for content experiments."""
 
 from __future__ import annotations
 
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.sdk import BaseOperator
 
@@ -97,6 +98,7 @@ class GetSendAnalyticsOperator(BaseOperator):
             totals_by_channel,
         )
         from airflow_provider_braze.exceptions import BrazeError
+        from airflow_provider_braze.storage import write_file
 
         campaign_id = validate_campaign_id(self.campaign_id)
         send_id = validate_required_send_id(self.send_id)
@@ -130,7 +132,7 @@ class GetSendAnalyticsOperator(BaseOperator):
         ti.xcom_push(key="row_count", value=len(rows))
 
         if self.output_path and file_format:
-            path = _write(self.output_path, rows_to_text(rows, file_format))
+            path = write_file(self.output_path, rows_to_text(rows, file_format))
             self.log.info("Wrote %s to %s.", plural(len(rows), "row"), path)
             return path
         if len(rows) > self.max_xcom_rows:
@@ -141,18 +143,291 @@ class GetSendAnalyticsOperator(BaseOperator):
         return rows
 
 
-def _write(location: Any, text: str) -> str:
-    """Write ``text`` to a local path or an ObjectStoragePath (URL); return where it went."""
-    import os
+class CompareSendsOperator(BaseOperator):
+    """Compare the analytics of several sends (or message variations) of a content experiment.
 
-    from airflow_provider_braze.storage import storage_path
+    For each variant: recipients, deliveries, the channel's own engagement (opens and clicks
+    for email, direct opens for push...), conversions and revenue; each rate with its
+    confidence interval; and against the control, the difference with its interval, a
+    two-proportion z-test's p-value adjusted for the number of comparisons (Holm by default),
+    and a verdict ("b beats control on clicks, p = 0.003, holm-adjusted", or "no significant
+    difference from control yet at this sample size"). README.md ("Experiments") says how to
+    read it and what the statistics assume.
 
-    location = storage_path(location)
-    if isinstance(location, (str, os.PathLike)):
-        os.makedirs(os.path.dirname(os.path.abspath(location)), exist_ok=True)
-        with open(location, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        return str(location)
-    location.parent.mkdir(parents=True, exist_ok=True)
-    location.write_text(text, encoding="utf-8")
-    return str(location)
+    The table goes to the task log and, with ``output_path``, to CSV and JSON lines (same name,
+    both suffixes) with a chart next to them (``chart_format``; needs the ``charts`` extra,
+    otherwise skipped and said so). The return value is a small summary: the verdicts, each
+    variant's recipients and significant metrics, and where the files went.
+
+    .. code-block:: python
+
+        CompareSendsOperator(
+            task_id="compare",
+            campaign_id="{{ params.campaign_id }}",
+            sends={"control": "picks-control-20261126", "a": "picks-a-20261126"},
+            output_path="s3://bucket/experiments/{{ run_id }}/comparison.csv",
+        )
+
+    :param sends: Which send each variant is: ``{variant: send_id}``, or ``{variant: {"send_id":
+        ..., "message_variation_id": ... or "variation_name": ..., "campaign_id": ...}}`` to
+        compare variations within one send ID, or a list of such objects each with a
+        ``variant`` key (e.g. the output of a mapped task). (templated)
+    :param campaign_id: The campaign of every send that does not name its own. (templated)
+    :param control: The variant the others are compared with.
+    :param channel: Optional. The channel to compare (``email``, ``ios_push``...); by default
+        the one channel the sends used (several is an error that lists them).
+    :param confidence: Confidence level of intervals and tests (default 0.95: alpha 0.05).
+    :param correction: ``holm`` (default), ``bonferroni`` or ``none``: how the p-values of all
+        comparisons in the table are adjusted together.
+    :param allow_mixed_campaigns: Compare sends of different campaigns (by default an error:
+        their audiences and content usually differ in more than the variant).
+    :param length: Days of analytics before ``ending_at`` to include, 1 to 100 (default 14).
+    :param ending_at: Optional. End of the series; Braze's default is now. (templated)
+    :param output_path: Optional. Where to write the table: a ``.csv`` or ``.jsonl`` path (local
+        or ObjectStoragePath URL); both formats are written, and the chart. (templated)
+    :param chart_format: ``svg`` (default), ``png``, or None for no chart.
+    :param braze_conn_id: The Braze connection to use.
+    """
+
+    template_fields: Sequence[str] = ("sends", "campaign_id", "ending_at", "output_path")
+    template_fields_renderers: ClassVar[dict[str, str]] = {"sends": "json"}
+    ui_color = "#ffa45c"
+
+    def __init__(
+        self,
+        *,
+        sends: Any,
+        campaign_id: str | None = None,
+        control: str = "control",
+        channel: str | None = None,
+        confidence: float = 0.95,
+        correction: str = "holm",
+        allow_mixed_campaigns: bool = False,
+        length: int = 14,
+        ending_at: Any = None,
+        output_path: Any = None,
+        chart_format: str | None = "svg",
+        braze_conn_id: str = BrazeHook.default_conn_name,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        from airflow_provider_braze.comparison import CORRECTIONS
+
+        if correction not in CORRECTIONS:
+            raise ValueError(f"correction must be one of {', '.join(CORRECTIONS)}, got {correction!r}.")
+        if chart_format not in (None, "svg", "png"):
+            raise ValueError(f"chart_format must be 'svg', 'png' or None, got {chart_format!r}.")
+        if (
+            isinstance(confidence, bool)
+            or not isinstance(confidence, (int, float))
+            or not 0.5 <= confidence < 1
+        ):
+            raise ValueError(f"confidence must be at least 0.5 and below 1, got {confidence!r}.")
+        self.sends = sends
+        self.campaign_id = campaign_id
+        self.control = control
+        self.channel = channel
+        self.confidence = confidence
+        self.correction = correction
+        self.allow_mixed_campaigns = allow_mixed_campaigns
+        self.length = length
+        self.ending_at = ending_at
+        self.output_path = output_path
+        self.chart_format = chart_format
+        self.braze_conn_id = braze_conn_id
+
+    @cached_property
+    def hook(self) -> BrazeHook:
+        return BrazeHook(braze_conn_id=self.braze_conn_id)
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from airflow_provider_braze.analytics import output_format_for, send_analytics_rows
+        from airflow_provider_braze.comparison import compare, describe_table, variant_totals
+
+        specs = _experiment_sends(self.sends, self.campaign_id, self.control, self.allow_mixed_campaigns)
+        length = validate_series_length(self.length)
+        ending_at = to_utc_iso(self.ending_at, what="ending_at") if self.ending_at else None
+        if self.output_path is not None:
+            output_format_for(str(self.output_path), None)  # a bad name fails before any request
+
+        rows_by_send: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        for spec in specs:
+            key = (spec["campaign_id"], spec["send_id"])
+            if key not in rows_by_send:
+                answer = self.hook.get_send_analytics(*key, length, ending_at)
+                rows_by_send[key] = send_analytics_rows(answer, campaign_id=key[0], send_id=key[1])
+        channel = self.channel or _only_channel(rows_by_send)
+        totals = [
+            variant_totals(
+                rows_by_send[(spec["campaign_id"], spec["send_id"])],
+                variant=spec["variant"],
+                campaign_id=spec["campaign_id"],
+                send_id=spec["send_id"],
+                channel=channel,
+                message_variation_id=spec.get("message_variation_id"),
+                variation_name=spec.get("variation_name"),
+            )
+            for spec in specs
+        ]
+        comparison = compare(
+            totals, control=self.control, confidence=self.confidence, correction=self.correction
+        )
+
+        self.log.info(
+            "Content experiment on %s, %s against %r:", channel, _variants_text(totals), self.control
+        )
+        for line in describe_table(comparison):
+            self.log.info("  %s", line)
+        for verdict in comparison.verdicts.values():
+            self.log.info("Verdict: %s", verdict)
+        for note in comparison.notes:
+            self.log.warning("%s", note)
+
+        files = self._write(comparison) if self.output_path is not None else {}
+        if self.output_path is None:
+            context["ti"].xcom_push(key="table", value=comparison.rows)
+        return {
+            "channel": channel,
+            "control": self.control,
+            "confidence": self.confidence,
+            "correction": self.correction,
+            "verdicts": comparison.verdicts,
+            "variants": {
+                t.variant: {
+                    "campaign_id": t.campaign_id,
+                    "send_id": t.send_id,
+                    "variation": t.variation,
+                    "recipients": t.recipients,
+                    "significant": comparison.significant(t.variant),
+                }
+                for t in totals
+            },
+            "notes": comparison.notes,
+            **files,
+        }
+
+    def _write(self, comparison: Any) -> dict[str, Any]:
+        from airflow_provider_braze.analytics import rows_to_text
+        from airflow_provider_braze.charts import ChartUnavailable, draw_comparison
+        from airflow_provider_braze.comparison import TABLE_FIELDS
+        from airflow_provider_braze.storage import sibling, write_file
+
+        base = str(self.output_path)
+        rows = comparison.rows
+        files: dict[str, Any] = {
+            "table": write_file(sibling(base, ".csv"), rows_to_text(rows, "csv", fields=TABLE_FIELDS)),
+            "table_jsonl": write_file(sibling(base, ".jsonl"), rows_to_text(rows, "jsonl")),
+            "chart": None,
+        }
+        self.log.info("Wrote the comparison to %s and %s.", files["table"], files["table_jsonl"])
+        if self.chart_format is None:
+            return files
+        try:
+            image = draw_comparison(comparison, self.chart_format)
+        except ChartUnavailable as err:
+            files["chart_skipped"] = str(err)
+            self.log.warning("Chart skipped: %s", err)
+            return files
+        files["chart"] = write_file(sibling(base, f".{self.chart_format}"), image)
+        self.log.info("Drew the chart: %s.", files["chart"])
+        return files
+
+
+def _experiment_sends(
+    sends: Any, campaign_id: str | None, control: str, allow_mixed_campaigns: bool
+) -> list[dict[str, Any]]:
+    """``sends`` as a checked list of ``{variant, campaign_id, send_id, message_variation_id?,
+    variation_name?}``, the control first."""
+    from collections.abc import Mapping
+
+    from airflow_provider_braze.exceptions import BrazeValidationError
+    from airflow_provider_braze.experiments import VARIANT_NAME
+
+    if isinstance(sends, Mapping):
+        items = [
+            {"variant": name, **(spec if isinstance(spec, Mapping) else {"send_id": spec})}
+            for name, spec in sends.items()
+        ]
+    elif isinstance(sends, (list, tuple)):
+        items = [dict(item) if isinstance(item, Mapping) else item for item in sends]
+    else:
+        raise BrazeValidationError(
+            f"sends must map variant names to send IDs (or objects), or list objects with a "
+            f"'variant'; got {type(sends).__name__}."
+        )
+    known = {"variant", "send_id", "campaign_id", "message_variation_id", "variation_name"}
+    specs: list[dict[str, Any]] = []
+    seen: dict[tuple[Any, ...], str] = {}
+    for position, item in enumerate(items):
+        where = f"sends[{position}]"
+        if not isinstance(item, dict):
+            raise BrazeValidationError(f"{where} must be an object, got {type(item).__name__}.")
+        unknown = sorted(set(item) - known)
+        if unknown:
+            raise BrazeValidationError(
+                f"{where} has unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}."
+            )
+        variant = item.get("variant")
+        if not isinstance(variant, str) or not VARIANT_NAME.match(variant):
+            raise BrazeValidationError(f"{where}.variant must be a variant name, got {variant!r}.")
+        if any(s["variant"] == variant for s in specs):
+            raise BrazeValidationError(f"Variant {variant!r} is given twice.")
+        if "message_variation_id" in item and "variation_name" in item:
+            raise BrazeValidationError(
+                f"Variant {variant!r}: give message_variation_id or variation_name, not both."
+            )
+        spec = {
+            "variant": variant,
+            "campaign_id": validate_campaign_id(item.get("campaign_id", campaign_id)),
+            "send_id": validate_required_send_id(item.get("send_id")),
+        }
+        for name in ("message_variation_id", "variation_name"):
+            if name in item:
+                if not isinstance(item[name], str) or not item[name].strip():
+                    raise BrazeValidationError(f"Variant {variant!r}: {name} must be a non-empty string.")
+                spec[name] = item[name]
+        variation = spec.get("message_variation_id") or spec.get("variation_name")
+        same = (spec["campaign_id"], spec["send_id"], variation)
+        if same in seen:
+            what = "send and variation" if variation else "send"
+            raise BrazeValidationError(
+                f"Variants {seen[same]!r} and {variant!r} are the same {what} ({spec['send_id']!r}): a "
+                "comparison needs a different send ID or message variation per variant."
+            )
+        seen[same] = variant
+        specs.append(spec)
+    names = [s["variant"] for s in specs]
+    if control not in names:
+        raise BrazeValidationError(f"The control {control!r} is not one of the variants: {', '.join(names)}.")
+    if len(specs) < 2:
+        raise BrazeValidationError("A comparison needs the control and at least one other variant.")
+    campaigns = sorted({s["campaign_id"] for s in specs})
+    if len(campaigns) > 1 and not allow_mixed_campaigns:
+        raise BrazeValidationError(
+            f"The sends belong to different campaigns ({', '.join(campaigns)}): their audiences and "
+            "content may differ in more than the variant. Pass allow_mixed_campaigns=True if that "
+            "is intended."
+        )
+    return sorted(specs, key=lambda s: s["variant"] != control)
+
+
+def _only_channel(rows_by_send: dict[tuple[str, str], list[dict[str, Any]]]) -> str:
+    from airflow_provider_braze.exceptions import BrazeValidationError
+
+    channels = sorted({r["channel"] for rows in rows_by_send.values() for r in rows if r.get("channel")})
+    if len(channels) == 1:
+        return str(channels[0])
+    if not channels:
+        raise BrazeValidationError(
+            "None of the sends has analytics yet (Braze reports them a while after the send and "
+            "keeps them 14 days); wait for them, e.g. with SendAnalyticsSensor."
+        )
+    raise BrazeValidationError(
+        f"The sends used several channels ({', '.join(channels)}): pass channel= to say which to compare."
+    )
+
+
+def _variants_text(totals: list[Any]) -> str:
+    from airflow_provider_braze._words import plural
+
+    return plural(len(totals), "variant")

@@ -9,6 +9,9 @@ same numbers. Each channel reports its own statistics, as Braze documents them
 
 from __future__ import annotations
 
+import hashlib
+import json
+import math
 import random
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
@@ -16,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from airflow_provider_braze.analytics import PUSH_CHANNELS
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Callable, Iterable, Mapping
 
 #: Messaging-object keys of /messages/send and the channel names analytics report them under.
 CHANNEL_NAMES = {
@@ -49,93 +52,158 @@ def lines_of(messages: dict[str, Any]) -> list[Line]:
     return lines
 
 
-def variation_stats(seed: str, channel: str, sent: int) -> dict[str, Any]:
-    """One variation's statistics for one day: the channel's own, then the outcomes."""
-    rng = random.Random(seed)
+def content_of(messages: dict[str, Any]) -> dict[Line, str]:
+    """A fingerprint of each line's content (the messaging object without its variation ID):
+    what the sandbox's made-up engagement depends on, as real engagement depends on content."""
+    contents: dict[Line, str] = {}
+    for line, (name, message) in zip(lines_of(messages), messages.items(), strict=True):
+        body = (
+            {k: v for k, v in message.items() if k != "message_variation_id"}
+            if isinstance(message, dict)
+            else message
+        )
+        contents[line] = _fingerprint([name, body])
+    return contents
 
-    def share(of: int, low: float, high: float) -> int:
-        return round(of * rng.uniform(low, high))
+
+def trigger_content(campaign_id: str | None, trigger_properties: Any) -> dict[Line, str]:
+    """The content of an API-triggered campaign's send: the campaign's (dashboard) message,
+    personalised by the request's trigger properties."""
+    return {(TRIGGERED_CAMPAIGN_CHANNEL, None): _fingerprint([campaign_id, trigger_properties])}
+
+
+def audience_print(recipient_keys: Iterable[str]) -> int:
+    """A 64-bit print of a set of recipients, order-independent (XOR of each key's hash), so a
+    day's statistics depend on who was sent to, and can be added to batch by batch."""
+    value = 0
+    for key in recipient_keys:
+        value ^= int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "big")
+    return value
+
+
+def content_lifts(seed: int | None, fingerprint: str | None) -> tuple[float, float]:
+    """How much better or worse than the channel's typical rates a content does: (lift on
+    opens/reads/impressions, lift on clicks), each around 1. Fixed by the seed and the content,
+    so the same content always performs the same; most contents differ by 10-30 %."""
+    if fingerprint is None:
+        return 1.0, 1.0
+    rng = random.Random(f"{seed}|content|{fingerprint}")
+    return (
+        min(1.7, max(0.6, math.exp(rng.gauss(0.0, 0.2)))),
+        min(1.7, max(0.6, math.exp(rng.gauss(0.0, 0.2)))),
+    )
+
+
+def variation_stats(
+    seed: str, channel: str, sent: int, lifts: tuple[float, float] = (1.0, 1.0)
+) -> dict[str, Any]:
+    """One variation's statistics for one day: the channel's own, then the outcomes.
+
+    Each count is a binomial draw (seeded by ``seed``) at the channel's typical rate times the
+    content's ``lifts``, so counts are consistent (clicks never exceed opens) and two variations
+    differ as much as their content and their sample sizes make plausible.
+    """
+    rng = random.Random(seed)
+    opens_lift, clicks_lift = lifts
+
+    def draw(n: int, p: float) -> int:
+        return _binomial(rng, n, p)
 
     stats: dict[str, Any] = {"sent": sent}
     if channel in PUSH_CHANNELS:
-        failed = share(sent, 0.0, 0.01)
-        bounces = share(sent - failed, 0.0, 0.02)
+        failed = draw(sent, 0.005)
+        bounces = draw(sent - failed, 0.01)
         delivered = sent - failed - bounces
-        direct_opens = share(delivered, 0.03, 0.12)
+        direct_opens = draw(delivered, 0.06 * opens_lift)
         stats.update(
             delivered=delivered,
             undelivered=sent - delivered,
             delivery_failed=failed,
             direct_opens=direct_opens,
-            total_opens=direct_opens + share(delivered - direct_opens, 0.02, 0.1),
+            total_opens=direct_opens + draw(delivered - direct_opens, 0.04),
             bounces=bounces,
-            body_clicks=share(direct_opens, 0.3, 0.9),
+            body_clicks=draw(direct_opens, 0.5 * clicks_lift),
         )
         engaged = direct_opens
     elif channel == "email":
-        bounces = share(sent, 0.0, 0.02)
+        bounces = draw(sent, 0.01)
         delivered = sent - bounces
-        unique_opens = share(delivered, 0.15, 0.35)
-        unique_clicks = share(unique_opens, 0.05, 0.2)
+        unique_opens = draw(delivered, 0.25 * opens_lift)
+        unique_clicks = draw(unique_opens, 0.12 * clicks_lift)
         stats.update(
             delivered=delivered,
-            opens=unique_opens + share(unique_opens, 0.1, 0.5),
+            opens=unique_opens + draw(unique_opens, 0.3),
             unique_opens=unique_opens,
-            clicks=unique_clicks + share(unique_clicks, 0.1, 0.5),
+            clicks=unique_clicks + draw(unique_clicks, 0.2),
             unique_clicks=unique_clicks,
-            unsubscribes=share(delivered, 0.0, 0.005),
+            unsubscribes=draw(delivered, 0.002),
             bounces=bounces,
-            reported_spam=share(delivered, 0.0, 0.001),
+            reported_spam=draw(delivered, 0.0005),
         )
         engaged = unique_clicks
     elif channel == "sms":
-        rejected = share(sent, 0.0, 0.01)
+        rejected = draw(sent, 0.005)
         to_carrier = sent - rejected
-        failed = share(to_carrier, 0.0, 0.02)
+        failed = draw(to_carrier, 0.01)
         delivered = to_carrier - failed
-        clicks = share(delivered, 0.02, 0.1)
+        clicks = draw(delivered, 0.05 * clicks_lift)
         stats.update(
             sent_to_carrier=to_carrier,
             delivered=delivered,
             rejected=rejected,
             delivery_failed=failed,
             clicks=clicks,
-            opt_out=share(delivered, 0.0, 0.01),
-            help=share(delivered, 0.0, 0.002),
+            opt_out=draw(delivered, 0.004),
+            help=draw(delivered, 0.001),
         )
         engaged = clicks
     elif channel == "whats_app":
-        failed = share(sent, 0.0, 0.02)
+        failed = draw(sent, 0.01)
         delivered = sent - failed
-        read = share(delivered, 0.4, 0.8)
+        read = draw(delivered, min(0.95, 0.6 * opens_lift))
         stats.update(delivered=delivered, failed=failed, read=read)
-        engaged = share(read, 0.05, 0.2)
+        engaged = draw(read, 0.12 * clicks_lift)
     elif channel == "content_cards":
-        unique_impressions = share(sent, 0.3, 0.7)
-        unique_clicks = share(unique_impressions, 0.05, 0.2)
-        unique_dismissals = share(unique_impressions - unique_clicks, 0.05, 0.3)
+        unique_impressions = draw(sent, min(0.95, 0.5 * opens_lift))
+        unique_clicks = draw(unique_impressions, 0.1 * clicks_lift)
+        unique_dismissals = draw(unique_impressions - unique_clicks, 0.15)
         stats.update(
-            total_impressions=unique_impressions + share(unique_impressions, 0.1, 0.8),
+            total_impressions=unique_impressions + draw(unique_impressions, 0.4),
             unique_impressions=unique_impressions,
-            total_clicks=unique_clicks + share(unique_clicks, 0.0, 0.3),
+            total_clicks=unique_clicks + draw(unique_clicks, 0.15),
             unique_clicks=unique_clicks,
             total_dismissals=unique_dismissals,
             unique_dismissals=unique_dismissals,
         )
         engaged = unique_clicks
     elif channel == "webhook":
-        stats.update(errors=share(sent, 0.0, 0.01))
+        stats.update(errors=draw(sent, 0.005))
         engaged = 0
     else:  # a channel without documented statistics: sends only
         engaged = 0
-    conversions = share(engaged, 0.1, 0.3)
+    conversions = draw(engaged, 0.2)
     stats.update(
-        revenue=round(conversions * rng.uniform(5, 50), 2),
+        revenue=round(sum(rng.uniform(5, 50) for _ in range(conversions)), 2),
         unique_recipients=sent,
         conversions=conversions,
         conversions_by_send_time=conversions,
     )
     return stats
+
+
+def _binomial(rng: random.Random, n: int, p: float) -> int:
+    """A seeded binomial draw: exact for small ``n``, the normal approximation above."""
+    p = min(1.0, max(0.0, p))
+    if n <= 0 or p == 0.0:
+        return 0
+    if n < 100:
+        return sum(rng.random() < p for _ in range(n))
+    return min(n, max(0, round(rng.gauss(n * p, math.sqrt(n * p * (1 - p))))))
+
+
+def _fingerprint(value: Any) -> str:
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def data_series(
@@ -149,13 +217,19 @@ def data_series(
     today: date,
     variation_label: Callable[[str | None], dict[str, Any]],
     whole_window: bool = False,
+    contents: Mapping[Line, str] | None = None,
+    audience_prints: Mapping[str, int] | None = None,
 ) -> list[dict[str, Any]]:
     """The ``data`` list, one entry per day, from the first day with a send in range (or, with
     ``whole_window``, from the first day of the window, zeros where nothing was sent) to ``end``.
 
     :param daily: Day -> ((channel, variation) -> messages sent, recipients).
     :param variation_label: How an entry names its variation (``{"variation_name": ...}``).
+    :param contents: (channel, variation) -> the fingerprint of its content (:func:`content_of`).
+    :param audience_prints: Day -> the print of that day's recipients (:func:`audience_print`).
     """
+    contents = contents or {}
+    audience_prints = audience_prints or {}
     first_kept = max(end - timedelta(days=length - 1), today - timedelta(days=RETENTION_DAYS))
     send_days = sorted(d for d in daily if first_kept <= date.fromisoformat(d) <= end)
     if whole_window:
@@ -176,9 +250,10 @@ def data_series(
         messages: dict[str, list[dict[str, Any]]] = {}
         for channel, variation in shown:
             stats = variation_stats(
-                f"{seed}|{campaign_id}|{send_id}|{key}|{channel}|{variation}",
+                f"{seed}|{campaign_id}|{send_id}|{key}|{channel}|{variation}|{audience_prints.get(key, 0)}",
                 channel,
                 lines.get((channel, variation), 0),
+                content_lifts(seed, contents.get((channel, variation))),
             )
             messages.setdefault(channel, []).append({**variation_label(variation), **stats})
         every = [v for stats in messages.values() for v in stats]

@@ -18,7 +18,13 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from airflow_provider_braze.messaging import message_problems
-from airflow_provider_braze.sandbox.analytics import TRIGGERED_CAMPAIGN_CHANNEL, data_series, lines_of
+from airflow_provider_braze.sandbox.analytics import (
+    TRIGGERED_CAMPAIGN_CHANNEL,
+    content_of,
+    data_series,
+    lines_of,
+    trigger_content,
+)
 from airflow_provider_braze.sandbox.state import DEFAULT_WORKSPACE, ApiKey, Faults, SandboxState, Window
 
 if TYPE_CHECKING:
@@ -184,8 +190,11 @@ def create_app(state: SandboxState) -> ASGIApp:
                 return {"variation_api_id": variation_id}
             return {"variation_name": state.variation_name(campaign_id, variation_id)}
 
+        contents, audience_prints = state.send_profile(campaign_id, send_id)
         data = data_series(
             daily,
+            contents=contents,
+            audience_prints=audience_prints,
             seed=state.seed,
             campaign_id=campaign_id,
             send_id=send_id,
@@ -495,8 +504,14 @@ def _accept(
         answer["send_id"] = send_id
     state.record(ENDPOINT_PATHS[permission], key.workspace, body, answer)
     messages = body.get("messages")
-    lines = lines_of(messages) if isinstance(messages, dict) else [(TRIGGERED_CAMPAIGN_CHANNEL, None)]
-    state.record_deliveries(campaign_id, send_id, recipient_keys, scheduled=scheduled, lines=lines)
+    if isinstance(messages, dict):
+        lines, contents = lines_of(messages), content_of(messages)
+    else:
+        lines = [(TRIGGERED_CAMPAIGN_CHANNEL, None)]
+        contents = trigger_content(campaign_id, body.get("trigger_properties"))
+    state.record_deliveries(
+        campaign_id, send_id, recipient_keys, scheduled=scheduled, lines=lines, contents=contents
+    )
     return JSONResponse(answer, status_code=201, headers=window.headers())
 
 

@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable
+    from collections.abc import Callable, Iterable, Mapping
 
     from airflow_provider_braze.sandbox.analytics import Line
 
@@ -37,6 +37,14 @@ DEFAULT_WORKSPACE = "sandbox-workspace"
 DEFAULT_CAMPAIGNS: dict[str, str] = {
     "sandbox-api-campaign": "api",
     "sandbox-api-triggered-campaign": "api_triggered",
+}
+#: Further message variations of the default campaigns: the API campaign has three email
+#: variations, so a content experiment can send each variant as its own variation.
+EXTRA_DEFAULT_VARIATIONS: dict[str, dict[str, str]] = {
+    "sandbox-api-campaign": {
+        "sandbox-api-campaign-email-2": "email",
+        "sandbox-api-campaign-email-3": "email",
+    },
 }
 
 
@@ -260,7 +268,9 @@ class SandboxState:
             self.keys: dict[str, ApiKey] = {self.primary_key: ApiKey(self.primary_key)}
             self.campaigns: dict[str, str] = dict(DEFAULT_CAMPAIGNS)
             # campaign ID -> message variation ID -> the channel of that variation
-            self.variations: dict[str, dict[str, str]] = {c: default_variations(c) for c in DEFAULT_CAMPAIGNS}
+            self.variations: dict[str, dict[str, str]] = {
+                c: {**default_variations(c), **EXTRA_DEFAULT_VARIATIONS.get(c, {})} for c in DEFAULT_CAMPAIGNS
+            }
             self._edited: dict[str, float] = dict.fromkeys(DEFAULT_CAMPAIGNS, self.clock())
             self.faults: Faults = Faults.from_dict(self._initial_faults.to_dict())
             self.faults_injected = 0
@@ -280,6 +290,10 @@ class SandboxState:
             # (campaign_id, send_id) -> day -> messages per (channel, variation); recipients per day
             self._daily: dict[tuple[str, str], dict[str, Counter[Line]]] = defaultdict(dict)
             self._daily_recipients: dict[tuple[str, str], Counter[str]] = defaultdict(Counter)
+            # (campaign_id, send_id) -> (channel, variation) -> fingerprint of its first content
+            self._contents: dict[tuple[str, str], dict[Line, str]] = defaultdict(dict)
+            # (campaign_id, send_id) -> day -> print of the day's recipients
+            self._audience_prints: dict[tuple[str, str], dict[str, int]] = defaultdict(dict)
 
     # ------------------------------------------------------------------ configuration
 
@@ -470,9 +484,16 @@ class SandboxState:
         *,
         scheduled: bool = False,
         lines: Iterable[Line] = (("email", None),),
+        contents: Mapping[Line, str] | None = None,
     ) -> None:
         """Count each recipient key as sent (or scheduled) for the campaign and send ID, and the
-        day's messages per (channel, message variation): what ``/sends/data_series`` reports."""
+        day's messages per (channel, message variation): what ``/sends/data_series`` reports.
+
+        :param contents: (channel, variation) -> fingerprint of the content sent; the first
+            content of each line is what its made-up engagement depends on.
+        """
+        from airflow_provider_braze.sandbox.analytics import audience_print
+
         with self._lock:
             key = (campaign_id or "", send_id or "")
             if scheduled:
@@ -484,6 +505,10 @@ class SandboxState:
             for line in lines:
                 per_day[line] += len(recipients)
             self._daily_recipients[key][day] += len(recipients)
+            for line, fingerprint in (contents or {}).items():
+                self._contents[key].setdefault(line, fingerprint)
+            prints = self._audience_prints[key]
+            prints[day] = prints.get(day, 0) ^ audience_print(recipients)
 
     def daily_sends(self, campaign_id: str, send_id: str) -> dict[str, tuple[Counter[Line], int]]:
         """Day (``YYYY-MM-DD``) -> (messages sent per (channel, variation), recipients) for one
@@ -494,6 +519,13 @@ class SandboxState:
                 day: (Counter(channels), self._daily_recipients[key][day])
                 for day, channels in self._daily.get(key, {}).items()
             }
+
+    def send_profile(self, campaign_id: str, send_id: str) -> tuple[dict[Line, str], dict[str, int]]:
+        """What a send's made-up statistics depend on besides its counts: each line's content
+        fingerprint and each day's audience print."""
+        with self._lock:
+            key = (campaign_id, send_id)
+            return dict(self._contents.get(key, {})), dict(self._audience_prints.get(key, {}))
 
     def deliveries(self, campaign_id: str | None = None, send_id: str | None = None) -> Counter[str]:
         """How many times each recipient key was sent a message (optionally for one campaign and

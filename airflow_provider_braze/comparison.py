@@ -1,0 +1,398 @@
+"""Compare the analytics of several sends (or variations): rates, intervals, tests, verdicts.
+
+Each variant's rates are proportions of people (opens of deliveries, clicks of deliveries,
+conversions of recipients...) with Wilson score intervals; each variant is compared with the
+control by a two-sided two-proportion z-test (pooled) and a Newcombe interval for the
+difference, and the p-values of every comparison in the table are adjusted together (Holm by
+default) so that testing several variants and metrics does not make a false "winner" likely.
+README.md ("Experiments") says what this assumes.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from statistics import NormalDist
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_braze.analytics import PUSH_CHANNELS, channel_statistics
+from airflow_provider_braze.exceptions import BrazeValidationError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
+
+#: Multiple-comparison corrections: Holm (step-down; never less powerful than Bonferroni),
+#: Bonferroni, or none.
+CORRECTIONS = ("holm", "bonferroni", "none")
+
+_PUSH_RATES = (
+    ("delivered", "delivered", "sent"),
+    ("direct opens", "direct_opens", "delivered"),
+    ("body clicks", "body_clicks", "delivered"),
+)
+#: Each channel's rates compared in an experiment: (metric, numerator, denominator). Each
+#: numerator counts people among the denominator's, so the rate is a proportion; the outcome
+#: ``conversions`` (of recipients) is added for every channel.
+EXPERIMENT_RATES: dict[str, tuple[tuple[str, str, str], ...]] = {
+    **dict.fromkeys(PUSH_CHANNELS, _PUSH_RATES),
+    "email": (
+        ("delivered", "delivered", "sent"),
+        ("opens", "unique_opens", "delivered"),
+        ("clicks", "unique_clicks", "delivered"),
+    ),
+    "sms": (("delivered", "delivered", "sent"), ("clicks", "clicks", "delivered")),
+    "whats_app": (("delivered", "delivered", "sent"), ("read", "read", "delivered")),
+    "content_cards": (
+        ("impressions", "unique_impressions", "sent"),
+        ("clicks", "unique_clicks", "sent"),
+    ),
+    "webhook": (),
+}
+CONVERSIONS = ("conversions", "conversions", "recipients")
+
+#: The table's columns, in order (CSV header).
+TABLE_FIELDS = (
+    "variant",
+    "campaign_id",
+    "send_id",
+    "variation",
+    "channel",
+    "metric",
+    "count",
+    "base",
+    "rate",
+    "rate_low",
+    "rate_high",
+    "recipients",
+    "delivered",
+    "revenue",
+    "revenue_per_recipient",
+    "difference",
+    "difference_low",
+    "difference_high",
+    "p_value",
+    "p_adjusted",
+    "significant",
+    "verdict",
+)
+
+
+@dataclass(frozen=True)
+class VariantTotals:
+    """One variant's totals over the analytics rows it was given."""
+
+    variant: str
+    campaign_id: str
+    send_id: str
+    variation: str | None
+    channel: str
+    counts: dict[str, float | None]
+    days: int
+
+    @property
+    def recipients(self) -> float | None:
+        value = self.counts.get("unique_recipients")
+        return value if value is not None else self.counts.get("sent")
+
+
+@dataclass
+class Comparison:
+    """The result: one table row per (variant, metric), verdicts per variant, and notes."""
+
+    channel: str
+    control: str
+    confidence: float
+    correction: str
+    rows: list[dict[str, Any]]
+    verdicts: dict[str, str]
+    notes: list[str] = field(default_factory=list)
+
+    def significant(self, variant: str) -> list[str]:
+        return [r["metric"] for r in self.rows if r["variant"] == variant and r["significant"]]
+
+
+# --------------------------------------------------------------------------- statistics
+
+
+def z_value(confidence: float) -> float:
+    """The two-sided normal quantile for ``confidence`` (1.959964 for 0.95)."""
+    return NormalDist().inv_cdf(0.5 + confidence / 2)
+
+
+def wilson_interval(count: float, base: float, confidence: float = 0.95) -> tuple[float, float]:
+    """The Wilson score interval of the proportion ``count / base``."""
+    if base <= 0:
+        return (math.nan, math.nan)
+    z = z_value(confidence)
+    p = count / base
+    denominator = 1 + z * z / base
+    centre = (p + z * z / (2 * base)) / denominator
+    half = z * math.sqrt(p * (1 - p) / base + z * z / (4 * base * base)) / denominator
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def two_proportion_test(count1: float, base1: float, count2: float, base2: float) -> tuple[float, float]:
+    """Two-sided z-test that two proportions are equal, with the pooled variance.
+
+    :return: ``(z, p_value)``; when both proportions are 0 (or both 1) there is nothing to tell
+        apart: ``(0.0, 1.0)``.
+    """
+    pooled = (count1 + count2) / (base1 + base2)
+    se = math.sqrt(pooled * (1 - pooled) * (1 / base1 + 1 / base2))
+    if se == 0:
+        return 0.0, 1.0
+    z = (count1 / base1 - count2 / base2) / se
+    return z, min(1.0, 2 * NormalDist().cdf(-abs(z)))
+
+
+def difference_interval(
+    count1: float, base1: float, count2: float, base2: float, confidence: float = 0.95
+) -> tuple[float, float]:
+    """Newcombe's hybrid score interval for ``count1/base1 - count2/base2`` (from the two
+    Wilson intervals; good coverage even for small counts and rates near 0)."""
+    p1, p2 = count1 / base1, count2 / base2
+    low1, high1 = wilson_interval(count1, base1, confidence)
+    low2, high2 = wilson_interval(count2, base2, confidence)
+    difference = p1 - p2
+    return (
+        difference - math.sqrt((p1 - low1) ** 2 + (high2 - p2) ** 2),
+        difference + math.sqrt((high1 - p1) ** 2 + (p2 - low2) ** 2),
+    )
+
+
+def adjust_p_values(p_values: list[float], method: str = "holm") -> list[float]:
+    """p-values adjusted for testing them all: ``holm`` (step-down), ``bonferroni`` or ``none``."""
+    m = len(p_values)
+    if method == "none" or m <= 1:
+        return list(p_values)
+    if method == "bonferroni":
+        return [min(1.0, p * m) for p in p_values]
+    if method != "holm":
+        raise BrazeValidationError(f"correction must be one of {', '.join(CORRECTIONS)}, got {method!r}.")
+    order = sorted(range(m), key=lambda i: p_values[i])
+    adjusted = [0.0] * m
+    running = 0.0
+    for rank, index in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p_values[index]))
+        adjusted[index] = running
+    return adjusted
+
+
+# --------------------------------------------------------------------------- totals
+
+
+def variant_totals(
+    rows: Iterable[Mapping[str, Any]],
+    *,
+    variant: str,
+    campaign_id: str,
+    send_id: str,
+    channel: str,
+    message_variation_id: str | None = None,
+    variation_name: str | None = None,
+) -> VariantTotals:
+    """Sum one send's analytics rows (``send_analytics_rows``) for one channel, and one
+    variation when given (by its API ID or its dashboard name), over all days."""
+    rows = [r for r in rows if r.get("channel") == channel]
+    chosen = rows
+    variation = message_variation_id or variation_name
+    if message_variation_id is not None:
+        chosen = [r for r in rows if r.get("variation_api_id") == message_variation_id]
+        if not chosen and rows and all(r.get("variation_api_id") is None for r in rows):
+            names = sorted({str(r.get("variation_name")) for r in rows})
+            raise BrazeValidationError(
+                f"Variant {variant!r}: Braze reported send {send_id!r}'s variations by name "
+                f"({', '.join(names)}), not by API ID, so message_variation_id "
+                f"{message_variation_id!r} cannot be found; give the variant's variation_name instead."
+            )
+    elif variation_name is not None:
+        chosen = [r for r in rows if r.get("variation_name") == variation_name]
+    if variation is not None and rows and not chosen:
+        found = sorted({str(r.get("variation_api_id") or r.get("variation_name")) for r in rows})
+        raise BrazeValidationError(
+            f"Variant {variant!r}: send {send_id!r} has no {channel} analytics for variation "
+            f"{variation!r}; Braze reported {', '.join(found)}."
+        )
+    counts: dict[str, float | None] = dict.fromkeys(channel_statistics(channel))
+    days: set[str] = set()
+    for row in chosen:
+        for name in channel_statistics(channel, row):
+            value = row.get(name)
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                counts[name] = (counts.get(name) or 0) + value
+                if value > 0:
+                    days.add(str(row.get("date")))
+    return VariantTotals(variant, campaign_id, send_id, variation, channel, counts, len(days))
+
+
+# --------------------------------------------------------------------------- comparison
+
+
+def compare(
+    variants: list[VariantTotals],
+    *,
+    control: str,
+    confidence: float = 0.95,
+    correction: str = "holm",
+) -> Comparison:
+    """Rates, intervals, tests against ``control`` and verdicts for ``variants`` (one channel)."""
+    if not 0.5 <= confidence < 1:
+        raise BrazeValidationError(f"confidence must be at least 0.5 and below 1, got {confidence!r}.")
+    if correction not in CORRECTIONS:
+        raise BrazeValidationError(f"correction must be one of {', '.join(CORRECTIONS)}, got {correction!r}.")
+    by_name = {v.variant: v for v in variants}
+    if control not in by_name:
+        raise BrazeValidationError(
+            f"The control {control!r} is not one of the variants: {', '.join(by_name)}."
+        )
+    if len(by_name) < 2:
+        raise BrazeValidationError("A comparison needs the control and at least one other variant.")
+    channels = {v.channel for v in variants}
+    if len(channels) != 1:
+        raise BrazeValidationError(
+            f"Variants must be compared on one channel, got {', '.join(sorted(channels))}."
+        )
+    channel = channels.pop()
+    metrics = (*EXPERIMENT_RATES.get(channel, ()), CONVERSIONS)
+    notes: list[str] = []
+    for v in variants:
+        if not v.recipients:
+            raise BrazeValidationError(
+                f"Variant {v.variant!r} (send {v.send_id!r}{_variation_text(v)}) has no {channel} "
+                "analytics yet: nobody was sent to, or Braze has not reported the send."
+            )
+    days = max(v.days for v in variants)
+    if days > 1:
+        notes.append(
+            f"The analytics cover {days} days: Braze counts unique opens, clicks and recipients per "
+            "day, so a person active on two days counts twice and rates may be overstated."
+        )
+
+    rows: list[dict[str, Any]] = []
+    tests: list[tuple[int, float]] = []  # (row index, p-value) of every comparison
+    reference = by_name[control]
+    for v in variants:
+        for metric, numerator, denominator in metrics:
+            row = _rate_row(v, metric, numerator, denominator, confidence, notes)
+            if v.variant != control and row["rate"] is not None:
+                base_row = _rate_row(reference, metric, numerator, denominator, confidence, [])
+                if base_row["rate"] is not None:
+                    x1, n1, x2, n2 = row["count"], row["base"], base_row["count"], base_row["base"]
+                    row["difference"] = x1 / n1 - x2 / n2
+                    row["difference_low"], row["difference_high"] = difference_interval(
+                        x1, n1, x2, n2, confidence
+                    )
+                    row["p_value"] = two_proportion_test(x1, n1, x2, n2)[1]
+                    tests.append((len(rows), row["p_value"]))
+            rows.append(row)
+    alpha = 1 - confidence
+    adjusted = adjust_p_values([p for _, p in tests], correction)
+    for (index, _), p_adjusted in zip(tests, adjusted, strict=True):
+        row = rows[index]
+        row["p_adjusted"] = p_adjusted
+        row["significant"] = p_adjusted < alpha
+        row["verdict"] = _metric_verdict(row, control, correction)
+    for row in rows:
+        if row["variant"] == control:
+            row["verdict"] = "control"
+        elif row["verdict"] is None:
+            row["verdict"] = "not tested"
+    verdicts = {
+        v.variant: _variant_verdict(v.variant, rows, control) for v in variants if v.variant != control
+    }
+    return Comparison(channel, control, confidence, correction, rows, verdicts, notes)
+
+
+def _rate_row(
+    v: VariantTotals, metric: str, numerator: str, denominator: str, confidence: float, notes: list[str]
+) -> dict[str, Any]:
+    recipients, delivered, revenue = v.recipients, v.counts.get("delivered"), v.counts.get("revenue")
+    row: dict[str, Any] = dict.fromkeys(TABLE_FIELDS)
+    row.update(
+        variant=v.variant,
+        campaign_id=v.campaign_id,
+        send_id=v.send_id,
+        variation=v.variation,
+        channel=v.channel,
+        metric=metric,
+        recipients=recipients,
+        delivered=delivered,
+        revenue=revenue,
+        revenue_per_recipient=(
+            round(revenue / recipients, 4) if revenue is not None and recipients else None
+        ),
+        significant=False,
+    )
+    count = v.counts.get(numerator)
+    base = recipients if denominator == "recipients" else v.counts.get(denominator)
+    row.update(count=count, base=base)
+    if count is None or not base:
+        return row
+    if count > base:
+        notes.append(
+            f"{v.variant}: {metric} ({count:g}) exceed their base ({base:g}), so they are not a share "
+            "of people and are not tested."
+        )
+        return row
+    low, high = wilson_interval(count, base, confidence)
+    row.update(rate=count / base, rate_low=low, rate_high=high)
+    return row
+
+
+def format_p(p: float) -> str:
+    """``p = 0.003``, ``p < 0.001``."""
+    return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
+
+
+def _metric_verdict(row: dict[str, Any], control: str, correction: str) -> str:
+    adjusted = "" if correction == "none" else f", {correction}-adjusted"
+    if not row["significant"]:
+        return f"no significant difference on {row['metric']} ({format_p(row['p_adjusted'])}{adjusted})"
+    word = "beats" if row["difference"] > 0 else "trails"
+    return f"{row['variant']} {word} {control} on {row['metric']}, {format_p(row['p_adjusted'])}{adjusted}"
+
+
+def _variant_verdict(variant: str, rows: list[dict[str, Any]], control: str) -> str:
+    found = [r["verdict"] for r in rows if r["variant"] == variant and r["significant"]]
+    if found:
+        return "; ".join(found)
+    return f"{variant} shows no significant difference from {control} yet at this sample size"
+
+
+def _variation_text(v: VariantTotals) -> str:
+    return f", variation {v.variation!r}" if v.variation else ""
+
+
+def describe_table(comparison: Comparison) -> list[str]:
+    """The table as aligned text lines, for the task log: rates and differences in percent
+    (points for differences), intervals in brackets, Holm- (or otherwise) adjusted p-values."""
+    level = f"{comparison.confidence:.0%}"
+    header = (
+        "variant",
+        "metric",
+        "count/base",
+        f"rate % [{level} CI]",
+        f"vs {comparison.control}, pts",
+        "p adj.",
+    )
+    lines = [header]
+    for row in comparison.rows:
+        counted, rate, diff, p = "n/a", "n/a", "", ""
+        if row["count"] is not None and row["base"] is not None:
+            counted = f"{row['count']:g}/{row['base']:g}"
+        if row["rate"] is not None:
+            rate = f"{100 * row['rate']:.2f} [{100 * row['rate_low']:.2f}, {100 * row['rate_high']:.2f}]"
+        if row["difference"] is not None:
+            diff = (
+                f"{100 * row['difference']:+.2f} "
+                f"[{100 * row['difference_low']:+.2f}, {100 * row['difference_high']:+.2f}]"
+            )
+        if row["p_adjusted"] is not None:
+            p = format_p(row["p_adjusted"]).removeprefix("p = ").replace("p < ", "<")
+            p += " *" if row["significant"] else ""
+        lines.append((row["variant"], row["metric"], counted, rate, diff, p))
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    return [
+        "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
+        for line in lines
+    ]

@@ -1,0 +1,185 @@
+"""Content experiments: split an audience into named variants, deterministically and streamed.
+
+Each recipient goes to a variant by a stable hash of its key (external user ID, alias or email,
+as :func:`airflow_provider_braze.recipients.recipient_key` names it) salted with the experiment's
+name: the same person always lands in the same variant of the same experiment, in any process,
+whatever ``PYTHONHASHSEED``; another experiment name reshuffles everyone independently.
+
+The audience is read one recipient at a time and written to one JSON-lines file per variant as
+it goes, so memory does not grow with the audience.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from airflow_provider_braze.exceptions import BrazeError, BrazeValidationError
+from airflow_provider_braze.recipients import RecipientKind, iter_recipients, recipient_key
+from airflow_provider_braze.storage import open_for_writing, storage_path
+
+#: Variant names become file names and appear in tables: letters, digits, ``_`` and ``-``.
+VARIANT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+#: How far the shares' sum may be from 1 (floating-point rounding of shares like 1/3).
+SHARE_TOLERANCE = 1e-6
+_SCALE = 2.0**64
+
+
+@dataclass(frozen=True)
+class VariantFile:
+    """One variant of a split: its name, share, where its recipients were written, how many."""
+
+    variant: str
+    share: float
+    recipients: str
+    count: int
+
+
+def check_shares(shares: Any, *, control: str | None = None) -> dict[str, float]:
+    """``shares`` checked: a mapping of variant name to a share in (0, 1], summing to 1.
+
+    :param control: Optional. A variant that must be among the shares.
+    """
+    if not isinstance(shares, Mapping) or not shares:
+        raise BrazeValidationError(
+            'shares must map each variant name to its share, e.g. {"control": 0.1, "a": 0.45, '
+            f'"b": 0.45}}; got {shares!r}.'
+        )
+    checked: dict[str, float] = {}
+    for name, share in shares.items():
+        if not isinstance(name, str) or not VARIANT_NAME.match(name):
+            raise BrazeValidationError(
+                f"Variant name {name!r} must be 1 to 64 letters, digits, '_' or '-', starting with a "
+                "letter or digit (it names the variant's file)."
+            )
+        if isinstance(share, bool) or not isinstance(share, (int, float)) or not math.isfinite(share):
+            raise BrazeValidationError(f"The share of variant {name!r} must be a number, got {share!r}.")
+        if not 0 < share <= 1:
+            raise BrazeValidationError(
+                f"The share of variant {name!r} must be more than 0 and at most 1, got {share!r}."
+            )
+        checked[name] = float(share)
+    total = math.fsum(checked.values())
+    if abs(total - 1) > SHARE_TOLERANCE:
+        listed = ", ".join(f"{name}={share:g}" for name, share in checked.items())
+        raise BrazeValidationError(f"The shares must add up to 1, got {total:g} ({listed}).")
+    if control is not None and control not in checked:
+        raise BrazeValidationError(
+            f"The control variant {control!r} is not one of the shares' variants: {', '.join(checked)}."
+        )
+    return checked
+
+
+def check_experiment_name(experiment: Any) -> str:
+    """The experiment's name (the hash salt): a non-empty string."""
+    if not isinstance(experiment, str) or not experiment.strip():
+        raise BrazeValidationError(
+            "experiment must be a non-empty name (it salts the split: the same name always gives "
+            f"the same split), got {experiment!r}."
+        )
+    return experiment
+
+
+def bucket(experiment: str, key: str) -> float:
+    """Where ``key`` falls in [0, 1) for ``experiment``: BLAKE2b of both, not Python's ``hash``
+    (which changes with every process)."""
+    digest = hashlib.blake2b(f"{experiment}\x00{key}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / _SCALE
+
+
+class Assigner:
+    """Assigns recipient keys to variants by their bucket and the shares' cumulative bounds."""
+
+    def __init__(self, experiment: str, shares: Mapping[str, float]) -> None:
+        self.experiment = check_experiment_name(experiment)
+        shares = check_shares(shares)
+        self.names = list(shares)
+        total = math.fsum(shares.values())
+        bounds, running = [], 0.0
+        for share in shares.values():
+            running += share / total
+            bounds.append(running)
+        bounds[-1] = 1.0  # whatever the rounding, every bucket below 1 has a variant
+        self._bounds = bounds
+
+    def variant_of(self, key: str) -> str:
+        point = bucket(self.experiment, key)
+        for name, bound in zip(self.names, self._bounds, strict=True):
+            if point < bound:
+                return name
+        return self.names[-1]  # pragma: no cover - bounds[-1] is 1.0 and point < 1
+
+
+def split_audience(
+    recipients: Any,
+    *,
+    experiment: str,
+    shares: Mapping[str, float],
+    output_path: Any,
+    recipient_kind: RecipientKind = "users",
+    recipients_format: str | None = None,
+    allow_empty_variants: bool = False,
+) -> list[VariantFile]:
+    """Split ``recipients`` into one JSON-lines file per variant, ``<output_path>/<variant>.jsonl``.
+
+    Recipients are read, checked and written one at a time (bounded memory); each line is the
+    recipient as the send operators take it. Files of an earlier try are overwritten whole: the
+    split is deterministic, so a retry writes the same files.
+
+    :param recipients: Any recipient source the send operators accept.
+    :param experiment: The experiment's name, salting the hash.
+    :param shares: Variant name -> share; the shares add up to 1.
+    :param output_path: A folder: local path or ObjectStoragePath URL.
+    :param recipient_kind: ``users`` (for /messages/send) or ``recipients`` (triggered campaigns).
+    :param allow_empty_variants: By default a variant that gets nobody is an error.
+    :return: The variants in the order of ``shares``.
+    """
+    assigner = Assigner(experiment, shares)
+    checked = check_shares(shares)
+    if output_path is None or (isinstance(output_path, str) and not output_path.strip()):
+        raise BrazeValidationError("output_path must name a folder for the variants' files.")
+    folder = storage_path(output_path)
+    paths = {name: _child(folder, f"{name}.jsonl") for name in assigner.names}
+    counts = dict.fromkeys(assigner.names, 0)
+    handles: dict[str, Any] = {}
+    try:
+        for name, path in paths.items():
+            handles[name] = _open_for_writing(path)
+        for recipient in iter_recipients(recipients, recipient_kind, file_format=recipients_format):
+            name = assigner.variant_of(recipient_key(recipient))
+            handles[name].write(json.dumps(recipient, separators=(",", ":"), ensure_ascii=False) + "\n")
+            counts[name] += 1
+    finally:
+        for handle in handles.values():
+            handle.close()
+    empty = [name for name, count in counts.items() if count == 0]
+    if empty and not allow_empty_variants:
+        total = sum(counts.values())
+        raise BrazeValidationError(
+            f"Variant(s) {', '.join(empty)} got no recipients out of {total}: the audience is too "
+            "small for these shares (or empty). Use a larger audience or larger shares, or pass "
+            "allow_empty_variants=True."
+        )
+    return [
+        VariantFile(variant=name, share=checked[name], recipients=str(paths[name]), count=counts[name])
+        for name in assigner.names
+    ]
+
+
+def _child(folder: Any, name: str) -> Any:
+    if isinstance(folder, (str, os.PathLike)):
+        return os.path.join(os.fspath(folder), name)
+    return folder / name
+
+
+def _open_for_writing(path: Any) -> Any:
+    try:
+        return open_for_writing(path)
+    except OSError as err:
+        raise BrazeError(f"Cannot write the variant file {path}: {err}") from err

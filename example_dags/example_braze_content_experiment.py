@@ -1,0 +1,169 @@
+"""A content experiment: which generated email works better? Each variant under its own send ID.
+
+generate_variants -> create_send_ids (mapped, one send ID per variant)
+build_audience -> split_audience (control 10 %, a 45 %, b 45 %, by a stable hash of each user)
+-> send_variant (mapped: each variant's file, content and send ID) -> wait_for_analytics (mapped,
+deferrable) -> compare (rates, 95 % intervals, tests against the control, verdicts, CSV + chart)
+
+Runs against the local Braze sandbox (README.md: ``scripts/demo --experiment``), whose made-up
+engagement depends on each variant's content, deterministically: variant ``b`` performs
+differently from the control, variant ``a`` barely does, so the comparison shows both a clear
+verdict and "no significant difference yet". Against real Braze, pass your API campaign, its
+email variation, app ID and sender as in ``example_braze_send_id_pipeline.py``, and your own
+audience.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from datetime import datetime, timezone
+from typing import Any
+
+from airflow.sdk import DAG, Param, task
+
+from airflow_provider_braze.operators.analytics import CompareSendsOperator
+from airflow_provider_braze.operators.experiments import SplitAudienceOperator
+from airflow_provider_braze.operators.messages import SendMessagesOperator
+from airflow_provider_braze.operators.send_id import CreateSendIdOperator
+from airflow_provider_braze.sensors.send_analytics import SendAnalyticsSensor
+
+#: Who gets what: the control keeps today's email; a and b try new subject lines and bodies.
+SHARES = {"control": 0.1, "a": 0.45, "b": 0.45}
+CONTENT = {
+    "control": ("Your weekly picks are here", "Three new arrivals we think you will like."),
+    "a": ("This week's picks are here", "Here are three new arrivals we think you will like."),
+    "b": ("Hand-picked for you: 3 new arrivals", "We saved three new arrivals for you until Sunday."),
+}
+
+with DAG(
+    dag_id="braze_content_experiment",
+    description="Generate email variants, send each under its own send ID to a split audience, compare.",
+    schedule=None,
+    start_date=datetime(2026, 1, 1, tzinfo=timezone.utc),
+    catchup=False,
+    tags=["braze", "example", "experiment"],
+    default_args={"braze_conn_id": "braze_default", "retries": 0},
+    params={
+        "campaign_id": Param("sandbox-api-campaign", type="string", minLength=1),
+        "email_variation_id": Param("sandbox-api-campaign-email", type="string", minLength=1),
+        "email_app_id": Param("sandbox-app", type="string"),
+        "email_from": Param("Sandbox Picks <picks@example.com>", type="string"),
+        "experiment": Param(
+            "weekly-picks-subject-line",
+            type="string",
+            minLength=1,
+            description="Salts the split: the same name always puts a user in the same variant.",
+        ),
+        "audience_size": Param(20_000, type="integer", minimum=0),
+        "analytics_wait_seconds": Param(0, type="integer", minimum=0),
+        "output_path": Param(
+            "file://" + os.path.join(tempfile.gettempdir(), "braze-example-experiments"),
+            type="string",
+            description="Folder (local or ObjectStoragePath URL) for the variants' files and the comparison.",
+        ),
+    },
+) as dag:
+
+    @task
+    def generate_variants(**context: Any) -> dict[str, dict[str, Any]]:
+        """Stand-in for content generation: each variant's email and its own send ID."""
+        day = context["logical_date"] or context["dag_run"].run_after
+        params = context["params"]
+        variants = {}
+        for name, (subject, body) in CONTENT.items():
+            digest = hashlib.sha256(f"{subject}\n{body}".encode()).hexdigest()[:10]
+            variants[name] = {
+                # From the run's day and the content: a retry re-creates the same ID.
+                "send_id": f"picks-{day:%Y%m%d}-{name}-{digest}",
+                "messages": {
+                    "email": {
+                        "app_id": params["email_app_id"],
+                        "from": params["email_from"],
+                        "subject": subject,
+                        "body": body,
+                        "message_variation_id": params["email_variation_id"],
+                    }
+                },
+            }
+        return variants
+
+    @task
+    def send_ids(variants: dict[str, dict[str, Any]]) -> list[str]:
+        return [v["send_id"] for v in variants.values()]
+
+    @task
+    def build_audience(**context: Any) -> str:
+        """Stand-in for an audience query: one external user ID per line."""
+        folder = os.path.join(tempfile.gettempdir(), "braze-example-audiences")
+        os.makedirs(folder, exist_ok=True)
+        path = os.path.join(folder, f"experiment-{context['params']['audience_size']}.jsonl")
+        with open(path, "w", encoding="utf-8") as fh:
+            for number in range(context["params"]["audience_size"]):
+                fh.write(json.dumps(f"example-user-{number:06d}") + "\n")
+        return path
+
+    variants = generate_variants()
+
+    # [START howto_operator_create_send_ids_mapped]
+    create_send_ids = CreateSendIdOperator.partial(
+        task_id="create_send_ids", campaign_id="{{ params.campaign_id }}"
+    ).expand(send_id=send_ids(variants))
+    # [END howto_operator_create_send_ids_mapped]
+
+    # [START howto_operator_split_audience]
+    split = SplitAudienceOperator(
+        task_id="split_audience",
+        recipients=build_audience(),
+        experiment="{{ params.experiment }}",
+        shares=SHARES,
+        control="control",
+        output_path="{{ params.output_path }}/{{ dag.dag_id }}/{{ ts_nodash }}",
+        variant_kwargs=variants,  # each variant's send_id and messages, next to its file
+    )
+    # [END howto_operator_split_audience]
+
+    # [START howto_operator_send_variants]
+    send = SendMessagesOperator.partial(
+        task_id="send_variant", campaign_id="{{ params.campaign_id }}", concurrency=4
+    ).expand_kwargs(split.output)
+    # [END howto_operator_send_variants]
+    create_send_ids >> send
+
+    @task
+    def analytics_waits(variants: dict[str, dict[str, Any]], **context: Any) -> list[dict[str, Any]]:
+        """What each variant's sensor waits for: its send ID, and a message per recipient."""
+        counts = {
+            v["variant"]: v["count"]
+            for v in context["ti"].xcom_pull(task_ids="split_audience", key="variants")
+        }
+        return [{"send_id": v["send_id"], "min_sent": counts[name]} for name, v in variants.items()]
+
+    waits = analytics_waits(variants)
+    send >> waits
+
+    wait_for_analytics = SendAnalyticsSensor.partial(
+        task_id="wait_for_analytics",
+        campaign_id="{{ params.campaign_id }}",
+        min_age="{{ params.analytics_wait_seconds }}",
+        deferrable=True,
+        poke_interval=15 * 60,
+        timeout=2 * 24 * 3600,
+    ).expand_kwargs(waits)
+
+    @task
+    def sends(variants: dict[str, dict[str, Any]]) -> dict[str, str]:
+        return {name: v["send_id"] for name, v in variants.items()}
+
+    # [START howto_operator_compare_sends]
+    compare = CompareSendsOperator(
+        task_id="compare",
+        campaign_id="{{ params.campaign_id }}",
+        sends=sends(variants),
+        control="control",
+        output_path="{{ params.output_path }}/{{ dag.dag_id }}/{{ ts_nodash }}/comparison.csv",
+    )
+    # [END howto_operator_compare_sends]
+    wait_for_analytics >> compare
