@@ -46,6 +46,7 @@ def get_provider_info() -> dict[str, Any]:
                     "airflow_provider_braze.operators.send_id",
                     "airflow_provider_braze.operators.messages",
                     "airflow_provider_braze.operators.analytics",
+                    "airflow_provider_braze.operators.experiments",
                 ],
             }
         ],

@@ -51,7 +51,9 @@ def draw_comparison(comparison: Comparison, chart_format: str = "svg") -> bytes:
             if row is None:
                 continue
             height = 100 * row["rate"]
-            low, high = 100 * (row["rate"] - row["rate_low"]), 100 * (row["rate_high"] - row["rate"])
+            # max(0, ...): at a rate of 0 or 1 the interval's end is the rate, give or take a rounding.
+            low = max(0.0, 100 * (row["rate"] - row["rate_low"]))
+            high = max(0.0, 100 * (row["rate_high"] - row["rate"]))
             axes.bar(position, height, 0.7, yerr=[[low], [high]], capsize=3, color=colours[variant])
             if row["significant"]:
                 axes.annotate("*", (position, height + high), ha="center", va="bottom")

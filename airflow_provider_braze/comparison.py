@@ -128,7 +128,10 @@ def wilson_interval(count: float, base: float, confidence: float = 0.95) -> tupl
     denominator = 1 + z * z / base
     centre = (p + z * z / (2 * base)) / denominator
     half = z * math.sqrt(p * (1 - p) / base + z * z / (4 * base * base)) / denominator
-    return (max(0.0, centre - half), min(1.0, centre + half))
+    # At 0 or 1 the interval ends at the proportion itself (exactly, not give or take a rounding).
+    low = 0.0 if count == 0 else max(0.0, min(p, centre - half))
+    high = 1.0 if count == base else min(1.0, max(p, centre + half))
+    return (low, high)
 
 
 def two_proportion_test(count1: float, base1: float, count2: float, base2: float) -> tuple[float, float]:

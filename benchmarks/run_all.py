@@ -20,6 +20,7 @@ BENCHMARKS = (
     "import_cost.py",
     "fanout.py",
     "send_memory.py",
+    "split_memory.py",
     "validation_pass.py",
     "checkpoint_cost.py",
 )

@@ -105,7 +105,8 @@ with DAG(
                 fh.write(json.dumps(f"example-user-{number:06d}") + "\n")
         return path
 
-    variants = generate_variants()
+    # An XComArg standing for the variants' dict: tasks below take it as their argument.
+    variants: Any = generate_variants()
 
     # [START howto_operator_create_send_ids_mapped]
     create_send_ids = CreateSendIdOperator.partial(

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-HEAVY = ("requests", "urllib3", "fastapi", "uvicorn", "starlette", "httpx")
+HEAVY = ("requests", "urllib3", "fastapi", "uvicorn", "starlette", "httpx", "matplotlib")
 
 
 @pytest.mark.parametrize(
@@ -17,6 +17,7 @@ HEAVY = ("requests", "urllib3", "fastapi", "uvicorn", "starlette", "httpx")
         "airflow_provider_braze.operators.send_id",
         "airflow_provider_braze.operators.messages",
         "airflow_provider_braze.operators.analytics",
+        "airflow_provider_braze.operators.experiments",
         "airflow_provider_braze.sensors.send_analytics",
         "airflow_provider_braze.hooks.braze",
         "airflow_provider_braze.sandbox",

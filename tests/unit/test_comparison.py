@@ -1,0 +1,529 @@
+"""Comparing sends: the statistics against a reference, the verdicts, and CompareSendsOperator."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from pathlib import Path
+from typing import Any
+from unittest import mock
+
+import pytest
+import requests_mock as rm
+
+from airflow_provider_braze.comparison import (
+    VariantTotals,
+    adjust_p_values,
+    compare,
+    describe_table,
+    difference_interval,
+    two_proportion_test,
+    wilson_interval,
+)
+from airflow_provider_braze.exceptions import BrazeValidationError
+from airflow_provider_braze.operators.analytics import CompareSendsOperator
+from tests.conftest import REST_ENDPOINT
+
+SERIES_URL = f"{REST_ENDPOINT}/sends/data_series"
+
+# Reference values computed with statsmodels 0.15.0 (proportions_ztest, proportion_confint with
+# method="wilson", confint_proportions_2indep with method="newcomb", multipletests).
+REFERENCE = [
+    # (x1, n1, x2, n2), p-value, Wilson (x1, n1), Newcombe difference interval
+    ((596, 8983, 51, 1890), 4.861204459012286e-11, (0.061383813164409676, 0.07168201027314093),
+     (0.029675194152613014, 0.047695930771049735)),
+    ((62, 9020, 17, 1915), 0.34705433337898284, (0.005365964697847709, 0.008801112527975078),
+     (-0.007507949392413236, 0.001841655711994419)),
+    ((5, 20, 1, 25), 0.039473223724636415, (0.11186170140766563, 0.4687008776187441),
+     (0.0020481274874634414, 0.4311622294176034)),
+    ((2883, 8983, 490, 1890), 1.3720772439158087e-07, (0.31136394292795133, 0.330668242157224),
+     (0.039297450573794836, 0.08325304647709694)),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("counts", "p_value", "wilson", "newcombe"), REFERENCE)
+def test_statistics_match_the_reference(
+    counts: tuple[int, int, int, int],
+    p_value: float,
+    wilson: tuple[float, float],
+    newcombe: tuple[float, float],
+) -> None:
+    x1, n1, x2, n2 = counts
+    assert two_proportion_test(x1, n1, x2, n2)[1] == pytest.approx(p_value, rel=1e-6)
+    assert wilson_interval(x1, n1) == pytest.approx(wilson, rel=1e-9)
+    assert difference_interval(x1, n1, x2, n2) == pytest.approx(newcombe, rel=1e-9)
+
+
+def test_nothing_to_tell_apart_is_p_one() -> None:
+    assert two_proportion_test(0, 10, 0, 12) == (0.0, 1.0)
+    assert wilson_interval(0, 10) == pytest.approx((0.0, 0.27753279986288926))
+    assert difference_interval(0, 10, 0, 12) == pytest.approx((-0.24249400665524096, 0.27753279986288926))
+
+
+def test_corrections_match_the_reference() -> None:
+    p = [0.01, 0.04, 0.03, 0.005, 0.5]
+    assert adjust_p_values(p, "holm") == pytest.approx([0.04, 0.09, 0.09, 0.025, 0.5])
+    assert adjust_p_values(p, "bonferroni") == pytest.approx([0.05, 0.2, 0.15, 0.025, 1.0])
+    assert adjust_p_values(p, "none") == p
+    with pytest.raises(BrazeValidationError, match="correction must be one of holm, bonferroni, none"):
+        adjust_p_values(p, "fdr")
+
+
+def email(variant: str, sent: int, opens: int, clicks: int, conversions: int, **more: Any) -> VariantTotals:
+    counts: dict[str, Any] = {
+        "sent": sent,
+        "delivered": sent,
+        "unique_opens": opens,
+        "unique_clicks": clicks,
+        "unique_recipients": sent,
+        "conversions": conversions,
+        "revenue": 10.0 * conversions,
+        **more,
+    }
+    return VariantTotals(variant, "camp", f"send-{variant}", None, "email", counts, 1)
+
+
+def test_verdicts_say_who_beats_whom_and_when_nothing_is_clear() -> None:
+    comparison = compare(
+        [
+            email("control", 2000, 500, 60, 20),
+            email("a", 2000, 505, 62, 21),
+            email("b", 2000, 640, 120, 22),
+        ],
+        control="control",
+    )
+    assert (
+        comparison.verdicts["a"] == "a shows no significant difference from control yet at this sample size"
+    )
+    assert comparison.verdicts["b"] == (
+        "b beats control on opens, p < 0.001, holm-adjusted; "
+        "b beats control on clicks, p < 0.001, holm-adjusted"
+    )
+    assert comparison.significant("b") == ["opens", "clicks"]
+    rows = {(r["variant"], r["metric"]): r for r in comparison.rows}
+    clicks = rows[("b", "clicks")]
+    assert (clicks["count"], clicks["base"], clicks["rate"]) == (120, 2000, 0.06)
+    assert clicks["difference"] == pytest.approx(0.03)
+    assert clicks["p_value"] == pytest.approx(two_proportion_test(120, 2000, 60, 2000)[1])
+    assert rows[("control", "opens")]["verdict"] == "control"
+    assert rows[("a", "opens")]["verdict"].startswith("no significant difference on opens (p = ")
+    assert rows[("b", "conversions")]["revenue_per_recipient"] == pytest.approx(0.11)
+
+
+def test_trailing_variants_are_named_as_such() -> None:
+    comparison = compare(
+        [email("control", 2000, 600, 60, 20), email("b", 2000, 450, 60, 20)], control="control"
+    )
+    assert comparison.verdicts["b"].startswith("b trails control on opens, p < 0.001")
+
+
+def test_the_correction_is_what_keeps_a_lucky_variant_from_winning() -> None:
+    # Raw p about 0.02 on clicks: significant alone, not after adjusting for 2 variants x 4 metrics.
+    variants = [
+        email("control", 2000, 500, 60, 20),
+        email("a", 2000, 500, 88, 20),
+        email("b", 2000, 500, 60, 20),
+    ]
+    raw = two_proportion_test(88, 2000, 60, 2000)[1]
+    assert 0.01 < raw < 0.05
+    assert compare(variants, control="control", correction="none").significant("a") == ["clicks"]
+    assert compare(variants, control="control", correction="none").verdicts["a"] == (
+        f"a beats control on clicks, p = {raw:.3f}"
+    )
+    assert compare(variants, control="control").significant("a") == []
+    assert compare(variants, control="control", correction="bonferroni").significant("a") == []
+
+
+def test_counts_that_are_not_a_share_of_people_are_not_tested() -> None:
+    comparison = compare([email("control", 100, 50, 10, 5), email("a", 100, 50, 10, 150)], control="control")
+    row = next(r for r in comparison.rows if (r["variant"], r["metric"]) == ("a", "conversions"))
+    assert (row["rate"], row["p_value"], row["verdict"]) == (None, None, "not tested")
+    assert comparison.notes == [
+        "a: conversions (150) exceed their base (100), so they are not a share of people and are not tested."
+    ]
+
+
+def test_several_days_of_unique_counts_are_flagged() -> None:
+    several = VariantTotals("a", "camp", "send-a", None, "email", email("a", 10, 5, 1, 0).counts, 3)
+    comparison = compare([email("control", 10, 5, 1, 0), several], control="control")
+    assert comparison.notes[0].startswith("The analytics cover 3 days: Braze counts unique opens, clicks")
+
+
+@pytest.mark.parametrize(
+    ("variants", "control", "message"),
+    [
+        (
+            [email("control", 10, 1, 1, 1), email("a", 10, 1, 1, 1)],
+            "ctrl",
+            "The control 'ctrl' is not one of",
+        ),
+        ([email("control", 10, 1, 1, 1)], "control", "needs the control and at least one other variant"),
+        ([email("control", 10, 1, 1, 1), email("a", 0, 0, 0, 0)], "control", "Variant 'a' .* has no email"),
+    ],
+)
+def test_compare_refuses_what_it_cannot_compare(
+    variants: list[VariantTotals], control: str, message: str
+) -> None:
+    with pytest.raises(BrazeValidationError, match=message):
+        compare(variants, control=control)
+
+
+def test_the_log_table_is_aligned_and_marks_significance() -> None:
+    comparison = compare(
+        [email("control", 2000, 500, 60, 20), email("b", 2000, 640, 120, 22)], control="control"
+    )
+    lines = describe_table(comparison)
+    assert lines[0].split() == [
+        "variant",
+        "metric",
+        "count/base",
+        "rate",
+        "%",
+        "[95%",
+        "CI]",
+        "vs",
+        "control,",
+        "pts",
+        "p",
+        "adj.",
+    ]
+    assert lines[5] == "b        delivered    2000/2000   100.00 [99.81, 100.00]  +0.00 [-0.19, +0.19]  1.000"
+    assert (
+        lines[6] == "b        opens        640/2000    32.00 [29.99, 34.08]    +7.00 [+4.20, +9.78]  <0.001 *"
+    )
+    # Columns line up: each row's third column starts where the header's does.
+    start = lines[0].index("count/base")
+    assert all(line[start - 2 : start] == "  " and line[start] != " " for line in lines)
+
+
+# --------------------------------------------------------------------------- the operator
+
+
+def day(variations: dict[str, list[dict[str, Any]]], time: str = "2026-11-02") -> dict[str, Any]:
+    return {"time": time, "messages": variations, "conversions": 0, "unique_recipients": 0, "revenue": 0}
+
+
+def email_stats(sent: int, opens: int, clicks: int, conversions: int, **label: Any) -> dict[str, Any]:
+    return {
+        **label,
+        "sent": sent,
+        "delivered": sent,
+        "unique_opens": opens,
+        "unique_clicks": clicks,
+        "unique_recipients": sent,
+        "conversions": conversions,
+        "revenue": 5.0 * conversions,
+    }
+
+
+def answer(*days: dict[str, Any]) -> dict[str, Any]:
+    return {"message": "success", "data": list(days)}
+
+
+def mock_sends(requests_mock: rm.Mocker, by_send: dict[str, dict[str, Any]]) -> None:
+    def respond(request: Any, context: Any) -> dict[str, Any]:
+        return by_send[request.qs["send_id"][0]]
+
+    requests_mock.get(SERIES_URL, json=respond)
+
+
+def run(op: CompareSendsOperator) -> tuple[dict[str, Any], mock.MagicMock]:
+    ti = mock.MagicMock()
+    return op.execute({"ti": ti}), ti
+
+
+SENDS = {
+    "control": answer(day({"email": [email_stats(2000, 500, 60, 20, variation_name="Variant 1")]})),
+    "a": answer(day({"email": [email_stats(2000, 505, 62, 21, variation_name="Variant 1")]})),
+    "b": answer(day({"email": [email_stats(2000, 640, 120, 22, variation_name="Variant 1")]})),
+}
+
+
+def test_operator_fetches_each_send_once_and_writes_table_jsonl_and_chart(
+    braze_conn: str, requests_mock: rm.Mocker, tmp_path: Path
+) -> None:
+    mock_sends(requests_mock, {f"send-{n}": a for n, a in SENDS.items()})
+    op = CompareSendsOperator(
+        task_id="compare",
+        campaign_id="camp",
+        sends={"b": "send-b", "control": "send-control", "a": "send-a"},
+        output_path=f"file://{tmp_path}/out/comparison.csv",
+    )
+    summary, ti = run(op)
+    assert [r.qs["send_id"] for r in requests_mock.request_history] == [
+        ["send-control"],
+        ["send-b"],
+        ["send-a"],
+    ]
+    assert all(
+        r.qs["campaign_id"] == ["camp"] and r.qs["length"] == ["14"] for r in requests_mock.request_history
+    )
+    assert summary["verdicts"] == {
+        "b": "b beats control on opens, p < 0.001, holm-adjusted; "
+        "b beats control on clicks, p < 0.001, holm-adjusted",
+        "a": "a shows no significant difference from control yet at this sample size",
+    }
+    assert summary["variants"]["b"] == {
+        "campaign_id": "camp",
+        "send_id": "send-b",
+        "variation": None,
+        "recipients": 2000,
+        "significant": ["opens", "clicks"],
+    }
+    assert summary["table"] == f"file://{tmp_path}/out/comparison.csv"
+    assert summary["table_jsonl"] == f"file://{tmp_path}/out/comparison.jsonl"
+    assert summary["chart"] == f"file://{tmp_path}/out/comparison.svg"
+    rows = list(csv.DictReader((tmp_path / "out/comparison.csv").open()))
+    assert [(r["variant"], r["metric"]) for r in rows][:4] == [
+        ("control", "delivered"),
+        ("control", "opens"),
+        ("control", "clicks"),
+        ("control", "conversions"),
+    ]
+    assert len(rows) == 12
+    lines = [json.loads(x) for x in (tmp_path / "out/comparison.jsonl").read_text().splitlines()]
+    assert [r["verdict"] for r in lines] == [r["verdict"] for r in rows]
+    svg = (tmp_path / "out/comparison.svg").read_text()
+    assert svg.lstrip().startswith("<?xml")
+    assert "opens" in svg
+    json.dumps(summary)  # small and JSON-serialisable for XCom
+    assert not ti.xcom_push.called  # the table went to storage, not XCom
+
+
+def test_the_same_comparison_draws_the_same_chart(
+    braze_conn: str, requests_mock: rm.Mocker, tmp_path: Path
+) -> None:
+    mock_sends(requests_mock, {f"send-{n}": a for n, a in SENDS.items()})
+    charts = []
+    for attempt in ("one", "two"):
+        op = CompareSendsOperator(
+            task_id="compare",
+            campaign_id="camp",
+            sends={n: f"send-{n}" for n in SENDS},
+            output_path=str(tmp_path / attempt / "c.jsonl"),
+            chart_format="png",
+        )
+        summary, _ = run(op)
+        charts.append(Path(summary["chart"]).read_bytes())
+    assert charts[0] == charts[1]
+    assert charts[0].startswith(b"\x89PNG")
+
+
+def test_without_matplotlib_the_chart_is_skipped_and_said_so(
+    braze_conn: str, requests_mock: rm.Mocker, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib raises ImportError
+    mock_sends(requests_mock, {f"send-{n}": a for n, a in SENDS.items()})
+    op = CompareSendsOperator(
+        task_id="compare",
+        campaign_id="camp",
+        sends={n: f"send-{n}" for n in SENDS},
+        output_path=str(tmp_path / "c.csv"),
+    )
+    summary, _ = run(op)
+    assert summary["chart"] is None
+    assert summary["chart_skipped"] == (
+        "matplotlib is not installed: install airflow-provider-braze-rest[charts] for charts."
+    )
+    assert (tmp_path / "c.csv").exists()
+    assert not list(tmp_path.glob("*.svg"))
+
+
+def test_without_output_path_the_table_goes_to_xcom(braze_conn: str, requests_mock: rm.Mocker) -> None:
+    mock_sends(requests_mock, {f"send-{n}": a for n, a in SENDS.items()})
+    summary, ti = run(
+        CompareSendsOperator(task_id="c", campaign_id="camp", sends={n: f"send-{n}" for n in SENDS})
+    )
+    ((_, kwargs),) = [(c.args, c.kwargs) for c in ti.xcom_push.call_args_list]
+    assert kwargs["key"] == "table"
+    assert len(kwargs["value"]) == 12
+    assert "table" not in summary
+
+
+def test_variations_within_one_send_id(braze_conn: str, requests_mock: rm.Mocker) -> None:
+    one_send = answer(
+        day(
+            {
+                "email": [
+                    email_stats(2000, 500, 60, 20, variation_api_id="var-1"),
+                    email_stats(2000, 700, 130, 30, variation_api_id="var-2"),
+                ]
+            }
+        )
+    )
+    mock_sends(requests_mock, {"s": one_send})
+    op = CompareSendsOperator(
+        task_id="c",
+        campaign_id="camp",
+        sends=[
+            {"variant": "control", "send_id": "s", "message_variation_id": "var-1"},
+            {"variant": "new", "send_id": "s", "message_variation_id": "var-2"},
+        ],
+    )
+    summary, _ = run(op)
+    assert len(requests_mock.request_history) == 1  # one send ID, fetched once
+    assert summary["variants"]["new"]["variation"] == "var-2"
+    assert summary["verdicts"]["new"].startswith("new beats control on opens")
+
+
+def test_variations_reported_by_name_need_their_name(braze_conn: str, requests_mock: rm.Mocker) -> None:
+    by_name = answer(
+        day(
+            {
+                "email": [
+                    email_stats(100, 50, 6, 2, variation_name="Variant 1"),
+                    email_stats(100, 70, 13, 3, variation_name="Variant 2"),
+                ]
+            }
+        )
+    )
+    mock_sends(requests_mock, {"s": by_name})
+    sends = {
+        "control": {"send_id": "s", "message_variation_id": "var-1"},
+        "b": {"send_id": "s", "message_variation_id": "var-2"},
+    }
+    with pytest.raises(
+        BrazeValidationError, match="reported send 's''s variations by name \\(Variant 1, Variant 2\\)"
+    ):
+        run(CompareSendsOperator(task_id="c", campaign_id="camp", sends=sends))
+    sends = {
+        "control": {"send_id": "s", "variation_name": "Variant 1"},
+        "b": {"send_id": "s", "variation_name": "Variant 9"},
+    }
+    with pytest.raises(
+        BrazeValidationError,
+        match="has no email analytics for variation 'Variant 9'; Braze reported Variant 1, Variant 2",
+    ):
+        run(CompareSendsOperator(task_id="c", campaign_id="camp", sends=sends))
+    sends["b"]["variation_name"] = "Variant 2"
+    summary, _ = run(CompareSendsOperator(task_id="c", campaign_id="camp", sends=sends))
+    assert summary["variants"]["b"]["recipients"] == 100
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        (
+            {
+                "sends": {
+                    "control": {"send_id": "s1", "campaign_id": "c1"},
+                    "a": {"send_id": "s2", "campaign_id": "c2"},
+                }
+            },
+            "The sends belong to different campaigns \\(c1, c2\\).*allow_mixed_campaigns=True",
+        ),
+        (
+            {"sends": {"control": "s1", "a": "s1"}, "campaign_id": "c"},
+            "Variants 'control' and 'a' are the same send",
+        ),
+        (
+            {"sends": {"ctrl": "s1", "a": "s2"}, "campaign_id": "c"},
+            "The control 'control' is not one of the variants",
+        ),
+        (
+            {"sends": {"control": "s1"}, "campaign_id": "c"},
+            "needs the control and at least one other variant",
+        ),
+        ({"sends": {"control": "s1", "a": "s2"}}, "campaign_id"),
+        ({"sends": {"control": "s1", "a": ""}, "campaign_id": "c"}, "send_id"),
+        ({"sends": "s1", "campaign_id": "c"}, "sends must map variant names to send IDs"),
+        (
+            {"sends": [{"variant": "control", "send_id": "s1", "colour": 1}], "campaign_id": "c"},
+            "unknown key\\(s\\) colour",
+        ),
+        (
+            {
+                "sends": [{"variant": "control", "send_id": "s"}, {"variant": "control", "send_id": "t"}],
+                "campaign_id": "c",
+            },
+            "Variant 'control' is given twice",
+        ),
+        (
+            {
+                "sends": {
+                    "control": {"send_id": "s", "message_variation_id": "v", "variation_name": "n"},
+                    "a": "t",
+                },
+                "campaign_id": "c",
+            },
+            "give message_variation_id or variation_name, not both",
+        ),
+    ],
+)
+def test_operator_refuses_bad_sends_before_any_request(
+    kwargs: dict[str, Any], message: str, braze_conn: str, requests_mock: rm.Mocker
+) -> None:
+    with pytest.raises(BrazeValidationError, match=message):
+        run(CompareSendsOperator(task_id="c", **kwargs))
+    assert requests_mock.request_history == []
+
+
+def test_mixed_campaigns_when_said_so(braze_conn: str, requests_mock: rm.Mocker) -> None:
+    mock_sends(requests_mock, {"send-control": SENDS["control"], "send-b": SENDS["b"]})
+    sends = {
+        "control": {"send_id": "send-control", "campaign_id": "c1"},
+        "b": {"send_id": "send-b", "campaign_id": "c2"},
+    }
+    summary, _ = run(CompareSendsOperator(task_id="c", sends=sends, allow_mixed_campaigns=True))
+    assert [r.qs["campaign_id"] for r in requests_mock.request_history] == [["c1"], ["c2"]]
+    assert summary["variants"]["b"]["campaign_id"] == "c2"
+
+
+def test_several_channels_need_a_choice(braze_conn: str, requests_mock: rm.Mocker) -> None:
+    push = {
+        "sent": 100,
+        "delivered": 100,
+        "direct_opens": 5,
+        "body_clicks": 2,
+        "unique_recipients": 100,
+        "conversions": 1,
+    }
+    both = answer(day({"email": [email_stats(100, 50, 6, 2)], "ios_push": [push]}))
+    mock_sends(requests_mock, {"s1": both, "s2": both})
+    op = CompareSendsOperator(task_id="c", campaign_id="camp", sends={"control": "s1", "a": "s2"})
+    with pytest.raises(BrazeValidationError, match="several channels \\(email, ios_push\\): pass channel="):
+        run(op)
+    summary, _ = run(
+        CompareSendsOperator(
+            task_id="c", campaign_id="camp", sends={"control": "s1", "a": "s2"}, channel="ios_push"
+        )
+    )
+    assert summary["channel"] == "ios_push"
+    assert (
+        summary["verdicts"]["a"] == "a shows no significant difference from control yet at this sample size"
+    )
+
+
+def test_no_analytics_yet_is_a_clear_error(braze_conn: str, requests_mock: rm.Mocker) -> None:
+    mock_sends(requests_mock, {"s1": answer(), "s2": answer()})
+    with pytest.raises(BrazeValidationError, match="None of the sends has analytics yet"):
+        run(CompareSendsOperator(task_id="c", campaign_id="camp", sends={"control": "s1", "a": "s2"}))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"correction": "fdr"}, "correction must be one of holm, bonferroni, none"),
+        ({"chart_format": "gif"}, "chart_format must be 'svg', 'png' or None"),
+        ({"confidence": 95}, "confidence must be at least 0.5 and below 1"),
+        ({"confidence": True}, "confidence must be at least 0.5 and below 1"),
+    ],
+)
+def test_operator_refuses_settings_it_cannot_honour(kwargs: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        CompareSendsOperator(task_id="c", campaign_id="camp", sends={"control": "a", "b": "b"}, **kwargs)
+
+
+def test_a_bad_output_name_fails_before_any_request(
+    braze_conn: str, requests_mock: rm.Mocker, tmp_path: Path
+) -> None:
+    op = CompareSendsOperator(
+        task_id="c",
+        campaign_id="camp",
+        sends={"control": "s1", "a": "s2"},
+        output_path=str(tmp_path / "table.xlsx"),
+    )
+    with pytest.raises(BrazeValidationError, match=r"Cannot tell the format of .*table\.xlsx"):
+        run(op)
+    assert requests_mock.request_history == []
