@@ -267,3 +267,16 @@ def test_operator_refuses_an_unknown_recipient_kind() -> None:
             output_path="/tmp/x",
             recipient_kind="emails",
         )
+
+
+def test_split_reads_and_writes_object_storage_paths(tmp_path: Path) -> None:
+    from airflow.sdk import ObjectStoragePath
+
+    source = ObjectStoragePath(f"file://{tmp_path}/in/audience.jsonl")
+    source.parent.mkdir(parents=True, exist_ok=True)
+    source.write_text("".join(json.dumps(u) + "\n" for u in USERS[:1000]))
+    folder = ObjectStoragePath(f"file://{tmp_path}/out")
+    variants = split_audience(source, experiment="exp", shares=SHARES, output_path=folder)
+    assert [v.recipients for v in variants] == [f"file://{tmp_path}/out/{n}.jsonl" for n in SHARES]
+    read = [u for v in variants for u in iter_recipients(v.recipients, "users")]
+    assert sorted(read) == USERS[:1000]
