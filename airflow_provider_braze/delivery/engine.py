@@ -1103,7 +1103,7 @@ _COUNT_KEYS = (
 def unknown_summary(
     identity: dict[str, Any],
     *,
-    error: str,
+    error: str | None,
     try_number: int | None,
     checkpoint: str | None,
     audience: Audience | None = None,

@@ -502,20 +502,30 @@ class BrazeHook(BaseHook):
         """Send one batch of a prepared send: its body plus these recipients (already checked
         and in the endpoint's shape: external user ID strings and alias objects for messages,
         recipient objects for triggers), at most 50; none for a broadcast."""
-        batch = list(recipients or [])
-        check_recipient_count(len(batch), prepared.recipients_name)
-        check_broadcast(prepared.broadcast, bool(batch))
-        body = dict(prepared.body)
-        if prepared.recipients_as == "users":
-            ids = [r for r in batch if isinstance(r, str)]
-            aliases = [r for r in batch if not isinstance(r, str)]
-            if ids:
-                body["external_user_ids"] = ids
-            if aliases:
-                body["user_aliases"] = aliases
-        elif batch:
-            body["recipients"] = batch
-        return self._send(prepared.endpoint, body)
+        return self._send(prepared.endpoint, prepared.request_body(recipients))
+
+    def rate_limit_now(self) -> tuple[RateLimitStatus | None, float | None, str]:
+        """The workspace's shared rate limit as it stands, for a rehearsal's estimate.
+
+        The last headers this hook saw when there are any; otherwise one harmless request
+        (``GET /campaigns/list``, page 0, in the same hourly pool as the send endpoints).
+        :return: ``(status or None, the request's latency in seconds or None, where it came
+            from)``; never raises for a request that fails (a key without ``campaigns.list``
+            still rehearses, without an estimate from the headers).
+        """
+        known = self.last_rate_limit
+        if known is not None:
+            return known, None, "the last answer's headers"
+        started = time.monotonic()
+        try:
+            self._request(LIST_CAMPAIGNS, params={"page": 0}, idempotent=True, retry=False)
+        except BrazeError as err:
+            return None, None, f"unknown: GET /campaigns/list failed ({self._redact(str(err))[:200]})"
+        latency = time.monotonic() - started
+        status = self.last_rate_limit  # set from the answer's headers, if it had any
+        if status is None:
+            return None, latency, "unknown: Braze's answer to GET /campaigns/list had no rate-limit headers"
+        return status, latency, "one GET /campaigns/list"
 
     def _send(self, endpoint: BrazeEndpoint, body: dict[str, Any]) -> dict[str, Any]:
         """POST a send: never repeated after an unknown outcome; non-fatal errors kept."""
@@ -810,6 +820,24 @@ class PreparedSend:
     @property
     def recipients_name(self) -> str:
         return "external user IDs and aliases" if self.recipients_as == "users" else "recipients"
+
+    def request_body(self, recipients: list[Any] | None = None) -> dict[str, Any]:
+        """The body of one request: the prepared body plus these recipients (at most 50, in the
+        endpoint's shape; none for a broadcast), exactly as it is sent."""
+        batch = list(recipients or [])
+        check_recipient_count(len(batch), self.recipients_name)
+        check_broadcast(self.broadcast, bool(batch))
+        body = dict(self.body)
+        if self.recipients_as == "users":
+            ids = [r for r in batch if isinstance(r, str)]
+            aliases = [r for r in batch if not isinstance(r, str)]
+            if ids:
+                body["external_user_ids"] = ids
+            if aliases:
+                body["user_aliases"] = aliases
+        elif batch:
+            body["recipients"] = batch
+        return body
 
 
 def _checked_users(

@@ -89,6 +89,9 @@ class GetSendAnalyticsOperator(BaseOperator):
         return BrazeHook(braze_conn_id=self.braze_conn_id)
 
     def execute(self, context: Context) -> list[dict[str, Any]] | str:
+        from airflow_provider_braze.rehearsal import skip_if_rehearsal
+
+        skip_if_rehearsal(context, "send analytics")
         from airflow_provider_braze._words import plural
         from airflow_provider_braze.analytics import (
             describe_totals,
@@ -241,6 +244,9 @@ class CompareSendsOperator(BaseOperator):
         return BrazeHook(braze_conn_id=self.braze_conn_id)
 
     def execute(self, context: Context) -> dict[str, Any]:
+        from airflow_provider_braze.rehearsal import skip_if_rehearsal
+
+        skip_if_rehearsal(context, "experiment's analytics")
         from airflow_provider_braze.analytics import output_format_for, send_analytics_rows
         from airflow_provider_braze.comparison import compare, describe_table, variant_totals
 

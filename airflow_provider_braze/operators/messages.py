@@ -61,6 +61,11 @@ class _BrazeSendOperator(BaseOperator):
         once before anything is sent (that is how duplicates and changed recipients are found).
     :param progress_interval: Seconds between progress lines in the task log.
     :param max_rejected_batches: Stop after Braze refuses (4xx) more than this many batches.
+    :param dry_run: Rehearse instead of sending: render, check every recipient and messaging
+        object, the send ID and the checkpoint store, log the first request body exactly as it
+        would go out, the number of requests and an estimated duration, and send nothing. A
+        run whose ``braze_dry_run`` param (or conf key) is true rehearses every send, whatever
+        this says.
     :param braze_conn_id: The Braze connection to use.
     """
 
@@ -93,10 +98,15 @@ class _BrazeSendOperator(BaseOperator):
         validate_recipients: bool | None = None,
         progress_interval: float = 15.0,
         max_rejected_batches: int = 10,
+        dry_run: bool = False,
         braze_conn_id: str = BrazeHook.default_conn_name,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        if not isinstance(dry_run, bool):
+            raise ValueError(f"dry_run must be True or False, got {dry_run!r}.")
+        # Not self.dry_run: BaseOperator.dry_run() renders the templates (``airflow tasks render``).
+        self.rehearse = dry_run
         self.campaign_id = campaign_id
         self.send_id = send_id
         self.recipients = recipients
@@ -141,11 +151,16 @@ class _BrazeSendOperator(BaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow_provider_braze.delivery import BrazeDeliveryIncompleteError
+        from airflow_provider_braze.rehearsal import is_rehearsal
 
         ti = context["ti"]
         # The summary is pushed on every way a send ends, failures and kills included.
         try:
-            summary = self._deliver(context)
+            if is_rehearsal(self.rehearse, context):
+                summary = self._rehearse(context)
+                self._push_summary(ti, summary)
+                return summary
+            summary = {**self._deliver(context), "dry_run": False}
         except BaseException as err:
             delivery = self._delivery
             failed = delivery.result if delivery is not None and delivery.result else None
@@ -231,6 +246,83 @@ class _BrazeSendOperator(BaseOperator):
             )
             return delivery.run()
 
+    def _rehearse(self, context: Context) -> dict[str, Any]:
+        """Everything a send does before its first request, then a report instead of sending."""
+        import json
+
+        from airflow_provider_braze.delivery import Audience, read_audience
+        from airflow_provider_braze.delivery.engine import unknown_summary
+        from airflow_provider_braze.rate_limit import estimate_send_seconds
+
+        check_broadcast(self.broadcast, self.recipients is not None)
+        prepared = self._prepare()
+        _retention(self.checkpoint_retention)
+        checkpoint = self._checkpoint(context["ti"])
+        checkpoint_note = _check_checkpoint_store(checkpoint)
+        redact = _redactor(self.hook)
+        if self.broadcast:
+            audience = Audience.broadcast_audience()
+        else:
+            audience = read_audience(
+                self.recipients,
+                self._recipient_kind,
+                file_format=self.recipients_format,
+                deduplicate=not self.allow_duplicate_recipients,
+            )
+        with audience:
+            first = next(iter(audience.batches()), None)
+            requests = audience.batch_count
+            body = prepared.request_body(first) if first is not None else None
+            status, latency, source = self.hook.rate_limit_now()
+            seconds, how = estimate_send_seconds(
+                requests,
+                concurrency=self.concurrency,
+                status=status,
+                now=self.hook.server_clock.now(),
+                latency=latency,
+            )
+            summary = unknown_summary(
+                {
+                    "endpoint": self._endpoint,
+                    "campaign_id": self.campaign_id,
+                    "send_id": self.send_id,
+                    "broadcast": bool(self.broadcast),
+                },
+                error=None,
+                try_number=None,
+                checkpoint=checkpoint.describe(),
+                audience=audience,
+            )
+        shown = redact(json.dumps(body, ensure_ascii=False)) if body is not None else "(none)"
+        self.log.info("Rehearsal (dry run): nothing is sent to Braze.")
+        self.log.info(
+            "It would send %s to %s in %d request%s, %d at a time; estimated at least %s (%s).",
+            self._endpoint,
+            "the broadcast audience" if self.broadcast else f"{audience.sent:,} recipients",
+            requests,
+            "" if requests == 1 else "s",
+            self.concurrency,
+            _duration(seconds),
+            how,
+        )
+        self.log.info("Rate limit from %s%s.", source, f": {status.describe()}" if status else "")
+        self.log.info("Checkpoint: %s.", checkpoint_note)
+        self.log.info(
+            "The first request, as it would go out (Authorization: Bearer ***): %s %s",
+            self._endpoint,
+            shown,
+        )
+        return {
+            **summary,
+            "error": None,
+            "accepted": 0,
+            "dry_run": True,
+            "requests": requests,
+            "estimated_seconds": round(seconds, 1),
+            "rate_limit": status.describe() if status is not None else None,
+            "first_request": redact(body),
+        }
+
     def on_kill(self) -> None:
         """Stop dispatching; batches in flight finish and the checkpoint records them."""
         if self._delivery is not None:
@@ -264,6 +356,39 @@ class _BrazeSendOperator(BaseOperator):
     def _rate_limit_status(self) -> str:
         rate = self.hook.last_rate_limit
         return rate.describe() if rate is not None else "no headers yet"
+
+
+def _check_checkpoint_store(checkpoint: Any) -> str:
+    """Read this send's records and write then delete a probe: a store a real run could not use
+    fails the rehearsal the same way. Returns what was found."""
+    from airflow_provider_braze.exceptions import BrazeCheckpointError
+
+    loaded = checkpoint.load()
+    probe = f"{checkpoint.name}__rehearsal"
+    try:
+        checkpoint.store.write(probe, {"kind": "rehearsal"})
+        checkpoint.store.delete(probe)
+    except BrazeCheckpointError:
+        raise
+    except Exception as err:
+        raise BrazeCheckpointError(
+            f"The checkpoint store cannot be written ({checkpoint.describe()}): {err}. A real run "
+            "would refuse to send."
+        ) from err
+    if loaded.done is not None:
+        return f"{checkpoint.describe()}: this send is already complete, a real run would send nothing"
+    if loaded.tries:
+        tries = "1 earlier try" if len(loaded.tries) == 1 else f"{len(loaded.tries)} earlier tries"
+        return f"{checkpoint.describe()}: {tries} recorded; a real run resumes from them"
+    return f"{checkpoint.describe()}: readable and writable, no earlier tries"
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.1f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 def _int_or(value: Any, default: int) -> int:

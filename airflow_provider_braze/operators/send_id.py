@@ -17,6 +17,10 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
 
+#: What a rehearsal hands downstream when Braze would have generated the send ID.
+REHEARSAL_SEND_ID = "dry-run-send-id"
+
+
 class CreateSendIdOperator(BaseOperator):
     """Create a Braze send identifier for a campaign (``POST /sends/id/create``).
 
@@ -55,6 +59,9 @@ class CreateSendIdOperator(BaseOperator):
         generates one when omitted; giving one makes a retry after a timeout safe. (templated)
     :param checkpoint: Where what was created is remembered across task retries: ``"variable"``
         (the default), an absolute folder or ObjectStoragePath URL, or None (nothing is).
+    :param dry_run: Rehearse: check the arguments and return the ``send_id`` (or, when Braze
+        would generate one, ``dry-run-send-id``) without calling Braze or using the daily
+        quota. A run whose ``braze_dry_run`` param (or conf key) is true rehearses too.
     :param braze_conn_id: The Braze connection to use.
     """
 
@@ -67,10 +74,15 @@ class CreateSendIdOperator(BaseOperator):
         campaign_id: str,
         send_id: str | None = None,
         checkpoint: Any = "variable",
+        dry_run: bool = False,
         braze_conn_id: str = BrazeHook.default_conn_name,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        if not isinstance(dry_run, bool):
+            raise ValueError(f"dry_run must be True or False, got {dry_run!r}.")
+        # Not self.dry_run: BaseOperator.dry_run() renders the templates (``airflow tasks render``).
+        self.rehearse = dry_run
         self.campaign_id = campaign_id
         self.send_id = send_id
         self.checkpoint = checkpoint
@@ -85,6 +97,19 @@ class CreateSendIdOperator(BaseOperator):
         campaign_id = validate_campaign_id(self.campaign_id)
         send_id = validate_send_id(self.send_id)
         ti = context["ti"]
+        from airflow_provider_braze.rehearsal import is_rehearsal
+
+        if is_rehearsal(self.rehearse, context):
+            rehearsed = send_id or REHEARSAL_SEND_ID
+            self.log.info(
+                "Rehearsal (dry run): send ID %r for campaign %r is not created%s.",
+                rehearsed,
+                campaign_id,
+                "" if send_id else " (Braze would generate one; the rehearsal uses a stand-in)",
+            )
+            ti.xcom_push(key="send_id", value=rehearsed)
+            ti.xcom_push(key="campaign_id", value=campaign_id)
+            return rehearsed
         memory = _SendIdMemory(ti, self.checkpoint, self.log)
         record = memory.read()
         same_request = (

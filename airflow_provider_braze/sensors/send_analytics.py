@@ -116,6 +116,9 @@ class SendAnalyticsSensor(BaseSensorOperator):
     # ------------------------------------------------------------------ deferrable
 
     def execute(self, context: Context) -> Any:
+        from airflow_provider_braze.rehearsal import skip_if_rehearsal
+
+        skip_if_rehearsal(context, "send analytics")
         if not self.deferrable:
             return super().execute(context)
         done, summary = self._check()
