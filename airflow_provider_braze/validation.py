@@ -128,8 +128,29 @@ def check_recipient_count(count: int, what: str) -> None:
         )
 
 
+def is_integer(value: Any) -> bool:
+    """An int that is not a bool (``True`` is an int to Python, not a count to anyone)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def is_number(value: Any) -> bool:
+    """A finite int or float that is not a bool."""
+    import math
+
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def check_flag(value: Any, name: str, *, optional: bool = False) -> None:
+    """``value`` is True or False (or None when ``optional``): the text ``"false"`` is not False."""
+    if value is None and optional:
+        return
+    if not isinstance(value, bool):
+        raise BrazeValidationError(f"{name} must be True or False, got {value!r}.")
+
+
 def check_broadcast(broadcast: bool | None, has_users: bool) -> None:
     """Braze's rule: broadcast must be true when no users are listed, and false when they are."""
+    check_flag(broadcast, "broadcast", optional=True)
     if broadcast and has_users:
         raise BrazeValidationError("broadcast=True cannot be combined with a list of users or recipients.")
     if not broadcast and not has_users:

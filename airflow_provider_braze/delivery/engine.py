@@ -38,6 +38,7 @@ from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_braze._deprecation import renamed_attribute
+from airflow_provider_braze._words import clip
 from airflow_provider_braze.delivery.checkpoint import (
     CHECKPOINT_FORMAT,
     DEFAULT_RETENTION,
@@ -257,16 +258,7 @@ class BatchDelivery:
         rate_limit_status: Callable[[], str] | None = None,
         redact: Callable[[Any], Any] | None = None,
     ) -> None:
-        if not 1 <= concurrency <= 32:
-            raise BrazeValidationError(f"concurrency must be between 1 and 32, got {concurrency}.")
-        if not progress_interval > 0:
-            raise BrazeValidationError(
-                f"progress_interval must be a positive number of seconds, got {progress_interval}."
-            )
-        if max_rejected_batches < 0:
-            raise BrazeValidationError(
-                f"max_rejected_batches must not be negative, got {max_rejected_batches}."
-            )
+        check_delivery_options(concurrency, progress_interval, max_rejected_batches)
         if retention is not None and retention < timedelta(days=2):
             raise BrazeValidationError(
                 "checkpoint_retention must be at least 2 days, or None to keep forever."
@@ -646,10 +638,10 @@ class BatchDelivery:
         status_code = getattr(value, "status_code", None)
         if outcome == "unknown_abort":
             own.outcomes[index] = UNKNOWN
-            self._note_doubt(index, batch, f"{type(value).__name__}: {text[:200]}")
+            self._note_doubt(index, batch, f"{type(value).__name__}: {clip(text, 200)}")
             if self._abort is None:
                 self._abort = value if isinstance(value, BaseException) else BrazeError(text)
-                self._stopped_early = f"{type(value).__name__}: {text[:300]}"
+                self._stopped_early = f"{type(value).__name__}: {clip(text, 300)}"
             self.log.error("Stopping the send: batch %d ended in an unexpected error: %s", index, text)
         elif outcome == "unknown":
             own.outcomes[index] = UNKNOWN
@@ -661,7 +653,7 @@ class BatchDelivery:
                 )
             else:
                 self.log.error("Batch %d: outcome unknown, not resent: %s", index, text)
-                self._note_doubt(index, batch, text[:200])
+                self._note_doubt(index, batch, clip(text, 200))
         elif outcome == "refused":
             own.outcomes[index] = REFUSED
             self._counts["rejected_now"] += 1
@@ -671,13 +663,13 @@ class BatchDelivery:
                     f"Braze refused more than {self._max_rejected} batches; stopped sending. Last: {text}"
                 )
                 self._stopped_early = (
-                    f"Braze refused more than {self._max_rejected} batches (last: {text[:200]})"
+                    f"Braze refused more than {self._max_rejected} batches (last: {clip(text, 200)})"
                 )
         elif outcome == "abort":
             own.outcomes[index] = NOT_SENT
             if self._abort is None:
                 self._abort = value if isinstance(value, BaseException) else BrazeError(text)
-                self._stopped_early = f"{type(value).__name__}: {text[:300]}"
+                self._stopped_early = f"{type(value).__name__}: {clip(text, 300)}"
             self.log.error("Stopping the send: %s", text)
         else:  # not_sent, rate_limited
             own.outcomes[index] = NOT_SENT
@@ -694,13 +686,13 @@ class BatchDelivery:
             # A resend (at_least_once) that failed says nothing about the first request, which
             # may have gone through: the batch stays in doubt, never resent by a plain retry.
             own.outcomes[index] = UNKNOWN
-            self._note_doubt(index, batch, f"outcome unknown; sending it again failed too: {text[:200]}")
+            self._note_doubt(index, batch, f"outcome unknown; sending it again failed too: {clip(text, 200)}")
         if outcome != "refused":
             self._counts["failures_in_a_row"] += 1
             if self._counts["failures_in_a_row"] >= self._outage_batches and self._stopped_early is None:
                 self._stopped_early = (
                     f"{self._counts['failures_in_a_row']} batches in a row failed or ended in doubt "
-                    f"(last: {text[:200]}); Braze or the network seems down for longer than the retry "
+                    f"(last: {clip(text, 200)}); Braze or the network seems down for longer than the retry "
                     "budget, so the send stopped early"
                 )
         if len(own.errors) < ERRORS_KEPT:
@@ -938,7 +930,7 @@ class BatchDelivery:
         could not read or trust) knows nothing reliable about what earlier tries did: its counts
         are None, and the earlier tries' own summaries and logs say what they did.
         """
-        text = str(self._redact(f"{type(error).__name__}: {error}"))[:1000]
+        text = clip(str(self._redact(f"{type(error).__name__}: {error}")), 1000)
         if self._done_summary is not None:
             return self._done_summary
         if self._own is None:
@@ -1098,6 +1090,24 @@ _COUNT_KEYS = (
     "schedule_ids",
     "tries",
 )
+
+
+def check_delivery_options(concurrency: Any, progress_interval: Any, max_rejected_batches: Any) -> None:
+    """The delivery's numbers, checked (types too: ``"4"`` from a template is not 4)."""
+    from airflow_provider_braze.validation import is_integer, is_number
+
+    if not is_integer(concurrency) or not 1 <= concurrency <= 32:
+        raise BrazeValidationError(
+            f"concurrency must be a whole number between 1 and 32, got {concurrency!r}."
+        )
+    if not is_number(progress_interval) or not progress_interval > 0:
+        raise BrazeValidationError(
+            f"progress_interval must be a positive number of seconds, got {progress_interval!r}."
+        )
+    if not is_integer(max_rejected_batches) or max_rejected_batches < 0:
+        raise BrazeValidationError(
+            f"max_rejected_batches must be a whole number, not negative, got {max_rejected_batches!r}."
+        )
 
 
 def unknown_summary(

@@ -47,6 +47,7 @@ from airflow_provider_braze.hooks.endpoints import (
     BrazeEndpoint,
 )
 from airflow_provider_braze.hooks.errors import (
+    AMBIGUOUS_SUFFIX,
     api_error,
     describe_body,
     excerpt,
@@ -60,6 +61,7 @@ from airflow_provider_braze.messaging import validate_messages
 from airflow_provider_braze.rate_limit import RateLimitPacer, RateLimitStatus, ServerClock, http_date
 from airflow_provider_braze.validation import (
     check_broadcast,
+    check_flag,
     check_recipient_count,
     normalize_schedule,
     to_utc_iso,
@@ -428,6 +430,9 @@ class BrazeHook(BaseHook):
         if broadcast and segment_id is None and audience is None and campaign_id is None:
             raise BrazeValidationError("A broadcast needs a segment_id, an audience or a campaign_id.")
         messages = validate_messages(messages, campaign_id=campaign_id)
+        check_flag(broadcast, "broadcast", optional=True)
+        check_flag(override_frequency_capping, "override_frequency_capping", optional=True)
+        check_flag(override_messaging_limits, "override_messaging_limits", optional=True)
         if recipient_subscription_state not in (None, "opted_in", "subscribed", "all"):
             raise BrazeValidationError(
                 "recipient_subscription_state must be 'opted_in', 'subscribed' or 'all', "
@@ -479,6 +484,7 @@ class BrazeHook(BaseHook):
         send_id = validate_send_id(send_id)
         if trigger_properties is not None and not isinstance(trigger_properties, dict):
             raise BrazeValidationError("trigger_properties must be an object (a dict).")
+        check_flag(broadcast, "broadcast", optional=True)
         body: dict[str, Any] = {
             "campaign_id": campaign_id,
             "send_id": send_id,
@@ -607,6 +613,10 @@ class BrazeHook(BaseHook):
                 "and that the host is the REST endpoint of the key's workspace (e.g. US-03 for a "
                 "dashboard at dashboard-03.braze.com)."
             )
+        except BrazeAmbiguousRequestError as err:
+            # A read: whether Braze "processed" it does not matter, only what went wrong.
+            text = str(err).replace(AMBIGUOUS_SUFFIX, ".")
+            return False, f"{label}: {text}"
         except BrazeError as err:
             text = str(err)  # a configuration error already names the connection
             return False, text if text.startswith(label) else f"{label}: {text}"

@@ -71,7 +71,14 @@ _TRANSIENT_TEST_ID = re.compile(r"^[A-Za-z0-9]{8}$")
 def connection_label(conn_id: str) -> str:
     """How messages name the connection: ``Braze connection 'braze_default'``; a connection being
     tested from Airflow's form has a random ID nobody chose, so it is "This Braze connection"."""
-    if _TRANSIENT_TEST_ID.match(conn_id) and f"AIRFLOW_CONN_{conn_id.upper()}" in os.environ:
+    # Mixed case as well: a random ID has upper and lower case letters (all but ~1 % do), an ID
+    # someone chose and exported as AIRFLOW_CONN_BRAZEPRD ("brazeprd") rarely does.
+    if (
+        _TRANSIENT_TEST_ID.match(conn_id)
+        and conn_id != conn_id.lower()
+        and conn_id != conn_id.upper()
+        and f"AIRFLOW_CONN_{conn_id.upper()}" in os.environ
+    ):
         return "This Braze connection"
     return f"Braze connection {conn_id!r}"
 
@@ -79,8 +86,23 @@ def connection_label(conn_id: str) -> str:
 def read_settings(
     conn: Connection, conn_id: str, overrides: dict[str, float | None], log: _Log
 ) -> BrazeConnectionSettings:
-    """The connection's settings, checked: hook arguments (``overrides``) win over extras."""
+    """The connection's settings, checked: hook arguments (``overrides``) win over extras.
+
+    An error names the offending value, with the key redacted wherever it appears (a key
+    pasted into the host, an extra or the schema must not be echoed)."""
     api_key = _check_api_key(conn.password, conn_id)
+    try:
+        return _read_settings(conn, conn_id, api_key, overrides, log)
+    except BrazeConfigurationError as err:
+        from airflow_provider_braze.hooks.redaction import secret_pattern
+
+        text = secret_pattern(api_key).sub("***", str(err))
+        raise BrazeConfigurationError(text) from None
+
+
+def _read_settings(
+    conn: Connection, conn_id: str, api_key: str, overrides: dict[str, float | None], log: _Log
+) -> BrazeConnectionSettings:
     base_url = resolve_base_url(conn.host, conn_id=conn_id, port=conn.port, schema=conn.schema)
     extras = conn.extra_dejson or {}
     known = (*_OPTION_DEFAULTS, *_TEXT_OPTIONS)

@@ -28,6 +28,8 @@ if TYPE_CHECKING:
     from airflow_provider_braze.rate_limit import RateLimitStatus
 
 _BODY_EXCERPT_CHARS = 200
+#: How a transport failure after the request went out ends its message.
+AMBIGUOUS_SUFFIX = "; the request was sent, so Braze may or may not have processed it."
 
 
 def transport_error(
@@ -37,8 +39,7 @@ def transport_error(
     reason = describe_transport_failure(exc, base_url)
     if may_have_been_sent(exc):
         return BrazeAmbiguousRequestError(
-            f"{endpoint} to {base_url}: {reason}; the request was sent, so Braze "
-            "may or may not have processed it.",
+            f"{endpoint} to {base_url}: {reason}{AMBIGUOUS_SUFFIX}",
             endpoint=str(endpoint),
             attempts=attempt,
         )
@@ -174,8 +175,9 @@ def json_or_none(response: requests.Response) -> Any:
 
 
 def excerpt(text: str) -> str:
-    flat = " ".join(text.split())
-    return flat if len(flat) <= _BODY_EXCERPT_CHARS else flat[:_BODY_EXCERPT_CHARS] + "..."
+    from airflow_provider_braze._words import clip
+
+    return clip(" ".join(text.split()), _BODY_EXCERPT_CHARS)
 
 
 def reason_phrase(status: int, sent: str | None) -> str:
@@ -267,7 +269,20 @@ def describe_transport_failure(exc: Exception, base_url: str = "") -> str:
     if isinstance(exc, requests.exceptions.ConnectTimeout):
         return f"could not connect to {host} within the connect timeout"
     if isinstance(exc, requests.exceptions.SSLError):
-        return f"TLS error ({excerpt(str(exc))}); check the endpoint's certificate"
+        text = str(exc)
+        if "WRONG_VERSION_NUMBER" in text or "record layer failure" in text:
+            return (
+                f"{host} does not speak HTTPS (the TLS handshake got a plain answer): check the "
+                "port; a local server without TLS, such as the Braze sandbox, needs an http:// host"
+            )
+        if "CERTIFICATE_VERIFY_FAILED" in text:
+            return (
+                f"the certificate of {host} could not be verified: check the host, or give the "
+                "issuing CA in the connection's ca_bundle extra"
+            )
+        return (
+            f"the TLS handshake with {host} failed ({excerpt(text)}); check the endpoint and its certificate"
+        )
     if isinstance(exc, requests.exceptions.ProxyError):
         return f"the proxy refused or failed the connection to {host}; check the proxy settings"
     if any(isinstance(c, (NameResolutionError, socket.gaierror)) for c in causes):

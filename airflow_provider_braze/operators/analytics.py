@@ -107,6 +107,10 @@ class GetSendAnalyticsOperator(BaseOperator):
         send_id = validate_required_send_id(self.send_id)
         length = validate_series_length(self.length)
         ending_at = to_utc_iso(self.ending_at, what="ending_at") if self.ending_at else None
+        if self.output_format is not None and not self.output_path:
+            from airflow_provider_braze.exceptions import BrazeValidationError
+
+            raise BrazeValidationError("output_format applies to output_path, which is not set.")
         file_format = (
             output_format_for(str(self.output_path), self.output_format) if self.output_path else None
         )

@@ -14,10 +14,12 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.sdk import BaseOperator
 
+from airflow_provider_braze._words import clip
 from airflow_provider_braze.hooks.braze import BrazeHook
 from airflow_provider_braze.validation import (
     MAX_RECIPIENTS_PER_REQUEST,
     check_broadcast,
+    check_flag,
 )
 
 #: How long a send's checkpoint records are kept by default.
@@ -155,8 +157,10 @@ class _BrazeSendOperator(BaseOperator):
 
         ti = context["ti"]
         # The summary is pushed on every way a send ends, failures and kills included.
+        rehearsing: bool | None = None  # unknown until the run's braze_dry_run is read
         try:
-            if is_rehearsal(self.rehearse, context):
+            rehearsing = is_rehearsal(self.rehearse, context)
+            if rehearsing:
                 summary = self._rehearse(context)
                 self._push_summary(ti, summary)
                 return summary
@@ -164,13 +168,13 @@ class _BrazeSendOperator(BaseOperator):
         except BaseException as err:
             delivery = self._delivery
             failed = delivery.result if delivery is not None and delivery.result else None
-            self._push_summary(ti, failed or self._failure_summary(err))
+            self._push_summary(ti, {**(failed or self._failure_summary(err)), "dry_run": rehearsing})
             raise
         if not summary["complete"]:
             text = _incomplete_message(summary, self.at_least_once)
             summary = {
                 **summary,
-                "error": str(self.hook.redact(f"BrazeDeliveryIncompleteError: {text}"))[:1000],
+                "error": clip(str(self.hook.redact(f"BrazeDeliveryIncompleteError: {text}")), 1000),
             }
             self._push_summary(ti, summary)
             raise BrazeDeliveryIncompleteError(text, summary=summary)
@@ -183,10 +187,35 @@ class _BrazeSendOperator(BaseOperator):
         except Exception as push_error:
             self.log.error("Could not push the send's summary to XCom: %s", push_error)
 
+    def _check_options(self) -> None:
+        """The operator's own options, checked before anything is read or sent: an option given
+        as text (``"false"``) or one that cannot apply is refused, never guessed at or dropped."""
+        from airflow_provider_braze.delivery.engine import check_delivery_options
+        from airflow_provider_braze.exceptions import BrazeValidationError
+        from airflow_provider_braze.recipients import is_path
+
+        for name in ("broadcast", "at_least_once", "allow_duplicate_recipients"):
+            check_flag(getattr(self, name), name)
+        check_delivery_options(self.concurrency, self.progress_interval, self.max_rejected_batches)
+        if self.recipients_format is not None and not is_path(self.recipients):
+            raise BrazeValidationError(
+                "recipients_format applies to a recipient file; the recipients are not a file path."
+            )
+        retention = self.checkpoint_retention
+        if (
+            self.checkpoint is None
+            and retention is not None
+            and retention is not DEFAULT_CHECKPOINT_RETENTION
+        ):
+            raise BrazeValidationError(
+                "checkpoint_retention has nothing to prune with checkpoint=None (nothing is kept)."
+            )
+        check_broadcast(self.broadcast, self.recipients is not None)
+
     def _deliver(self, context: Context) -> dict[str, Any]:
         from airflow_provider_braze.delivery import Audience, BatchDelivery, read_audience
 
-        check_broadcast(self.broadcast, self.recipients is not None)
+        self._check_options()
         self._prepared = self._prepare()
         retention = _retention(self.checkpoint_retention)
         ti = context["ti"]
@@ -254,7 +283,7 @@ class _BrazeSendOperator(BaseOperator):
         from airflow_provider_braze.delivery.engine import unknown_summary
         from airflow_provider_braze.rate_limit import estimate_send_seconds
 
-        check_broadcast(self.broadcast, self.recipients is not None)
+        self._check_options()
         prepared = self._prepare()
         _retention(self.checkpoint_retention)
         checkpoint = self._checkpoint(context["ti"])
@@ -339,7 +368,7 @@ class _BrazeSendOperator(BaseOperator):
                 "send_id": self.send_id,
                 "broadcast": bool(self.broadcast),
             },
-            error=str(_redactor(self.hook)(f"{type(err).__name__}: {err}"))[:1000],
+            error=clip(str(_redactor(self.hook)(f"{type(err).__name__}: {err}")), 1000),
             try_number=None,
             checkpoint=None,
         )

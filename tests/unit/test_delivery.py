@@ -314,7 +314,7 @@ def test_a_broadcast_is_one_request() -> None:
 
 
 def test_concurrency_is_checked() -> None:
-    with pytest.raises(BrazeValidationError, match="concurrency must be between 1 and 32"):
+    with pytest.raises(BrazeValidationError, match="concurrency must be a whole number between 1 and 32"):
         engine(FakeBraze(), users(1), checkpoint(), concurrency=0)
 
 

@@ -126,7 +126,7 @@ def test_a_bad_row_fails_before_anything_is_sent(sandbox: BrazeSandbox, tmp_path
         ({"send_id": "x" * 65}, "at most 64"),
         ({"campaign_id": ""}, "campaign_id is empty"),
         ({"broadcast": True}, "broadcast=True cannot be combined"),
-        ({"concurrency": 99}, "concurrency must be between 1 and 32"),
+        ({"concurrency": 99}, "concurrency must be a whole number between 1 and 32"),
     ],
 )
 def test_bad_arguments_send_nothing(
