@@ -31,6 +31,10 @@ WIDTH = 100
 _LOG_LINE = re.compile(
     r"^\S+Z \[(?P<level>\w+)\s*\] (?P<message>.*?)(?: \[(?P<logger>[^\]\s]+)\](?: \S+=\S*)*)?\s*$"
 )
+#: The last line of a Python traceback: ``SomeError: what happened``.
+_EXCEPTION_LINE = re.compile(
+    r"^(?:[A-Za-z_][\w.]*\.)?[A-Z]\w*(?:Error|Exception|Exit|Interrupt|Warning)\b(?::.*)?$"
+)
 #: Loggers whose lines the demo shows besides warnings and errors: this provider's.
 _OURS = "airflow_provider_braze"
 
@@ -39,17 +43,19 @@ def relay_lines(output: str) -> list[str]:
     """What the demo shows of ``airflow dags test`` output: the provider's log lines, every
     warning and error, and the summaries the example's tasks print (a ``Braze ...`` line and the
     indented lines right under it); as ``level  message``, wrapped to WIDTH columns without
-    cutting a word. Airflow's "Returned value was" repeats are left out."""
+    cutting a word. Airflow's "Returned value was" repeats are left out, and a provider log line
+    that a printed summary repeats is shown once, in the summary (with its heading)."""
+    lines = [raw.rstrip() for raw in output.splitlines()]
+    in_summaries = {line.strip() for line in _summary_lines(lines)}
     shown: list[str] = []
     seen: set[str] = set()
     in_summary = False
-    for raw in output.splitlines():
-        line = raw.rstrip()
+    for line in lines:
         match = _LOG_LINE.match(line)
         if match is None:
             if line.startswith("Braze ") or (in_summary and line.startswith("  ")):
                 in_summary = True
-                if line.strip() not in seen:  # already logged by the operator: not twice
+                if line.strip() not in seen:
                     seen.add(line.strip())
                     shown += _wrap("    ", line)
             else:
@@ -59,12 +65,33 @@ def relay_lines(output: str) -> list[str]:
         level, message, logger = match["level"].lower(), match["message"], match["logger"] or ""
         if message.startswith("Done. Returned value was"):
             continue
+        if level == "info" and message.strip() in in_summaries:
+            continue  # the summary printed below shows it, under its heading
         # The provider's lines at every level; other components' only when something failed
         # (their warnings about this machine, e.g. a missing graphviz, stay in the full log).
         if _OURS in logger or level in ("error", "critical"):
-            seen.add(message.strip())
             shown += _wrap(f"    {level:<8}", message)
     return shown
+
+
+def _summary_lines(lines: list[str]) -> list[str]:
+    """The indented lines of the summaries the example's tasks print (under a ``Braze ...`` line)."""
+    found, in_summary = [], False
+    for line in lines:
+        printed = _LOG_LINE.match(line) is None
+        if printed and line.startswith("Braze "):
+            in_summary = True
+        elif printed and in_summary and line.startswith("  "):
+            found.append(line)
+        else:
+            in_summary = False
+    return found
+
+
+def failure_reason(output: str) -> str | None:
+    """The last exception line of a failed run's log (``FileExistsError: [Errno 17] ...``)."""
+    reasons = [line.strip() for line in output.splitlines() if _EXCEPTION_LINE.match(line.strip())]
+    return reasons[-1][:300] if reasons else None
 
 
 def _wrap(prefix: str, message: str) -> list[str]:
@@ -85,6 +112,11 @@ def main() -> int:
     from airflow_provider_braze.sandbox import BrazeSandbox
 
     analytics = WORK / "analytics"
+    for folder in (analytics, WORK / "experiments"):
+        if folder.exists() and not folder.is_dir():
+            return _failed(
+                f"{folder} is not a folder (the demo keeps its results there); remove it and rerun."
+            )
     earlier = sorted(analytics.glob("*.csv")) if analytics.exists() else []
     for name in ("airflow-home", "dags-test.log", "experiment.log"):
         target = WORK / name
@@ -124,7 +156,7 @@ def main() -> int:
         log_path = WORK / "dags-test.log"
         run = _dags_test(airflow, env, DAG_ID, {"analytics_path": f"file://{analytics}"}, log_path)
         if run.returncode != 0:
-            return _failed(f"the example pipeline failed (exit {run.returncode}); see {log_path}.")
+            return _failed(_run_failed("the example pipeline", run.returncode, log_path))
         with urllib.request.urlopen(f"{sandbox.url}/_sandbox/ledger") as answer:  # noqa: S310 - loopback
             ledger = json.load(answer)
         deliveries = sandbox.state.deliveries()
@@ -149,9 +181,7 @@ def main() -> int:
         conf = {"output_path": f"file://{experiments}"}
         experiment = _dags_test(airflow, env, EXPERIMENT_DAG_ID, conf, experiment_log)
         if experiment.returncode != 0:
-            return _failed(
-                f"the content experiment failed (exit {experiment.returncode}); see {experiment_log}."
-            )
+            return _failed(_run_failed("the content experiment", experiment.returncode, experiment_log))
     tables = sorted(experiments.rglob("comparison.csv"), key=lambda p: p.stat().st_mtime)
     _say(
         "Content experiment succeeded: three email variants, each under its own send ID, compared "
@@ -164,6 +194,11 @@ def main() -> int:
 
 def _say(text: str) -> None:
     print("\n" + "\n".join(textwrap.wrap(text, width=WIDTH, break_long_words=False, break_on_hyphens=False)))
+
+
+def _run_failed(what: str, code: int, log_path: Path) -> str:
+    reason = failure_reason(log_path.read_text(errors="replace"))
+    return f"{what} failed (exit {code}){f': {reason}' if reason else ''}; see {log_path}."
 
 
 def _failed(what: str) -> int:
@@ -190,4 +225,11 @@ def _dags_test(
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        print("\nscripts/demo: interrupted; rerun scripts/demo to start again.", file=sys.stderr)
+        sys.exit(130)
+    except OSError as err:
+        print(f"scripts/demo: {err}; check that {WORK} is a writable folder, and rerun.", file=sys.stderr)
+        sys.exit(1)

@@ -598,7 +598,7 @@ class BrazeHook(BaseHook):
         """
         label = connection_label(self.braze_conn_id)
         try:
-            base_url = self.settings.base_url
+            base_url = self._redact(self.settings.base_url)
             self._request(LIST_CAMPAIGNS, params={"page": 0}, idempotent=True, retry=False)
         except BrazeAuthError as err:
             if err.status_code == 403:
@@ -618,7 +618,7 @@ class BrazeHook(BaseHook):
             text = str(err).replace(AMBIGUOUS_SUFFIX, ".")
             return False, f"{label}: {text}"
         except BrazeError as err:
-            text = str(err)  # a configuration error already names the connection
+            text = self._redact(str(err))  # a configuration error already names the connection
             return False, text if text.startswith(label) else f"{label}: {text}"
         except Exception as err:  # the Airflow UI shows this text; never let it crash the form
             return False, f"{label}: {type(err).__name__}: {self._redact(str(err))}"
@@ -687,7 +687,7 @@ class BrazeHook(BaseHook):
                 self.pacer.release(endpoint.path, None, answered=False)
                 if not isinstance(exc, requests.RequestException):
                     raise
-                error = transport_error(endpoint, exc, attempt, settings.base_url)
+                error = transport_error(endpoint, exc, attempt, settings.base_url, self._redact)
                 if isinstance(error, BrazeAmbiguousRequestError) and not idempotent:
                     raise error from exc
                 delay = self._backoff(attempt)

@@ -33,10 +33,16 @@ AMBIGUOUS_SUFFIX = "; the request was sent, so Braze may or may not have process
 
 
 def transport_error(
-    endpoint: BrazeEndpoint, exc: Exception, attempt: int, base_url: str
+    endpoint: BrazeEndpoint,
+    exc: Exception,
+    attempt: int,
+    base_url: str,
+    redact: Callable[[str], str] = lambda text: text,
 ) -> BrazeTransportError:
-    """A failure to get an answer: ambiguous when the request may have reached Braze."""
-    reason = describe_transport_failure(exc, base_url)
+    """A failure to get an answer: ambiguous when the request may have reached Braze. The text
+    goes through ``redact`` (a key pasted into the host must not come back in the message)."""
+    reason = redact(describe_transport_failure(exc, base_url))
+    base_url = redact(base_url)
     if may_have_been_sent(exc):
         return BrazeAmbiguousRequestError(
             f"{endpoint} to {base_url}: {reason}{AMBIGUOUS_SUFFIX}",

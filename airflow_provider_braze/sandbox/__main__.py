@@ -172,9 +172,24 @@ def main(argv: list[str] | None = None) -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, _terminate)
-    serve_forever(
-        args.host, args.port, state=state, announce=lambda s: print(s, flush=True), ready_file=args.ready_file
-    )
+    if not 0 <= args.port <= 65535:
+        build_parser().error(f"--port must be between 0 and 65535, got {args.port}")
+    try:
+        serve_forever(
+            args.host,
+            args.port,
+            state=state,
+            announce=lambda s: print(s, flush=True),
+            ready_file=args.ready_file,
+        )
+    except OSError as err:
+        # Port in use, an address this machine does not have...: one line, not a traceback.
+        print(
+            f"braze sandbox: cannot listen on {args.host}:{args.port}: {err.strerror or err}", file=sys.stderr
+        )
+        sys.exit(1)
+    except KeyboardInterrupt:
+        pass
 
 
 if __name__ == "__main__":

@@ -175,6 +175,8 @@ class SendAnalyticsSensor(BaseSensorOperator):
                 f"Braze analytics for send {self.send_id!r} did not meet the condition "
                 f"in {self.timeout:.0f} s."
             )
+            if event.get("message"):
+                message += f" The last check failed: {event['message']}"
             if self.soft_fail:
                 raise AirflowSkipException(message)
             raise AirflowSensorTimeout(message)

@@ -75,18 +75,31 @@ class SendAnalyticsTrigger(BaseTrigger):
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        from airflow_provider_braze.exceptions import BrazeAnalyticsUnavailableError
+        from airflow_provider_braze.exceptions import (
+            BrazeAnalyticsUnavailableError,
+            BrazeRateLimitError,
+            BrazeServerError,
+            BrazeTransportError,
+        )
         from airflow_provider_braze.hooks.braze import BrazeHook
 
         hook = BrazeHook(braze_conn_id=self.braze_conn_id)
         end_at = datetime.fromisoformat(self.end_at)
+        summary: dict[str, Any] | None = None
         try:
             while True:
+                failure = None
                 try:
                     done, summary = await asyncio.to_thread(self._check, hook)
                 except BrazeAnalyticsUnavailableError as err:
                     yield _event({"status": "unavailable", "message": str(err)})
                     return
+                except (BrazeTransportError, BrazeServerError, BrazeRateLimitError) as err:
+                    # Braze or the network is down for now: waiting can help, so wait, as a
+                    # sensor in reschedule mode would, until the next check or the timeout.
+                    failure = str(hook.redact(f"{type(err).__name__}: {err}"))
+                    self.log.warning("Checking Braze failed for now (%s); trying again later.", failure)
+                    done = False
                 except Exception as err:
                     text = str(hook.redact(f"{type(err).__name__}: {err}"))
                     yield _event({"status": "error", "message": text})
@@ -96,7 +109,7 @@ class SendAnalyticsTrigger(BaseTrigger):
                     return
                 left = (end_at - datetime.now(timezone.utc)).total_seconds()
                 if left <= 0:
-                    yield _event({"status": "timeout", "summary": summary})
+                    yield _event({"status": "timeout", "summary": summary, "message": failure})
                     return
                 self.log.info("Checking again in %.0f s.", min(self.poke_interval, left))
                 await asyncio.sleep(min(self.poke_interval, left))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from airflow_provider_braze.hooks.braze import BrazeHook
 from airflow_provider_braze.operators.analytics import GetSendAnalyticsOperator
 from airflow_provider_braze.sandbox import BrazeSandbox, SandboxState
 from airflow_provider_braze.sensors.send_analytics import SendAnalyticsSensor
-from tests.conftest import REST_ENDPOINT, VALID_OBJECTS, messages_for, sandbox_call
+from tests.conftest import REST_ENDPOINT, VALID_OBJECTS, braze_connection, messages_for, sandbox_call
 from tests.unit.test_analytics import ANSWER
 
 SERIES_URL = f"{REST_ENDPOINT}/sends/data_series"
@@ -386,6 +387,15 @@ def test_a_task_deferred_by_the_old_timer_resumes(braze_conn: str, requests_mock
         ([{"json": {"message": "success", "data": []}}, {"json": series(12)}], "done"),
         ([{"json": {"message": "success", "data": []}}], "timeout"),
         ([{"status_code": 401, "json": {"message": "Invalid API key"}}], "error"),
+        # Braze down for a while: the trigger keeps checking, as reschedule mode would.
+        (
+            [
+                {"status_code": 503, "text": "down"},
+                {"status_code": 503, "text": "down"},
+                {"json": series(12)},
+            ],
+            "done",
+        ),
     ],
 )
 def test_the_trigger_checks_braze_until_the_condition_is_met(
@@ -418,7 +428,7 @@ def test_the_trigger_checks_braze_until_the_condition_is_met(
     assert event["status"] == expected
     if expected == "done":
         assert event["summary"]["sent"] == 12
-        assert requests_mock.call_count == 2
+        assert requests_mock.call_count >= 2
     if expected == "error":
         assert "401" in event["message"]
         assert "canary" not in event["message"]  # no key in what the trigger reports
@@ -618,3 +628,39 @@ def test_deferrable_follows_airflows_default_deferrable(
         monkeypatch.setenv("AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE", setting)
     assert sensor().deferrable is expected
     assert sensor(deferrable=not expected).deferrable is (not expected)  # an explicit value wins
+
+
+def test_a_trigger_timing_out_while_braze_is_down_says_why(braze_conn: str, requests_mock: rm.Mocker) -> None:
+    import asyncio
+
+    from airflow.sdk.exceptions import AirflowSensorTimeout
+
+    from airflow_provider_braze.triggers.send_analytics import SendAnalyticsTrigger
+
+    monkey = {"max_retries": 0}
+    requests_mock.get(SERIES_URL, status_code=503, text="down")
+    trigger = SendAnalyticsTrigger(
+        campaign_id="c",
+        send_id="s",
+        length=14,
+        min_sent=10,
+        min_age_seconds=None,
+        sent_at=None,
+        poke_interval=0.01,
+        end_at=(datetime.now(timezone.utc) + timedelta(seconds=0.3)).isoformat(),
+        braze_conn_id="braze_default",
+    )
+
+    async def first_event() -> dict[str, Any]:
+        async for event in trigger.run():
+            return dict(event.payload)
+        raise AssertionError("the trigger ended without an event")
+
+    with mock.patch.dict(os.environ, {"AIRFLOW_CONN_BRAZE_DEFAULT": braze_connection(extra=monkey)}):
+        event = asyncio.run(first_event())
+    assert event["status"] == "timeout"
+    assert event["message"].startswith("BrazeServerError: Braze answered 503")
+    with pytest.raises(
+        AirflowSensorTimeout, match="The last check failed: BrazeServerError: Braze answered 503"
+    ):
+        sensor(deferrable=True).execute_complete(context(), event=event)

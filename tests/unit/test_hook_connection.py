@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import socket
+from typing import Any
+from unittest import mock
+
 import pytest
 
 from airflow_provider_braze.exceptions import BrazeConfigurationError
@@ -256,3 +260,42 @@ def test_a_connection_under_test_in_the_form_is_not_named_by_its_random_id(
     # A chosen ID is named, even an 8-character one not under test.
     assert connection_label("braze_eu") == "Braze connection 'braze_eu'"
     assert connection_label("brazeUS1") == "Braze connection 'brazeUS1'"
+    # ... and one exported as AIRFLOW_CONN_BRAZEPRD (one letter case: not Airflow's random ID).
+    monkeypatch.setenv("AIRFLOW_CONN_BRAZEPRD", braze_connection())
+    assert connection_label("brazeprd") == "Braze connection 'brazeprd'"
+    assert connection_label("BRAZEPRD") == "Braze connection 'BRAZEPRD'"
+
+
+KEY_LIKE = "9f1c2d3e-aaaa-bbbb-cccc-0123456789ab"
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"host": f"https://rest.iad-01.braze.com?api_key={KEY_LIKE}"},
+        {"host": f"https://rest.iad-01.braze.com/{KEY_LIKE}"},
+        {"host": KEY_LIKE},
+        {"host": "https://rest.iad-01.braze.com", "schema": KEY_LIKE},
+        {"host": "https://rest.iad-01.braze.com", "extra": {"read_timeout": KEY_LIKE}},
+        {"host": "https://rest.iad-01.braze.com", "extra": {"ca_bundle": f"/etc/{KEY_LIKE}.pem"}},
+    ],
+)
+def test_a_key_pasted_into_another_field_is_not_echoed(
+    monkeypatch: pytest.MonkeyPatch, fields: dict[str, Any]
+) -> None:
+    """Whether the field is refused (a query, an unreadable number) or accepted and then fails
+    (a host nobody can resolve), the key is never in the message."""
+    monkeypatch.setenv("AIRFLOW_CONN_BRAZE_DEFAULT", braze_connection(password=KEY_LIKE, **fields))
+    with mock.patch("socket.getaddrinfo", side_effect=socket.gaierror(-2, "Name or service not known")):
+        ok, reason = BrazeHook().test_connection()
+    assert ok is False
+    assert KEY_LIKE not in reason
+    assert KEY_LIKE.upper() not in reason.upper()
+    refused = None
+    try:
+        BrazeHook().settings  # noqa: B018
+    except BrazeConfigurationError as err:
+        refused = str(err)
+    if refused is not None:
+        assert KEY_LIKE not in refused
+        assert "***" in refused

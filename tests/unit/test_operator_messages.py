@@ -127,6 +127,21 @@ def test_a_bad_row_fails_before_anything_is_sent(sandbox: BrazeSandbox, tmp_path
         ({"campaign_id": ""}, "campaign_id is empty"),
         ({"broadcast": True}, "broadcast=True cannot be combined"),
         ({"concurrency": 99}, "concurrency must be a whole number between 1 and 32"),
+        # Options given as text (a template's output) are refused, never read as truthy.
+        ({"concurrency": "4"}, "concurrency must be a whole number between 1 and 32, got '4'"),
+        ({"concurrency": True}, "concurrency must be a whole number"),
+        ({"max_rejected_batches": -1}, "max_rejected_batches must be a whole number, not negative"),
+        ({"max_rejected_batches": "10"}, "max_rejected_batches must be a whole number"),
+        ({"allow_duplicate_recipients": "false"}, "allow_duplicate_recipients must be True or False"),
+        ({"at_least_once": "false"}, "at_least_once must be True or False, got 'false'"),
+        ({"broadcast": "false"}, "broadcast must be True or False, got 'false'"),
+        ({"override_frequency_capping": "false"}, "override_frequency_capping must be True or False"),
+        # Options that cannot apply are refused, not dropped.
+        ({"recipients_format": "csv"}, "recipients_format applies to a recipient file"),
+        (
+            {"checkpoint": None, "checkpoint_retention": 86_400 * 7},
+            "checkpoint_retention has nothing to prune",
+        ),
     ],
 )
 def test_bad_arguments_send_nothing(
@@ -575,3 +590,27 @@ def test_renamed_operators_keep_working_for_one_release(old: str, new: type) -> 
 
     with pytest.warns(AirflowProviderDeprecationWarning, match=f"{old} is deprecated .* use {new.__name__}"):
         assert getattr(messages, old) is new
+
+
+def test_a_duplicate_with_a_text_flag_is_not_sent_twice(sandbox: BrazeSandbox, tmp_path: Path) -> None:
+    op = send_op(tmp_path, ["u3", "u3"], allow_duplicate_recipients="false")
+    with pytest.raises(BrazeValidationError, match="allow_duplicate_recipients must be True or False"):
+        run(op)
+    assert sandbox.state.deliveries() == {}
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ((4, "15", 10), "progress_interval must be a positive number of seconds, got '15'"),
+        ((4, float("nan"), 10), "progress_interval must be a positive number"),
+        ((4, True, 10), "progress_interval must be a positive number"),
+        ((4.0, 15, 10), "concurrency must be a whole number"),
+        ((4, 15, 2.5), "max_rejected_batches must be a whole number"),
+    ],
+)
+def test_delivery_options_are_checked_with_their_types(options: tuple[Any, Any, Any], message: str) -> None:
+    from airflow_provider_braze.delivery.engine import check_delivery_options
+
+    with pytest.raises(BrazeValidationError, match=message):
+        check_delivery_options(*options)

@@ -76,16 +76,99 @@ def test_a_failed_install_stops_with_one_clear_line(
         assert "(ERROR: No matching distribution found for apache-airflow==9.9.9)" in lines[0]
 
 
-def test_a_python_that_cannot_make_a_virtualenv_is_one_clear_line(tmp_path: Path) -> None:
-    env = {**os.environ, "VENV": str(tmp_path / "new-venv"), "PYTHON": "/bin/false"}
-    done = subprocess.run(
-        [str(REPO / "scripts" / "demo")], env=env, capture_output=True, text=True, timeout=60, check=False
+def script(name: str, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(REPO / "scripts" / name), *args],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
-    assert done.returncode == 1
+
+
+def one_line(done: subprocess.CompletedProcess[str], script_name: str = "demo") -> str:
+    """The single line a failed script ends with (after any tool's own output)."""
+    assert done.returncode != 0
+    assert "Traceback" not in done.stdout + done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"scripts/{script_name}: "), done.stderr
+    return last
+
+
+def test_a_python_that_is_not_python_3_10_is_one_clear_line(tmp_path: Path) -> None:
+    done = script("demo", {"VENV": str(tmp_path / "new-venv"), "PYTHON": "/bin/false"})
     assert done.stderr.strip().splitlines() == [
-        "scripts/demo: could not create a virtualenv with /bin/false; "
-        "install Python 3.10+ with venv, or set PYTHON."
+        "scripts/demo: /bin/false is not Python 3.10 or later; install one, or set PYTHON to it."
     ]
+    done = script("demo", {"VENV": str(tmp_path / "new-venv"), "PYTHON": "no-such-python3"})
+    assert (
+        one_line(done)
+        == "scripts/demo: no-such-python3 not found; install Python 3.10+ with venv, or set PYTHON to one."
+    )
+    assert not (tmp_path / "new-venv").exists()
+
+
+def test_a_venv_made_with_an_old_python_is_named_and_not_reused(tmp_path: Path) -> None:
+    venv = fake_python(tmp_path)
+    python = venv / "bin" / "python"
+    python.write_text('#!/bin/sh\ncase "$*" in *version_info*) exit 1;; esac\nexit 0\n')
+    line = one_line(script("test", {"VENV": str(venv)}), "test")
+    assert line == (
+        f"scripts/test: {venv} was made with Python older than 3.10; delete it (rm -rf {venv}) and "
+        "rerun, with PYTHON set to Python 3.10+ if python3 is older."
+    )
+
+
+def test_a_venv_left_half_made_is_named(tmp_path: Path) -> None:
+    venv = tmp_path / "venv"
+    venv.mkdir()
+    (venv / "pyvenv.cfg").write_text("home = /usr/bin\n")  # what an interrupted creation leaves
+    line = one_line(script("demo", {"VENV": str(venv), "PYTHON": sys.executable}))
+    assert line == (
+        f"scripts/demo: {venv} exists but is not a usable virtualenv (an interrupted run?); delete it "
+        f"(rm -rf {venv}) and rerun."
+    )
+
+
+def test_a_venv_without_pip_is_named(tmp_path: Path) -> None:
+    venv = fake_python(tmp_path)
+    (venv / "bin" / "python").write_text('#!/bin/sh\ncase "$*" in *pip*) exit 1;; esac\nexit 0\n')
+    assert one_line(script("demo", {"VENV": str(venv)})) == (
+        f"scripts/demo: {venv} has no pip (an interrupted run?); delete it (rm -rf {venv}) and rerun."
+    )
+
+
+def test_a_pip_failure_without_an_error_line_is_still_one_clear_line(tmp_path: Path) -> None:
+    venv = fake_python(tmp_path)
+    (venv / "bin" / "python").write_text(
+        "#!/bin/sh\ncase \"$*\" in *'pip install'*) echo killed; exit 1;; esac\nexit 0\n"
+    )
+    line = one_line(script("demo", {"VENV": str(venv)}))
+    assert line.startswith(
+        f"scripts/demo: could not install apache-airflow==3.3.2 and this provider into {venv}; see "
+    )
+
+
+def test_an_unwritable_place_for_the_venv_is_one_clear_line(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    venv = blocker / "sub" / "venv"
+    line = one_line(script("demo", {"VENV": str(venv), "PYTHON": sys.executable}))
+    assert (
+        line
+        == f"scripts/demo: cannot create {venv.parent}: not a writable folder; set VENV to a writable place."
+    )
+
+
+def test_no_selected_tests_is_not_reported_as_failed_tests(tmp_path: Path) -> None:
+    venv = fake_python(tmp_path)
+    for tool in ("ruff", "mypy"):
+        (venv / "bin" / tool).write_text("#!/bin/sh\nexit 0\n")
+        (venv / "bin" / tool).chmod(0o755)
+    (venv / "bin" / "python").write_text('#!/bin/sh\ncase "$*" in *pytest*) exit 5;; esac\nexit 0\n')
+    line = one_line(script("test", {"VENV": str(venv)}, "-k", "zzz_no_such_test"), "test")
+    assert line == "scripts/test: no tests were selected (check the -k expression or paths you gave)."
 
 
 # ---------------------------------------------------------------------------- the demo's output
@@ -149,6 +232,11 @@ def test_the_demo_relays_readable_lines() -> None:
     assert "Task instance is in running state" not in text
     assert "Returned value was" not in text  # not repeated
     assert text.count("2955 delivered") == 1  # logged by the operator, then printed: shown once
+    # ... in the printed summary, under its heading, not as a bare log line before it.
+    heading = next(
+        i for i, line in enumerate(lines) if line.startswith("    Braze analytics for send ID picks-1")
+    )
+    assert "2955 delivered" in " ".join(lines[heading : heading + 4])
     assert "    error   Task failed with exception" in text  # failures are shown
     assert "Traceback" not in text
     assert 'File "/x/y.py"' not in text
@@ -183,3 +271,65 @@ def test_the_script_comments_match_the_pipeline() -> None:
     for step in ("create a send ID", "send to 3,000 recipients", "analytics", "CSV"):
         assert step in demo
     assert sys.executable  # the scripts run with the repository's virtualenv python
+
+
+def test_a_failed_run_is_reported_with_its_reason() -> None:
+    module = run_example()
+    log = (
+        LOG
+        + "\n"
+        + "\n".join(
+            [
+                '  File "/x/pathlib.py", line 1116, in mkdir',
+                "    os.mkdir(self, mode)",
+                "FileExistsError: [Errno 17] File exists: '/repo/.demo/analytics'",
+            ]
+        )
+    )
+    assert module.failure_reason(log) == "FileExistsError: [Errno 17] File exists: '/repo/.demo/analytics'"
+    assert module.failure_reason("all went well") is None
+
+
+def test_a_results_folder_that_is_a_file_is_one_clear_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    module = run_example()
+    monkeypatch.setattr(module, "WORK", tmp_path)
+    (tmp_path / "analytics").write_text("x")
+    assert module.main() == 1
+    assert capsys.readouterr().err.strip() == (
+        f"scripts/demo: {tmp_path / 'analytics'} is not a folder (the demo keeps its results there); "
+        "remove it and rerun."
+    )
+
+
+def test_the_sandbox_command_says_in_one_line_when_it_cannot_listen() -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-m", "airflow_provider_braze.sandbox", "--port", str(port)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines()[-1] == (
+        f"braze sandbox: cannot listen on 127.0.0.1:{port}: Address already in use"
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "airflow_provider_braze.sandbox", "--port", "99999"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert (
+        done.stderr.strip().splitlines()[-1].endswith("error: --port must be between 0 and 65535, got 99999")
+    )
