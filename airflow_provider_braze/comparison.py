@@ -16,7 +16,7 @@ from statistics import NormalDist
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_braze.analytics import PUSH_CHANNELS, channel_statistics
-from airflow_provider_braze.exceptions import BrazeValidationError
+from airflow_provider_braze.exceptions import BrazeUnexpectedResponseError, BrazeValidationError
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
@@ -184,18 +184,18 @@ def adjust_p_values(p_values: list[float], method: str = "holm") -> list[float]:
 # --------------------------------------------------------------------------- totals
 
 
-def variant_totals(
+def selected_rows(
     rows: Iterable[Mapping[str, Any]],
     *,
     variant: str,
-    campaign_id: str,
     send_id: str,
     channel: str,
     message_variation_id: str | None = None,
     variation_name: str | None = None,
-) -> VariantTotals:
-    """Sum one send's analytics rows (``send_analytics_rows``) for one channel, and one
-    variation when given (by its API ID or its dashboard name), over all days."""
+) -> list[Mapping[str, Any]]:
+    """One variant's rows of a send's analytics: its channel's, and its variation's when given
+    (by API ID or by dashboard name). A variation Braze did not report is an error naming those
+    it did."""
     rows = [r for r in rows if r.get("channel") == channel]
     chosen = rows
     variation = message_variation_id or variation_name
@@ -216,16 +216,46 @@ def variant_totals(
             f"Variant {variant!r}: send {send_id!r} has no {channel} analytics for variation "
             f"{variation!r}; Braze reported {', '.join(found)}."
         )
+    return chosen
+
+
+def variant_totals(
+    rows: Iterable[Mapping[str, Any]],
+    *,
+    variant: str,
+    campaign_id: str,
+    send_id: str,
+    channel: str,
+    message_variation_id: str | None = None,
+    variation_name: str | None = None,
+) -> VariantTotals:
+    """Sum one variant's rows (:func:`selected_rows`) over all days."""
+    chosen = selected_rows(
+        rows,
+        variant=variant,
+        send_id=send_id,
+        channel=channel,
+        message_variation_id=message_variation_id,
+        variation_name=variation_name,
+    )
     counts: dict[str, float | None] = dict.fromkeys(channel_statistics(channel))
     days: set[str] = set()
     for row in chosen:
         for name in channel_statistics(channel, row):
             value = row.get(name)
             if isinstance(value, (int, float)) and not isinstance(value, bool):
+                if value < 0:
+                    raise BrazeUnexpectedResponseError(
+                        f"Braze reported a negative {name} ({value}) for send {send_id!r} on "
+                        f"{row.get('date')}: analytics counts cannot be negative.",
+                        endpoint="GET /sends/data_series",
+                    )
                 counts[name] = (counts.get(name) or 0) + value
                 if value > 0:
                     days.add(str(row.get("date")))
-    return VariantTotals(variant, campaign_id, send_id, variation, channel, counts, len(days))
+    return VariantTotals(
+        variant, campaign_id, send_id, message_variation_id or variation_name, channel, counts, len(days)
+    )
 
 
 # --------------------------------------------------------------------------- comparison
@@ -294,7 +324,7 @@ def compare(
         row = rows[index]
         row["p_adjusted"] = p_adjusted
         row["significant"] = p_adjusted < alpha
-        row["verdict"] = _metric_verdict(row, control, correction)
+        row["verdict"] = _metric_verdict(row, control, correction, alpha)
     for row in rows:
         if row["variant"] == control:
             row["verdict"] = "control"
@@ -303,6 +333,17 @@ def compare(
     verdicts = {
         v.variant: _variant_verdict(v.variant, rows, control) for v in variants if v.variant != control
     }
+    for v in variants:
+        if v.variant != control and not any(
+            r["variant"] == v.variant and r["p_value"] is not None for r in rows
+        ):
+            wanted = ", ".join(
+                f"{metric} ({numerator} of {denominator})" for metric, numerator, denominator in metrics
+            )
+            notes.append(
+                f"{v.variant}: nothing was tested: the {channel} analytics of {v.variant} or {control} "
+                f"lack what the rates need: {wanted}."
+            )
     return Comparison(channel, control, confidence, correction, rows, verdicts, notes)
 
 
@@ -342,23 +383,37 @@ def _rate_row(
     return row
 
 
-def format_p(p: float) -> str:
-    """``p = 0.003``, ``p < 0.001``."""
-    return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
+def format_p(p: float, alpha: float | None = None) -> str:
+    """``p = 0.003``, ``p < 0.001``; with ``alpha``, never rounded onto it or across it (a
+    significant 0.0497 reads ``p = 0.0497``, not ``p = 0.050``)."""
+    if p < 0.001:
+        return "p < 0.001"
+    for digits in (3, 4, 5, 6):
+        text = f"{p:.{digits}f}"
+        if alpha is None or (float(text) < alpha) == (p < alpha):
+            return f"p = {text}"
+    return f"p < {alpha:g}" if alpha is not None and p < alpha else f"p = {p:.6f}"
 
 
-def _metric_verdict(row: dict[str, Any], control: str, correction: str) -> str:
+def _metric_verdict(row: dict[str, Any], control: str, correction: str, alpha: float) -> str:
     adjusted = "" if correction == "none" else f", {correction}-adjusted"
+    p = format_p(row["p_adjusted"], alpha)
     if not row["significant"]:
-        return f"no significant difference on {row['metric']} ({format_p(row['p_adjusted'])}{adjusted})"
+        return f"no significant difference on {row['metric']} ({p}{adjusted})"
     word = "beats" if row["difference"] > 0 else "trails"
-    return f"{row['variant']} {word} {control} on {row['metric']}, {format_p(row['p_adjusted'])}{adjusted}"
+    return f"{row['variant']} {word} {control} on {row['metric']}, {p}{adjusted}"
 
 
 def _variant_verdict(variant: str, rows: list[dict[str, Any]], control: str) -> str:
-    found = [r["verdict"] for r in rows if r["variant"] == variant and r["significant"]]
+    own = [r for r in rows if r["variant"] == variant]
+    found = [r["verdict"] for r in own if r["significant"]]
     if found:
         return "; ".join(found)
+    if all(r["p_value"] is None for r in own):
+        return (
+            f"{variant} could not be compared with {control}: Braze reported none of the counts "
+            "the rates need (see the notes)"
+        )
     return f"{variant} shows no significant difference from {control} yet at this sample size"
 
 
@@ -391,7 +446,11 @@ def describe_table(comparison: Comparison) -> list[str]:
                 f"[{100 * row['difference_low']:+.2f}, {100 * row['difference_high']:+.2f}]"
             )
         if row["p_adjusted"] is not None:
-            p = format_p(row["p_adjusted"]).removeprefix("p = ").replace("p < ", "<")
+            p = (
+                format_p(row["p_adjusted"], 1 - comparison.confidence)
+                .removeprefix("p = ")
+                .replace("p < ", "<")
+            )
             p += " *" if row["significant"] else ""
         lines.append((row["variant"], row["metric"], counted, rate, diff, p))
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]

@@ -25,7 +25,7 @@ from airflow_provider_braze.recipients import RecipientKind, iter_recipients, re
 from airflow_provider_braze.storage import open_for_writing, storage_path
 
 #: Variant names become file names and appear in tables: letters, digits, ``_`` and ``-``.
-VARIANT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+VARIANT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")  # use fullmatch
 #: How far the shares' sum may be from 1 (floating-point rounding of shares like 1/3).
 SHARE_TOLERANCE = 1e-6
 _SCALE = 2.0**64
@@ -53,7 +53,7 @@ def check_shares(shares: Any, *, control: str | None = None) -> dict[str, float]
         )
     checked: dict[str, float] = {}
     for name, share in shares.items():
-        if not isinstance(name, str) or not VARIANT_NAME.match(name):
+        if not isinstance(name, str) or not VARIANT_NAME.fullmatch(name):
             raise BrazeValidationError(
                 f"Variant name {name!r} must be 1 to 64 letters, digits, '_' or '-', starting with a "
                 "letter or digit (it names the variant's file)."
@@ -63,6 +63,12 @@ def check_shares(shares: Any, *, control: str | None = None) -> dict[str, float]
         if not 0 < share <= 1:
             raise BrazeValidationError(
                 f"The share of variant {name!r} must be more than 0 and at most 1, got {share!r}."
+            )
+        same = next((other for other in checked if other.lower() == name.lower()), None)
+        if same is not None:
+            raise BrazeValidationError(
+                f"Variant names {same!r} and {name!r} differ only in letter case: their files would be "
+                "one file on case-insensitive storage. Use names that differ in more than case."
             )
         checked[name] = float(share)
     total = math.fsum(checked.values())

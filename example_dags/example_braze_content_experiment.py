@@ -134,16 +134,12 @@ with DAG(
     create_send_ids >> send
 
     @task
-    def analytics_waits(variants: dict[str, dict[str, Any]], **context: Any) -> list[dict[str, Any]]:
-        """What each variant's sensor waits for: its send ID, and a message per recipient."""
-        counts = {
-            v["variant"]: v["count"]
-            for v in context["ti"].xcom_pull(task_ids="split_audience", key="variants")
-        }
-        return [{"send_id": v["send_id"], "min_sent": counts[name]} for name, v in variants.items()]
+    def analytics_waits(summaries: Any) -> list[dict[str, Any]]:
+        """What each variant's sensor waits for: its send ID, and a message per recipient Braze
+        accepted (a recipient listed twice in the audience is sent, and counted, once)."""
+        return [{"send_id": s["send_id"], "min_sent": s["accepted"]} for s in summaries]
 
-    waits = analytics_waits(variants)
-    send >> waits
+    waits = analytics_waits(send.output)
 
     wait_for_analytics = SendAnalyticsSensor.partial(
         task_id="wait_for_analytics",

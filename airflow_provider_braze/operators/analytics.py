@@ -251,14 +251,14 @@ class CompareSendsOperator(BaseOperator):
         from airflow_provider_braze.rehearsal import skip_if_rehearsal
 
         skip_if_rehearsal(context, "experiment's analytics")
-        from airflow_provider_braze.analytics import output_format_for, send_analytics_rows
+        from airflow_provider_braze.analytics import send_analytics_rows
         from airflow_provider_braze.comparison import compare, describe_table, variant_totals
 
         specs = _experiment_sends(self.sends, self.campaign_id, self.control, self.allow_mixed_campaigns)
         length = validate_series_length(self.length)
         ending_at = to_utc_iso(self.ending_at, what="ending_at") if self.ending_at else None
         if self.output_path is not None:
-            output_format_for(str(self.output_path), None)  # a bad name fails before any request
+            _check_table_path(self.output_path)  # a bad name fails before any request
 
         rows_by_send: dict[tuple[str, str], list[dict[str, Any]]] = {}
         for spec in specs:
@@ -267,6 +267,7 @@ class CompareSendsOperator(BaseOperator):
                 answer = self.hook.get_send_analytics(*key, length, ending_at)
                 rows_by_send[key] = send_analytics_rows(answer, campaign_id=key[0], send_id=key[1])
         channel = self.channel or _only_channel(rows_by_send)
+        _check_no_overlap(specs, rows_by_send, channel)
         totals = [
             variant_totals(
                 rows_by_send[(spec["campaign_id"], spec["send_id"])],
@@ -348,7 +349,7 @@ def _experiment_sends(
 ) -> list[dict[str, Any]]:
     """``sends`` as a checked list of ``{variant, campaign_id, send_id, message_variation_id?,
     variation_name?}``, the control first."""
-    from collections.abc import Mapping
+    from collections.abc import Iterable, Mapping
 
     from airflow_provider_braze.exceptions import BrazeValidationError
     from airflow_provider_braze.experiments import VARIANT_NAME
@@ -358,7 +359,8 @@ def _experiment_sends(
             {"variant": name, **(spec if isinstance(spec, Mapping) else {"send_id": spec})}
             for name, spec in sends.items()
         ]
-    elif isinstance(sends, (list, tuple)):
+    elif isinstance(sends, Iterable) and not isinstance(sends, (str, bytes)):
+        # A list, or what a mapped task's output gives downstream (a lazy sequence).
         items = [dict(item) if isinstance(item, Mapping) else item for item in sends]
     else:
         raise BrazeValidationError(
@@ -378,7 +380,7 @@ def _experiment_sends(
                 f"{where} has unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}."
             )
         variant = item.get("variant")
-        if not isinstance(variant, str) or not VARIANT_NAME.match(variant):
+        if not isinstance(variant, str) or not VARIANT_NAME.fullmatch(variant):
             raise BrazeValidationError(f"{where}.variant must be a variant name, got {variant!r}.")
         if any(s["variant"] == variant for s in specs):
             raise BrazeValidationError(f"Variant {variant!r} is given twice.")
@@ -419,6 +421,56 @@ def _experiment_sends(
             "is intended."
         )
     return sorted(specs, key=lambda s: s["variant"] != control)
+
+
+def _check_no_overlap(
+    specs: list[dict[str, Any]], rows_by_send: dict[tuple[str, str], list[dict[str, Any]]], channel: str
+) -> None:
+    """Two variants must not count the same people: the same variation named by API ID and by
+    name, or a whole send and one of its variations."""
+    from airflow_provider_braze.comparison import selected_rows
+    from airflow_provider_braze.exceptions import BrazeValidationError
+
+    taken: dict[tuple[Any, ...], str] = {}
+    for spec in specs:
+        rows = selected_rows(
+            rows_by_send[(spec["campaign_id"], spec["send_id"])],
+            variant=spec["variant"],
+            send_id=spec["send_id"],
+            channel=channel,
+            message_variation_id=spec.get("message_variation_id"),
+            variation_name=spec.get("variation_name"),
+        )
+        for row in rows:
+            key = (
+                spec["campaign_id"],
+                spec["send_id"],
+                row.get("date"),
+                row.get("variation_name"),
+                row.get("variation_api_id"),
+            )
+            other = taken.setdefault(key, spec["variant"])
+            if other != spec["variant"]:
+                variation = row.get("variation_name") or row.get("variation_api_id")
+                raise BrazeValidationError(
+                    f"Variants {other!r} and {spec['variant']!r} both count send {spec['send_id']!r}"
+                    f"{f', variation {variation!r}' if variation else ''}: a comparison needs variants "
+                    "made of different people (a send ID or a message variation each)."
+                )
+
+
+def _check_table_path(path: Any) -> None:
+    import os
+
+    from airflow_provider_braze.exceptions import BrazeValidationError
+    from airflow_provider_braze.storage import FILE_FORMATS
+
+    suffix = os.path.splitext(str(path).split("?", 1)[0])[1].lower()
+    if suffix not in FILE_FORMATS:
+        raise BrazeValidationError(
+            f"output_path must name the table's file, ending in .csv or .jsonl (both are written, "
+            f"and the chart next to them), got {str(path)!r}."
+        )
 
 
 def _only_channel(rows_by_send: dict[tuple[str, str], list[dict[str, Any]]]) -> str:

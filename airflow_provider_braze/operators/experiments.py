@@ -23,9 +23,10 @@ class SplitAudienceOperator(BaseOperator):
     The return value is one dict per variant, in the order of ``shares``, made for dynamic task
     mapping: ``{"recipients": <the variant's file>}`` plus ``variant_kwargs[variant]``, so
     ``SendMessagesOperator.partial(...).expand_kwargs(split.output)`` sends each variant with its
-    own arguments (its own ``send_id``, ``messages``...). The variants' files alone are pushed as
-    ``recipient_files`` (for ``.expand(recipients=split.output["recipient_files"])``) and
-    ``{variant, share, recipients, count}`` per variant as ``variants``.
+    own arguments (its own ``send_id``, ``messages``...); for ``.expand()``, take the files with
+    ``split.output.map(lambda v: v["recipients"])``. ``{variant, share, recipients, count}`` per
+    variant is pushed to XCom as ``variants`` (``count`` counts entries as read: a recipient
+    listed twice counts twice, and the send operator sends it once).
 
     .. code-block:: python
 
@@ -120,7 +121,6 @@ class SplitAudienceOperator(BaseOperator):
                 v.recipients,
             )
         ti = context["ti"]
-        ti.xcom_push(key="recipient_files", value=[v.recipients for v in variants])
         ti.xcom_push(
             key="variants",
             value=[

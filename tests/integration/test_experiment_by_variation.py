@@ -58,3 +58,21 @@ def test_mapped_variant_sends_retry_exactly_once_and_compare_by_variation(
     counts = Counter(assigner.variant_of(u) for u in USERS)
     assert {n: v["recipients"] for n, v in summary["variants"].items()} == dict(counts)
     assert summary["verdicts"]["b"].startswith("b beats control on opens")
+
+
+def test_a_triggered_campaign_experiment_sent_with_expand_over_the_files(
+    airflow_db: None, braze_sandbox: BrazeSandbox
+) -> None:
+    dag = load_dag(DAGS, "braze_experiment_triggered")
+    dag_run = dag.test()
+    assert dag_run.state == "success"
+    # Each person once (duplicates in the audience sent once), with their trigger properties.
+    assert braze_sandbox.state.deliveries("sandbox-api-triggered-campaign") == Counter(
+        f"user-{i}" for i in range(400)
+    )
+    sent = [
+        r for e in braze_sandbox.ledger("POST /campaigns/trigger/send") for r in e["request"]["recipients"]
+    ]
+    assert all(r["trigger_properties"] == {"n": int(r["external_user_id"].split("-")[1])} for r in sent)
+    split = xcoms(dag_run.run_id, "braze_experiment_triggered")[("split", "variants")]
+    assert sum(v["count"] for v in split) == 450  # entries as read

@@ -524,6 +524,130 @@ def test_a_bad_output_name_fails_before_any_request(
         sends={"control": "s1", "a": "s2"},
         output_path=str(tmp_path / "table.xlsx"),
     )
-    with pytest.raises(BrazeValidationError, match=r"Cannot tell the format of .*table\.xlsx"):
+    with pytest.raises(
+        BrazeValidationError, match=r"output_path must name the table's file, ending in \.csv or \.jsonl"
+    ):
         run(op)
     assert requests_mock.request_history == []
+
+
+# ------------------------------------------------------------------- what adversarial runs found
+
+
+def test_sends_from_a_mapped_task_are_taken(braze_conn: str, requests_mock: rm.Mocker) -> None:
+    class LazySequence:  # what a mapped task's output is downstream: iterable, not a list
+        def __init__(self, items: list[dict[str, Any]]) -> None:
+            self.items = items
+
+        def __iter__(self) -> Any:
+            return iter(self.items)
+
+        def __len__(self) -> int:
+            return len(self.items)
+
+    mock_sends(requests_mock, {f"send-{n}": a for n, a in SENDS.items()})
+    sends = LazySequence([{"variant": n, "send_id": f"send-{n}"} for n in SENDS])
+    summary, _ = run(CompareSendsOperator(task_id="c", campaign_id="camp", sends=sends))
+    assert set(summary["verdicts"]) == {"a", "b"}
+
+
+@pytest.mark.parametrize(
+    "sends",
+    [
+        # The same variation, once by API ID and once by name.
+        {
+            "control": {"send_id": "s", "message_variation_id": "id-a"},
+            "a": {"send_id": "s", "variation_name": "Var A"},
+        },
+        # A whole send and one of its variations: a's people are inside the control.
+        {"control": {"send_id": "s"}, "a": {"send_id": "s", "variation_name": "Var B"}},
+    ],
+)
+def test_variants_that_count_the_same_people_are_refused(
+    braze_conn: str, requests_mock: rm.Mocker, sends: dict[str, Any]
+) -> None:
+    both = answer(
+        day(
+            {
+                "email": [
+                    email_stats(1000, 250, 30, 10, variation_name="Var A", variation_api_id="id-a"),
+                    email_stats(1000, 260, 31, 11, variation_name="Var B", variation_api_id="id-b"),
+                ]
+            }
+        )
+    )
+    mock_sends(requests_mock, {"s": both})
+    with pytest.raises(
+        BrazeValidationError, match="Variants 'control' and 'a' both count send 's', variation"
+    ):
+        run(CompareSendsOperator(task_id="c", campaign_id="camp", sends=sends))
+
+
+def test_a_comparison_with_nothing_to_test_says_so(braze_conn: str, requests_mock: rm.Mocker) -> None:
+    webhook = answer(day({"webhook": [{"sent": 1000, "errors": 0, "unique_recipients": 1000}]}))
+    mock_sends(requests_mock, {"s1": webhook, "s2": webhook})
+    summary, _ = run(
+        CompareSendsOperator(task_id="c", campaign_id="camp", sends={"control": "s1", "a": "s2"})
+    )
+    assert summary["verdicts"]["a"] == (
+        "a could not be compared with control: Braze reported none of the counts the rates need "
+        "(see the notes)"
+    )
+    assert summary["notes"] == [
+        "a: nothing was tested: the webhook analytics of a or control lack what the rates need: "
+        "conversions (conversions of recipients)."
+    ]
+
+
+@pytest.mark.parametrize("name", ["a\n", "a b", "a.b", "é"])
+def test_variant_names_are_whole_matches(name: str) -> None:
+    from airflow_provider_braze.experiments import check_shares
+
+    with pytest.raises(BrazeValidationError, match="must be 1 to 64 letters"):
+        check_shares({name: 0.5, "b": 0.5})
+    with pytest.raises(BrazeValidationError, match="must be a variant name"):
+        run(CompareSendsOperator(task_id="c", campaign_id="camp", sends={"control": "s1", name: "s2"}))
+
+
+def test_names_differing_only_in_case_are_refused() -> None:
+    from airflow_provider_braze.experiments import check_shares
+
+    with pytest.raises(BrazeValidationError, match="'a' and 'A' differ only in letter case"):
+        check_shares({"a": 0.5, "A": 0.5})
+
+
+@pytest.mark.parametrize("path", ["/tmp/out/comparison", "/tmp/out/", "/tmp/out/table.xlsx"])
+def test_the_table_path_needs_a_table_suffix(braze_conn: str, requests_mock: rm.Mocker, path: str) -> None:
+    op = CompareSendsOperator(
+        task_id="c", campaign_id="camp", sends={"control": "s1", "a": "s2"}, output_path=path
+    )
+    with pytest.raises(
+        BrazeValidationError, match=r"output_path must name the table's file, ending in \.csv or \.jsonl"
+    ):
+        run(op)
+    assert requests_mock.request_history == []
+
+
+def test_p_values_are_never_rounded_across_the_threshold() -> None:
+    from airflow_provider_braze.comparison import format_p
+
+    assert format_p(0.0497, 0.05) == "p = 0.0497"
+    assert format_p(0.04996, 0.05) == "p = 0.04996"
+    assert format_p(0.0503, 0.05) == "p = 0.050"  # not below 0.05, and does not read as below
+    assert format_p(0.003) == "p = 0.003"
+    assert format_p(0.0004, 0.05) == "p < 0.001"
+    comparison = compare([email("control", 139, 13, 1, 0), email("b", 139, 26, 1, 0)], control="control")
+    row = next(r for r in comparison.rows if (r["variant"], r["metric"]) == ("b", "opens"))
+    if row["significant"]:
+        assert "p = 0.050," not in row["verdict"]
+
+
+def test_a_negative_count_from_braze_is_an_unexpected_answer(
+    braze_conn: str, requests_mock: rm.Mocker
+) -> None:
+    from airflow_provider_braze.exceptions import BrazeUnexpectedResponseError
+
+    bad = answer(day({"email": [email_stats(100, -5, 1, 0)]}))
+    mock_sends(requests_mock, {"s1": bad, "s2": SENDS["a"]})
+    with pytest.raises(BrazeUnexpectedResponseError, match="negative unique_opens"):
+        run(CompareSendsOperator(task_id="c", campaign_id="camp", sends={"control": "s1", "a": "s2"}))
