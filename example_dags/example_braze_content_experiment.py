@@ -137,7 +137,11 @@ with DAG(
     def analytics_waits(summaries: Any) -> list[dict[str, Any]]:
         """What each variant's sensor waits for: its send ID, and a message per recipient Braze
         accepted (a recipient listed twice in the audience is sent, and counted, once)."""
-        return [{"send_id": s["send_id"], "min_sent": s["accepted"]} for s in summaries]
+        # By index: iterating a mapped task's output probes one past its end (logged as an error).
+        return [
+            {"send_id": summaries[i]["send_id"], "min_sent": summaries[i]["accepted"]}
+            for i in range(len(summaries))
+        ]
 
     waits = analytics_waits(send.output)
 

@@ -349,7 +349,7 @@ def _experiment_sends(
 ) -> list[dict[str, Any]]:
     """``sends`` as a checked list of ``{variant, campaign_id, send_id, message_variation_id?,
     variation_name?}``, the control first."""
-    from collections.abc import Iterable, Mapping
+    from collections.abc import Iterable, Mapping, Sized
 
     from airflow_provider_braze.exceptions import BrazeValidationError
     from airflow_provider_braze.experiments import VARIANT_NAME
@@ -360,7 +360,11 @@ def _experiment_sends(
             for name, spec in sends.items()
         ]
     elif isinstance(sends, Iterable) and not isinstance(sends, (str, bytes)):
-        # A list, or what a mapped task's output gives downstream (a lazy sequence).
+        # A list, or what a mapped task's output gives downstream: a lazy sequence, read by
+        # index up to its length (iterating it probes one past the end, which Airflow logs as
+        # an error).
+        if isinstance(sends, Sized) and hasattr(sends, "__getitem__"):
+            sends = [sends[index] for index in range(len(sends))]
         items = [dict(item) if isinstance(item, Mapping) else item for item in sends]
     else:
         raise BrazeValidationError(
