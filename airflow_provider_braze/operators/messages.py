@@ -160,9 +160,11 @@ class _BrazeSendOperator(BaseOperator):
         rehearsing: bool | None = None  # unknown until the run's braze_dry_run is read
         try:
             rehearsing = is_rehearsal(self.rehearse, context)
+            outlets = self._braze_outlets()
             if rehearsing:
                 summary = self._rehearse(context)
                 self._push_summary(ti, summary)
+                self._announce(context, outlets, summary)
                 return summary
             summary = {**self._deliver(context), "dry_run": False}
         except BaseException as err:
@@ -179,7 +181,47 @@ class _BrazeSendOperator(BaseOperator):
             self._push_summary(ti, summary)
             raise BrazeDeliveryIncompleteError(text, summary=summary)
         self._push_summary(ti, summary)
+        self._announce(context, outlets, summary)
         return summary
+
+    def _braze_outlets(self) -> list[Any]:
+        """This task's ``braze://`` outlets, checked before anything is sent: each must be this
+        send's campaign (an event on another campaign's asset would misinform its consumers)."""
+        from airflow_provider_braze.assets import campaign_of
+        from airflow_provider_braze.exceptions import BrazeValidationError
+
+        found = []
+        for outlet in getattr(self, "outlets", None) or []:
+            uri = getattr(outlet, "uri", None)
+            if not isinstance(uri, str):
+                continue
+            campaign = campaign_of(uri)
+            if campaign is None:
+                continue
+            if campaign != self.campaign_id:
+                raise BrazeValidationError(
+                    f"The outlet {uri} is the asset of campaign {campaign!r}, but this task sends "
+                    f"for campaign {self.campaign_id!r}: nothing was sent."
+                )
+            found.append(outlet)
+        return found
+
+    def _announce(self, context: Context, outlets: list[Any], summary: dict[str, Any]) -> None:
+        """Attach the send's summary to each ``braze://`` outlet's asset event."""
+        from airflow_provider_braze.assets import event_extra
+
+        if not outlets:
+            return
+        extra = event_extra(summary)
+        events = context["outlet_events"]
+        for outlet in outlets:
+            events[outlet].extra.update(extra)
+        self.log.info(
+            "Asset event%s for %s carr%s the send's summary.",
+            "" if len(outlets) == 1 else "s",
+            ", ".join(o.uri for o in outlets),
+            "ies" if len(outlets) == 1 else "y",
+        )
 
     def _push_summary(self, ti: Any, summary: dict[str, Any]) -> None:
         try:

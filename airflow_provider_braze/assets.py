@@ -1,0 +1,128 @@
+"""Braze campaigns as Airflow assets: ``braze://<instance>/campaigns/<campaign_id>``.
+
+A send operator with such an asset among its ``outlets`` attaches its summary (send ID, counts,
+``finished_at``) to the asset event, so a DAG scheduled on the asset runs after each send and
+reads what was sent (``triggering_asset_events``, or ``inlet_events`` in a manual run).
+
+The provider registers the ``braze`` scheme with :func:`sanitize_uri` as its normalizer, so the
+same campaign always gets the same URI: the instance is its code in lower case (``us-03``; a
+REST host of a known instance, such as ``rest.iad-03.braze.com``, becomes its code), ``sandbox``
+for the local sandbox, or another host name in lower case.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from urllib.parse import SplitResult
+
+SCHEME = "braze"
+SANDBOX_INSTANCE = "sandbox"
+_HOST_NAME = re.compile(
+    r"^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$"
+)
+#: A campaign's API identifier as a path segment: no slash, no spaces.
+_CAMPAIGN_ID = re.compile(r"^[^/\s]{1,200}$")
+
+
+def _instances_by_host() -> dict[str, str]:
+    from urllib.parse import urlsplit
+
+    from airflow_provider_braze.hooks.connection import BRAZE_INSTANCES
+
+    return {str(urlsplit(url).hostname): code.lower() for code, url in BRAZE_INSTANCES.items()}
+
+
+def normalize_instance(instance: str) -> str:
+    """``US-03``, ``us-03`` and ``rest.iad-03.braze.com`` all become ``us-03``."""
+    from airflow_provider_braze.hooks.connection import BRAZE_INSTANCES
+
+    text = instance.strip().lower()
+    if text.upper() in BRAZE_INSTANCES:
+        return text
+    if text == SANDBOX_INSTANCE:
+        return text
+    known = _instances_by_host().get(text)
+    if known is not None:
+        return known
+    if not _HOST_NAME.match(text):
+        raise ValueError(
+            f"A braze:// asset names a Braze instance by its code (us-03, eu-01...), its REST host "
+            f"or 'sandbox', without a port or credentials; got {instance!r}."
+        )
+    return text
+
+
+def sanitize_uri(uri: SplitResult) -> SplitResult:
+    """Airflow's normalizer for ``braze://`` asset URIs (registered in the provider's info).
+
+    :raises ValueError: the URI is not ``braze://<instance>/campaigns/<campaign_id>``.
+    """
+    if uri.port is not None or uri.username or uri.password:
+        raise ValueError(f"A braze:// asset URI has no port or credentials: {uri.geturl()!r}.")
+    instance = normalize_instance(uri.hostname or "")
+    parts = uri.path.strip("/").split("/")
+    if len(parts) != 2 or parts[0] != "campaigns" or not _CAMPAIGN_ID.match(parts[1]):
+        raise ValueError(
+            f"A braze:// asset URI is braze://<instance>/campaigns/<campaign_id>; got {uri.geturl()!r}."
+        )
+    if uri.query:
+        raise ValueError(f"A braze:// asset URI has no query: {uri.geturl()!r}.")
+    return uri._replace(scheme=SCHEME, netloc=instance, path=f"/campaigns/{parts[1]}", fragment="")
+
+
+def campaign_asset_uri(campaign_id: str, *, instance: str) -> str:
+    """``braze://us-03/campaigns/<campaign_id>``, normalized."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    return urlunsplit(sanitize_uri(urlsplit(f"{SCHEME}://{instance}/campaigns/{campaign_id}")))
+
+
+def braze_campaign_asset(campaign_id: str, *, instance: str, name: str | None = None, **kwargs: Any) -> Any:
+    """An ``Asset`` for a Braze campaign's sends, to put in a send operator's ``outlets`` and a
+    downstream DAG's ``schedule``.
+
+    :param campaign_id: The campaign's API identifier.
+    :param instance: The Braze instance: its code (``US-03``), REST host, or ``sandbox``.
+    :param name: The asset's name; by default its URI.
+    :param kwargs: Passed to ``Asset`` (``group``, ``extra``...).
+    """
+    from airflow.sdk import Asset
+
+    uri = campaign_asset_uri(campaign_id, instance=instance)
+    return Asset(name=name or uri, uri=uri, **kwargs)
+
+
+def campaign_of(uri: str) -> str | None:
+    """The campaign ID of a ``braze://`` asset URI, or None for another scheme."""
+    from urllib.parse import urlsplit
+
+    parsed = urlsplit(uri)
+    if parsed.scheme != SCHEME:
+        return None
+    return sanitize_uri(parsed).path.rsplit("/", 1)[1]
+
+
+#: The summary keys an asset event carries: small, and what a downstream DAG needs.
+EVENT_KEYS = (
+    "endpoint",
+    "campaign_id",
+    "send_id",
+    "broadcast",
+    "complete",
+    "dry_run",
+    "recipients",
+    "accepted",
+    "ambiguous",
+    "not_sent",
+    "dispatch_count",
+    "schedule_ids",
+    "finished_at",
+)
+
+
+def event_extra(summary: dict[str, Any]) -> dict[str, Any]:
+    """What a send's asset event carries: the summary's identifying keys and counts."""
+    return {key: summary.get(key) for key in EVENT_KEYS}

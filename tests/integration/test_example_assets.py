@@ -1,0 +1,99 @@
+"""The asset example pair: a send announces itself on its braze:// asset; the analytics DAG,
+scheduled on that asset, loads exactly that send's analytics."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from airflow_provider_braze.sandbox import BrazeSandbox
+from tests.conftest import REPO_ROOT
+from tests.integration.conftest import load_dag, xcoms
+
+pytestmark = pytest.mark.integration
+
+URI = "braze://sandbox/campaigns/sandbox-api-campaign"
+
+
+def asset_events() -> list[Any]:
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        rows = session.execute(
+            select(AssetEvent.extra, AssetEvent.source_run_id)
+            .join(AssetModel, AssetEvent.asset_id == AssetModel.id)
+            .where(AssetModel.uri == URI)
+            .order_by(AssetEvent.id)
+        ).all()
+        return [(dict(extra), run_id) for extra, run_id in rows]
+
+
+def queued_for(dag_id: str) -> int:
+    from airflow.models.asset import AssetDagRunQueue
+    from airflow.utils.session import create_session
+    from sqlalchemy import func, select
+
+    with create_session() as session:
+        return session.scalar(
+            select(func.count()).select_from(AssetDagRunQueue).where(AssetDagRunQueue.target_dag_id == dag_id)
+        )
+
+
+def test_a_send_announces_itself_and_the_analytics_dag_loads_exactly_it(
+    airflow_db: None, braze_sandbox: BrazeSandbox
+) -> None:
+    folder = REPO_ROOT / "example_dags"
+    consumer = load_dag(folder, "braze_analytics_on_send")
+    assert [a.uri for a in consumer.timetable.asset_condition.objects] == [URI]
+
+    before = len(asset_events())
+    send_run = load_dag(folder, "braze_send_with_asset").test()
+    assert send_run.state == "success"
+    summary = xcoms(send_run.run_id, "braze_send_with_asset")[("send", "summary")]
+    events = asset_events()[before:]
+    assert len(events) == 1
+    extra, source_run = events[0]
+    assert source_run == send_run.run_id
+    assert extra["send_id"] == summary["send_id"]
+    assert (extra["campaign_id"], extra["accepted"], extra["complete"], extra["dry_run"]) == (
+        "sandbox-api-campaign",
+        250,
+        True,
+        False,
+    )
+    assert extra["finished_at"] == summary["finished_at"]
+    assert queued_for("braze_analytics_on_send") >= 1  # the scheduler would start the analytics DAG
+
+    analytics_run = consumer.test()
+    assert analytics_run.state == "success"
+    values = xcoms(analytics_run.run_id, "braze_analytics_on_send")
+    assert values[("which_send", "return_value")]["send_id"] == summary["send_id"]
+    rows = values[("fetch_analytics", "return_value")]
+    assert {r["send_id"] for r in rows} == {summary["send_id"]}
+    assert sum(r["sent"] or 0 for r in rows) == 250
+
+
+def test_an_outlet_of_another_campaign_stops_the_send(airflow_db: None, braze_sandbox: BrazeSandbox) -> None:
+    from unittest import mock
+
+    from airflow_provider_braze.assets import braze_campaign_asset
+    from airflow_provider_braze.exceptions import BrazeValidationError
+    from airflow_provider_braze.operators.messages import SendMessagesOperator
+    from tests.conftest import messages_for
+
+    op = SendMessagesOperator(
+        task_id="send",
+        campaign_id="sandbox-api-campaign",
+        recipients=["u1"],
+        messages=messages_for("email"),
+        checkpoint=None,
+        outlets=[braze_campaign_asset("another-campaign", instance="sandbox")],
+    )
+    with pytest.raises(
+        BrazeValidationError, match="is the asset of campaign 'another-campaign', but this task sends"
+    ):
+        op.execute({"ti": mock.MagicMock(dag_id="d", task_id="send", run_id="r", map_index=-1)})
+    assert braze_sandbox.ledger() == []
