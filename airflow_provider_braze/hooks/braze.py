@@ -526,6 +526,9 @@ class BrazeHook(BaseHook):
         try:
             self._request(LIST_CAMPAIGNS, params={"page": 0}, idempotent=True, retry=False)
         except BrazeError as err:
+            refused = self.last_rate_limit  # a refusal (403 for a send-only key) still tells
+            if refused is not None:
+                return refused, None, "the headers of a refused GET /campaigns/list"
             return None, None, f"unknown: GET /campaigns/list failed ({self._redact(str(err))[:200]})"
         latency = time.monotonic() - started
         status = self.last_rate_limit  # set from the answer's headers, if it had any

@@ -97,3 +97,22 @@ def test_an_outlet_of_another_campaign_stops_the_send(airflow_db: None, braze_sa
     ):
         op.execute({"ti": mock.MagicMock(dag_id="d", task_id="send", run_id="r", map_index=-1)})
     assert braze_sandbox.ledger() == []
+
+
+def test_a_whole_run_rehearses_with_the_run_level_switch(
+    airflow_db: None, braze_sandbox: BrazeSandbox, tmp_path: Any
+) -> None:
+    """`airflow dags test ... --conf '{"braze_dry_run": true}'`: the send ID is not created,
+    nothing is sent, the analytics tasks are skipped, and the run succeeds."""
+    dag = load_dag(REPO_ROOT / "example_dags", "braze_send_id_pipeline")
+    run = dag.test(
+        run_conf={"braze_dry_run": True, "audience_size": 120, "analytics_path": f"file://{tmp_path}"}
+    )
+    assert run.state == "success"
+    assert [e for e in braze_sandbox.ledger() if e["endpoint"].startswith("POST")] == []
+    states = {t.task_id: t.state for t in run.get_task_instances()}
+    assert states["send"] == "success"
+    assert states["wait_for_analytics"] == "skipped"
+    assert states["fetch_analytics"] == "skipped"
+    summary = xcoms(run.run_id, "braze_send_id_pipeline")[("send", "summary")]
+    assert (summary["dry_run"], summary["requests"], summary["recipients"]) == (True, 3, 120)
