@@ -150,6 +150,10 @@ class _Window:
     reset_at: float
     #: A request is out to learn whether the window has reset (see RateLimitPacer.acquire).
     probing: bool = False
+    #: The window's limit (``X-RateLimit-Limit``), when Braze sent it.
+    limit: int | None = None
+    #: When the next request may start (this worker's clock): requests are spread over the window.
+    next_start: float = 0.0
 
 
 class RateLimitPacer:
@@ -204,16 +208,26 @@ class RateLimitPacer:
                     admit = in_flight == 0 or self._unlimited_answers.get(key, 0) >= _ANSWERS_WITHOUT_LIMITS
                     wait = random.uniform(0.02, 0.1)
                 else:
-                    admit = window.remaining > in_flight
-                if not admit and window is not None:
                     now = self._clock()
-                    if now < window.reset_at:
+                    spare = window.remaining - in_flight - _reserve(window.limit)
+                    admit = False
+                    if now >= window.reset_at:
+                        if not window.probing:
+                            window.probing = admit = True  # one request finds out whether it reset
+                        else:
+                            wait = random.uniform(0.02, 0.1)  # the probe's answer will tell
+                    elif spare <= 0:
                         # A little after the reset, so this estimate does not beat Braze's clock.
                         wait = window.reset_at - now + random.uniform(0.05, 0.25)
-                    elif not window.probing:
-                        window.probing = admit = True  # one request finds out whether it reset
+                    elif now < window.next_start:
+                        wait = window.next_start - now
                     else:
-                        wait = random.uniform(0.02, 0.1)  # the probe's answer will tell
+                        # What is left of the window, spread evenly until its reset. The window is
+                        # the workspace's, shared by every sender: each sees what the others spent
+                        # in ``remaining`` and slows down as it falls, so senders share it evenly
+                        # instead of racing for it and drawing 429s.
+                        admit = True
+                        window.next_start = now + (window.reset_at - now) / spare
                 if admit or waited + wait > max_wait:
                     # Too long to wait here: Braze's 429 answer decides.
                     self._in_flight[key] = in_flight + 1
@@ -258,8 +272,16 @@ class RateLimitPacer:
             elif window is None or epoch > window.reset_epoch or now >= window.reset_at:
                 # A later window; or, once the known one is due, whatever Braze says now (its
                 # clock may have stepped back, numbering windows lower).
-                self._windows[key] = _Window(epoch, rate.remaining, reset_at)
+                self._windows[key] = _Window(epoch, rate.remaining, reset_at, limit=rate.limit)
             # else: a late answer from an earlier window
+
+
+def _reserve(limit: int | None) -> int:
+    """Requests of a window left for the other senders' requests in flight, which ``remaining``
+    does not count yet: 1 % of the limit, at least 1 and at most 100."""
+    if limit is None or limit <= 0:
+        return 0
+    return min(100, max(1, limit // 100))
 
 
 def http_date(value: str | None) -> float | None:

@@ -21,6 +21,7 @@ BENCHMARKS = (
     "fanout.py",
     "send_memory.py",
     "split_memory.py",
+    "shared_limit.py",
     "validation_pass.py",
     "checkpoint_cost.py",
 )

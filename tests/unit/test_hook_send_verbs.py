@@ -306,15 +306,31 @@ def status(remaining: int, reset_in: float) -> RateLimitStatus:
     )
 
 
-def test_pacer_counts_requests_in_flight(sleeps: list[float]) -> None:
+def test_pacer_spreads_the_window_and_counts_requests_in_flight(sleeps: list[float]) -> None:
     pacer = hook_pacer()
     assert pacer.acquire("k", 100) == 0  # nothing known yet
-    pacer.release("k", status(2, 30))
-    assert pacer.acquire("k", 100) == 0  # 2 left, 1 in flight
-    assert pacer.acquire("k", 100) == 0  # 2 left, 2 in flight
-    waited = pacer.acquire("k", 100)  # a third would exceed what is left: wait for the reset
-    assert 30.05 <= waited <= 30.25
-    assert sleeps == [waited]
+    # 3 left for 30 s, 1 of them kept for other senders' requests in flight (1 % of 100).
+    pacer.release("k", status(3, 30))
+    assert pacer.acquire("k", 100) == 0  # 2 to spend in 30 s: one now ...
+    assert pacer.acquire("k", 100) == pytest.approx(15.0)  # ... one 15 s later
+    waited = pacer.acquire("k", 100)  # a third would use the reserve: wait for the reset
+    assert 15.05 <= waited <= 15.25
+    assert sleeps == [15.0, waited]
+
+
+def test_pacer_slows_down_when_other_senders_spend_the_window(sleeps: list[float]) -> None:
+    """The window is the workspace's: what others spend shows in ``remaining``, and the pacer
+    spreads only what is left, so senders share the window instead of racing for it."""
+    pacer = hook_pacer()
+    pacer.release("k", status(101, 10))
+    assert pacer.acquire("k", 100) == 0  # 100 to spend in 10 s: the next one 0.1 s later
+    pacer.release("k", status(100, 10))
+    assert pacer.acquire("k", 100) == pytest.approx(0.1)  # then 99 in 9.9 s: 0.1 s apart
+    pacer.release("k", status(40, 10))  # other senders spent 59 meanwhile
+    assert pacer.acquire("k", 100) == pytest.approx(0.1)  # the gap set before the drop
+    pacer.release("k", status(39, 10))
+    # 39 to spend (1 of the 40 kept back) in the 9.8 s left: 0.251 s apart, not 0.1.
+    assert pacer.acquire("k", 100) == pytest.approx(9.8 / 39, rel=1e-6)
 
 
 def test_pacer_keeps_the_lowest_count_of_a_window(sleeps: list[float]) -> None:
