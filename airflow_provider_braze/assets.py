@@ -7,7 +7,9 @@ reads what was sent (``triggering_asset_events``, or ``inlet_events`` in a manua
 The provider registers the ``braze`` scheme with :func:`sanitize_uri` as its normalizer, so the
 same campaign always gets the same URI: the instance is its code in lower case (``us-03``; a
 REST host of a known instance, such as ``rest.iad-03.braze.com``, becomes its code), ``sandbox``
-for the local sandbox, or another host name in lower case.
+for the local sandbox, or another Braze host (``*.braze.com``, ``*.braze.eu``) in lower case;
+anything else is refused. Airflow itself drops credentials and fragments from a URI (with a
+warning) before the normalizer sees it.
 """
 
 from __future__ import annotations
@@ -23,8 +25,9 @@ SANDBOX_INSTANCE = "sandbox"
 _HOST_NAME = re.compile(
     r"^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$"
 )
-#: A campaign's API identifier as a path segment: no slash, no spaces.
-_CAMPAIGN_ID = re.compile(r"^[^/\s]{1,200}$")
+#: A campaign's API identifier (a UUID at Braze) as a path segment: unreserved URI characters
+#: only, so one campaign has one URI (no percent-encodings, nothing a URI would cut at).
+_CAMPAIGN_ID = re.compile(r"^[A-Za-z0-9._~-]{1,200}$")
 
 
 def _instances_by_host() -> dict[str, str]:
@@ -47,12 +50,27 @@ def normalize_instance(instance: str) -> str:
     known = _instances_by_host().get(text)
     if known is not None:
         return known
-    if not _HOST_NAME.match(text):
-        raise ValueError(
-            f"A braze:// asset names a Braze instance by its code (us-03, eu-01...), its REST host "
-            f"or 'sandbox', without a port or credentials; got {instance!r}."
-        )
-    return text
+    # A Braze host this provider has no code for (a newer cluster) is kept as it is.
+    if _HOST_NAME.match(text) and text.endswith((".braze.com", ".braze.eu")):
+        return text
+    codes = ", ".join(code.lower() for code in BRAZE_INSTANCES)
+    raise ValueError(
+        f"A braze:// asset names a Braze instance by its code ({codes}), a Braze REST host or "
+        f"'sandbox', without a port or credentials; got {instance!r}."
+    )
+
+
+def instance_of(base_url: str) -> str:
+    """The instance a connection's REST endpoint is, as braze:// URIs name it: the code of a
+    known endpoint, ``sandbox`` for a loopback endpoint, else the host."""
+    from urllib.parse import urlsplit
+
+    from airflow_provider_braze.hooks.connection import is_loopback
+
+    host = (urlsplit(base_url).hostname or "").lower()
+    if is_loopback(host):
+        return SANDBOX_INSTANCE
+    return _instances_by_host().get(host, host)
 
 
 def sanitize_uri(uri: SplitResult) -> SplitResult:
@@ -77,6 +95,11 @@ def campaign_asset_uri(campaign_id: str, *, instance: str) -> str:
     """``braze://us-03/campaigns/<campaign_id>``, normalized."""
     from urllib.parse import urlsplit, urlunsplit
 
+    if not isinstance(campaign_id, str) or not _CAMPAIGN_ID.match(campaign_id):
+        raise ValueError(
+            "A braze:// asset's campaign ID is 1 to 200 letters, digits, '.', '_', '~' or '-' "
+            f"(Braze's API identifiers are UUIDs); got {campaign_id!r}."
+        )
     return urlunsplit(sanitize_uri(urlsplit(f"{SCHEME}://{instance}/campaigns/{campaign_id}")))
 
 
@@ -95,14 +118,15 @@ def braze_campaign_asset(campaign_id: str, *, instance: str, name: str | None = 
     return Asset(name=name or uri, uri=uri, **kwargs)
 
 
-def campaign_of(uri: str) -> str | None:
-    """The campaign ID of a ``braze://`` asset URI, or None for another scheme."""
+def campaign_of(uri: str) -> tuple[str, str] | None:
+    """``(instance, campaign ID)`` of a ``braze://`` asset URI, or None for another scheme."""
     from urllib.parse import urlsplit
 
     parsed = urlsplit(uri)
     if parsed.scheme != SCHEME:
         return None
-    return sanitize_uri(parsed).path.rsplit("/", 1)[1]
+    normalized = sanitize_uri(parsed)
+    return normalized.netloc, normalized.path.rsplit("/", 1)[1]
 
 
 #: The summary keys an asset event carries: small, and what a downstream DAG needs.

@@ -307,14 +307,16 @@ def estimate_send_seconds(
     status: RateLimitStatus | None,
     now: float,
     latency: float | None = None,
-    window_seconds: float = HOURLY_WINDOW_SECONDS,
+    window_seconds: float | None = None,
 ) -> tuple[float, str]:
     """How long ``requests`` calls should take at least, and how that was worked out.
 
     The larger of two bounds: the round trips (``requests x latency / concurrency``) and the
     rate limit as ``status`` tells it: the pacer spreads what is left of a window evenly until
-    its reset, and a send needing more than is left waits for the next windows (``limit`` each,
-    ``window_seconds`` long, or as long as the reset is away if that is longer).
+    its reset, and a send needing more than is left waits for the next windows (``limit`` each).
+    The headers do not say how long a window is: ``window_seconds`` when given; else an hour for
+    a limit of 10,000 or more (Braze's request pools are hourly), and for a smaller limit (a
+    sandbox, a test setting) the time to the next reset, which keeps the figure a lower bound.
 
     :param now: The current time on Braze's clock (epoch seconds).
     """
@@ -334,6 +336,8 @@ def estimate_send_seconds(
         return max(by_round_trips, paced), how
     if limit is None:
         return max(by_round_trips, reset_in), how + f"; only {remaining} requests left before the reset"
+    if window_seconds is None:
+        window_seconds = HOURLY_WINDOW_SECONDS if limit >= 10_000 else max(1.0, reset_in)
     window = max(window_seconds, reset_in)
     rest = requests - remaining
     full_windows, last = divmod(rest, limit)

@@ -22,12 +22,15 @@ def is_rehearsal(dry_run: bool, context: Any) -> bool:
     values = []
     params = context.get("params") if hasattr(context, "get") else None
     if params is not None and hasattr(params, "get"):
-        values.append(params.get(DRY_RUN_PARAM))
+        value = params.get(DRY_RUN_PARAM)
+        # A DAG may declare the param with no default (None): that is "not asked for".
+        if value is not None:
+            values.append(value)
     conf = getattr(context.get("dag_run") if hasattr(context, "get") else None, "conf", None)
-    if isinstance(conf, dict):
-        values.append(conf.get(DRY_RUN_PARAM))
+    if isinstance(conf, dict) and DRY_RUN_PARAM in conf:
+        values.append(conf[DRY_RUN_PARAM])  # given on purpose: null is not false
     for value in values:
-        if value is not None and not isinstance(value, bool):
+        if not isinstance(value, bool):
             raise BrazeValidationError(
                 f"The run's {DRY_RUN_PARAM} must be true or false, got {value!r}: nothing was sent."
             )

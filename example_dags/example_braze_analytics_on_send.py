@@ -1,8 +1,9 @@
 """Data-aware scheduling on Braze sends: run after each send, load exactly that send's analytics.
 
 Scheduled on the ``braze://`` asset that ``example_braze_send_asset.py`` announces its sends on.
-which_send reads the send ID from the asset event that triggered the run (in a manual run: the
-latest event of the asset) -> wait_for_analytics (deferrable) -> fetch_analytics.
+which_sends reads the send IDs from the asset events that triggered the run (all of them: the
+scheduler may put several sends into one run; in a manual run, the asset's latest event) ->
+wait_for_analytics (mapped, deferrable) -> fetch_analytics (mapped): one per send.
 """
 
 from __future__ import annotations
@@ -31,34 +32,32 @@ with DAG(
 ) as dag:
 
     @task(inlets=[PICKS_SENDS])
-    def which_send(**context: Any) -> dict[str, Any]:
-        """The send this run is about: the triggering event's summary (or the latest one)."""
-        from airflow.sdk.exceptions import AirflowSkipException
-
+    def which_sends(**context: Any) -> list[dict[str, Any]]:
+        """The sends this run is about: every event that triggered it (the scheduler puts all
+        events since the last run into one run), or, in a manual run, the asset's latest one.
+        Rehearsals are left out: nothing was sent."""
         events = list(context["triggering_asset_events"].get(PICKS_SENDS, []))
-        if not events:  # a manual run: the asset's latest event
-            events = list(context["inlet_events"][PICKS_SENDS])
-        if not events:
-            raise AirflowSkipException("No send has been announced on the asset yet.")
-        sent = dict(events[-1].extra)
-        if sent.get("dry_run"):
-            raise AirflowSkipException(f"Send {sent.get('send_id')!r} was a rehearsal: nothing to load.")
-        print(f"Braze send {sent['send_id']} of campaign {sent['campaign_id']}: {sent['accepted']} accepted.")
-        return sent
+        if not events:  # a manual run
+            latest = list(context["inlet_events"][PICKS_SENDS])[-1:]
+            events = latest
+        sends = []
+        for event in events:
+            sent = dict(event.extra)
+            if sent.get("dry_run") or not sent.get("send_id"):
+                print(f"Skipping {sent.get('send_id')!r}: a rehearsal, nothing was sent.")
+                continue
+            print(f"Braze send {sent['send_id']} of {sent['campaign_id']}: {sent['accepted']} accepted.")
+            sends.append(
+                {"campaign_id": sent["campaign_id"], "send_id": sent["send_id"], "min_sent": sent["accepted"]}
+            )
+        return sends
 
-    sent = which_send()
-    wait_for_analytics = SendAnalyticsSensor(
-        task_id="wait_for_analytics",
-        campaign_id="{{ ti.xcom_pull(task_ids='which_send')['campaign_id'] }}",
-        send_id="{{ ti.xcom_pull(task_ids='which_send')['send_id'] }}",
-        min_sent="{{ ti.xcom_pull(task_ids='which_send')['accepted'] }}",
-        deferrable=True,
-        poke_interval=15 * 60,
-        timeout=2 * 24 * 3600,
+    sends = which_sends()
+    # One sensor and one load per send (none when there is none: the mapped tasks are skipped).
+    wait_for_analytics = SendAnalyticsSensor.partial(
+        task_id="wait_for_analytics", deferrable=True, poke_interval=15 * 60, timeout=2 * 24 * 3600
+    ).expand_kwargs(sends)
+    fetch_analytics = GetSendAnalyticsOperator.partial(task_id="fetch_analytics").expand_kwargs(
+        sends.map(lambda send: {"campaign_id": send["campaign_id"], "send_id": send["send_id"]})
     )
-    fetch_analytics = GetSendAnalyticsOperator(
-        task_id="fetch_analytics",
-        campaign_id="{{ ti.xcom_pull(task_ids='which_send')['campaign_id'] }}",
-        send_id="{{ ti.xcom_pull(task_ids='which_send')['send_id'] }}",
-    )
-    sent >> wait_for_analytics >> fetch_analytics
+    wait_for_analytics >> fetch_analytics

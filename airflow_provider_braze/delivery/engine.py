@@ -337,6 +337,48 @@ class BatchDelivery:
         self.result = summary
         return summary
 
+    def plan(self) -> dict[str, Any]:
+        """What :meth:`run` would do now, found the way it finds it, with nothing written and
+        nothing sent: the same checks of the checkpoint against this send (the arguments, the
+        recipients, a safe fresh start), then the batches it would send.
+
+        :return: ``already_complete``, ``earlier_tries``, ``to_send`` (batch indexes, in order),
+            ``done`` (batches confirmed earlier) and ``in_doubt`` (batches an earlier try may have
+            sent, which are not resent unless ``at_least_once``).
+        :raises BrazeValidationError: or :class:`BrazeCheckpointError`, as :meth:`run` would.
+        """
+        loaded = self.checkpoint.load()
+        for record in loaded.tries:
+            self._check_same_send(record.send, record.key)
+        batch_count = self.audience.batch_count
+        if loaded.done is not None:
+            self._check_done_matches(loaded.done, loaded.done_key or "")
+            return {
+                "already_complete": True,
+                "earlier_tries": len(loaded.tries),
+                "to_send": [],
+                "done": batch_count,
+                "in_doubt": 0,
+            }
+        for record in loaded.tries:
+            self._check_same_audience(record)
+        if not loaded.tries:
+            self._check_fresh_start_is_safe()
+        view = merge_outcomes(loaded.tries, batch_count)
+        doubtful = [i for i in range(batch_count) if view[i] in (UNKNOWN, IN_DOUBT)]
+        to_send = [
+            i
+            for i in range(batch_count)
+            if view[i] != DONE and (self._at_least_once or i not in set(doubtful))
+        ]
+        return {
+            "already_complete": False,
+            "earlier_tries": len(loaded.tries),
+            "to_send": to_send,
+            "done": view.count(DONE),
+            "in_doubt": 0 if self._at_least_once else len(doubtful),
+        }
+
     def _run(self) -> dict[str, Any]:
         loaded = self.checkpoint.load()
         for record in loaded.tries:
@@ -411,7 +453,7 @@ class BatchDelivery:
                 "get the message again)."
             )
 
-    def _already_complete(self, done: dict[str, Any], key: str, stray_tries: list[str]) -> dict[str, Any]:
+    def _check_done_matches(self, done: dict[str, Any], key: str) -> None:
         self._check_same_send(done.get("send") or {}, key)
         difference = self.audience.difference(done.get("audience") or {})
         if difference is not None:
@@ -421,6 +463,9 @@ class BatchDelivery:
                 f"{difference}. Nothing was sent. To send to the new recipients, trigger a new DAG run; "
                 "to send this run again on purpose, delete that record first."
             )
+
+    def _already_complete(self, done: dict[str, Any], key: str, stray_tries: list[str]) -> dict[str, Any]:
+        self._check_done_matches(done, key)
         for stray in stray_tries:  # left by a try that completed but died before cleaning up
             self._delete_quietly(stray)
         self.log.info(

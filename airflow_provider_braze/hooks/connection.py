@@ -223,7 +223,7 @@ def resolve_base_url(
             "endpoint. Use the REST endpoint shown under Settings > APIs and Identifiers, e.g. "
             "https://rest.iad-01.braze.com, or an instance code such as US-01."
         )
-    if scheme == "http" and not _is_loopback(hostname):
+    if scheme == "http" and not is_loopback(hostname):
         raise BrazeConfigurationError(
             f"{connection_label(conn_id)}: refusing plain http to {hostname}; the API key would "
             "travel unencrypted. Use https (plain http is allowed only for loopback hosts such as "
@@ -251,7 +251,7 @@ def _is_ip(hostname: str) -> bool:
     return True
 
 
-def _is_loopback(hostname: str) -> bool:
+def is_loopback(hostname: str) -> bool:
     if hostname.lower() == "localhost":
         return True
     try:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.sdk import BaseOperator
 
-from airflow_provider_braze._words import clip
+from airflow_provider_braze._words import clip, plural
 from airflow_provider_braze.hooks.braze import BrazeHook
 from airflow_provider_braze.validation import (
     MAX_RECIPIENTS_PER_REQUEST,
@@ -187,7 +187,7 @@ class _BrazeSendOperator(BaseOperator):
     def _braze_outlets(self) -> list[Any]:
         """This task's ``braze://`` outlets, checked before anything is sent: each must be this
         send's campaign (an event on another campaign's asset would misinform its consumers)."""
-        from airflow_provider_braze.assets import campaign_of
+        from airflow_provider_braze.assets import campaign_of, instance_of
         from airflow_provider_braze.exceptions import BrazeValidationError
 
         found = []
@@ -195,13 +195,20 @@ class _BrazeSendOperator(BaseOperator):
             uri = getattr(outlet, "uri", None)
             if not isinstance(uri, str):
                 continue
-            campaign = campaign_of(uri)
-            if campaign is None:
+            named = campaign_of(uri)
+            if named is None:
                 continue
+            instance, campaign = named
             if campaign != self.campaign_id:
                 raise BrazeValidationError(
                     f"The outlet {uri} is the asset of campaign {campaign!r}, but this task sends "
                     f"for campaign {self.campaign_id!r}: nothing was sent."
+                )
+            ours = instance_of(self.hook.settings.base_url)
+            if instance != ours:
+                raise BrazeValidationError(
+                    f"The outlet {uri} is on instance {instance!r}, but this task's connection "
+                    f"{self.braze_conn_id!r} sends to {ours!r}: nothing was sent."
                 )
             found.append(outlet)
         return found
@@ -255,7 +262,7 @@ class _BrazeSendOperator(BaseOperator):
         check_broadcast(self.broadcast, self.recipients is not None)
 
     def _deliver(self, context: Context) -> dict[str, Any]:
-        from airflow_provider_braze.delivery import Audience, BatchDelivery, read_audience
+        from airflow_provider_braze.delivery import Audience, read_audience
 
         self._check_options()
         self._prepared = self._prepare()
@@ -283,29 +290,7 @@ class _BrazeSendOperator(BaseOperator):
                     if self.allow_duplicate_recipients
                     else "each recipient is sent once; the summary counts the entries skipped",
                 )
-            self._delivery = delivery = BatchDelivery(
-                send_batch=self._send_batch,
-                audience=audience,
-                checkpoint=checkpoint,
-                identity={
-                    "endpoint": self._endpoint,
-                    "campaign_id": self.campaign_id,
-                    "send_id": self.send_id,
-                    "broadcast": bool(self.broadcast),
-                    "batch_size": MAX_RECIPIENTS_PER_REQUEST,
-                    "deduplicate": not self.allow_duplicate_recipients,
-                },
-                log=self.log,
-                concurrency=self.concurrency,
-                at_least_once=self.at_least_once,
-                try_number=_int_or(getattr(ti, "try_number", 1), 1),
-                run_after=_run_after(context),
-                retention=retention,
-                progress_interval=self.progress_interval,
-                max_rejected_batches=self.max_rejected_batches,
-                rate_limit_status=self._rate_limit_status,
-                redact=_redactor(self.hook),
-            )
+            self._delivery = delivery = self._new_delivery(context, audience, checkpoint, retention)
             self.log.info(
                 "Sending %s to %s (campaign %r, send ID %r) in batches of %d, %d at a time.",
                 self._endpoint,
@@ -317,8 +302,40 @@ class _BrazeSendOperator(BaseOperator):
             )
             return delivery.run()
 
+    def _new_delivery(
+        self, context: Context, audience: Any, checkpoint: Checkpoint, retention: timedelta | None
+    ) -> BatchDelivery:
+        """The delivery engine for this send: the same for a send and for its rehearsal."""
+        from airflow_provider_braze.delivery import BatchDelivery
+
+        return BatchDelivery(
+            send_batch=self._send_batch,
+            audience=audience,
+            checkpoint=checkpoint,
+            identity={
+                "endpoint": self._endpoint,
+                "campaign_id": self.campaign_id,
+                "send_id": self.send_id,
+                "broadcast": bool(self.broadcast),
+                "batch_size": MAX_RECIPIENTS_PER_REQUEST,
+                "deduplicate": not self.allow_duplicate_recipients,
+            },
+            log=self.log,
+            concurrency=self.concurrency,
+            at_least_once=self.at_least_once,
+            try_number=_int_or(getattr(context["ti"], "try_number", 1), 1),
+            run_after=_run_after(context),
+            retention=retention,
+            progress_interval=self.progress_interval,
+            max_rejected_batches=self.max_rejected_batches,
+            rate_limit_status=self._rate_limit_status,
+            redact=_redactor(self.hook),
+        )
+
     def _rehearse(self, context: Context) -> dict[str, Any]:
-        """Everything a send does before its first request, then a report instead of sending."""
+        """Everything a send does before its first request, then a report instead of sending:
+        the delivery engine's own plan (what the checkpoint says is left), the first request of
+        it exactly as it would go out, how many, and how long they should take."""
         import json
 
         from airflow_provider_braze.delivery import Audience, read_audience
@@ -327,9 +344,9 @@ class _BrazeSendOperator(BaseOperator):
 
         self._check_options()
         prepared = self._prepare()
-        _retention(self.checkpoint_retention)
+        retention = _retention(self.checkpoint_retention)
         checkpoint = self._checkpoint(context["ti"])
-        checkpoint_note = _check_checkpoint_store(checkpoint)
+        store_note = _check_checkpoint_store(checkpoint)
         redact = _redactor(self.hook)
         if self.broadcast:
             audience = Audience.broadcast_audience()
@@ -341,8 +358,20 @@ class _BrazeSendOperator(BaseOperator):
                 deduplicate=not self.allow_duplicate_recipients,
             )
         with audience:
-            first = next(iter(audience.batches()), None)
-            requests = audience.batch_count
+            plan = self._new_delivery(context, audience, checkpoint, retention).plan()
+            to_send = plan["to_send"]
+            first = None
+            if to_send:
+                batches = audience.batches()
+                try:
+                    for index, batch in enumerate(batches):
+                        if index == to_send[0]:
+                            first = batch
+                            break
+                finally:
+                    batches.close()
+            requests = len(to_send)
+            recipients = audience.recipients_in(to_send)
             body = prepared.request_body(first) if first is not None else None
             status, latency, source = self.hook.rate_limit_now()
             seconds, how = estimate_send_seconds(
@@ -364,18 +393,37 @@ class _BrazeSendOperator(BaseOperator):
                 checkpoint=checkpoint.describe(),
                 audience=audience,
             )
+        if plan["already_complete"]:
+            checkpoint_note = (
+                f"{checkpoint.describe()}: this send is already complete, a real run would send nothing"
+            )
+        elif plan["earlier_tries"]:
+            checkpoint_note = (
+                f"{checkpoint.describe()}: a real run resumes from "
+                f"{plural(plan['earlier_tries'], 'earlier try', 'earlier tries')}: "
+                f"{plural(plan['done'], 'batch', 'batches')} done, {plan['in_doubt']} in doubt "
+                f"(not resent), {requests} to send"
+            )
+        else:
+            checkpoint_note = store_note
         shown = redact(json.dumps(body, ensure_ascii=False)) if body is not None else "(none)"
         self.log.info("Rehearsal (dry run): nothing is sent to Braze.")
-        self.log.info(
-            "It would send %s to %s in %d request%s, %d at a time; estimated at least %s (%s).",
-            self._endpoint,
-            "the broadcast audience" if self.broadcast else f"{audience.sent:,} recipients",
-            requests,
-            "" if requests == 1 else "s",
-            self.concurrency,
-            _duration(seconds),
-            how,
-        )
+        if requests:
+            self.log.info(
+                "It would send %s to %s in %d request%s, %d at a time; estimated at least %s (%s).",
+                self._endpoint,
+                "the broadcast audience" if self.broadcast else f"{recipients:,} recipients",
+                requests,
+                "" if requests == 1 else "s",
+                self.concurrency,
+                _duration(seconds),
+                how,
+            )
+        else:
+            self.log.info(
+                "It would send nothing: %s.",
+                "the send is complete" if plan["already_complete"] else "no recipients are left to send",
+            )
         self.log.info("Rate limit from %s%s.", source, f": {status.describe()}" if status else "")
         self.log.info("Checkpoint: %s.", checkpoint_note)
         self.log.info(
@@ -383,12 +431,30 @@ class _BrazeSendOperator(BaseOperator):
             self._endpoint,
             shown,
         )
+        nothing: dict[str, Any] = {
+            "accepted": 0,
+            "accepted_batches": 0,
+            "ambiguous": 0,
+            "ambiguous_requests": 0,
+            "ambiguous_batches": [],
+            "ambiguous_ranges": [],
+            "not_sent": 0,
+            "rejected": 0,
+            "not_sent_batches": [],
+            "not_sent_ranges": [],
+            "not_sent_requests": 0,
+            "dispatch_ids": [],
+            "dispatch_count": 0,
+            "schedule_ids": [],
+        }
         return {
             **summary,
+            **nothing,
             "error": None,
-            "accepted": 0,
             "dry_run": True,
             "requests": requests,
+            "recipients_to_send": recipients,
+            "already_complete": plan["already_complete"],
             "estimated_seconds": round(seconds, 1),
             "rate_limit": status.describe() if status is not None else None,
             "first_request": redact(body),

@@ -70,10 +70,31 @@ def test_a_send_announces_itself_and_the_analytics_dag_loads_exactly_it(
     analytics_run = consumer.test()
     assert analytics_run.state == "success"
     values = xcoms(analytics_run.run_id, "braze_analytics_on_send")
-    assert values[("which_send", "return_value")]["send_id"] == summary["send_id"]
+    assert values[("which_sends", "return_value")] == [
+        {"campaign_id": "sandbox-api-campaign", "send_id": summary["send_id"], "min_sent": 250}
+    ]
     rows = values[("fetch_analytics", "return_value")]
     assert {r["send_id"] for r in rows} == {summary["send_id"]}
     assert sum(r["sent"] or 0 for r in rows) == 250
+
+
+def test_a_run_triggered_by_several_sends_loads_each_of_them() -> None:
+    """The scheduler puts every event since the last run into one run: each send is loaded."""
+    from types import SimpleNamespace
+
+    dag = load_dag(REPO_ROOT / "example_dags", "braze_analytics_on_send")
+    task = dag.get_task("which_sends")
+    (asset,) = dag.timetable.asset_condition.objects
+    events = [
+        SimpleNamespace(extra={"campaign_id": "c", "send_id": "first", "accepted": 10, "dry_run": False}),
+        SimpleNamespace(extra={"campaign_id": "c", "send_id": "rehearsed", "accepted": 0, "dry_run": True}),
+        SimpleNamespace(extra={"campaign_id": "c", "send_id": "second", "accepted": 20, "dry_run": False}),
+    ]
+    sends = task.python_callable(triggering_asset_events={asset: events}, inlet_events={})
+    assert sends == [
+        {"campaign_id": "c", "send_id": "first", "min_sent": 10},
+        {"campaign_id": "c", "send_id": "second", "min_sent": 20},
+    ]
 
 
 def test_an_outlet_of_another_campaign_stops_the_send(airflow_db: None, braze_sandbox: BrazeSandbox) -> None:
@@ -116,3 +137,24 @@ def test_a_whole_run_rehearses_with_the_run_level_switch(
     assert states["fetch_analytics"] == "skipped"
     summary = xcoms(run.run_id, "braze_send_id_pipeline")[("send", "summary")]
     assert (summary["dry_run"], summary["requests"], summary["recipients"]) == (True, 3, 120)
+
+
+def test_an_outlet_on_another_instance_stops_the_send(airflow_db: None, braze_sandbox: BrazeSandbox) -> None:
+    from unittest import mock
+
+    from airflow_provider_braze.assets import braze_campaign_asset
+    from airflow_provider_braze.exceptions import BrazeValidationError
+    from airflow_provider_braze.operators.messages import SendMessagesOperator
+    from tests.conftest import messages_for
+
+    op = SendMessagesOperator(
+        task_id="send",
+        campaign_id="sandbox-api-campaign",
+        recipients=["u1"],
+        messages=messages_for("email"),
+        checkpoint=None,
+        outlets=[braze_campaign_asset("sandbox-api-campaign", instance="US-03")],
+    )
+    with pytest.raises(BrazeValidationError, match="is on instance 'us-03', but this task's connection"):
+        op.execute({"ti": mock.MagicMock(dag_id="d", task_id="send", run_id="r", map_index=-1)})
+    assert braze_sandbox.ledger() == []

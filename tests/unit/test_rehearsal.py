@@ -122,7 +122,7 @@ def test_a_run_level_rehearsal_wins_over_dry_run_false(sandbox: BrazeSandbox, tm
     assert sends(sandbox) == []
 
 
-@pytest.mark.parametrize("value", ["true", 1, "yes"])
+@pytest.mark.parametrize("value", ["true", 1, "yes", None])
 def test_a_run_level_switch_that_is_not_a_boolean_sends_nothing(
     sandbox: BrazeSandbox, tmp_path: Path, value: Any
 ) -> None:
@@ -301,10 +301,70 @@ def test_the_estimate_is_the_larger_of_round_trips_and_the_rate_limit() -> None:
         500, concurrency=8, status=status(1_000, 250_000, 1_800), now=NOW, latency=0.1
     )
     assert seconds == pytest.approx(900.0)
-    # More than is left: the rest of this window, then a whole window of 10 per hour, then half one.
-    seconds, how = estimate_send_seconds(25, concurrency=8, status=status(0, 10, 600), now=NOW, latency=0.1)
+    # More than is left, at Braze's size of limit: this window, then whole hourly windows.
+    seconds, how = estimate_send_seconds(
+        625_000, concurrency=8, status=status(0, 250_000, 600), now=NOW, latency=0.1
+    )
     assert seconds == pytest.approx(600 + 3600 * 2 + 0.5 * 3600)
-    assert "then 10 per 3600 s window" in how
+    assert "then 250000 per 3600 s window" in how
+    # A small limit (a sandbox, 5 per 2 s): windows taken as long as the time to the reset, so
+    # the figure stays a lower bound (it used to assume an hour and say 3.2 h for a 9 s send).
+    seconds, how = estimate_send_seconds(20, concurrency=8, status=status(0, 5, 2), now=NOW, latency=0.01)
+    assert seconds == pytest.approx(2 + 4 * 2)
+    assert "then 5 per 2 s window" in how
     seconds, how = estimate_send_seconds(30, concurrency=2, status=None, now=NOW)
     assert seconds == pytest.approx(3.0)
     assert how.endswith("(assumed); the rate limit is unknown")
+
+
+def test_a_resumed_send_is_rehearsed_as_it_would_resume(sandbox: BrazeSandbox, tmp_path: Path) -> None:
+    """A rehearsal plans with the delivery engine itself: what the checkpoint says is done is
+    not in the rehearsed requests, and the first request is the one a real retry sends first."""
+    from airflow_provider_braze.delivery import BrazeDeliveryIncompleteError
+    from airflow_provider_braze.exceptions import BrazeServerError
+    from airflow_provider_braze.hooks.braze import BrazeHook
+
+    users = [f"u{i}" for i in range(150)]
+    original = BrazeHook.send_prepared
+    calls = []
+
+    def first_batch_only(self: Any, prepared: Any, recipients: Any = None) -> Any:
+        calls.append(1)
+        if len(calls) > 1:  # Braze refuses the rest with a 503: nothing processed, not sent
+            raise BrazeServerError("Braze answered 503", status_code=503, endpoint="POST /messages/send")
+        return original(self, prepared, recipients)
+
+    with (
+        mock.patch.object(BrazeHook, "send_prepared", first_batch_only),
+        pytest.raises(BrazeDeliveryIncompleteError),
+    ):
+        execute(send_op(tmp_path, users, concurrency=1), context())
+    assert len(sandbox.ledger("POST /messages/send")) == 1
+
+    retry = context()
+    retry["ti"].try_number = 2
+    rehearsal, log = execute(send_op(tmp_path, users, dry_run=True), retry)
+    assert (rehearsal["requests"], rehearsal["recipients_to_send"]) == (2, 100)
+    assert "a real run resumes from 1 earlier try: 1 batch done, 0 in doubt (not resent), 2 to send" in log
+    execute(send_op(tmp_path, users), retry)
+    sent_by_the_retry = sandbox.ledger("POST /messages/send")[1:]
+    assert rehearsal["first_request"] == sent_by_the_retry[0]["request"]
+    assert rehearsal["first_request"]["external_user_ids"][0] == "u50"
+    assert len(sent_by_the_retry) == rehearsal["requests"]
+
+
+def test_a_rehearsal_refuses_what_the_checkpoint_refuses(sandbox: BrazeSandbox, tmp_path: Path) -> None:
+    """A completed send rehearsed with other recipients fails as the real run would."""
+    execute(send_op(tmp_path, [f"u{i}" for i in range(60)]), context())
+    before = len(sends(sandbox))
+    changed = send_op(tmp_path, [f"u{i}" for i in range(59)] + ["someone-new"], dry_run=True)
+    with pytest.raises(BrazeValidationError, match="recipients differ from the ones it sent to"):
+        execute(changed, context())
+    other_send = send_op(tmp_path, [f"u{i}" for i in range(60)], send_id="sid-2", dry_run=True)
+    sandbox.state.send_ids[("sandbox-workspace", API, "sid-2")] = 0.0
+    with pytest.raises(BrazeValidationError, match="belongs to a different send"):
+        execute(other_send, context())
+    assert len(sends(sandbox)) == before
+    summary, log = execute(send_op(tmp_path, [f"u{i}" for i in range(60)], dry_run=True), context())
+    assert (summary["requests"], summary["already_complete"], summary["first_request"]) == (0, True, None)
+    assert "It would send nothing: the send is complete." in log
