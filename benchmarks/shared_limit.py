@@ -12,7 +12,7 @@ Measured side by side in one run:
 - one sender while another client (no pacing) spends half the limit: the sender's rate as a
   fraction of what the other client leaves, and its share of 429 answers (target: under 1 %).
 
-    python benchmarks/shared_limit.py [--requests 1200] [--window 5] [--limit 300]
+    python benchmarks/shared_limit.py [--requests 1200] [--window 5] [--limit 300] [--senders 1,2,4]
 """
 
 from __future__ import annotations
@@ -227,6 +227,8 @@ def main() -> None:
     )
     parser.add_argument("--window", type=int, default=5)
     parser.add_argument("--limit", type=int, default=300)
+    parser.add_argument("--senders", default="1,2,4", help="the numbers of senders to measure")
+    parser.add_argument("--skip-other-client", action="store_true")
     args = parser.parse_args()
     limit_rate = args.limit / args.window
     with (
@@ -238,9 +240,10 @@ def main() -> None:
             f"limit {args.limit} per {args.window} s ({limit_rate:.0f}/s), 50 ms latency, "
             "concurrency 8 per sender"
         )
-        for k in (1, 2, 4):
+        for k in (int(n) for n in args.senders.split(",")):
             print(k_senders(info, k, args.requests, args.window, args.limit, home), flush=True)
-        print(with_another_client(info, args.requests // 2, args.window, args.limit, home), flush=True)
+        if not args.skip_other_client:
+            print(with_another_client(info, args.requests // 2, args.window, args.limit, home), flush=True)
 
 
 if __name__ == "__main__":
