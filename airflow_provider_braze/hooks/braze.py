@@ -24,6 +24,7 @@ from airflow_provider_braze.exceptions import (
     BrazeAmbiguousResponseError,
     BrazeAuthError,
     BrazeError,
+    BrazeTransportError,
     BrazeUnexpectedResponseError,
     BrazeValidationError,
 )
@@ -516,8 +517,9 @@ class BrazeHook(BaseHook):
         The last headers this hook saw when there are any; otherwise one harmless request
         (``GET /campaigns/list``, page 0, in the same hourly pool as the send endpoints).
         :return: ``(status or None, the request's latency in seconds or None, where it came
-            from)``; never raises for a request that fails (a key without ``campaigns.list``
-            still rehearses, without an estimate from the headers).
+            from)``. A key without ``campaigns.list`` (403) is no error: it may be right for sends.
+        :raises BrazeAuthError: Braze did not accept the key (401): sends would fail too.
+        :raises BrazeTransportError: Braze could not be reached: sends would fail too.
         """
         known = self.last_rate_limit
         if known is not None:
@@ -525,8 +527,17 @@ class BrazeHook(BaseHook):
         started = time.monotonic()
         try:
             self._request(LIST_CAMPAIGNS, params={"page": 0}, idempotent=True, retry=False)
+        except BrazeAuthError as err:
+            if err.status_code == 401:
+                raise
+            refused = self.last_rate_limit  # a 403 (a send-only key) still tells
+            if refused is not None:
+                return refused, None, "the headers of a refused GET /campaigns/list"
+            return None, None, f"unknown: GET /campaigns/list failed ({self._redact(str(err))[:200]})"
+        except BrazeTransportError:
+            raise
         except BrazeError as err:
-            refused = self.last_rate_limit  # a refusal (403 for a send-only key) still tells
+            refused = self.last_rate_limit  # a refusal still tells
             if refused is not None:
                 return refused, None, "the headers of a refused GET /campaigns/list"
             return None, None, f"unknown: GET /campaigns/list failed ({self._redact(str(err))[:200]})"

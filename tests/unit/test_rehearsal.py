@@ -368,3 +368,26 @@ def test_a_rehearsal_refuses_what_the_checkpoint_refuses(sandbox: BrazeSandbox, 
     summary, log = execute(send_op(tmp_path, [f"u{i}" for i in range(60)], dry_run=True), context())
     assert (summary["requests"], summary["already_complete"], summary["first_request"]) == (0, True, None)
     assert "It would send nothing: the send is complete." in log
+
+
+def test_a_key_braze_refuses_fails_the_rehearsal(braze_conn: str, requests_mock: Any, tmp_path: Path) -> None:
+    from airflow_provider_braze.exceptions import BrazeAuthError
+    from tests.conftest import REST_ENDPOINT
+
+    requests_mock.get(f"{REST_ENDPOINT}/campaigns/list", status_code=401, json={"message": "Invalid API key"})
+    with pytest.raises(BrazeAuthError, match="401"):
+        execute(send_op(tmp_path, dry_run=True), context())
+    assert [r.method for r in requests_mock.request_history] == ["GET"]
+
+
+def test_an_unreachable_braze_fails_the_rehearsal(
+    braze_conn: str, requests_mock: Any, tmp_path: Path
+) -> None:
+    import requests
+
+    from airflow_provider_braze.exceptions import BrazeTransportError
+    from tests.conftest import REST_ENDPOINT
+
+    requests_mock.get(f"{REST_ENDPOINT}/campaigns/list", exc=requests.exceptions.ConnectionError("refused"))
+    with pytest.raises(BrazeTransportError):
+        execute(send_op(tmp_path, dry_run=True), context())
