@@ -346,7 +346,6 @@ class _BrazeSendOperator(BaseOperator):
         prepared = self._prepare()
         retention = _retention(self.checkpoint_retention)
         checkpoint = self._checkpoint(context["ti"])
-        store_note = _check_checkpoint_store(checkpoint)
         redact = _redactor(self.hook)
         if self.broadcast:
             audience = Audience.broadcast_audience()
@@ -359,6 +358,8 @@ class _BrazeSendOperator(BaseOperator):
             )
         with audience:
             plan = self._new_delivery(context, audience, checkpoint, retention).plan()
+            # After the plan: it refuses a missing folder on a retry, before anything creates it.
+            store_note = _check_checkpoint_store(checkpoint)
             to_send = plan["to_send"]
             first = None
             if to_send:
@@ -498,9 +499,26 @@ class _BrazeSendOperator(BaseOperator):
 def _check_checkpoint_store(checkpoint: Any) -> str:
     """Read this send's records and write then delete a probe: a store a real run could not use
     fails the rehearsal the same way. Returns what was found."""
+    import os
+
     from airflow_provider_braze.exceptions import BrazeCheckpointError
 
     loaded = checkpoint.load()
+    missing = checkpoint.store.missing_location()
+    if missing is not None:
+        # Never create it here: a retry that finds the folder missing must still refuse to start
+        # (the folder may be unmounted). A first try creates it, if its parent can be written.
+        folder = getattr(checkpoint.store, "folder", None)
+        if isinstance(folder, (str, os.PathLike)):
+            path = os.path.abspath(os.fspath(folder))
+            while not os.path.exists(path) and os.path.dirname(path) != path:
+                path = os.path.dirname(path)
+            if not os.path.isdir(path) or not os.access(path, os.W_OK):
+                raise BrazeCheckpointError(
+                    f"{missing}, and {path} is not a folder this worker can write, so a real run "
+                    "could not create it."
+                )
+        return f"{missing} yet: a first try creates it"
     probe = f"{checkpoint.name}__rehearsal"
     try:
         checkpoint.store.write(probe, {"kind": "rehearsal"})

@@ -70,6 +70,7 @@ def sends(sandbox: BrazeSandbox) -> list[Any]:
 def test_a_rehearsal_checks_everything_logs_the_first_request_and_sends_nothing(
     sandbox: BrazeSandbox, tmp_path: Path
 ) -> None:
+    (tmp_path / "checkpoints").mkdir()
     summary, log = execute(send_op(tmp_path, dry_run=True), context())
     assert sends(sandbox) == []
     assert sandbox.state.deliveries() == {}
@@ -391,3 +392,22 @@ def test_an_unreachable_braze_fails_the_rehearsal(
     requests_mock.get(f"{REST_ENDPOINT}/campaigns/list", exc=requests.exceptions.ConnectionError("refused"))
     with pytest.raises(BrazeTransportError):
         execute(send_op(tmp_path, dry_run=True), context())
+
+
+def test_a_rehearsal_never_creates_a_missing_checkpoint_folder(sandbox: BrazeSandbox, tmp_path: Path) -> None:
+    """A retry that finds its folder missing (unmounted?) refuses to start; a rehearsal must
+    not create the folder and so let the real retry send everything again."""
+    folder = tmp_path / "mnt" / "checkpoints"
+    retry = context()
+    retry["ti"].try_number = 2
+    with pytest.raises(BrazeCheckpointError, match="does not exist"):
+        execute(send_op(tmp_path, checkpoint=str(folder), dry_run=True), retry)
+    assert not folder.exists()
+    with pytest.raises(BrazeCheckpointError, match="does not exist"):
+        execute(send_op(tmp_path, checkpoint=str(folder)), retry)
+    assert sends(sandbox) == []
+    # A first try creates it: its rehearsal says so, and creates nothing either.
+    summary, log = execute(send_op(tmp_path, checkpoint=str(folder), dry_run=True), context())
+    assert summary["requests"] == 3
+    assert "does not exist yet: a first try creates it" in log
+    assert not folder.exists()
