@@ -51,6 +51,7 @@ from airflow_provider_braze.delivery.checkpoint import (
     REFUSED,
     UNKNOWN,
     Checkpoint,
+    Loaded,
     TryRecord,
     TryStats,
 )
@@ -347,12 +348,9 @@ class BatchDelivery:
             sent, which are not resent unless ``at_least_once``).
         :raises BrazeValidationError: or :class:`BrazeCheckpointError`, as :meth:`run` would.
         """
-        loaded = self.checkpoint.load()
-        for record in loaded.tries:
-            self._check_same_send(record.send, record.key)
+        loaded = self._load_checked()
         batch_count = self.audience.batch_count
         if loaded.done is not None:
-            self._check_done_matches(loaded.done, loaded.done_key or "")
             return {
                 "already_complete": True,
                 "earlier_tries": len(loaded.tries),
@@ -360,10 +358,6 @@ class BatchDelivery:
                 "done": batch_count,
                 "in_doubt": 0,
             }
-        for record in loaded.tries:
-            self._check_same_audience(record)
-        if not loaded.tries:
-            self._check_fresh_start_is_safe()
         view = merge_outcomes(loaded.tries, batch_count)
         doubtful = [i for i in range(batch_count) if view[i] in (UNKNOWN, IN_DOUBT)]
         to_send = [
@@ -379,16 +373,25 @@ class BatchDelivery:
             "in_doubt": 0 if self._at_least_once else len(doubtful),
         }
 
-    def _run(self) -> dict[str, Any]:
+    def _load_checked(self) -> Loaded:
+        """This send's records, checked against it before anything is sent: the same arguments,
+        and (a completed send aside) the same recipients, or a fresh start that is safe."""
         loaded = self.checkpoint.load()
         for record in loaded.tries:
             self._check_same_send(record.send, record.key)
         if loaded.done is not None:
-            return self._already_complete(loaded.done, loaded.done_key or "", loaded.try_keys)
+            self._check_done_matches(loaded.done, loaded.done_key or "")
+            return loaded
         for record in loaded.tries:
             self._check_same_audience(record)
         if not loaded.tries:
             self._check_fresh_start_is_safe()
+        return loaded
+
+    def _run(self) -> dict[str, Any]:
+        loaded = self._load_checked()
+        if loaded.done is not None:
+            return self._already_complete(loaded.done, loaded.done_key or "", loaded.try_keys)
         started = datetime.now(timezone.utc)
         stamp = started.strftime("%Y%m%dT%H%M%S%f")
         token = secrets.token_hex(4)
@@ -418,6 +421,7 @@ class BatchDelivery:
             again = self.checkpoint.load()
             if again.done is not None:  # another try completed the send meanwhile
                 self._delete_quietly(own.key)
+                self._check_done_matches(again.done, again.done_key or "")
                 return self._already_complete(again.done, again.done_key or "", [])
             self._others = [r for r in again.tries if r.key != own.key]
             for record in self._others:
@@ -465,7 +469,7 @@ class BatchDelivery:
             )
 
     def _already_complete(self, done: dict[str, Any], key: str, stray_tries: list[str]) -> dict[str, Any]:
-        self._check_done_matches(done, key)
+        """A completed send, already checked against this one (:meth:`_check_done_matches`)."""
         for stray in stray_tries:  # left by a try that completed but died before cleaning up
             self._delete_quietly(stray)
         self.log.info(

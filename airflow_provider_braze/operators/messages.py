@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
     from airflow.sdk import Context
 
-    from airflow_provider_braze.delivery import BatchDelivery, Checkpoint
+    from airflow_provider_braze.delivery import Audience, BatchDelivery, Checkpoint
     from airflow_provider_braze.hooks.braze import BrazeHook as _Hook
     from airflow_provider_braze.hooks.braze import PreparedSend
     from airflow_provider_braze.recipients import RecipientKind
@@ -262,23 +262,13 @@ class _BrazeSendOperator(BaseOperator):
         check_broadcast(self.broadcast, self.recipients is not None)
 
     def _deliver(self, context: Context) -> dict[str, Any]:
-        from airflow_provider_braze.delivery import Audience, read_audience
-
         self._check_options()
         self._prepared = self._prepare()
         retention = _retention(self.checkpoint_retention)
         ti = context["ti"]
         checkpoint = self._checkpoint(ti)
 
-        if self.broadcast:
-            audience = Audience.broadcast_audience()
-        else:
-            audience = read_audience(
-                self.recipients,
-                self._recipient_kind,
-                file_format=self.recipients_format,
-                deduplicate=not self.allow_duplicate_recipients,
-            )
+        audience = self._read_audience()
         with audience:
             if audience.duplicates:
                 self.log.warning(
@@ -302,6 +292,28 @@ class _BrazeSendOperator(BaseOperator):
             )
             return delivery.run()
 
+    def _send_identity(self) -> dict[str, Any]:
+        """What names this send in summaries and checkpoints."""
+        return {
+            "endpoint": self._endpoint,
+            "campaign_id": self.campaign_id,
+            "send_id": self.send_id,
+            "broadcast": bool(self.broadcast),
+        }
+
+    def _read_audience(self) -> Audience:
+        """The recipients, read once and checked (or the broadcast's one empty batch)."""
+        from airflow_provider_braze.delivery import Audience, read_audience
+
+        if self.broadcast:
+            return Audience.broadcast_audience()
+        return read_audience(
+            self.recipients,
+            self._recipient_kind,
+            file_format=self.recipients_format,
+            deduplicate=not self.allow_duplicate_recipients,
+        )
+
     def _new_delivery(
         self, context: Context, audience: Any, checkpoint: Checkpoint, retention: timedelta | None
     ) -> BatchDelivery:
@@ -313,10 +325,7 @@ class _BrazeSendOperator(BaseOperator):
             audience=audience,
             checkpoint=checkpoint,
             identity={
-                "endpoint": self._endpoint,
-                "campaign_id": self.campaign_id,
-                "send_id": self.send_id,
-                "broadcast": bool(self.broadcast),
+                **self._send_identity(),
                 "batch_size": MAX_RECIPIENTS_PER_REQUEST,
                 "deduplicate": not self.allow_duplicate_recipients,
             },
@@ -338,7 +347,6 @@ class _BrazeSendOperator(BaseOperator):
         it exactly as it would go out, how many, and how long they should take."""
         import json
 
-        from airflow_provider_braze.delivery import Audience, read_audience
         from airflow_provider_braze.delivery.engine import unknown_summary
         from airflow_provider_braze.rate_limit import estimate_send_seconds
 
@@ -347,15 +355,7 @@ class _BrazeSendOperator(BaseOperator):
         retention = _retention(self.checkpoint_retention)
         checkpoint = self._checkpoint(context["ti"])
         redact = _redactor(self.hook)
-        if self.broadcast:
-            audience = Audience.broadcast_audience()
-        else:
-            audience = read_audience(
-                self.recipients,
-                self._recipient_kind,
-                file_format=self.recipients_format,
-                deduplicate=not self.allow_duplicate_recipients,
-            )
+        audience = self._read_audience()
         with audience:
             plan = self._new_delivery(context, audience, checkpoint, retention).plan()
             # After the plan: it refuses a missing folder on a retry, before anything creates it.
@@ -383,12 +383,7 @@ class _BrazeSendOperator(BaseOperator):
                 latency=latency,
             )
             summary = unknown_summary(
-                {
-                    "endpoint": self._endpoint,
-                    "campaign_id": self.campaign_id,
-                    "send_id": self.send_id,
-                    "broadcast": bool(self.broadcast),
-                },
+                self._send_identity(),
                 error=None,
                 try_number=None,
                 checkpoint=checkpoint.describe(),
@@ -406,7 +401,7 @@ class _BrazeSendOperator(BaseOperator):
                 f"(not resent), {requests} to send"
             )
         else:
-            checkpoint_note = store_note
+            checkpoint_note = f"{store_note}, no earlier tries"
         shown = redact(json.dumps(body, ensure_ascii=False)) if body is not None else "(none)"
         self.log.info("Rehearsal (dry run): nothing is sent to Braze.")
         if requests:
@@ -471,12 +466,7 @@ class _BrazeSendOperator(BaseOperator):
         from airflow_provider_braze.delivery.engine import unknown_summary
 
         return unknown_summary(
-            {
-                "endpoint": self._endpoint,
-                "campaign_id": self.campaign_id,
-                "send_id": self.send_id,
-                "broadcast": bool(self.broadcast),
-            },
+            self._send_identity(),
             error=clip(str(_redactor(self.hook)(f"{type(err).__name__}: {err}")), 1000),
             try_number=None,
             checkpoint=None,
@@ -497,13 +487,12 @@ class _BrazeSendOperator(BaseOperator):
 
 
 def _check_checkpoint_store(checkpoint: Any) -> str:
-    """Read this send's records and write then delete a probe: a store a real run could not use
-    fails the rehearsal the same way. Returns what was found."""
+    """Write then delete a probe (the engine's plan has read this send's records): a store a
+    real run could not use fails the rehearsal the same way. Returns what was found."""
     import os
 
     from airflow_provider_braze.exceptions import BrazeCheckpointError
 
-    loaded = checkpoint.load()
     missing = checkpoint.store.missing_location()
     if missing is not None:
         # Never create it here: a retry that finds the folder missing must still refuse to start
@@ -530,12 +519,7 @@ def _check_checkpoint_store(checkpoint: Any) -> str:
             f"The checkpoint store cannot be written ({checkpoint.describe()}): {err}. A real run "
             "would refuse to send."
         ) from err
-    if loaded.done is not None:
-        return f"{checkpoint.describe()}: this send is already complete, a real run would send nothing"
-    if loaded.tries:
-        tries = "1 earlier try" if len(loaded.tries) == 1 else f"{len(loaded.tries)} earlier tries"
-        return f"{checkpoint.describe()}: {tries} recorded; a real run resumes from them"
-    return f"{checkpoint.describe()}: readable and writable, no earlier tries"
+    return f"{checkpoint.describe()}: readable and writable"
 
 
 def _duration(seconds: float) -> str:
