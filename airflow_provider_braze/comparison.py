@@ -163,6 +163,22 @@ def difference_interval(
     )
 
 
+def check_confidence(confidence: Any) -> float:
+    """A confidence level: a number at least 0.5 and below 1 (0.95 for 95 % intervals)."""
+    from airflow_provider_braze.validation import is_number
+
+    if not is_number(confidence) or not 0.5 <= confidence < 1:
+        raise BrazeValidationError(f"confidence must be at least 0.5 and below 1, got {confidence!r}.")
+    return float(confidence)
+
+
+def check_correction(correction: Any) -> str:
+    """A multiple-comparison correction: one of :data:`CORRECTIONS`."""
+    if correction not in CORRECTIONS:
+        raise BrazeValidationError(f"correction must be one of {', '.join(CORRECTIONS)}, got {correction!r}.")
+    return str(correction)
+
+
 def adjust_p_values(p_values: list[float], method: str = "holm") -> list[float]:
     """p-values adjusted for testing them all: ``holm`` (step-down), ``bonferroni`` or ``none``."""
     m = len(p_values)
@@ -170,8 +186,7 @@ def adjust_p_values(p_values: list[float], method: str = "holm") -> list[float]:
         return list(p_values)
     if method == "bonferroni":
         return [min(1.0, p * m) for p in p_values]
-    if method != "holm":
-        raise BrazeValidationError(f"correction must be one of {', '.join(CORRECTIONS)}, got {method!r}.")
+    check_correction(method)
     order = sorted(range(m), key=lambda i: p_values[i])
     adjusted = [0.0] * m
     running = 0.0
@@ -269,10 +284,8 @@ def compare(
     correction: str = "holm",
 ) -> Comparison:
     """Rates, intervals, tests against ``control`` and verdicts for ``variants`` (one channel)."""
-    if not 0.5 <= confidence < 1:
-        raise BrazeValidationError(f"confidence must be at least 0.5 and below 1, got {confidence!r}.")
-    if correction not in CORRECTIONS:
-        raise BrazeValidationError(f"correction must be one of {', '.join(CORRECTIONS)}, got {correction!r}.")
+    check_confidence(confidence)
+    check_correction(correction)
     by_name = {v.variant: v for v in variants}
     if control not in by_name:
         raise BrazeValidationError(

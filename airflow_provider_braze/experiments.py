@@ -23,6 +23,7 @@ from typing import Any
 from airflow_provider_braze.exceptions import BrazeError, BrazeValidationError
 from airflow_provider_braze.recipients import RecipientKind, iter_recipients, recipient_key
 from airflow_provider_braze.storage import open_for_writing, storage_path
+from airflow_provider_braze.validation import is_number
 
 #: Variant names become file names and appear in tables: letters, digits, ``_`` and ``-``.
 VARIANT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")  # use fullmatch
@@ -58,7 +59,7 @@ def check_shares(shares: Any, *, control: str | None = None) -> dict[str, float]
                 f"Variant name {name!r} must be 1 to 64 letters, digits, '_' or '-', starting with a "
                 "letter or digit (it names the variant's file)."
             )
-        if isinstance(share, bool) or not isinstance(share, (int, float)) or not math.isfinite(share):
+        if not is_number(share):
             raise BrazeValidationError(f"The share of variant {name!r} must be a number, got {share!r}.")
         if not 0 < share <= 1:
             raise BrazeValidationError(

@@ -26,6 +26,11 @@ def storage_path(location: Any) -> Any:
     return location
 
 
+def suffix_of(name: str) -> str:
+    """A path's or URL's file suffix in lower case (``.csv``), its query left out."""
+    return os.path.splitext(name.split("?", maxsplit=1)[0])[1].lower()
+
+
 def file_format(name: str, explicit: str | None, *, argument: str, what: str = "") -> str:
     """``csv`` or ``jsonl``: ``explicit`` when given (checked), else from the name's suffix.
 
@@ -36,7 +41,7 @@ def file_format(name: str, explicit: str | None, *, argument: str, what: str = "
         if explicit not in ("csv", "jsonl"):
             raise BrazeValidationError(f"{argument} must be 'csv' or 'jsonl', got {explicit!r}.")
         return explicit
-    suffix = os.path.splitext(name.split("?", maxsplit=1)[0])[1].lower()
+    suffix = suffix_of(name)
     if suffix not in FILE_FORMATS:
         raise BrazeValidationError(
             f"Cannot tell the format of {what}{name}: name it .csv, .jsonl or .ndjson, or pass "

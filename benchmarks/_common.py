@@ -98,6 +98,13 @@ def sandbox(*args: str) -> Iterator[dict[str, Any]]:
             process.wait(timeout=30)
 
 
+def write_audience(path: Path, count: int) -> None:
+    """A JSON-lines audience of ``count`` external user IDs (``bench-user-0000000``...)."""
+    with path.open("w") as fh:
+        for number in range(count):
+            fh.write(f'"bench-user-{number:07d}"\n')
+
+
 def connection(info: dict[str, Any], **extra: Any) -> str:
     conn: dict[str, Any] = {"conn_type": "braze", "host": info["url"], "password": info["api_key"]}
     if extra:

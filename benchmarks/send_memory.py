@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import connection, machine, sandbox
+from _common import connection, machine, sandbox, write_audience
 
 CHILD = r"""
 import json, os, resource, sys, time
@@ -40,12 +40,6 @@ elapsed = time.perf_counter() - started
 peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 print(json.dumps({"accepted": summary["accepted"], "seconds": elapsed, "peak_kib": peak_kib}))
 """
-
-
-def write_audience(path: Path, count: int) -> None:
-    with path.open("w") as fh:
-        for number in range(count):
-            fh.write(f'"bench-user-{number:07d}"\n')
 
 
 def run_send(connection: str, audience: Path, workdir: Path, run: str) -> dict[str, float]:

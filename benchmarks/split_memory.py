@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import machine
+from _common import machine, write_audience
 
 CHILD = r"""
 import json, resource, sys, time
@@ -36,12 +36,6 @@ counts = [sum(1 for _ in open(v["recipients"])) for v in result]
 peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 print(json.dumps({"written": sum(counts), "seconds": elapsed, "peak_kib": peak_kib}))
 """
-
-
-def write_audience(path: Path, count: int) -> None:
-    with path.open("w") as fh:
-        for number in range(count):
-            fh.write(f'"bench-user-{number:07d}"\n')
 
 
 def run_split(audience: Path, workdir: Path, label: str) -> dict[str, float]:

@@ -218,18 +218,13 @@ class CompareSendsOperator(BaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        from airflow_provider_braze.comparison import CORRECTIONS
+        from airflow_provider_braze.comparison import check_confidence, check_correction
 
-        if correction not in CORRECTIONS:
-            raise ValueError(f"correction must be one of {', '.join(CORRECTIONS)}, got {correction!r}.")
+        # At parse time, so a DAG with a typo fails to load instead of at the end of a run.
+        check_correction(correction)
         if chart_format not in (None, "svg", "png"):
             raise ValueError(f"chart_format must be 'svg', 'png' or None, got {chart_format!r}.")
-        if (
-            isinstance(confidence, bool)
-            or not isinstance(confidence, (int, float))
-            or not 0.5 <= confidence < 1
-        ):
-            raise ValueError(f"confidence must be at least 0.5 and below 1, got {confidence!r}.")
+        check_confidence(confidence)
         self.sends = sends
         self.campaign_id = campaign_id
         self.control = control
@@ -464,13 +459,10 @@ def _check_no_overlap(
 
 
 def _check_table_path(path: Any) -> None:
-    import os
-
     from airflow_provider_braze.exceptions import BrazeValidationError
-    from airflow_provider_braze.storage import FILE_FORMATS
+    from airflow_provider_braze.storage import FILE_FORMATS, suffix_of
 
-    suffix = os.path.splitext(str(path).split("?", 1)[0])[1].lower()
-    if suffix not in FILE_FORMATS:
+    if suffix_of(str(path)) not in FILE_FORMATS:
         raise BrazeValidationError(
             f"output_path must name the table's file, ending in .csv or .jsonl (both are written, "
             f"and the chart next to them), got {str(path)!r}."
