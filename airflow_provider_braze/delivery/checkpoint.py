@@ -28,7 +28,7 @@ import re
 import threading
 import zlib
 from dataclasses import dataclass, field, fields
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, timezone
 from typing import Any, Protocol
 
 from airflow_provider_braze.exceptions import BrazeCheckpointError
@@ -54,6 +54,12 @@ IN_DOUBT = 5
 _NAME_PART = re.compile(r"[^A-Za-z0-9_.-]+")
 _TRY_SUFFIX = re.compile(r"__try(\d{3,})_(\d{8}T\d{12})_([0-9a-f]{8})$")
 _DONE_SUFFIX = re.compile(r"__done_(\d{8})$")
+
+
+def utcnow() -> datetime:
+    """The current UTC time, for every date the checkpoint keeps or compares (one clock, so a
+    simulation can move it across days)."""
+    return datetime.now(timezone.utc)
 
 
 def _readable(text: str, limit: int) -> str:

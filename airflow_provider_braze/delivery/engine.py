@@ -54,6 +54,7 @@ from airflow_provider_braze.delivery.checkpoint import (
     Loaded,
     TryRecord,
     TryStats,
+    utcnow,
 )
 from airflow_provider_braze.exceptions import (
     BrazeAmbiguousRequestError,
@@ -392,7 +393,7 @@ class BatchDelivery:
         loaded = self._load_checked()
         if loaded.done is not None:
             return self._already_complete(loaded.done, loaded.done_key or "", loaded.try_keys)
-        started = datetime.now(timezone.utc)
+        started = utcnow()
         stamp = started.strftime("%Y%m%dT%H%M%S%f")
         token = secrets.token_hex(4)
         batch_count = self.audience.batch_count
@@ -494,7 +495,7 @@ class BatchDelivery:
                 "checkpoint='variable'."
             )
         if self._retention is not None and self._run_after is not None:
-            safe_since = datetime.now(timezone.utc) - self._retention + timedelta(days=1)
+            safe_since = utcnow() - self._retention + timedelta(days=1)
             run_after = (
                 self._run_after if self._run_after.tzinfo else self._run_after.replace(tzinfo=timezone.utc)
             )
@@ -791,7 +792,7 @@ class BatchDelivery:
         assert own is not None
         assert self._writer is not None
         own.seq += 1
-        own.updated_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        own.updated_at = utcnow().isoformat(timespec="seconds")
         self._writer.submit(own.seq, own.to_json(), own.reserved_upto)
         self._last_submit = time.monotonic()
         self._dirty = False
@@ -872,7 +873,7 @@ class BatchDelivery:
     def _complete(self, summary: dict[str, Any]) -> None:
         own = self._own
         assert own is not None
-        now = datetime.now(timezone.utc)
+        now = utcnow()
         done_key = self.checkpoint.done_key(now.date())
         self.checkpoint.store.write(
             done_key,
@@ -969,7 +970,7 @@ class BatchDelivery:
             "try_number": self._try_number,
             "checkpoint": self.checkpoint.describe(),
             # When this try stopped sending: a send's time for SendAnalyticsSensor(sent_at=...).
-            "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "finished_at": utcnow().isoformat(timespec="seconds"),
         }
 
     def _safe_summary(self, *, error: BaseException) -> dict[str, Any]:
@@ -1176,7 +1177,7 @@ def unknown_summary(
         "stopped_early": None,
         "try_number": try_number,
         "checkpoint": checkpoint,
-        "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "finished_at": utcnow().isoformat(timespec="seconds"),
         "error": error,
     }
     if audience is not None:

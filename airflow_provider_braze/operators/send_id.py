@@ -209,9 +209,9 @@ class _SendIdMemory:
     def write(
         self, campaign_id: str, requested: str | None, *, state: str, created: str | None = None
     ) -> None:
-        from datetime import datetime, timezone
+        from airflow_provider_braze.delivery.checkpoint import utcnow
 
-        now = datetime.now(timezone.utc)
+        now = utcnow()
         if self._key is None:
             self._key = f"{self.name}__{now:%Y%m%d}"
         self.store.write(
