@@ -29,12 +29,13 @@ import threading
 import zlib
 from dataclasses import dataclass, field, fields
 from datetime import date, datetime, timedelta, timezone
+from enum import IntEnum
 from typing import Any, Protocol
 
 from airflow_provider_braze.exceptions import BrazeCheckpointError
 from airflow_provider_braze.storage import is_url, storage_path
 
-CHECKPOINT_FORMAT = 2
+CHECKPOINT_FORMAT = 3
 #: How long the record of a send is kept after its last try started or it completed.
 DEFAULT_RETENTION = timedelta(days=30)
 #: Error texts kept per try record (the rest are in that try's log).
@@ -42,14 +43,29 @@ ERRORS_KEPT = 10
 #: Longest error text kept in a record.
 ERROR_CHARS = 300
 
-# What each byte of a try record's outcomes means, for one batch.
-NOT_TRIED = 0
-DONE = 1
-NOT_SENT = 2  # failed before Braze processed it (5xx, connection refused, 429): safe to resend
-REFUSED = 3  # Braze refused it (4xx): nothing was sent
-UNKNOWN = 4  # sent, but the outcome is unknown (read timeout, dropped connection, 504, 2xx unreadable)
-# Only in merged views: reserved by a try that recorded no outcome for it.
-IN_DOUBT = 5
+
+class Outcome(IntEnum):
+    """What one batch's byte in a try record's outcomes means (and, merged over every try, what
+    is known of the batch)."""
+
+    #: This try has not sent it (and, below its ``reserved_upto``, may be about to).
+    NOT_TRIED = 0
+    #: Braze confirmed it (2xx, readable).
+    DONE = 1
+    #: Failed before Braze processed it (5xx, connection refused, 429): safe to send again.
+    NOT_SENT = 2
+    #: Braze refused it (4xx): nothing was sent; safe to send again once fixed.
+    REFUSED = 3
+    #: Sent, and Braze may or may not have processed it (read timeout, dropped connection, 504,
+    #: unreadable 2xx): never sent again unless ``at_least_once``.
+    IN_DOUBT = 4
+    #: Merged views only: reserved by a try that recorded no outcome for it, so it may have gone
+    #: out: in doubt too.
+    RESERVED = 5
+    #: This try decided not to send it (done or in doubt in an earlier try): its reservation does
+    #: not cover it.
+    SKIPPED = 6
+
 
 _NAME_PART = re.compile(r"[^A-Za-z0-9_.-]+")
 _TRY_SUFFIX = re.compile(r"__try(\d{3,})_(\d{8}T\d{12})_([0-9a-f]{8})$")
@@ -128,7 +144,7 @@ def _folder_location(location: Any) -> Any:
         if scheme in ("file", "local"):
             if parts.netloc not in ("", "localhost") or not parts.path.startswith("/"):
                 return None
-            return f"file://{parts.path}" if isinstance(location, str) else location
+            return parts.path if isinstance(location, str) else location
         return location
     if isinstance(location, (str, os.PathLike)) and os.path.isabs(os.fspath(location)):
         return location
@@ -184,21 +200,50 @@ class CheckpointStore(Protocol):
 
 
 def _encode(record: dict[str, Any]) -> str:
-    return json.dumps(record, separators=(",", ":"), sort_keys=True)
+    """The record as stored: canonical JSON with a digest of its contents, so that any edit or
+    truncation is found when it is read back (:func:`_decode`)."""
+    body = {k: v for k, v in record.items() if k != "digest"}
+    canonical = json.dumps(body, separators=(",", ":"), sort_keys=True)
+    return json.dumps(
+        {**body, "digest": hashlib.sha256(canonical.encode()).hexdigest()},
+        separators=(",", ":"),
+        sort_keys=True,
+    )
+
+
+#: What every refusal of a record that cannot be trusted advises. Never "delete it": deleting
+#: a record forgets what it says was sent, and the next try would send it again.
+_UNTRUSTED_ADVICE = (
+    "Sending was refused rather than guessed: what earlier tries sent cannot be known from it. "
+    "Restore the record from a backup and retry, or check in Braze who received the message and "
+    "mark the task as successful or failed."
+)
 
 
 def _decode(text: Any, where: str) -> dict[str, Any]:
+    """A stored record, checked against its digest: an edited, truncated or foreign record is an
+    error, never repaired with defaults."""
     try:
         value = json.loads(text) if isinstance(text, (str, bytes)) else text
     except ValueError as err:
         raise BrazeCheckpointError(
-            f"The {where} is not valid JSON ({err}); it was not written by this provider or was damaged. "
-            "Sending was refused rather than guessed: restore it, or delete it knowing that recipients "
-            "it records as sent would be sent again."
+            f"The {where} is not valid JSON ({err}); it was damaged or not written by this "
+            f"provider. {_UNTRUSTED_ADVICE}"
         ) from None
     if not isinstance(value, dict):
-        raise BrazeCheckpointError(f"The {where} does not hold a checkpoint record (a JSON object).")
-    return value
+        raise BrazeCheckpointError(
+            f"The {where} does not hold a checkpoint record (a JSON object). {_UNTRUSTED_ADVICE}"
+        )
+    stored = value.get("digest")
+    body = {k: v for k, v in value.items() if k != "digest"}
+    canonical = json.dumps(body, separators=(",", ":"), sort_keys=True)
+    if not isinstance(stored, str) or stored != hashlib.sha256(canonical.encode()).hexdigest():
+        raise BrazeCheckpointError(
+            f"The {where} was edited or damaged: "
+            + ("it has no digest" if stored is None else "its digest does not match its contents")
+            + f". {_UNTRUSTED_ADVICE}"
+        )
+    return body
 
 
 class VariableCheckpointStore:
@@ -278,7 +323,13 @@ class ObjectStorageCheckpointStore:
     (``s3://bucket/prefix``, ``gs://``...). Every worker that may run a retry must reach it."""
 
     def __init__(self, folder: Any) -> None:
-        self.folder = storage_path(folder)
+        folder = storage_path(folder)
+        if getattr(folder, "protocol", None) in ("file", "local"):
+            # A local ObjectStoragePath (file://) is a local folder: written through the same
+            # write-then-rename as a plain path, since fsspec's local writes are in place and a
+            # kill mid-write would leave half a record.
+            folder = folder.path
+        self.folder = folder
 
     @property
     def _local(self) -> bool:
@@ -330,7 +381,7 @@ class ObjectStorageCheckpointStore:
                     fh.write(text)
                 os.replace(temporary, path)
             else:
-                # Object stores replace an object in one step.
+                # An object store (s3://, gs://...) replaces an object in one step.
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.write_text(text, encoding="utf-8")
         except Exception as err:
@@ -353,12 +404,8 @@ class ObjectStorageCheckpointStore:
         return f"checkpoint file {self._path(key)}" if key else f"checkpoint folder {self.folder}"
 
     def missing_location(self) -> str | None:
-        if self._local:
-            exists = os.path.isdir(os.fspath(self.folder))
-        elif getattr(self.folder, "protocol", None) in ("file", "local"):
-            exists = self.folder.exists()
-        else:
-            exists = True  # an object store has no folders: an empty prefix looks like a new one
+        # An object store has no folders: an empty prefix looks like a new one.
+        exists = os.path.isdir(os.fspath(self.folder)) if self._local else True
         return None if exists else f"the checkpoint folder {self.folder} does not exist"
 
     def remove_leftovers(self, prefix: str) -> None:
@@ -436,15 +483,13 @@ class TryStats:
 
     @classmethod
     def from_json(cls, data: Any) -> TryStats:
-        """Counts and lists from a record; a missing one starts empty (records from earlier
-        versions), one of the wrong type is an error."""
-        data = data or {}
+        """Counts and lists from a record, every one required and of its type."""
         if not isinstance(data, dict):
             raise TypeError(f"stats is a {type(data).__name__}, not an object")
         values: dict[str, Any] = {}
         for f in fields(cls):
             if f.name not in data:
-                continue
+                raise TypeError(f"stats.{f.name} is missing")
             value = data[f.name]
             wanted = list if f.name in ("dispatch_ids", "schedule_ids", "non_fatal_errors") else int
             if not isinstance(value, wanted) or isinstance(value, bool):
@@ -477,7 +522,7 @@ class TryRecord:
         return (self.try_number, self.started, self.token)
 
     def outcome(self, index: int) -> int:
-        return self.outcomes[index] if index < len(self.outcomes) else NOT_TRIED
+        return Outcome(self.outcomes[index]) if index < len(self.outcomes) else Outcome.NOT_TRIED
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -499,26 +544,37 @@ class TryRecord:
 
     @classmethod
     def from_json(cls, key: str, data: dict[str, Any], where: str) -> TryRecord:
+        """Strict: every field is required and of its type (the digest already proved the record
+        is as written; this refuses one written by something else)."""
         try:
-            return cls(
+            record = cls(
                 key=key,
-                try_number=int(data["try"]),
-                started=str(data["started"]),
-                token=str(data["token"]),
-                send=dict(data["send"]),
-                audience=dict(data["audience"]),
-                state=str(data.get("state", "running")),
-                reserved_upto=int(data.get("reserved_upto", 0)),
-                outcomes=decode_outcomes(str(data.get("outcomes", "")), where)
-                if data.get("outcomes")
-                else bytearray(),
-                errors=list(data.get("errors") or []),
-                stats=TryStats.from_json(data.get("stats")),
-                seq=int(data.get("seq", 0)),
-                updated_at=str(data.get("updated_at", "")),
+                try_number=_typed(data["try"], int),
+                started=_typed(data["started"], str),
+                token=_typed(data["token"], str),
+                send=_typed(data["send"], dict),
+                audience=_typed(data["audience"], dict),
+                state=_typed(data["state"], str),
+                reserved_upto=_typed(data["reserved_upto"], int),
+                outcomes=decode_outcomes(_typed(data["outcomes"], str), where),
+                errors=_typed(data["errors"], list),
+                stats=TryStats.from_json(data["stats"]),
+                seq=_typed(data["seq"], int),
+                updated_at=_typed(data["updated_at"], str),
             )
         except (KeyError, TypeError, ValueError) as err:
-            raise BrazeCheckpointError(f"The {where} is not a complete try record ({err!r}).") from None
+            raise BrazeCheckpointError(
+                f"The {where} is not a complete try record ({err!r}). {_UNTRUSTED_ADVICE}"
+            ) from None
+        if record.reserved_upto < 0 or any(b > max(Outcome) for b in record.outcomes):
+            raise BrazeCheckpointError(f"The {where} holds impossible values. {_UNTRUSTED_ADVICE}")
+        return record
+
+
+def _typed(value: Any, kind: type) -> Any:
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise TypeError(f"{value!r} is not a {kind.__name__}")
+    return value
 
 
 @dataclass

@@ -42,16 +42,11 @@ from airflow_provider_braze._words import clip
 from airflow_provider_braze.delivery.checkpoint import (
     CHECKPOINT_FORMAT,
     DEFAULT_RETENTION,
-    DONE,
     ERROR_CHARS,
     ERRORS_KEPT,
-    IN_DOUBT,
-    NOT_SENT,
-    NOT_TRIED,
-    REFUSED,
-    UNKNOWN,
     Checkpoint,
     Loaded,
+    Outcome,
     TryRecord,
     TryStats,
     utcnow,
@@ -87,21 +82,32 @@ RANGES_KEPT = 500
 #: How many times one try sends a batch whose outcome was unknown, with ``at_least_once=True``.
 RESENDS_PER_TRY = 2
 _RECIPIENTS_PER_DETAIL = 50
-_RANK = {NOT_TRIED: 0, NOT_SENT: 1, REFUSED: 1, UNKNOWN: 2, IN_DOUBT: 2, DONE: 3}
+_RANK: dict[int, int] = {
+    Outcome.NOT_TRIED: 0,
+    Outcome.NOT_SENT: 1,
+    Outcome.REFUSED: 1,
+    Outcome.IN_DOUBT: 2,
+    Outcome.RESERVED: 2,
+    Outcome.DONE: 3,
+}
 
 
 def merge_outcomes(records: list[TryRecord], batch_count: int) -> bytearray:
-    """One status per batch from every try's facts (see the module docstring, step 3)."""
+    """One status per batch from every try's facts (see the module docstring, step 3): the most
+    advanced outcome any try recorded; a batch a try reserved without recording an outcome (nor
+    skipping it) is :attr:`Outcome.RESERVED`, in doubt."""
     view = bytearray(batch_count)
     for record in sorted(records, key=lambda r: r.order):
         outcomes = record.outcomes
         reserved = min(record.reserved_upto, batch_count)
         for index in range(batch_count):
-            outcome = outcomes[index] if index < len(outcomes) else NOT_TRIED
-            if outcome == NOT_TRIED:
+            outcome = outcomes[index] if index < len(outcomes) else Outcome.NOT_TRIED
+            if outcome == Outcome.SKIPPED:
+                continue  # that try left it alone: its reservation says nothing of it
+            if outcome == Outcome.NOT_TRIED:
                 if index >= reserved:
                     continue
-                outcome = IN_DOUBT  # reserved, and the try recorded nothing: it may have gone out
+                outcome = Outcome.RESERVED  # reserved, and the try recorded nothing: it may have gone out
             if _RANK[outcome] >= _RANK[view[index]]:
                 view[index] = outcome
     return view
@@ -360,17 +366,17 @@ class BatchDelivery:
                 "in_doubt": 0,
             }
         view = merge_outcomes(loaded.tries, batch_count)
-        doubtful = [i for i in range(batch_count) if view[i] in (UNKNOWN, IN_DOUBT)]
+        doubtful = [i for i in range(batch_count) if view[i] in (Outcome.IN_DOUBT, Outcome.RESERVED)]
         to_send = [
             i
             for i in range(batch_count)
-            if view[i] != DONE and (self._at_least_once or i not in set(doubtful))
+            if view[i] != Outcome.DONE and (self._at_least_once or i not in set(doubtful))
         ]
         return {
             "already_complete": False,
             "earlier_tries": len(loaded.tries),
             "to_send": to_send,
-            "done": view.count(DONE),
+            "done": view.count(Outcome.DONE),
             "in_doubt": 0 if self._at_least_once else len(doubtful),
         }
 
@@ -521,9 +527,12 @@ class BatchDelivery:
             "Resuming the send from %d earlier tr%s: %d batches done, %d in doubt, %d to send.",
             len(self._others),
             "y" if len(self._others) == 1 else "ies",
-            view.count(DONE),
-            view.count(UNKNOWN) + view.count(IN_DOUBT),
-            len(view) - view.count(DONE) - view.count(UNKNOWN) - view.count(IN_DOUBT),
+            view.count(Outcome.DONE),
+            view.count(Outcome.IN_DOUBT) + view.count(Outcome.RESERVED),
+            len(view)
+            - view.count(Outcome.DONE)
+            - view.count(Outcome.IN_DOUBT)
+            - view.count(Outcome.RESERVED),
         )
 
     # ------------------------------------------------------------------ sending
@@ -549,15 +558,20 @@ class BatchDelivery:
                 if index >= batch_count:  # the spool cannot change; this would be a bug
                     raise BrazeError(f"The audience yielded more batches than its {batch_count}.")
                 status = self._view[index]
-                if status == DONE:
+                if status == Outcome.DONE:
+                    own.outcomes[index] = Outcome.SKIPPED
                     self._counts["skipped"] += len(batch)
                     self._counts["skipped_batches"] += 1
                     continue
-                if status in (UNKNOWN, IN_DOUBT) and not self._at_least_once:
+                if status in (Outcome.IN_DOUBT, Outcome.RESERVED) and not self._at_least_once:
+                    # Recorded as skipped, so this try's reservation never puts it in doubt.
+                    own.outcomes[index] = Outcome.SKIPPED
                     self._note_doubt(index, batch, "an earlier try sent it, or may have; not resent")
                     continue
                 self._drain_resends(pool, in_flight)
-                if not self._dispatch(pool, in_flight, index, batch, resend=status in (UNKNOWN, IN_DOUBT)):
+                if not self._dispatch(
+                    pool, in_flight, index, batch, resend=status in (Outcome.IN_DOUBT, Outcome.RESERVED)
+                ):
                     break
             while in_flight or (self._resend and not self._halted()):
                 self._drain_resends(pool, in_flight)
@@ -677,9 +691,9 @@ class BatchDelivery:
         own = self._own
         assert own is not None
         self._dirty = True
-        was_unknown = own.outcomes[index] == UNKNOWN
+        was_unknown = own.outcomes[index] == Outcome.IN_DOUBT
         if outcome == "done":
-            own.outcomes[index] = DONE
+            own.outcomes[index] = Outcome.DONE
             own.stats.accepted += len(batch)
             self._counts["failures_in_a_row"] = 0
             self._note_answer(value)
@@ -687,14 +701,14 @@ class BatchDelivery:
         text = str(self._redact(str(value)))
         status_code = getattr(value, "status_code", None)
         if outcome == "unknown_abort":
-            own.outcomes[index] = UNKNOWN
+            own.outcomes[index] = Outcome.IN_DOUBT
             self._note_doubt(index, batch, f"{type(value).__name__}: {clip(text, 200)}")
             if self._abort is None:
                 self._abort = value if isinstance(value, BaseException) else BrazeError(text)
                 self._stopped_early = f"{type(value).__name__}: {clip(text, 300)}"
             self.log.error("Stopping the send: batch %d ended in an unexpected error: %s", index, text)
         elif outcome == "unknown":
-            own.outcomes[index] = UNKNOWN
+            own.outcomes[index] = Outcome.IN_DOUBT
             if self._at_least_once and self._resends[index] < RESENDS_PER_TRY:
                 self._resends[index] += 1
                 self._resend.append((index, batch))
@@ -705,7 +719,7 @@ class BatchDelivery:
                 self.log.error("Batch %d: outcome unknown, not resent: %s", index, text)
                 self._note_doubt(index, batch, clip(text, 200))
         elif outcome == "refused":
-            own.outcomes[index] = REFUSED
+            own.outcomes[index] = Outcome.REFUSED
             self._counts["rejected_now"] += 1
             self.log.error("Batch %d was refused by Braze: %s", index, text)
             if self._counts["rejected_now"] > self._max_rejected and self._abort is None:
@@ -716,13 +730,13 @@ class BatchDelivery:
                     f"Braze refused more than {self._max_rejected} batches (last: {clip(text, 200)})"
                 )
         elif outcome == "abort":
-            own.outcomes[index] = NOT_SENT
+            own.outcomes[index] = Outcome.NOT_SENT
             if self._abort is None:
                 self._abort = value if isinstance(value, BaseException) else BrazeError(text)
                 self._stopped_early = f"{type(value).__name__}: {clip(text, 300)}"
             self.log.error("Stopping the send: %s", text)
         else:  # not_sent, rate_limited
-            own.outcomes[index] = NOT_SENT
+            own.outcomes[index] = Outcome.NOT_SENT
             self.log.error("Batch %d was not sent (a retry of the task sends it): %s", index, text)
             if outcome == "rate_limited" and self._stopped_early is None:
                 reset = getattr(value, "reset_at", None)
@@ -732,10 +746,10 @@ class BatchDelivery:
                     + " when the connection's retries (max_retries, retry_budget) ran out, so the send "
                     "stopped early"
                 )
-        if was_unknown and own.outcomes[index] != UNKNOWN:
+        if was_unknown and own.outcomes[index] != Outcome.IN_DOUBT:
             # A resend (at_least_once) that failed says nothing about the first request, which
             # may have gone through: the batch stays in doubt, never resent by a plain retry.
-            own.outcomes[index] = UNKNOWN
+            own.outcomes[index] = Outcome.IN_DOUBT
             self._note_doubt(index, batch, f"outcome unknown; sending it again failed too: {clip(text, 200)}")
         if outcome != "refused":
             self._counts["failures_in_a_row"] += 1
@@ -923,10 +937,12 @@ class BatchDelivery:
         own = self._own
         if own is not None:
             view = merge_outcomes([*self._others, own], audience.batch_count)
-        doubt = [i for i, s in enumerate(view) if s in (UNKNOWN, IN_DOUBT)]
-        failed = [i for i, s in enumerate(view) if s in (NOT_SENT, REFUSED, NOT_TRIED)]
-        refused = [i for i, s in enumerate(view) if s == REFUSED]
-        done = [i for i, s in enumerate(view) if s == DONE]
+        doubt = [i for i, s in enumerate(view) if s in (Outcome.IN_DOUBT, Outcome.RESERVED)]
+        failed = [
+            i for i, s in enumerate(view) if s in (Outcome.NOT_SENT, Outcome.REFUSED, Outcome.NOT_TRIED)
+        ]
+        refused = [i for i, s in enumerate(view) if s == Outcome.REFUSED]
+        done = [i for i, s in enumerate(view) if s == Outcome.DONE]
         stats = self._all_stats()
 
         def gathered(name: str) -> list[Any]:
@@ -1016,12 +1032,18 @@ class BatchDelivery:
         error = self._error_for(index)
         if error is not None and error.get("outcome") in ("unknown", "unknown_abort"):
             reason = error["error"]
-        elif index in self._doubt_reasons and self._own is not None and self._own.outcome(index) == UNKNOWN:
+        elif (
+            index in self._doubt_reasons
+            and self._own is not None
+            and self._own.outcome(index) == Outcome.IN_DOUBT
+        ):
             reason = self._doubt_reasons[index]
         else:
             # This try's own reservation also covers batches it skipped as in doubt; only the
             # other tries may have sent them.
-            holders = [r for r in self._others if index < r.reserved_upto and r.outcome(index) == NOT_TRIED]
+            holders = [
+                r for r in self._others if index < r.reserved_upto and r.outcome(index) == Outcome.NOT_TRIED
+            ]
             if holders:
                 holder = holders[-1]
                 reason = (
@@ -1030,7 +1052,7 @@ class BatchDelivery:
                     + " while this batch may have been in flight"
                 )
             else:
-                tries = [r.try_number for r in self._records() if r.outcome(index) == UNKNOWN]
+                tries = [r.try_number for r in self._records() if r.outcome(index) == Outcome.IN_DOUBT]
                 where = f"try {tries[-1]}" if tries else "an earlier try"
                 reason = f"sent, but the outcome is unknown (the error is in the log of {where})"
         detail: dict[str, Any] = {"batch": index, "count": self.audience.batch_size(index), "reason": reason}
@@ -1041,13 +1063,17 @@ class BatchDelivery:
     def _failure_detail(self, index: int, status: int) -> dict[str, Any]:
         error = self._error_for(index)
         detail: dict[str, Any] = {"batch": index, "count": self.audience.batch_size(index)}
-        if status == NOT_TRIED:
+        if status == Outcome.NOT_TRIED:
             detail["error"] = "not attempted" + (f": {self._stopped_early}" if self._stopped_early else "")
             detail["status_code"] = None
         elif error is not None:
             detail["error"], detail["status_code"] = error["error"], error.get("status_code")
         else:
-            tries = [r.try_number for r in self._records() if r.outcome(index) in (NOT_SENT, REFUSED)]
+            tries = [
+                r.try_number
+                for r in self._records()
+                if r.outcome(index) in (Outcome.NOT_SENT, Outcome.REFUSED)
+            ]
             where = f"try {tries[-1]}" if tries else "an earlier try"
             detail["error"], detail["status_code"] = (
                 f"not sent (the error is in the log of {where})",
@@ -1057,7 +1083,7 @@ class BatchDelivery:
 
     def _log_doubt(self, view: bytearray) -> None:
         """One line with every batch in doubt (each one's recipients were logged when met)."""
-        doubt = [i for i, s in enumerate(view) if s in (UNKNOWN, IN_DOUBT)]
+        doubt = [i for i, s in enumerate(view) if s in (Outcome.IN_DOUBT, Outcome.RESERVED)]
         if not doubt:
             return
         self.log.error(
@@ -1076,7 +1102,7 @@ class BatchDelivery:
         elapsed = max(now - self._started, 1e-9)
         audience = self.audience
         accepted = own.stats.accepted + self._counts["skipped"]
-        accepted_batches = own.outcomes.count(DONE) + self._counts["skipped_batches"]
+        accepted_batches = own.outcomes.count(Outcome.DONE) + self._counts["skipped_batches"]
         total = audience.sent
         rate = self._counts["sent_batches"] / elapsed
         parts = [
@@ -1089,9 +1115,9 @@ class BatchDelivery:
             left = max(0, audience.batch_count - self._dispatched_upto)
             parts.append(f"ETA {left / rate:.0f} s")
         outcomes = own.outcomes
-        if outcomes.count(UNKNOWN):
-            parts.append(f"{outcomes.count(UNKNOWN)} batches with unknown outcome")
-        failed = outcomes.count(NOT_SENT) + outcomes.count(REFUSED)
+        if outcomes.count(Outcome.IN_DOUBT):
+            parts.append(f"{outcomes.count(Outcome.IN_DOUBT)} batches with unknown outcome")
+        failed = outcomes.count(Outcome.NOT_SENT) + outcomes.count(Outcome.REFUSED)
         if failed:
             parts.append(f"{failed} batches not sent")
         if self._rate_limit_status is not None:

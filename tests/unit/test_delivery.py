@@ -29,11 +29,9 @@ from airflow_provider_braze.delivery import (
     task_prefix,
 )
 from airflow_provider_braze.delivery.checkpoint import (
-    DONE,
     ERRORS_KEPT,
-    NOT_SENT,
-    UNKNOWN,
     CheckpointStore,
+    Outcome,
     TryRecord,
     TryStats,
 )
@@ -342,7 +340,7 @@ def test_batches_in_flight_when_a_try_died_are_in_doubt() -> None:
         send=IDENTITY | {"deduplicate": True},
         audience=audience(users(1_000)).fingerprint(),
         reserved_upto=10,
-        outcomes=bytearray([DONE] * 6 + [0] * 14),
+        outcomes=bytearray([Outcome.DONE] * 6 + [0] * 14),
     )
     braze = FakeBraze()
     summary = engine(
@@ -531,7 +529,7 @@ def test_a_newer_try_stops_an_older_one_within_its_reservation() -> None:
     (record,) = [r for r in cp.load().tries if r.try_number == 1]
     assert record.state == "superseded"
     assert record.reserved_upto <= braze.calls  # settled: nothing reserved beyond what went out
-    assert record.outcomes.count(DONE) == braze.calls
+    assert record.outcomes.count(Outcome.DONE) == braze.calls
 
 
 def test_an_older_try_that_starts_after_a_newer_one_sends_nothing() -> None:
@@ -584,8 +582,11 @@ def test_overlapping_tries_send_nobody_twice_beyond_the_batches_in_flight(at_lea
         assert twice == set()
     if summary["complete"]:
         assert set(delivered) == set(users(6_000))
-    else:  # batches the older try had in flight when the newer one ended are reported, not guessed
-        assert summary["ambiguous"] > 0
+    else:
+        # Batches the older try had in flight when the newer one ended are reported as in doubt;
+        # batches it only reserved, and released when it stopped, are not sent (never "in doubt").
+        assert summary["ambiguous"] + summary["not_sent"] > 0
+        assert summary["accepted"] + summary["ambiguous"] + summary["not_sent"] == 6_000
     # Once both have ended, the next try sees every fact: complete, nobody twice (or only those).
     final = engine(FakeBraze(), users(6_000), cp, concurrency=concurrency, try_number=3).run()
     assert final["accepted"] + final["ambiguous"] == 6_000
@@ -600,7 +601,7 @@ def test_the_checkpoint_never_says_complete_while_a_batch_is_in_doubt() -> None:
         "20261126T120000000000",
         audience=audience(users(500)).fingerprint(),
         reserved_upto=4,
-        outcomes=bytearray([DONE, DONE]),  # batches 2 and 3 still in flight
+        outcomes=bytearray([Outcome.DONE, Outcome.DONE]),  # batches 2 and 3 still in flight
     )
     summary = engine(FakeBraze(), users(500), cp, try_number=2).run()
     assert summary["complete"] is False
@@ -714,7 +715,7 @@ def test_a_try_record_stays_small_whatever_the_outcomes() -> None:
         audience=audience(users(100)).fingerprint(),
         reserved_upto=20_000,
         outcomes=bytearray(
-            rng.choice([DONE, NOT_SENT, UNKNOWN]) for _ in range(20_000)
+            rng.choice([Outcome.DONE, Outcome.NOT_SENT, Outcome.IN_DOUBT]) for _ in range(20_000)
         ),  # 1,000,000 recipients
         errors=[
             {"batch": i, "outcome": "unknown", "status_code": 504, "error": "x" * 300}
@@ -977,8 +978,17 @@ def test_a_try_records_counts_are_one_typed_object_that_round_trips() -> None:
         accepted=150, dispatch_count=3, dispatch_ids=["a", "b", "c"], batches_with_non_fatal_errors=1
     )
     assert TryStats.from_json(json.loads(json.dumps(stats.to_json()))) == stats
-    assert TryStats.from_json(None) == TryStats()  # a record from before counts were kept
-    assert TryStats.from_json({"accepted": 5, "something_new": 1}).accepted == 5
-    for damaged in ({"accepted": "5"}, {"dispatch_ids": "a"}, {"accepted": True}, ["accepted"]):
+    whole = stats.to_json()
+    assert TryStats.from_json({**whole, "something_new": 1}) == stats
+    # Strict: a missing count is never filled in with a default.
+    missing = {k: v for k, v in whole.items() if k != "accepted"}
+    for damaged in (
+        None,
+        missing,
+        {**whole, "accepted": "5"},
+        {**whole, "dispatch_ids": "a"},
+        {**whole, "accepted": True},
+        ["accepted"],
+    ):
         with pytest.raises(TypeError):
             TryStats.from_json(damaged)
