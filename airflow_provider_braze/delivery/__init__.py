@@ -19,6 +19,7 @@ from airflow_provider_braze.delivery.checkpoint import (
     MemoryCheckpointStore,
     ObjectStorageCheckpointStore,
     VariableCheckpointStore,
+    abandon_send,
     checkpoint_name,
     task_prefix,
 )
@@ -43,6 +44,7 @@ __all__ = [
     "MemoryCheckpointStore",
     "ObjectStorageCheckpointStore",
     "VariableCheckpointStore",
+    "abandon_send",
     "checkpoint_name",
     "merge_outcomes",
     "read_audience",

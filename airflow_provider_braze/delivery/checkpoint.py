@@ -70,6 +70,12 @@ class Outcome(IntEnum):
 _NAME_PART = re.compile(r"[^A-Za-z0-9_.-]+")
 _TRY_SUFFIX = re.compile(r"__try(\d{3,})_(\d{8}T\d{12})_([0-9a-f]{8})$")
 _DONE_SUFFIX = re.compile(r"__done_(\d{8})$")
+_ABANDONED_SUFFIX = re.compile(r"__abandoned_(\d{8})$")
+#: Any record of a send, and the name of the send (the run) it belongs to.
+_RECORD = re.compile(
+    r"^(?P<name>.+?)(?:__try\d{3,}_(?P<try>\d{8})T\d{12}_[0-9a-f]{8}|__done_(?P<done>\d{8})"
+    r"|__abandoned_(?P<abandoned>\d{8}))$"
+)
 
 
 def utcnow() -> datetime:
@@ -151,15 +157,7 @@ def _folder_location(location: Any) -> Any:
     return None
 
 
-def key_date(key: str) -> date | None:
-    """The day a record was started (try) or completed (done), from its key."""
-    found = _TRY_SUFFIX.search(key)
-    text = found.group(2)[:8] if found else None
-    if text is None:
-        done = _DONE_SUFFIX.search(key)
-        text = done.group(1) if done else None
-    if text is None:
-        return None
+def _day(text: str) -> date | None:
     try:
         return datetime.strptime(text, "%Y%m%d").date()
     except ValueError:
@@ -583,6 +581,9 @@ class Loaded:
 
     done: dict[str, Any] | None = None
     done_key: str | None = None
+    #: Set when the send was abandoned (:func:`abandon_send`): nothing may be sent any more.
+    abandoned: dict[str, Any] | None = None
+    abandoned_key: str | None = None
     tries: list[TryRecord] = field(default_factory=list)
     #: Keys of try records, including ones that vanished between listing and reading.
     try_keys: list[str] = field(default_factory=list)
@@ -613,13 +614,18 @@ class Checkpoint:
     def done_key(self, day: date) -> str:
         return f"{self.name}__done_{day:%Y%m%d}"
 
+    def abandoned_key(self, day: date) -> str:
+        return f"{self.name}__abandoned_{day:%Y%m%d}"
+
     def own_keys(self) -> list[str]:
         """The keys of this send's records (a listing that fails raises)."""
         prefix = f"{self.name}__"
         return [
             k
             for k in self.store.keys(prefix)
-            if _TRY_SUFFIX.fullmatch(k[len(self.name) :]) or self._is_done(k)
+            if _TRY_SUFFIX.fullmatch(k[len(self.name) :])
+            or self._is_done(k)
+            or _ABANDONED_SUFFIX.fullmatch(k[len(self.name) :])
         ]
 
     def _is_done(self, key: str) -> bool:
@@ -635,10 +641,20 @@ class Checkpoint:
         loaded = Loaded()
         for key in sorted(keys if keys is not None else self.own_keys()):
             where = self.describe(key)
-            if self._is_done(key):
+            if self._is_done(key) or _ABANDONED_SUFFIX.fullmatch(key[len(self.name) :]):
                 record = self.store.read(key)
-                if record is not None:
+                if record is None:
+                    continue
+                kind = "done" if self._is_done(key) else "abandoned"
+                if record.get("kind") != kind or record.get("format") != CHECKPOINT_FORMAT:
+                    raise BrazeCheckpointError(
+                        f"The {where} is named as a {kind} record but holds kind "
+                        f"{record.get('kind')!r}, format {record.get('format')!r}. {_UNTRUSTED_ADVICE}"
+                    )
+                if kind == "done":
                     loaded.done, loaded.done_key = record, key
+                else:
+                    loaded.abandoned, loaded.abandoned_key = record, key
                 continue
             loaded.try_keys.append(key)
             record = self.store.read(key)
@@ -661,19 +677,105 @@ class Checkpoint:
         return loaded
 
     def prune(self, retention: timedelta, today: date, *, limit: int = 100) -> list[str]:
-        """Delete records of this task's other sends whose day is older than ``retention``."""
+        """Delete the records of this task's other sends (runs) that are over: a run's records go
+        together, only when the run completed (a done record) or was abandoned, and its newest
+        record is older than ``retention``. An incomplete run is kept, whatever its age: a retry
+        of it must find what its earlier tries sent. At most ``limit`` runs a call.
+
+        Within a run the try records go first and the done or abandoned record last, so a prune
+        cut short leaves a run that still reads as complete (or abandoned), never as a fresh
+        start or a partial set of tries.
+
+        :return: The names of the runs pruned.
+        """
         if self.prune_prefix is None:
             return []
         cutoff = today - retention
         self.store.remove_leftovers(self.prune_prefix)
+        runs = group_by_run(self.store.keys(self.prune_prefix))
         pruned = []
-        for key in self.store.keys(self.prune_prefix):
-            if key.startswith(f"{self.name}__"):
+        for name, records in sorted(runs.items()):
+            if name == self.name or not run_is_over(records) or newest_day(records) >= cutoff:
                 continue
-            day = key_date(key)
-            if day is not None and day < cutoff:
+            for key in sorted(records, key=lambda k: records[k][0] != "try"):
                 self.store.delete(key)
-                pruned.append(key)
-                if len(pruned) >= limit:
-                    break
+            pruned.append(name)
+            if len(pruned) >= limit:
+                break
         return pruned
+
+    def stale_incomplete_runs(self, retention: timedelta, today: date) -> list[str]:
+        """This task's other runs whose send is incomplete and whose newest record is older than
+        ``retention``: kept until completed or abandoned (:func:`abandon_send`)."""
+        if self.prune_prefix is None:
+            return []
+        cutoff = today - retention
+        runs = group_by_run(self.store.keys(self.prune_prefix))
+        return sorted(
+            name
+            for name, records in runs.items()
+            if name != self.name and not run_is_over(records) and newest_day(records) < cutoff
+        )
+
+
+def group_by_run(keys: list[str]) -> dict[str, dict[str, tuple[str, date]]]:
+    """Record keys by the send (run) they belong to: ``{name: {key: (kind, day)}}`` with kind
+    ``try``, ``done`` or ``abandoned``. Keys that are not records (a write's leftovers, a
+    rehearsal's probe) are left out."""
+    runs: dict[str, dict[str, tuple[str, date]]] = {}
+    for key in keys:
+        found = _RECORD.match(key)
+        if found is None:
+            continue
+        kind = next(k for k in ("try", "done", "abandoned") if found.group(k))
+        day = _day(found.group(kind))
+        if day is None:
+            continue
+        runs.setdefault(found.group("name"), {})[key] = (kind, day)
+    return runs
+
+
+def run_is_over(records: dict[str, tuple[str, date]]) -> bool:
+    """Whether a run's send completed or was abandoned."""
+    return any(kind != "try" for kind, _ in records.values())
+
+
+def newest_day(records: dict[str, tuple[str, date]]) -> date:
+    return max(day for _, day in records.values())
+
+
+def abandon_send(
+    dag_id: str, task_id: str, run_id: str, map_index: int = -1, *, checkpoint: Any = "variable"
+) -> str:
+    """Give up an incomplete send for good: no later try of that task instance sends anything
+    (each refuses, naming this record), and its records are pruned with the task's other runs
+    once older than the retention. Use it after checking in Braze who received the message, for
+    a send you will not complete; run it where the checkpoint is reachable (for ``"variable"``,
+    inside an Airflow task).
+
+    :param checkpoint: The send operator's ``checkpoint`` argument.
+    :return: The key of the abandoned record.
+    :raises BrazeCheckpointError: the send already completed, or the records cannot be read.
+    """
+    store = checkpoint_store(checkpoint)
+    target = Checkpoint(store, checkpoint_name(dag_id, task_id, run_id, map_index))
+    loaded = target.load()
+    if loaded.done is not None:
+        raise BrazeCheckpointError(
+            f"The send of {dag_id}.{task_id} in run {run_id!r} completed "
+            f"({target.describe(loaded.done_key)}): there is nothing to abandon."
+        )
+    if loaded.abandoned_key is not None:
+        return loaded.abandoned_key
+    now = utcnow()
+    key = target.abandoned_key(now.date())
+    store.write(
+        key,
+        {
+            "format": CHECKPOINT_FORMAT,
+            "kind": "abandoned",
+            "at": now.isoformat(timespec="seconds"),
+            "tries": [r.try_number for r in loaded.tries],
+        },
+    )
+    return key

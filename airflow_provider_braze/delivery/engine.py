@@ -38,7 +38,7 @@ from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_braze._deprecation import renamed_attribute
-from airflow_provider_braze._words import clip
+from airflow_provider_braze._words import clip, plural
 from airflow_provider_braze.delivery.checkpoint import (
     CHECKPOINT_FORMAT,
     DEFAULT_RETENTION,
@@ -384,6 +384,12 @@ class BatchDelivery:
         """This send's records, checked against it before anything is sent: the same arguments,
         and (a completed send aside) the same recipients, or a fresh start that is safe."""
         loaded = self.checkpoint.load()
+        if loaded.abandoned is not None:
+            raise BrazeCheckpointError(
+                f"This send was abandoned on {loaded.abandoned.get('at')} "
+                f"({self.checkpoint.describe(loaded.abandoned_key)}): nothing is sent any more. "
+                "Mark the task as successful or failed."
+            )
         for record in loaded.tries:
             self._check_same_send(record.send, record.key)
         if loaded.done is not None:
@@ -508,11 +514,12 @@ class BatchDelivery:
             if run_after < safe_since:
                 raise BrazeCheckpointError(
                     f"Try {self._try_number} of a DAG run due {run_after:%Y-%m-%d} found no checkpoint "
-                    f"for this send in {self.checkpoint.describe()}. Records older than the "
-                    f"checkpoint_retention ({self._retention.days} days) are pruned, so an earlier try "
-                    "may have sent to these recipients and its record be gone. Nothing was sent. To "
-                    "send anyway, trigger a new DAG run; to keep records longer, raise "
-                    "checkpoint_retention (or set it to None)."
+                    f"for this send in {self.checkpoint.describe()}. A send's records are pruned only "
+                    "once it completed or was abandoned and is older than the checkpoint_retention "
+                    f"({self._retention.days} days), so this send completed or was abandoned (or its "
+                    "records were deleted by hand): earlier tries may have sent to every recipient. "
+                    "Nothing was sent. Check in Braze who received it, then mark the task as "
+                    "successful or failed."
                 )
         self.log.info(
             "Try %d found no checkpoint for this send in %s: earlier tries sent nothing (each writes "
@@ -911,11 +918,31 @@ class BatchDelivery:
             else:
                 if pruned:
                     self.log.info(
-                        "Pruned %d checkpoint record%s of this task's runs older than %d days.",
-                        len(pruned),
-                        "" if len(pruned) == 1 else "s",
+                        "Pruned the checkpoint records of %s of this task that completed or were "
+                        "abandoned more than %d days ago.",
+                        plural(len(pruned), "run", "runs"),
                         self._retention.days,
                     )
+                self._warn_stale_incomplete(now)
+
+    def _warn_stale_incomplete(self, now: datetime) -> None:
+        """Incomplete sends are never pruned (a retry must find what was sent): say so when some
+        are older than the retention, so that they are completed or abandoned on purpose."""
+        assert self._retention is not None
+        try:
+            stale = self.checkpoint.stale_incomplete_runs(self._retention, now.date())
+        except BrazeError:
+            return
+        if stale:
+            self.log.warning(
+                "%s of this task %s an incomplete send older than %d days (%s); their checkpoint "
+                "records are kept until the send completes or is abandoned with "
+                "airflow_provider_braze.delivery.abandon_send(dag_id, task_id, run_id, map_index).",
+                plural(len(stale), "run", "runs"),
+                "has" if len(stale) == 1 else "have",
+                self._retention.days,
+                ", ".join(stale[:5]) + (", ..." if len(stale) > 5 else ""),
+            )
 
     def _delete_quietly(self, key: str) -> None:
         try:

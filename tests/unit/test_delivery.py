@@ -8,12 +8,14 @@ from __future__ import annotations
 import json
 import logging
 import random
+import re
 import threading
 import time
 from collections import Counter
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pytest
 
@@ -24,6 +26,7 @@ from airflow_provider_braze.delivery import (
     Checkpoint,
     MemoryCheckpointStore,
     ObjectStorageCheckpointStore,
+    abandon_send,
     checkpoint_name,
     read_audience,
     task_prefix,
@@ -34,6 +37,7 @@ from airflow_provider_braze.delivery.checkpoint import (
     Outcome,
     TryRecord,
     TryStats,
+    checkpoint_store,
 )
 from airflow_provider_braze.exceptions import (
     BrazeAmbiguousRequestError,
@@ -377,11 +381,86 @@ def test_a_damaged_checkpoint_file_is_an_error_not_a_fresh_start(tmp_path: Path)
     cp = checkpoint(ObjectStorageCheckpointStore(tmp_path))
     engine(FakeBraze({100: [BrazeServerError("503")]}), users(500), cp).run()
     (record,) = tmp_path.glob("*.json")
-    record.write_text('{"format": 2, "kind": "try", "outco')
+    record.write_text('{"format": 3, "kind": "try", "outco')
     braze = FakeBraze()
     with pytest.raises(BrazeCheckpointError, match="is not valid JSON"):
         engine(braze, users(500), cp, try_number=2).run()
     assert braze.calls == 0
+
+
+EDITS = {
+    # Issue 16, break 3: still valid JSON, defaults used to be filled in (2,750 of 3,000 sent twice).
+    "outcomes and reserved_upto removed": lambda r: {
+        k: v for k, v in r.items() if k not in ("outcomes", "reserved_upto")
+    },
+    "a count changed": lambda r: {**r, "reserved_upto": r["reserved_upto"] + 7},
+    "the digest removed": lambda r: {k: v for k, v in r.items() if k != "digest"},
+}
+
+
+@pytest.mark.parametrize("edit", list(EDITS))
+def test_a_record_edited_by_hand_is_refused_never_repaired(tmp_path: Path, edit: str) -> None:
+    cp = checkpoint(ObjectStorageCheckpointStore(tmp_path))
+    engine(FakeBraze(failing(range(2, 3))), users(3_000), cp).run()
+    (record,) = tmp_path.glob("*.json")
+    record.write_text(json.dumps(EDITS[edit](json.loads(record.read_text()))))
+    braze = FakeBraze()
+    with pytest.raises(BrazeCheckpointError) as caught:
+        engine(braze, users(3_000), cp, try_number=2).run()
+    assert braze.calls == 0
+    text = str(caught.value)
+    assert "was edited or damaged" in text
+    assert "delete" not in text  # deleting it would forget what was sent: never advised
+
+
+def test_a_file_url_checkpoint_is_written_then_renamed(tmp_path: Path) -> None:
+    """Issue 16, break 2: a file:// ObjectStoragePath used to be written in place, so a kill
+    mid-write left half a record (and deleting it, as the error then advised, sent duplicates)."""
+    store = checkpoint_store(f"file://{tmp_path}")
+    cp = checkpoint(store)
+    engine(FakeBraze({50: [BrazeServerError("503")]}), users(500), cp).run()
+    (record,) = tmp_path.glob("*.json")
+    before = record.read_text()
+
+    class Killed(BaseException):
+        pass
+
+    def kill(*args: Any) -> None:
+        raise Killed
+
+    with mock.patch("os.replace", kill), pytest.raises(Killed):
+        store.write(record.stem, {"format": 3, "kind": "try"})
+    assert record.read_text() == before  # the record is whole: the kill hit the temporary file
+    summary = engine(FakeBraze(), users(500), cp, try_number=2).run()
+    assert summary["complete"] is True
+    assert summary["accepted"] == 500
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_an_abandoned_send_is_never_sent_again_and_is_pruned_later() -> None:
+    store = MemoryCheckpointStore()
+    cp = run_checkpoint(store, "r1")
+    engine(FakeBraze(failing(range(2, 4))), users(200), cp).run()
+    with mock.patch("airflow_provider_braze.delivery.checkpoint.checkpoint_store", return_value=store):
+        key = abandon_send("dag", "send", "r1", checkpoint="variable")
+        assert abandon_send("dag", "send", "r1", checkpoint="variable") == key  # once
+    braze = FakeBraze()
+    with pytest.raises(
+        BrazeCheckpointError, match=r"This send was abandoned on .*: nothing is sent any more"
+    ):
+        engine(braze, users(200), cp, try_number=2).run()
+    assert braze.calls == 0
+    later = datetime.now(timezone.utc).date() + timedelta(days=31)
+    assert run_checkpoint(store, "r2").prune(timedelta(days=30), later) == [cp.name]
+    assert store.records == {}
+    # A completed send cannot be abandoned.
+    done = run_checkpoint(store, "r3")
+    engine(FakeBraze(), users(10), done).run()
+    with (
+        mock.patch("airflow_provider_braze.delivery.checkpoint.checkpoint_store", return_value=store),
+        pytest.raises(BrazeCheckpointError, match=r"completed .*: there is nothing to abandon"),
+    ):
+        abandon_send("dag", "send", "r3")
 
 
 def test_a_checkpoint_listing_that_fails_is_an_error() -> None:
@@ -430,7 +509,12 @@ def test_a_retry_of_an_old_run_without_its_checkpoint_is_refused() -> None:
     braze = FakeBraze()
     old = datetime.now(timezone.utc) - timedelta(days=40)
     with pytest.raises(
-        BrazeCheckpointError, match="may have sent to these recipients and its record be gone"
+        BrazeCheckpointError,
+        match=re.escape(
+            "so this send completed or was abandoned (or its records were deleted by hand): earlier "
+            "tries may have sent to every recipient. Nothing was sent. Check in Braze who received "
+            "it, then mark the task as successful or failed."
+        ),
     ):
         engine(braze, users(100), checkpoint(), try_number=2, run_after=old).run()
     assert braze.calls == 0
@@ -753,30 +837,106 @@ def test_a_completed_send_leaves_one_small_record() -> None:
     assert len(store.records[key]) <= 4 * 1024
 
 
-def test_old_records_of_the_task_are_pruned_when_a_send_completes() -> None:
+def test_a_runs_records_are_pruned_together_only_when_it_is_over_and_older_than_the_retention(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     store = MemoryCheckpointStore()
     today = datetime.now(timezone.utc).date()
 
-    def old(run: str, days: int, kind: str) -> str:
+    def old(run: str, days: int, kind: str, try_number: int = 1) -> str:
         day = today - timedelta(days=days)
         name = checkpoint_name("dag", "send", run, -1)
         key = (
-            f"{name}__done_{day:%Y%m%d}"
-            if kind == "done"
-            else f"{name}__try001_{day:%Y%m%d}T000000000000_0123abcd"
+            f"{name}__{kind}_{day:%Y%m%d}"
+            if kind in ("done", "abandoned")
+            else f"{name}__try{try_number:03d}_{day:%Y%m%d}T000000000000_0123abcd"
         )
         store.records[key] = "{}"
         return key
 
-    expired = [old("a", 45, "done"), old("b", 31, "try")]
-    kept = [old("c", 29, "done"), old("d", 2, "try")]
+    expired = [
+        old("a", 45, "done"),
+        # A run that completed long ago, with a stray try record it left: all of it goes.
+        old("b", 50, "try"),
+        old("b", 49, "done"),
+        # Abandoned on purpose, long ago.
+        old("c", 40, "try"),
+        old("c", 39, "abandoned"),
+    ]
+    kept = [
+        old("d", 29, "done"),
+        # Incomplete, however old: a retry of it must find what its tries sent.
+        old("e", 400, "try"),
+        # Completed recently, though its first try is old: the run goes together, later.
+        old("f", 60, "try"),
+        old("f", 3, "done"),
+        # Abandoned recently.
+        old("g", 45, "try"),
+        old("g", 1, "abandoned"),
+    ]
     elsewhere = f"{checkpoint_name('other_dag', 'send', 'a', -1)}__done_{today - timedelta(days=400):%Y%m%d}"
     store.records[elsewhere] = "{}"
+    caplog.set_level("INFO")
     engine(FakeBraze(), users(100), checkpoint(store)).run()
     for key in expired:
         assert key not in store.records
     for key in [*kept, elsewhere]:
         assert key in store.records
+    assert "Pruned the checkpoint records of 3 runs of this task" in caplog.text
+    assert "1 run of this task has an incomplete send older than 30 days" in caplog.text
+    assert "abandon_send(dag_id, task_id, run_id, map_index)" in caplog.text
+
+
+def run_checkpoint(store: CheckpointStore, run_id: str) -> Checkpoint:
+    return checkpoint(store, checkpoint_name("dag", "send", run_id, -1))
+
+
+def failing(batches: range) -> dict[int, list[Exception | str]]:
+    """FakeBraze failures: each of these batches fails once with a 503 (not sent)."""
+    return {50 * i: [BrazeServerError("503")] for i in batches}
+
+
+def test_a_prune_cut_short_never_leaves_a_run_that_reads_as_incomplete() -> None:
+    """Try records go first, the done record last: a run half pruned still reads as complete."""
+    store = MemoryCheckpointStore()
+    old = run_checkpoint(store, "old")
+    engine(FakeBraze(), users(200), old).run()
+    (done_key,) = old.own_keys()
+    stray = f"{old.name}__try009_20000101T000000000000_0123abcd"
+    store.records[stray] = "{}"  # a try that completed the send but died before cleaning up
+    deleted: list[str] = []
+    original = store.delete
+    store.delete = lambda key: (deleted.append(key), original(key))[1]  # type: ignore[method-assign]
+    later = datetime.now(timezone.utc).date() + timedelta(days=60)
+    assert run_checkpoint(store, "new").prune(timedelta(days=30), later) == [old.name]
+    assert deleted == [stray, done_key]
+
+
+def test_pruning_never_splits_a_run_that_is_still_retrying() -> None:
+    """Issue 16, break 1: try 1 of a run on day -(R+1), try 2 a day later, another run of the task
+    completes today, then try 3: the older try's record used to be pruned by its own date, and
+    try 3 merged the partial set as if whole, sending batches try 1 had sent again."""
+    store = MemoryCheckpointStore()
+    clock = {"now": datetime.now(timezone.utc) - timedelta(days=31)}
+    recipients = users(2_000)
+    first = run_checkpoint(store, "first")
+    delivered: Counter[str] = Counter()
+    with mock.patch("airflow_provider_braze.delivery.engine.utcnow", side_effect=lambda: clock["now"]):
+        for try_number, failures in ((1, failing(range(20, 40))), (2, failing(range(30, 40)))):
+            braze = FakeBraze(failures)
+            summary = engine(braze, recipients, first, try_number=try_number).run()
+            delivered.update(braze.delivered)
+            assert summary["complete"] is False
+            clock["now"] += timedelta(days=1)
+        clock["now"] = datetime.now(timezone.utc)
+        engine(FakeBraze(), users(10), run_checkpoint(store, "other")).run()
+        braze = FakeBraze()
+        summary = engine(braze, recipients, first, try_number=3).run()
+        delivered.update(braze.delivered)
+    assert summary["complete"] is True
+    assert {r for r, n in delivered.items() if n > 1} == set()
+    assert set(delivered) == set(recipients)
+    assert braze.calls == 10
 
 
 def test_retention_none_keeps_every_record() -> None:
