@@ -28,6 +28,7 @@ to remember, durably and *before* sending, which batches may go out. The order o
 
 from __future__ import annotations
 
+import json
 import math
 import secrets
 import threading
@@ -79,6 +80,8 @@ AMBIGUOUS_DETAIL_LIMIT = SUMMARY_LIST_LIMIT
 #: Index ranges kept in the summary's ``ambiguous_ranges`` and ``not_sent_ranges`` (the rest are
 #: in the task log, and ``ranges_truncated`` says so).
 RANGES_KEPT = 500
+#: Longest dispatch or schedule ID kept.
+ID_CHARS = 100
 #: How many times one try sends a batch whose outcome was unknown, with ``at_least_once=True``.
 RESENDS_PER_TRY = 2
 _RECIPIENTS_PER_DETAIL = 50
@@ -778,16 +781,15 @@ class BatchDelivery:
         if answer.get("dispatch_id"):
             stats.dispatch_count += 1
             if len(stats.dispatch_ids) < SUMMARY_LIST_LIMIT:
-                stats.dispatch_ids.append(str(answer["dispatch_id"]))
+                stats.dispatch_ids.append(clip(str(self._redact(str(answer["dispatch_id"]))), ID_CHARS))
         if answer.get("schedule_id") and len(stats.schedule_ids) < SUMMARY_LIST_LIMIT:
-            stats.schedule_ids.append(str(answer["schedule_id"]))
+            stats.schedule_ids.append(clip(str(self._redact(str(answer["schedule_id"]))), ID_CHARS))
         errors = answer.get("errors")
         if errors:
             stats.batches_with_non_fatal_errors += 1
             for error in errors if isinstance(errors, list) else [errors]:
                 if len(stats.non_fatal_errors) < SUMMARY_LIST_LIMIT:
-                    kept = self._redact(error)
-                    stats.non_fatal_errors.append(kept[:ERROR_CHARS] if isinstance(kept, str) else kept)
+                    stats.non_fatal_errors.append(bounded_error(self._redact(error)))
 
     def _note_doubt(self, index: int, batch: list[Any], reason: str | None = None) -> None:
         """Name the recipients of a batch in doubt: in the log always, in the summary for 20."""
@@ -1150,6 +1152,16 @@ class BatchDelivery:
         if self._rate_limit_status is not None:
             parts.append(f"rate limit: {self._rate_limit_status()}")
         self.log.info("Braze send %s: %s.", "finished" if final else "progress", "; ".join(parts))
+
+
+def bounded_error(error: Any) -> Any:
+    """One of Braze's non-fatal errors as kept in records and summaries: as it came when its JSON
+    is short, else its JSON text cut to ``ERROR_CHARS`` (an object of any size would make every
+    record and checkpoint write that large)."""
+    if isinstance(error, str):
+        return clip(error, ERROR_CHARS)
+    text = json.dumps(error, ensure_ascii=False, sort_keys=True, default=str)
+    return error if len(text) <= ERROR_CHARS else clip(text, ERROR_CHARS)
 
 
 def _ranges(indexes: list[int], limit: int | None = RANGES_KEPT) -> list[list[int]]:

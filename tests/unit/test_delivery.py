@@ -32,6 +32,7 @@ from airflow_provider_braze.delivery import (
     task_prefix,
 )
 from airflow_provider_braze.delivery.checkpoint import (
+    ERROR_CHARS,
     ERRORS_KEPT,
     CheckpointStore,
     Outcome,
@@ -147,6 +148,12 @@ class CountingStore:
 
     def describe(self, key: str | None = None) -> str:
         return self.inner.describe(key)
+
+    def missing_location(self) -> str | None:
+        return self.inner.missing_location()
+
+    def remove_leftovers(self, prefix: str) -> None:
+        self.inner.remove_leftovers(prefix)
 
 
 _OPEN: list[Audience] = []
@@ -812,6 +819,27 @@ def test_a_try_record_stays_small_whatever_the_outcomes() -> None:
         ),
     )
     assert len(json.dumps(record.to_json())) <= 64 * 1024
+
+
+def test_non_fatal_errors_as_large_objects_keep_records_and_summaries_small() -> None:
+    """Issue 16, break 7: errors returned as objects were kept whole: a 167 KB try record, a
+    166 KB summary, and 166 MB written for 50,000 recipients."""
+    store = CountingStore(MemoryCheckpointStore())
+    big = {"type": "invalid", "detail": "x" * 8_000, "items": list(range(500))}
+
+    def send(batch: list[Any]) -> dict[str, Any]:
+        return {"message": "success", "errors": [big, "short text", {"small": 1}]}
+
+    summary = engine(send, users(50_000), checkpoint(store), concurrency=8).run()
+    assert summary["complete"] is True
+    assert store.largest <= 64 * 1024
+    assert store.bytes_written <= 20 * 1024 * 1024
+    assert len(json.dumps(summary)) <= 64 * 1024
+    kept = summary["non_fatal_errors"]
+    assert kept[:3] == [kept[0], "short text", {"small": 1}]
+    assert isinstance(kept[0], str)
+    assert kept[0].startswith('{"detail": "xxx')
+    assert len(kept[0]) <= ERROR_CHARS
 
 
 def test_a_rate_limit_used_up_beyond_the_budget_stops_the_send_early() -> None:
