@@ -196,6 +196,11 @@ class CheckpointStore(Protocol):
         """Remove what an interrupted write may have left for keys starting with ``prefix``."""
         ...
 
+    def create_location(self) -> None:
+        """Create the store's location if it can be missing (a local folder); raises
+        BrazeCheckpointError if it cannot be created."""
+        ...
+
 
 def _encode(record: dict[str, Any]) -> str:
     """The record as stored: canonical JSON with a digest of its contents, so that any edit or
@@ -308,6 +313,9 @@ class VariableCheckpointStore:
     def remove_leftovers(self, prefix: str) -> None:
         return None  # Variables are written in one step
 
+    def create_location(self) -> None:
+        return None
+
     @staticmethod
     def _unreachable(action: str, err: Exception) -> BrazeCheckpointError:
         return BrazeCheckpointError(
@@ -406,6 +414,16 @@ class ObjectStorageCheckpointStore:
         exists = os.path.isdir(os.fspath(self.folder)) if self._local else True
         return None if exists else f"the checkpoint folder {self.folder} does not exist"
 
+    def create_location(self) -> None:
+        if not self._local:
+            return  # an object store has no folders to create
+        try:
+            os.makedirs(os.fspath(self.folder), exist_ok=True)
+        except OSError as err:
+            raise BrazeCheckpointError(
+                f"Cannot create the checkpoint folder {self.folder}: {err}. Nothing was sent."
+            ) from err
+
     def remove_leftovers(self, prefix: str) -> None:
         if not self._local:
             return
@@ -447,6 +465,9 @@ class MemoryCheckpointStore:
         return None
 
     def remove_leftovers(self, prefix: str) -> None:
+        return None
+
+    def create_location(self) -> None:
         return None
 
 

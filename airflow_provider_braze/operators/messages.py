@@ -261,8 +261,23 @@ class _BrazeSendOperator(BaseOperator):
             )
         check_broadcast(self.broadcast, self.recipients is not None)
 
+    def _check_real_send_id(self) -> None:
+        """A real send never goes out under a rehearsal's placeholder send ID: it would tag real
+        messages with an ID Braze never created, and their analytics could not be found."""
+        from airflow_provider_braze.exceptions import BrazeValidationError
+        from airflow_provider_braze.operators.send_id import REHEARSAL_SEND_ID
+
+        if self.send_id == REHEARSAL_SEND_ID:
+            raise BrazeValidationError(
+                f"send_id is {REHEARSAL_SEND_ID!r}, the placeholder a rehearsing "
+                "CreateSendIdOperator (dry_run=True) hands downstream, but this send is real: nothing "
+                "was sent. Rehearse the whole run (braze_dry_run), or let CreateSendIdOperator create "
+                "a real send ID."
+            )
+
     def _deliver(self, context: Context) -> dict[str, Any]:
         self._check_options()
+        self._check_real_send_id()
         self._prepared = self._prepare()
         retention = _retention(self.checkpoint_retention)
         ti = context["ti"]
@@ -473,12 +488,18 @@ class _BrazeSendOperator(BaseOperator):
         )
 
     def _checkpoint(self, ti: Any) -> Checkpoint:
+        """This task instance's checkpoint. A first try creates a missing local folder before
+        anything else (a rehearsal too: on a first try there is nothing earlier to hide), so that
+        a retry can tell "no earlier try sent anything" from "the folder is not there"; a retry
+        never creates it (it may be unmounted)."""
         from airflow_provider_braze.delivery import Checkpoint, checkpoint_name, task_prefix
         from airflow_provider_braze.delivery.checkpoint import checkpoint_store
 
         dag_id, task_id = str(ti.dag_id), str(ti.task_id)
         name = checkpoint_name(dag_id, task_id, str(ti.run_id), _int_or(getattr(ti, "map_index", -1), -1))
         store = checkpoint_store(self.checkpoint, self.log)
+        if _int_or(getattr(ti, "try_number", 1), 1) <= 1:
+            store.create_location()
         return Checkpoint(store, name, prune_prefix=task_prefix(dag_id, task_id))
 
     def _rate_limit_status(self) -> str:
@@ -489,25 +510,8 @@ class _BrazeSendOperator(BaseOperator):
 def _check_checkpoint_store(checkpoint: Any) -> str:
     """Write then delete a probe (the engine's plan has read this send's records): a store a
     real run could not use fails the rehearsal the same way. Returns what was found."""
-    import os
-
     from airflow_provider_braze.exceptions import BrazeCheckpointError
 
-    missing = checkpoint.store.missing_location()
-    if missing is not None:
-        # Never create it here: a retry that finds the folder missing must still refuse to start
-        # (the folder may be unmounted). A first try creates it, if its parent can be written.
-        folder = getattr(checkpoint.store, "folder", None)
-        if isinstance(folder, (str, os.PathLike)):
-            path = os.path.abspath(os.fspath(folder))
-            while not os.path.exists(path) and os.path.dirname(path) != path:
-                path = os.path.dirname(path)
-            if not os.path.isdir(path) or not os.access(path, os.W_OK):
-                raise BrazeCheckpointError(
-                    f"{missing}, and {path} is not a folder this worker can write, so a real run "
-                    "could not create it."
-                )
-        return f"{missing} yet: a first try creates it"
     probe = f"{checkpoint.name}__rehearsal"
     try:
         checkpoint.store.write(probe, {"kind": "rehearsal"})

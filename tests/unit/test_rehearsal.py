@@ -406,8 +406,37 @@ def test_a_rehearsal_never_creates_a_missing_checkpoint_folder(sandbox: BrazeSan
     with pytest.raises(BrazeCheckpointError, match="does not exist"):
         execute(send_op(tmp_path, checkpoint=str(folder)), retry)
     assert sends(sandbox) == []
-    # A first try creates it: its rehearsal says so, and creates nothing either.
+    # A first try creates it, rehearsal or not (there is nothing earlier for it to hide), so a
+    # real try 2 after a rehearsal as try 1 is not refused for ever (issue 16, break 5).
     summary, log = execute(send_op(tmp_path, checkpoint=str(folder), dry_run=True), context())
     assert summary["requests"] == 3
-    assert "does not exist yet: a first try creates it" in log
-    assert not folder.exists()
+    assert "readable and writable" in log
+    assert folder.is_dir()
+    assert list(folder.iterdir()) == []
+    summary, _ = execute(send_op(tmp_path, checkpoint=str(folder)), retry)
+    assert summary["complete"] is True
+    assert len(sends(sandbox)) == 3
+
+
+def test_a_rehearsal_then_a_real_try_sends_everyone_once(sandbox: BrazeSandbox, tmp_path: Path) -> None:
+    """Issue 16, break 5: a rehearsal as try 1, then real tries with a checkpoint folder that did
+    not exist yet: every later try used to be refused (1,000 never sent)."""
+    folder = tmp_path / "new" / "checkpoints"
+    execute(send_op(tmp_path, checkpoint=str(folder), dry_run=True), context())
+    retry = context()
+    retry["ti"].try_number = 2
+    summary, _ = execute(send_op(tmp_path, checkpoint=str(folder)), retry)
+    assert summary["complete"] is True
+    assert summary["accepted"] == summary["recipients"] > 0
+
+
+def test_a_real_send_refuses_a_rehearsals_placeholder_send_id(sandbox: BrazeSandbox, tmp_path: Path) -> None:
+    """Issue 16, break 5: CreateSendIdOperator(dry_run=True) upstream of a real send handed its
+    placeholder on, and the real send went out under it."""
+    op = send_op(tmp_path, send_id="dry-run-send-id")
+    with pytest.raises(BrazeValidationError, match="'dry-run-send-id', the placeholder a rehearsing"):
+        execute(op, context())
+    assert sends(sandbox) == []
+    # In a rehearsal it is what is expected.
+    summary, _ = execute(send_op(tmp_path, send_id="dry-run-send-id", dry_run=True), context())
+    assert summary["dry_run"] is True
