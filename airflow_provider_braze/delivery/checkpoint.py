@@ -490,6 +490,8 @@ class TryStats:
     """What one try counted, kept in its record (and summed over tries in the summary)."""
 
     accepted: int = 0
+    #: Recipients left out (``exclude_recipients``) of batches this try sent and Braze confirmed.
+    excluded: int = 0
     resent_ambiguous: int = 0
     dispatch_count: int = 0
     batches_with_non_fatal_errors: int = 0

@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_braze._deprecation import renamed_attribute
 from airflow_provider_braze._words import clip, plural
+from airflow_provider_braze.delivery.audience import recipient_identity
 from airflow_provider_braze.delivery.checkpoint import (
     CHECKPOINT_FORMAT,
     DEFAULT_RETENTION,
@@ -69,7 +70,7 @@ from airflow_provider_braze.recipients import recipient_key
 
 if TYPE_CHECKING:
     import logging
-    from collections.abc import Callable
+    from collections.abc import Callable, Collection, Hashable
 
     from airflow_provider_braze.delivery.audience import Audience
 
@@ -247,6 +248,9 @@ class BatchDelivery:
     :param rate_limit_status: Returns a text on the rate-limit headroom, for progress lines.
     :param redact: Applied to every text this engine keeps or shows (error messages, Braze's
         non-fatal errors): removes the API key.
+    :param excluded: Identities (:func:`~.audience.recipient_identity`) left out of every batch
+        this try sends: the recovery for recipients Braze refuses, without changing the send's
+        recipients (a batch Braze refused sent nothing, so the rest of it is then sent once).
     """
 
     def __init__(
@@ -268,6 +272,7 @@ class BatchDelivery:
         outage_batches: int | None = None,
         rate_limit_status: Callable[[], str] | None = None,
         redact: Callable[[Any], Any] | None = None,
+        excluded: Collection[Hashable] = frozenset(),
     ) -> None:
         check_delivery_options(concurrency, progress_interval, max_rejected_batches)
         if retention is not None and retention < timedelta(days=2):
@@ -290,6 +295,9 @@ class BatchDelivery:
         self._outage_batches = outage_batches or max(4, 2 * concurrency)
         self._rate_limit_status = rate_limit_status
         self._redact = redact or (lambda value: value)
+        self._excluded = frozenset(excluded)
+        #: Recipients left out of each batch this try dispatched.
+        self._left_out: dict[int, int] = {}
         self._stop = threading.Event()
         #: The error that stopped the send (auth, too many refusals...); set by the coordinator.
         self._abort: BaseException | None = None
@@ -467,10 +475,9 @@ class BatchDelivery:
             raise BrazeValidationError(
                 f"The recipients changed since try {record.try_number} of this send: {difference}. "
                 "Resuming would send to the wrong people, so nothing was sent. Restore the "
-                f"recipients that try read, or, to send to the new ones as a new send, trigger a new "
-                f"DAG run (or delete the records starting with {self.checkpoint.name!r} in "
-                f"{self.checkpoint.describe()}, knowing that recipients they record as sent would "
-                "get the message again)."
+                "recipients that try read and clear the task; to leave some of them out, keep them "
+                "in recipients and pass them in exclude_recipients. (A new DAG run would be a new "
+                "send, to everyone in it, including those this run already reached.)"
             )
 
     def _check_done_matches(self, done: dict[str, Any], key: str) -> None:
@@ -480,8 +487,8 @@ class BatchDelivery:
             raise BrazeValidationError(
                 f"This send already completed ({self.checkpoint.describe(key)}, "
                 f"{done.get('completed_at')}), and the recipients differ from the ones it sent to: "
-                f"{difference}. Nothing was sent. To send to the new recipients, trigger a new DAG run; "
-                "to send this run again on purpose, delete that record first."
+                f"{difference}. Nothing was sent. To message other people, trigger a new DAG run "
+                "whose recipients are only those people (everyone in a new run gets the message)."
             )
 
     def _already_complete(self, done: dict[str, Any], key: str, stray_tries: list[str]) -> dict[str, Any]:
@@ -505,9 +512,9 @@ class BatchDelivery:
             raise BrazeCheckpointError(
                 f"Try {self._try_number} found no checkpoint because {missing}. Earlier tries wrote "
                 "their records there before sending, so it may be unmounted, or this worker may not "
-                "reach the folder they used: nothing was sent. Give every worker the same folder "
-                "(a shared mount or an ObjectStoragePath URL such as s3://...) or use the default, "
-                "checkpoint='variable'."
+                "reach the folder they used: nothing was sent. Make that folder, with its records, "
+                "reachable at the same path on every worker and clear the task. (Pointing checkpoint "
+                "elsewhere for this run would forget what its earlier tries sent.)"
             )
         if self._retention is not None and self._run_after is not None:
             safe_since = utcnow() - self._retention + timedelta(days=1)
@@ -612,6 +619,16 @@ class BatchDelivery:
         """Send one batch once a slot is free and its reservation is written; False if halted."""
         own = self._own
         assert own is not None
+        if self._excluded and batch:
+            kept = [r for r in batch if recipient_identity(r) not in self._excluded]
+            if len(kept) < len(batch):
+                self._left_out[index] = len(batch) - len(kept)
+                batch = kept
+                if not batch:  # everyone in it is left out: nothing to send, nothing in doubt
+                    own.outcomes[index] = Outcome.DONE
+                    own.stats.excluded += self._left_out[index]
+                    self._dirty = True
+                    return True
         while len(in_flight) >= self._concurrency and not self._halted():
             self._collect(in_flight, block=True)
         if self._halted():
@@ -705,6 +722,7 @@ class BatchDelivery:
         if outcome == "done":
             own.outcomes[index] = Outcome.DONE
             own.stats.accepted += len(batch)
+            own.stats.excluded += self._left_out.get(index, 0)
             self._counts["failures_in_a_row"] = 0
             self._note_answer(value)
             return
@@ -988,8 +1006,9 @@ class BatchDelivery:
             "duplicates": audience.duplicates,
             "duplicates_skipped": audience.duplicates if audience.deduplicate else 0,
             "batches": audience.batch_count,
-            "accepted": audience.recipients_in(done),
+            "accepted": audience.recipients_in(done) - total("excluded"),
             "accepted_batches": len(done),
+            "excluded": total("excluded"),
             "ambiguous": audience.recipients_in(doubt),
             "ambiguous_requests": len(doubt),
             "ambiguous_batches": [self._doubt_detail(i) for i in doubt[:SUMMARY_LIST_LIMIT]],
@@ -1179,6 +1198,7 @@ def _ranges(indexes: list[int], limit: int | None = RANGES_KEPT) -> list[list[in
 
 #: The summary's keys whose values are counts or lists of what happened.
 _COUNT_KEYS = (
+    "excluded",
     "recipients",
     "recipients_read",
     "duplicates",

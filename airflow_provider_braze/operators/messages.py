@@ -61,6 +61,11 @@ class _BrazeSendOperator(BaseOperator):
         as listed. By default each is sent once and the summary counts the entries skipped.
     :param validate_recipients: Deprecated, no effect: recipients are always read and checked
         once before anything is sent (that is how duplicates and changed recipients are found).
+    :param exclude_recipients: Optional. Recipients to leave out of every batch still to send,
+        without changing ``recipients`` (which a retry must read unchanged): the way to send the
+        rest of a batch Braze refused because of some of its recipients. Given in the same forms
+        as ``recipients`` (a list, or a file path or URL); a recipient in a batch already sent is
+        not affected. The summary counts them as ``excluded``. (templated)
     :param progress_interval: Seconds between progress lines in the task log.
     :param max_rejected_batches: Stop after Braze refuses (4xx) more than this many batches.
     :param dry_run: Rehearse instead of sending: render, check every recipient and messaging
@@ -71,7 +76,7 @@ class _BrazeSendOperator(BaseOperator):
     :param braze_conn_id: The Braze connection to use.
     """
 
-    template_fields: Sequence[str] = ("campaign_id", "send_id", "recipients")
+    template_fields: Sequence[str] = ("campaign_id", "send_id", "recipients", "exclude_recipients")
     template_fields_renderers: ClassVar[dict[str, str]] = {
         "messages": "json",
         "trigger_properties": "json",
@@ -98,6 +103,7 @@ class _BrazeSendOperator(BaseOperator):
         checkpoint_retention: timedelta | float | None = DEFAULT_CHECKPOINT_RETENTION,
         allow_duplicate_recipients: bool = False,
         validate_recipients: bool | None = None,
+        exclude_recipients: Any = None,
         progress_interval: float = 15.0,
         max_rejected_batches: int = 10,
         dry_run: bool = False,
@@ -119,6 +125,7 @@ class _BrazeSendOperator(BaseOperator):
         self.checkpoint = checkpoint
         self.checkpoint_retention = checkpoint_retention
         self.allow_duplicate_recipients = allow_duplicate_recipients
+        self.exclude_recipients = exclude_recipients
         if validate_recipients is not None:
             from airflow.exceptions import AirflowProviderDeprecationWarning
 
@@ -354,7 +361,27 @@ class _BrazeSendOperator(BaseOperator):
             max_rejected_batches=self.max_rejected_batches,
             rate_limit_status=self._rate_limit_status,
             redact=_redactor(self.hook),
+            excluded=self._excluded(),
         )
+
+    def _excluded(self) -> frozenset[Any]:
+        """The identities of ``exclude_recipients``, checked like recipients, each named in the log."""
+        from airflow_provider_braze.delivery.audience import recipient_identity
+        from airflow_provider_braze.exceptions import BrazeValidationError
+        from airflow_provider_braze.recipients import iter_recipients, recipient_key
+
+        if self.exclude_recipients is None:
+            return frozenset()
+        if self.broadcast:
+            raise BrazeValidationError("exclude_recipients applies to a list of recipients, not a broadcast.")
+        found = list(iter_recipients(self.exclude_recipients, self._recipient_kind))
+        if found:
+            self.log.warning(
+                "Leaving out %s of every batch still to send (exclude_recipients): %s.",
+                plural(len(found), "recipient", "recipients"),
+                ", ".join(recipient_key(r) for r in found[:20]) + (", ..." if len(found) > 20 else ""),
+            )
+        return frozenset(recipient_identity(r) for r in found)
 
     def _rehearse(self, context: Context) -> dict[str, Any]:
         """Everything a send does before its first request, then a report instead of sending:
@@ -594,6 +621,12 @@ def _incomplete_message(summary: dict[str, Any], at_least_once: bool) -> str:
         lines.append(f"  not sent, batch {record['batch']} ({record['count']} recipients): {record['error']}")
     if summary["ambiguous_requests"] > len(summary["ambiguous_batches"]):
         lines.append("  (the task log names every recipient whose outcome is unknown)")
+    if summary.get("rejected"):
+        lines.append(
+            "Braze refused some batches (4xx): nothing of them was sent. If some of their "
+            "recipients are the cause, leave them out with exclude_recipients (keep recipients "
+            "as it is) and clear this task: the rest of those batches is then sent once."
+        )
     lines.append(
         "A retry of this task sends the batches that were not sent and skips everything Braze "
         "confirmed. Batches with an unknown outcome may or may not have reached the users: they "
@@ -601,8 +634,9 @@ def _incomplete_message(summary: dict[str, Any], at_least_once: bool) -> str:
             "were sent again (at_least_once=True) as often as this try allows, and are listed here "
             "because their outcome stayed unknown."
             if at_least_once
-            else "are not resent, so nobody gets the message twice; set at_least_once=True to resend them, "
-            "or mark the task successful to accept the loss."
+            else "are not resent, so nobody gets the message twice. Check in Braze, then mark the task "
+            "successful to accept the loss, or set at_least_once=True to resend them (those Braze did "
+            "get would get the message twice)."
         )
     )
     return "\n".join(lines)

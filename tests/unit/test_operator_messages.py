@@ -271,6 +271,7 @@ def test_template_fields() -> None:
         "campaign_id",
         "send_id",
         "recipients",
+        "exclude_recipients",
         "messages",
         "segment_id",
         "audience",
@@ -279,6 +280,7 @@ def test_template_fields() -> None:
         "campaign_id",
         "send_id",
         "recipients",
+        "exclude_recipients",
         "trigger_properties",
         "audience",
     }
@@ -615,3 +617,39 @@ def test_delivery_options_are_checked_with_their_types(options: tuple[Any, Any, 
 
     with pytest.raises(BrazeValidationError, match=message):
         check_delivery_options(*options)
+
+
+def test_a_batch_refused_for_one_recipient_is_sent_without_it_exactly_once(
+    sandbox: BrazeSandbox, tmp_path: Path
+) -> None:
+    """Issue 16, break 9: one batch refused with 400 left its 49 other people unsent on every
+    retry, removing the bad row was refused, and the advised new DAG run sent everyone twice.
+    The error's advice now is exclude_recipients, and following it sends the rest once."""
+    from airflow_provider_braze.delivery import BrazeDeliveryIncompleteError
+    from airflow_provider_braze.exceptions import BrazeBadRequestError
+
+    original = SendMessagesOperator._send_batch
+
+    def refuse_u75(self: SendMessagesOperator, batch: list[Any]) -> dict[str, Any]:
+        if "u75" in batch:
+            raise BrazeBadRequestError("Braze answered 400: invalid user", status_code=400)
+        return original(self, batch)
+
+    with mock.patch.object(SendMessagesOperator, "_send_batch", refuse_u75):
+        with pytest.raises(BrazeDeliveryIncompleteError) as caught:
+            run(send_op(tmp_path, users(3_000)))
+        text = str(caught.value)
+        assert "leave them out with exclude_recipients (keep recipients as it is)" in text
+        assert caught.value.summary["not_sent"] == 50
+        # Retried as is: refused again, nobody else is sent twice.
+        retry = ti()
+        retry.try_number = 2
+        with pytest.raises(BrazeDeliveryIncompleteError):
+            run(send_op(tmp_path, users(3_000)), retry)
+        retry.try_number = 3
+        summary = run(send_op(tmp_path, users(3_000), exclude_recipients=["u75", "u2999"]), retry)
+    assert summary["complete"] is True
+    assert summary["excluded"] == 1  # u2999's batch was sent before it was excluded
+    assert summary["accepted"] == 2_999
+    delivered = sandbox.state.deliveries(API, "sid")
+    assert delivered == Counter(u for u in users(3_000) if u != "u75")
