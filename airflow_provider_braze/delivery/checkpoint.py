@@ -157,6 +157,19 @@ def _folder_location(location: Any) -> Any:
     return None
 
 
+def retention_of(value: Any) -> timedelta | None:
+    """An operator's ``checkpoint_retention``: a timedelta, seconds, or None (keep forever)."""
+    from airflow_provider_braze.exceptions import BrazeValidationError
+
+    if value is None or isinstance(value, timedelta):
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return timedelta(seconds=value)
+    raise BrazeValidationError(
+        f"checkpoint_retention must be a timedelta, a number of seconds or None, got {value!r}."
+    )
+
+
 def _day(text: str) -> date | None:
     try:
         return datetime.strptime(text, "%Y%m%d").date()

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from airflow.sdk import BaseOperator
 
 from airflow_provider_braze._words import clip, plural
+from airflow_provider_braze.delivery.checkpoint import DEFAULT_RETENTION, retention_of
 from airflow_provider_braze.hooks.braze import BrazeHook
 from airflow_provider_braze.validation import (
     MAX_RECIPIENTS_PER_REQUEST,
@@ -23,7 +24,7 @@ from airflow_provider_braze.validation import (
 )
 
 #: How long a send's checkpoint records are kept by default.
-DEFAULT_CHECKPOINT_RETENTION = timedelta(days=30)
+DEFAULT_CHECKPOINT_RETENTION = DEFAULT_RETENTION
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -286,7 +287,7 @@ class _BrazeSendOperator(BaseOperator):
         self._check_options()
         self._check_real_send_id()
         self._prepared = self._prepare()
-        retention = _retention(self.checkpoint_retention)
+        retention = retention_of(self.checkpoint_retention)
         ti = context["ti"]
         checkpoint = self._checkpoint(ti)
 
@@ -394,7 +395,7 @@ class _BrazeSendOperator(BaseOperator):
 
         self._check_options()
         prepared = self._prepare()
-        retention = _retention(self.checkpoint_retention)
+        retention = retention_of(self.checkpoint_retention)
         checkpoint = self._checkpoint(context["ti"])
         redact = _redactor(self.hook)
         audience = self._read_audience()
@@ -573,18 +574,6 @@ def _run_after(context: Any) -> datetime | None:
         if isinstance(value, datetime):
             return value
     return None
-
-
-def _retention(value: Any) -> timedelta | None:
-    from airflow_provider_braze.exceptions import BrazeValidationError
-
-    if value is None or isinstance(value, timedelta):
-        return value
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return timedelta(seconds=value)
-    raise BrazeValidationError(
-        f"checkpoint_retention must be a timedelta, a number of seconds or None, got {value!r}."
-    )
 
 
 def _redactor(hook: _Hook) -> Callable[[Any], Any]:

@@ -8,11 +8,13 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
+from airflow_provider_braze.delivery.checkpoint import DEFAULT_RETENTION, retention_of
 from airflow_provider_braze.hooks.braze import BrazeHook
 from airflow_provider_braze.validation import validate_campaign_id, validate_send_id
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
+    from datetime import timedelta
 
     from airflow.sdk import Context
 
@@ -59,6 +61,10 @@ class CreateSendIdOperator(BaseOperator):
         generates one when omitted; giving one makes a retry after a timeout safe. (templated)
     :param checkpoint: Where what was created is remembered across task retries: ``"variable"``
         (the default), an absolute folder or ObjectStoragePath URL, or None (nothing is).
+    :param checkpoint_retention: How long the record of a created send ID is kept (a timedelta,
+        or seconds; default 30 days; None keeps them forever): when this task creates one, the
+        records of its other runs whose send ID was created longer ago are deleted. A record of a
+        request whose answer was lost is kept until a retry settles it.
     :param dry_run: Rehearse: check the arguments and return the ``send_id`` (or, when Braze
         would generate one, ``dry-run-send-id``) without calling Braze or using the daily
         quota. A run whose ``braze_dry_run`` param (or conf key) is true rehearses too.
@@ -74,6 +80,7 @@ class CreateSendIdOperator(BaseOperator):
         campaign_id: str,
         send_id: str | None = None,
         checkpoint: Any = "variable",
+        checkpoint_retention: timedelta | float | None = DEFAULT_RETENTION,
         dry_run: bool = False,
         braze_conn_id: str = BrazeHook.default_conn_name,
         **kwargs: Any,
@@ -86,6 +93,7 @@ class CreateSendIdOperator(BaseOperator):
         self.campaign_id = campaign_id
         self.send_id = send_id
         self.checkpoint = checkpoint
+        self.checkpoint_retention = checkpoint_retention
         self.braze_conn_id = braze_conn_id
 
     @cached_property
@@ -131,6 +139,9 @@ class CreateSendIdOperator(BaseOperator):
                 memory.write(campaign_id, send_id, state="attempted")
                 created = self.hook.create_send_id(campaign_id, send_id)
             memory.write(campaign_id, send_id, state="created", created=created)
+            retention = retention_of(self.checkpoint_retention)
+            if retention is not None:
+                memory.prune(retention)
             self.log.info("Created Braze send ID %r for campaign %r.", created, campaign_id)
             quota = self.hook.last_rate_limit
             if quota is not None:
@@ -183,8 +194,10 @@ class _SendIdMemory:
     """What one task instance asked Braze for and what it created, across its tries."""
 
     def __init__(self, ti: Any, location: Any, log: Any) -> None:
-        from airflow_provider_braze.delivery.checkpoint import checkpoint_name, checkpoint_store
+        from airflow_provider_braze.delivery.checkpoint import checkpoint_name, checkpoint_store, task_prefix
 
+        self.log = log
+        self.prefix = task_prefix(str(ti.dag_id), str(ti.task_id), kind="send_id")
         map_index = getattr(ti, "map_index", -1)
         self.name = checkpoint_name(
             str(ti.dag_id),
@@ -226,3 +239,34 @@ class _SendIdMemory:
                 "at": now.isoformat(timespec="seconds"),
             },
         )
+
+    def prune(self, retention: timedelta, *, limit: int = 100) -> None:
+        """Delete the records of this task's other runs whose send ID was created more than
+        ``retention`` ago (a request with a lost answer is kept: a retry still needs it). Never
+        fails the task: what cannot be pruned now is pruned by a later run."""
+        from airflow_provider_braze.delivery.checkpoint import utcnow
+        from airflow_provider_braze.exceptions import BrazeCheckpointError
+
+        cutoff = (utcnow() - retention).isoformat(timespec="seconds")
+        pruned = 0
+        try:
+            for key in self.store.keys(self.prefix):
+                if key.startswith(f"{self.name}__") or key[-8:] >= cutoff[:10].replace("-", ""):
+                    continue  # this run's, or written within the retention (the key has its first day)
+                record = self.store.read(key)
+                if record is None or record.get("state") != "created" or str(record.get("at")) >= cutoff:
+                    continue
+                self.store.delete(key)
+                pruned += 1
+                if pruned >= limit:
+                    break
+        except BrazeCheckpointError as err:
+            self.log.warning("Could not prune old send ID records: %s", err)
+            return
+        if pruned:
+            self.log.info(
+                "Pruned the send ID records of %d earlier run%s of this task, created more than %d days ago.",
+                pruned,
+                "" if pruned == 1 else "s",
+                retention.days,
+            )

@@ -278,3 +278,45 @@ def test_an_unreadable_memory_creates_nothing(braze_sandbox: BrazeSandbox, tmp_p
     with pytest.raises(BrazeCheckpointError, match="not valid JSON"):
         create(tmp_path, "spring", 2)
     assert creations(braze_sandbox) == 1
+
+
+def test_send_id_records_follow_the_retention(braze_sandbox: BrazeSandbox, tmp_path: Path) -> None:
+    """Issue 16, item 10: a send ID record used to be kept for ever, one per run."""
+    from datetime import datetime, timedelta, timezone
+
+    clock = {"now": datetime.now(timezone.utc) - timedelta(days=40)}
+
+    def run_on(run_id: str, send_id: str, **kwargs: Any) -> None:
+        op = CreateSendIdOperator(
+            task_id="create",
+            campaign_id="sandbox-api-campaign",
+            send_id=send_id,
+            checkpoint=str(tmp_path),
+            **kwargs,
+        )
+        ti = mock.MagicMock(dag_id="d", task_id="create", run_id=run_id, map_index=-1, try_number=1)
+        op.execute({"ti": ti})  # type: ignore[arg-type]
+
+    with mock.patch("airflow_provider_braze.delivery.checkpoint.utcnow", side_effect=lambda: clock["now"]):
+        run_on("old", "old-id")
+        clock["now"] = datetime.now(timezone.utc) - timedelta(days=29)
+        run_on("recent", "recent-id")
+        clock["now"] = datetime.now(timezone.utc)
+        from airflow_provider_braze.operators.send_id import _SendIdMemory
+
+        # 35 days ago, a request whose answer was lost: kept until a retry settles it.
+        memory = _SendIdMemory(
+            mock.MagicMock(dag_id="d", task_id="create", run_id="lost", map_index=-1), str(tmp_path), None
+        )
+        with mock.patch(
+            "airflow_provider_braze.delivery.checkpoint.utcnow",
+            return_value=datetime.now(timezone.utc) - timedelta(days=35),
+        ):
+            memory.write("sandbox-api-campaign", "lost-id", state="attempted")
+        run_on("today", "today-id")
+        names = sorted(p.name for p in tmp_path.glob("braze_send_id__*.json"))
+        assert [n.split("__")[4] for n in names] == ["lost", "recent", "today"]
+        # None keeps every record.
+        clock["now"] += timedelta(days=400)
+        run_on("later", "later-id", checkpoint_retention=None)
+        assert len(list(tmp_path.glob("braze_send_id__*.json"))) == 4
