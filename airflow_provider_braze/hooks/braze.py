@@ -815,7 +815,7 @@ class BrazeHook(BaseHook):
 
     def _redact(self, text: str) -> str:
         """Remove the API key from text that goes into an error or a result (a proxy may echo
-        headers): in any letter case, and percent-encoded too."""
+        headers), in every form :func:`~.redaction.secret_pattern` knows."""
         settings: BrazeConnectionSettings | None = self.__dict__.get("settings")
         if settings is None:
             return text
