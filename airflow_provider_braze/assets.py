@@ -127,26 +127,3 @@ def campaign_of(uri: str) -> tuple[str, str] | None:
         return None
     normalized = sanitize_uri(parsed)
     return normalized.netloc, normalized.path.rsplit("/", 1)[1]
-
-
-#: The summary keys an asset event carries: small, and what a downstream DAG needs.
-EVENT_KEYS = (
-    "endpoint",
-    "campaign_id",
-    "send_id",
-    "broadcast",
-    "complete",
-    "dry_run",
-    "recipients",
-    "accepted",
-    "ambiguous",
-    "not_sent",
-    "dispatch_count",
-    "schedule_ids",
-    "finished_at",
-)
-
-
-def event_extra(summary: dict[str, Any]) -> dict[str, Any]:
-    """What a send's asset event carries: the summary's identifying keys and counts."""
-    return {key: summary.get(key) for key in EVENT_KEYS}

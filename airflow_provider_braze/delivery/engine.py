@@ -53,6 +53,7 @@ from airflow_provider_braze.delivery.checkpoint import (
     TryStats,
     utcnow,
 )
+from airflow_provider_braze.delivery.summary import SendSummary
 from airflow_provider_braze.exceptions import (
     BrazeAmbiguousRequestError,
     BrazeAuthError,
@@ -307,7 +308,7 @@ class BatchDelivery:
         self._own: TryRecord | None = None
         self._others: list[TryRecord] = []
         self._view = bytearray()
-        self._done_summary: dict[str, Any] | None = None
+        self._done_summary: SendSummary | None = None
         self._counts = {
             "skipped": 0,
             "skipped_batches": 0,
@@ -327,7 +328,7 @@ class BatchDelivery:
         self._last_submit = self._started
         self._dirty = False
         #: The summary of the last run, whatever way it ended (the operator pushes it to XCom).
-        self.result: dict[str, Any] | None = None
+        self.result: SendSummary | None = None
 
     def stop(self) -> None:
         """Stop dispatching batches (from ``on_kill``); in-flight batches finish and are recorded."""
@@ -340,7 +341,7 @@ class BatchDelivery:
 
     # ------------------------------------------------------------------ the run
 
-    def run(self) -> dict[str, Any]:
+    def run(self) -> SendSummary:
         """Send what is left to send; return the summary (also kept as :attr:`result`).
 
         :raises BrazeCheckpointError: the checkpoint cannot be read or written, or cannot prove a
@@ -412,7 +413,7 @@ class BatchDelivery:
             self._check_fresh_start_is_safe()
         return loaded
 
-    def _run(self) -> dict[str, Any]:
+    def _run(self) -> SendSummary:
         loaded = self._load_checked()
         if loaded.done is not None:
             return self._already_complete(loaded.done, loaded.done_key or "", loaded.try_keys)
@@ -491,14 +492,14 @@ class BatchDelivery:
                 "whose recipients are only those people (everyone in a new run gets the message)."
             )
 
-    def _already_complete(self, done: dict[str, Any], key: str, stray_tries: list[str]) -> dict[str, Any]:
+    def _already_complete(self, done: dict[str, Any], key: str, stray_tries: list[str]) -> SendSummary:
         """A completed send, already checked against this one (:meth:`_check_done_matches`)."""
         for stray in stray_tries:  # left by a try that completed but died before cleaning up
             self._delete_quietly(stray)
         self.log.info(
             "This send already completed (%s); nothing is sent again.", self.checkpoint.describe(key)
         )
-        self._done_summary = {**(done.get("summary") or {}), "already_complete": True}
+        self._done_summary = SendSummary.from_json(done.get("summary") or {}).but(already_complete=True)
         return self._done_summary
 
     def _check_fresh_start_is_safe(self) -> None:
@@ -859,7 +860,7 @@ class BatchDelivery:
                 self._redact(str(err)),
             )
 
-    def _finish(self) -> dict[str, Any]:
+    def _finish(self) -> SendSummary:
         own = self._own
         writer = self._writer
         assert own is not None
@@ -911,7 +912,7 @@ class BatchDelivery:
             self._complete(summary)
         return summary
 
-    def _complete(self, summary: dict[str, Any]) -> None:
+    def _complete(self, summary: SendSummary) -> None:
         own = self._own
         assert own is not None
         now = utcnow()
@@ -924,7 +925,7 @@ class BatchDelivery:
                 "send": self._identity,
                 "audience": self.audience.fingerprint(with_marks=False),
                 "completed_at": now.isoformat(timespec="seconds"),
-                "summary": summary,
+                "summary": summary.to_json(),
             },
         )
         for key in {own.key, *(r.key for r in self._others)}:
@@ -975,7 +976,7 @@ class BatchDelivery:
     def _all_stats(self) -> list[TryStats]:
         return [r.stats for r in self._records()]
 
-    def summary(self) -> dict[str, Any]:
+    def summary(self) -> SendSummary:
         """What happened, small enough for XCom (from every try's records)."""
         if self._done_summary is not None:
             return self._done_summary
@@ -998,46 +999,39 @@ class BatchDelivery:
         def total(name: str) -> int:
             return sum(int(getattr(s, name)) for s in stats)
 
-        return {
-            **{k: v for k, v in self._identity.items() if k not in ("batch_size", "deduplicate")},
-            "complete": (bool(view) and not doubt and not failed) or (not view and own is not None),
-            "recipients": audience.sent,
-            "recipients_read": audience.read,
-            "duplicates": audience.duplicates,
-            "duplicates_skipped": audience.duplicates if audience.deduplicate else 0,
-            "batches": audience.batch_count,
-            "accepted": audience.recipients_in(done) - total("excluded"),
-            "accepted_batches": len(done),
-            "excluded": total("excluded"),
-            "ambiguous": audience.recipients_in(doubt),
-            "ambiguous_requests": len(doubt),
-            "ambiguous_batches": [self._doubt_detail(i) for i in doubt[:SUMMARY_LIST_LIMIT]],
+        return SendSummary.unknown(
+            self._identity, error=None, try_number=self._try_number, checkpoint=self.checkpoint.describe()
+        ).but(
+            **audience_counts(audience),
+            complete=(bool(view) and not doubt and not failed) or (not view and own is not None),
+            duplicates_skipped=audience.duplicates if audience.deduplicate else 0,
+            accepted=audience.recipients_in(done) - total("excluded"),
+            accepted_batches=len(done),
+            excluded=total("excluded"),
+            ambiguous=audience.recipients_in(doubt),
+            ambiguous_requests=len(doubt),
+            ambiguous_batches=[self._doubt_detail(i) for i in doubt[:SUMMARY_LIST_LIMIT]],
             # Every batch in doubt or not sent, as [first, last + 1) ranges of batch numbers;
             # batch i holds recipients 50 i + 1 to 50 (i + 1) of the send, in the order read.
-            "ambiguous_ranges": _ranges(doubt),
-            "not_sent": audience.recipients_in(failed),
-            "rejected": audience.recipients_in(refused),
-            "not_sent_batches": [self._failure_detail(i, view[i]) for i in failed[:SUMMARY_LIST_LIMIT]],
-            "not_sent_ranges": _ranges(failed),
-            "not_sent_requests": len(failed),
-            "ranges_truncated": len(_ranges(doubt)) == RANGES_KEPT or len(_ranges(failed)) == RANGES_KEPT,
-            "resent_ambiguous": total("resent_ambiguous"),
-            "skipped_already_sent": self._counts["skipped"],
-            "non_fatal_errors": gathered("non_fatal_errors"),
-            "batches_with_non_fatal_errors": total("batches_with_non_fatal_errors"),
-            "dispatch_ids": gathered("dispatch_ids"),
-            "dispatch_count": total("dispatch_count"),
-            "schedule_ids": gathered("schedule_ids"),
-            "stopped_early": self._stopped_early,
-            "error": None,
-            "tries": len(stats),
-            "try_number": self._try_number,
-            "checkpoint": self.checkpoint.describe(),
-            # When this try stopped sending: a send's time for SendAnalyticsSensor(sent_at=...).
-            "finished_at": utcnow().isoformat(timespec="seconds"),
-        }
+            ambiguous_ranges=_ranges(doubt),
+            not_sent=audience.recipients_in(failed),
+            rejected=audience.recipients_in(refused),
+            not_sent_batches=[self._failure_detail(i, view[i]) for i in failed[:SUMMARY_LIST_LIMIT]],
+            not_sent_ranges=_ranges(failed),
+            not_sent_requests=len(failed),
+            ranges_truncated=len(_ranges(doubt)) == RANGES_KEPT or len(_ranges(failed)) == RANGES_KEPT,
+            resent_ambiguous=total("resent_ambiguous"),
+            skipped_already_sent=self._counts["skipped"],
+            non_fatal_errors=gathered("non_fatal_errors"),
+            batches_with_non_fatal_errors=total("batches_with_non_fatal_errors"),
+            dispatch_ids=gathered("dispatch_ids"),
+            dispatch_count=total("dispatch_count"),
+            schedule_ids=gathered("schedule_ids"),
+            stopped_early=self._stopped_early,
+            tries=len(stats),
+        )
 
-    def _safe_summary(self, *, error: BaseException) -> dict[str, Any]:
+    def _safe_summary(self, *, error: BaseException) -> SendSummary:
         """The summary after a failure, with the error; never raises.
 
         A try that stopped before it took the send over (bad or changed input, a checkpoint it
@@ -1047,23 +1041,15 @@ class BatchDelivery:
         text = clip(str(self._redact(f"{type(error).__name__}: {error}")), 1000)
         if self._done_summary is not None:
             return self._done_summary
+        unknown = SendSummary.unknown(
+            self._identity, error=text, try_number=self._try_number, checkpoint=self.checkpoint.describe()
+        )
         if self._own is None:
-            return unknown_summary(
-                self._identity,
-                error=text,
-                try_number=self._try_number,
-                checkpoint=self.checkpoint.describe(),
-                audience=self.audience,
-            )
+            return unknown.but(**audience_counts(self.audience))
         try:
-            summary = dict(self.summary())
+            return self.summary().but(complete=False, error=text)
         except Exception:
-            summary = unknown_summary(
-                self._identity, error=text, try_number=self._try_number, checkpoint=self.checkpoint.describe()
-            )
-        summary["complete"] = False
-        summary["error"] = text
-        return summary
+            return unknown
 
     def _records(self) -> list[TryRecord]:
         """Every try's record known to this try (its own included), oldest first."""
@@ -1196,37 +1182,6 @@ def _ranges(indexes: list[int], limit: int | None = RANGES_KEPT) -> list[list[in
     return ranges
 
 
-#: The summary's keys whose values are counts or lists of what happened.
-_COUNT_KEYS = (
-    "excluded",
-    "recipients",
-    "recipients_read",
-    "duplicates",
-    "duplicates_skipped",
-    "batches",
-    "accepted",
-    "accepted_batches",
-    "ambiguous",
-    "ambiguous_requests",
-    "ambiguous_batches",
-    "ambiguous_ranges",
-    "not_sent",
-    "rejected",
-    "not_sent_batches",
-    "not_sent_ranges",
-    "not_sent_requests",
-    "ranges_truncated",
-    "resent_ambiguous",
-    "skipped_already_sent",
-    "non_fatal_errors",
-    "batches_with_non_fatal_errors",
-    "dispatch_ids",
-    "dispatch_count",
-    "schedule_ids",
-    "tries",
-)
-
-
 def check_delivery_options(concurrency: Any, progress_interval: Any, max_rejected_batches: Any) -> None:
     """The delivery's numbers, checked (types too: ``"4"`` from a template is not 4)."""
     from airflow_provider_braze.validation import is_integer, is_number
@@ -1245,34 +1200,14 @@ def check_delivery_options(concurrency: Any, progress_interval: Any, max_rejecte
         )
 
 
-def unknown_summary(
-    identity: dict[str, Any],
-    *,
-    error: str | None,
-    try_number: int | None,
-    checkpoint: str | None,
-    audience: Audience | None = None,
-) -> dict[str, Any]:
-    """The summary of a try that ended before it could know what was sent: every key is there,
-    the counts are None (the recipients read are given when they were)."""
-    summary: dict[str, Any] = {
-        **{k: v for k, v in identity.items() if k not in ("batch_size", "deduplicate")},
-        "complete": False,
-        **dict.fromkeys(_COUNT_KEYS),
-        "stopped_early": None,
-        "try_number": try_number,
-        "checkpoint": checkpoint,
-        "finished_at": utcnow().isoformat(timespec="seconds"),
-        "error": error,
+def audience_counts(audience: Audience) -> dict[str, Any]:
+    """The counts a summary can give as soon as the recipients are read."""
+    return {
+        "recipients": audience.sent,
+        "recipients_read": audience.read,
+        "duplicates": audience.duplicates,
+        "batches": audience.batch_count,
     }
-    if audience is not None:
-        summary.update(
-            recipients=audience.sent,
-            recipients_read=audience.read,
-            duplicates=audience.duplicates,
-            batches=audience.batch_count,
-        )
-    return summary
 
 
 #: Names before 0.2, kept for one release: the errors now follow the ``Braze...Error`` naming.

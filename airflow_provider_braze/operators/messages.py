@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from airflow_provider_braze.delivery import Audience, BatchDelivery, Checkpoint
+    from airflow_provider_braze.delivery.summary import SendSummary
     from airflow_provider_braze.hooks.braze import BrazeHook as _Hook
     from airflow_provider_braze.hooks.braze import PreparedSend
     from airflow_provider_braze.recipients import RecipientKind
@@ -173,24 +174,23 @@ class _BrazeSendOperator(BaseOperator):
                 summary = self._rehearse(context)
                 self._push_summary(ti, summary)
                 self._announce(context, outlets, summary)
-                return summary
-            summary = {**self._deliver(context), "dry_run": False}
+                return summary.to_json()
+            summary = self._deliver(context).but(dry_run=False)
         except BaseException as err:
             delivery = self._delivery
             failed = delivery.result if delivery is not None and delivery.result else None
-            self._push_summary(ti, {**(failed or self._failure_summary(err)), "dry_run": rehearsing})
+            self._push_summary(ti, (failed or self._failure_summary(err)).but(dry_run=rehearsing))
             raise
-        if not summary["complete"]:
+        if not summary.complete:
             text = _incomplete_message(summary, self.at_least_once)
-            summary = {
-                **summary,
-                "error": clip(str(self.hook.redact(f"BrazeDeliveryIncompleteError: {text}")), 1000),
-            }
+            summary = summary.but(
+                error=clip(str(self.hook.redact(f"BrazeDeliveryIncompleteError: {text}")), 1000)
+            )
             self._push_summary(ti, summary)
-            raise BrazeDeliveryIncompleteError(text, summary=summary)
+            raise BrazeDeliveryIncompleteError(text, summary=summary.to_json())
         self._push_summary(ti, summary)
         self._announce(context, outlets, summary)
-        return summary
+        return summary.to_json()
 
     def _braze_outlets(self) -> list[Any]:
         """This task's ``braze://`` outlets, checked before anything is sent: each must be this
@@ -221,13 +221,11 @@ class _BrazeSendOperator(BaseOperator):
             found.append(outlet)
         return found
 
-    def _announce(self, context: Context, outlets: list[Any], summary: dict[str, Any]) -> None:
+    def _announce(self, context: Context, outlets: list[Any], summary: SendSummary) -> None:
         """Attach the send's summary to each ``braze://`` outlet's asset event."""
-        from airflow_provider_braze.assets import event_extra
-
         if not outlets:
             return
-        extra = event_extra(summary)
+        extra = summary.event_extra()
         events = context["outlet_events"]
         for outlet in outlets:
             events[outlet].extra.update(extra)
@@ -238,9 +236,9 @@ class _BrazeSendOperator(BaseOperator):
             "ies" if len(outlets) == 1 else "y",
         )
 
-    def _push_summary(self, ti: Any, summary: dict[str, Any]) -> None:
+    def _push_summary(self, ti: Any, summary: SendSummary) -> None:
         try:
-            ti.xcom_push(key="summary", value=summary)
+            ti.xcom_push(key="summary", value=summary.to_json())
         except Exception as push_error:
             self.log.error("Could not push the send's summary to XCom: %s", push_error)
 
@@ -283,7 +281,7 @@ class _BrazeSendOperator(BaseOperator):
                 "a real send ID."
             )
 
-    def _deliver(self, context: Context) -> dict[str, Any]:
+    def _deliver(self, context: Context) -> SendSummary:
         self._check_options()
         self._check_real_send_id()
         self._prepared = self._prepare()
@@ -384,13 +382,14 @@ class _BrazeSendOperator(BaseOperator):
             )
         return frozenset(recipient_identity(r) for r in found)
 
-    def _rehearse(self, context: Context) -> dict[str, Any]:
+    def _rehearse(self, context: Context) -> SendSummary:
         """Everything a send does before its first request, then a report instead of sending:
         the delivery engine's own plan (what the checkpoint says is left), the first request of
         it exactly as it would go out, how many, and how long they should take."""
         import json
 
-        from airflow_provider_braze.delivery.engine import unknown_summary
+        from airflow_provider_braze.delivery.engine import audience_counts
+        from airflow_provider_braze.delivery.summary import SendSummary
         from airflow_provider_braze.rate_limit import estimate_send_seconds
 
         self._check_options()
@@ -425,13 +424,7 @@ class _BrazeSendOperator(BaseOperator):
                 now=self.hook.server_clock.now(),
                 latency=latency,
             )
-            summary = unknown_summary(
-                self._send_identity(),
-                error=None,
-                try_number=None,
-                checkpoint=checkpoint.describe(),
-                audience=audience,
-            )
+            counts = audience_counts(audience)
         if plan["already_complete"]:
             checkpoint_note = (
                 f"{checkpoint.describe()}: this send is already complete, a real run would send nothing"
@@ -470,45 +463,44 @@ class _BrazeSendOperator(BaseOperator):
             self._endpoint,
             shown,
         )
-        nothing: dict[str, Any] = {
-            "accepted": 0,
-            "accepted_batches": 0,
-            "ambiguous": 0,
-            "ambiguous_requests": 0,
-            "ambiguous_batches": [],
-            "ambiguous_ranges": [],
-            "not_sent": 0,
-            "rejected": 0,
-            "not_sent_batches": [],
-            "not_sent_ranges": [],
-            "not_sent_requests": 0,
-            "dispatch_ids": [],
-            "dispatch_count": 0,
-            "schedule_ids": [],
-        }
-        return {
-            **summary,
-            **nothing,
-            "error": None,
-            "dry_run": True,
-            "requests": requests,
-            "recipients_to_send": recipients,
-            "already_complete": plan["already_complete"],
-            "estimated_seconds": round(seconds, 1),
-            "rate_limit": status.describe() if status is not None else None,
-            "first_request": redact(body),
-        }
+        return SendSummary.unknown(
+            self._send_identity(), error=None, try_number=None, checkpoint=checkpoint.describe()
+        ).but(
+            **counts,
+            # Nothing was sent: these counts are known, and zero.
+            accepted=0,
+            accepted_batches=0,
+            ambiguous=0,
+            ambiguous_requests=0,
+            ambiguous_batches=[],
+            ambiguous_ranges=[],
+            not_sent=0,
+            rejected=0,
+            not_sent_batches=[],
+            not_sent_ranges=[],
+            not_sent_requests=0,
+            dispatch_ids=[],
+            dispatch_count=0,
+            schedule_ids=[],
+            dry_run=True,
+            requests=requests,
+            recipients_to_send=recipients,
+            already_complete=plan["already_complete"],
+            estimated_seconds=round(seconds, 1),
+            rate_limit=status.describe() if status is not None else None,
+            first_request=redact(body),
+        )
 
     def on_kill(self) -> None:
         """Stop dispatching; batches in flight finish and the checkpoint records them."""
         if self._delivery is not None:
             self._delivery.stop()
 
-    def _failure_summary(self, err: BaseException) -> dict[str, Any]:
+    def _failure_summary(self, err: BaseException) -> SendSummary:
         """The summary of a send that ended before its delivery started (bad arguments, bad rows)."""
-        from airflow_provider_braze.delivery.engine import unknown_summary
+        from airflow_provider_braze.delivery.summary import SendSummary
 
-        return unknown_summary(
+        return SendSummary.unknown(
             self._send_identity(),
             error=clip(str(_redactor(self.hook)(f"{type(err).__name__}: {err}")), 1000),
             try_number=None,
@@ -586,7 +578,7 @@ def _redactor(hook: _Hook) -> Callable[[Any], Any]:
     return redact
 
 
-def _incomplete_message(summary: dict[str, Any], at_least_once: bool) -> str:
+def _incomplete_message(summary: SendSummary, at_least_once: bool) -> str:
     if summary.get("broadcast"):
         lines = [
             "The broadcast request "

@@ -8,9 +8,9 @@ from airflow_provider_braze.assets import (
     braze_campaign_asset,
     campaign_asset_uri,
     campaign_of,
-    event_extra,
     instance_of,
 )
+from airflow_provider_braze.delivery.summary import SendSummary
 
 
 @pytest.mark.parametrize(
@@ -82,8 +82,8 @@ def test_a_connections_instance(base_url: str, instance: str) -> None:
 
 
 def test_an_event_carries_the_summarys_identity_and_counts_only() -> None:
-    summary = {"send_id": "s", "campaign_id": "c", "accepted": 3, "ambiguous_batches": [{"big": "list"}]}
-    extra = event_extra(summary)
+    summary = SendSummary(send_id="s", campaign_id="c", accepted=3, ambiguous_batches=[{"big": "list"}])
+    extra = summary.event_extra()
     assert extra["send_id"] == "s"
     assert extra["accepted"] == 3
     assert "ambiguous_batches" not in extra

@@ -40,6 +40,7 @@ from airflow_provider_braze.delivery.checkpoint import (
     TryStats,
     checkpoint_store,
 )
+from airflow_provider_braze.delivery.summary import SendSummary
 from airflow_provider_braze.exceptions import (
     BrazeAmbiguousRequestError,
     BrazeAmbiguousResponseError,
@@ -767,7 +768,7 @@ def test_two_tasks_with_lookalike_names_keep_their_own_checkpoints() -> None:
     braze = FakeBraze()
     summary = engine(braze, users(100), other).run()
     assert braze.calls == 2
-    assert summary.get("already_complete") is None
+    assert summary["already_complete"] is False
 
 
 # ---------------------------------------------------------------------------- bounded checkpoints
@@ -834,7 +835,7 @@ def test_non_fatal_errors_as_large_objects_keep_records_and_summaries_small() ->
     assert summary["complete"] is True
     assert store.largest <= 64 * 1024
     assert store.bytes_written <= 20 * 1024 * 1024
-    assert len(json.dumps(summary)) <= 64 * 1024
+    assert len(json.dumps(summary.to_json())) <= 64 * 1024
     kept = summary["non_fatal_errors"]
     assert kept[:3] == [kept[0], "short text", {"small": 1}]
     assert isinstance(kept[0], str)
@@ -999,7 +1000,7 @@ def test_nothing_kept_or_reported_holds_the_key(tmp_path: Path) -> None:
     delivery = engine(answer, users(200), cp, redact=redact)
     summary = delivery.run()
     assert summary["non_fatal_errors"]
-    texts = json.dumps(summary) + "".join(p.read_text() for p in tmp_path.glob("*.json"))
+    texts = json.dumps(summary.to_json()) + "".join(p.read_text() for p in tmp_path.glob("*.json"))
     assert SECRET not in texts
     assert "***" in texts
 
@@ -1131,8 +1132,12 @@ def test_a_stopped_or_superseded_send_says_why() -> None:
 def test_success_and_failure_summaries_have_the_same_keys() -> None:
     good = engine(FakeBraze(), users(100), checkpoint()).run()
     bad = engine(FakeBraze({0: [BrazeServerError("503")]}), users(100), checkpoint(name="other")).run()
-    assert set(good) == set(bad)
+    assert set(good) == set(bad) == set(SendSummary.__dataclass_fields__)
     assert good["error"] is None
+    # One type, the only home of the keys: no key can be added on the way to XCom.
+    with pytest.raises(TypeError):
+        good.but(no_such_key=1)
+    assert json.loads(json.dumps(good.to_json())) == good.to_json()
 
 
 @pytest.mark.parametrize(
