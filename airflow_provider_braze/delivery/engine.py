@@ -22,8 +22,9 @@ to remember, durably and *before* sending, which batches may go out. The order o
    connections, 504 and unreadable 2xx answers are *in doubt* and, unless ``at_least_once``,
    never resent. Many failures in a row (an outage longer than the retry budget) or a rate limit
    used up beyond the budget stop the send early; what was not sent is listed as not sent.
-6. When every batch is done, a small done record replaces the try records, and records of the
-   task's older runs past their retention are pruned.
+6. When every batch is done, a small done record replaces the try records, and the task's other
+   runs that completed or were abandoned longer ago than the retention are pruned, each run's
+   records together (see :mod:`airflow_provider_braze.delivery`, "The model").
 """
 
 from __future__ import annotations
@@ -82,6 +83,9 @@ AMBIGUOUS_DETAIL_LIMIT = SUMMARY_LIST_LIMIT
 #: Index ranges kept in the summary's ``ambiguous_ranges`` and ``not_sent_ranges`` (the rest are
 #: in the task log, and ``ranges_truncated`` says so).
 RANGES_KEPT = 500
+#: Most bytes one send writes to its checkpoint in all (invariant I5): reservations reach further
+#: and saves come less often as a send's writes grow (see BatchDelivery._reach).
+WRITE_BUDGET = 20 * 1024 * 1024
 #: Longest dispatch or schedule ID kept.
 ID_CHARS = 100
 #: How many times one try sends a batch whose outcome was unknown, with ``at_least_once=True``.
@@ -657,10 +661,11 @@ class BatchDelivery:
     def _reserve(self, index: int, in_flight: dict[Future[tuple[str, Any]], tuple[int, list[Any]]]) -> None:
         """Make sure batch ``index`` is covered by a written reservation; extend it ahead of time.
 
-        A reservation reaches at most ``2 x concurrency`` batches past the one being dispatched.
-        It is extended early enough for the write to finish before it is needed (``lead``
-        batches before its end, from the measured write time and dispatch rate), and no earlier,
-        so each write covers as many batches as it can.
+        A reservation reaches ``2 x concurrency`` batches past the one being dispatched (more for
+        a send so large that its writes would otherwise pass half of :data:`WRITE_BUDGET`, see
+        :meth:`_reach`). It is extended early enough for the write to finish before it is needed
+        (``lead`` batches before its end, from the measured write time and dispatch rate), and no
+        earlier, so each write covers as many batches as it can.
         """
         own = self._own
         writer = self._writer
@@ -673,11 +678,22 @@ class BatchDelivery:
         if writer.writes >= 2 and rate > 0:
             lead = min(self._concurrency, max(1, math.ceil(writer.write_seconds * rate * 1.5) + 1))
         if own.reserved_upto - index <= lead and own.reserved_upto < batch_count:
-            own.reserved_upto = min(batch_count, index + 2 * self._concurrency)
+            own.reserved_upto = min(batch_count, index + self._reach())
             self._submit()
         while writer.confirmed_reservation <= index and not self._halted():
             self._collect(in_flight, block=False)
             writer.wait_change(0.05)
+
+    def _reach(self) -> int:
+        """How far past the batch being dispatched a reservation reaches: ``2 x concurrency``, or
+        far enough that the reservation writes of the whole send stay under half of
+        :data:`WRITE_BUDGET` at the size records have (a few KB: only sends of millions reach
+        further). A kill puts at most this many batches, plus those in flight, in doubt."""
+        writer = self._writer
+        assert writer is not None
+        size = writer.bytes_written / writer.writes if writer.writes else 0
+        step = math.ceil(len(self._view) * size / (WRITE_BUDGET / 2))
+        return max(2 * self._concurrency, self._concurrency + step)
 
     def _attempt(self, batch: list[Any]) -> tuple[str, Any]:
         """Runs in a worker thread: send one batch, classify the outcome."""
@@ -710,7 +726,9 @@ class BatchDelivery:
             outcome, value = future.result()
             self._record(index, batch, outcome, value)
         now = time.monotonic()
-        if self._dirty and now - self._last_submit >= self._save_interval:
+        # Saves slow down as the send's writes grow, so that they stay within WRITE_BUDGET.
+        interval = self._save_interval * (1 + 4 * self.bytes_written // WRITE_BUDGET)
+        if self._dirty and now - self._last_submit >= interval:
             self._submit()
         if now - self._last_progress >= self._progress_interval:
             self._log_progress()

@@ -843,6 +843,32 @@ def test_non_fatal_errors_as_large_objects_keep_records_and_summaries_small() ->
     assert len(kept[0]) <= ERROR_CHARS
 
 
+def test_a_send_writes_within_the_budget_however_large(monkeypatch: pytest.MonkeyPatch) -> None:
+    """I5: reservations reach further and saves come less often as the writes grow, so a send
+    stays within WRITE_BUDGET (made small here, so that 2,000 batches meet it)."""
+    from airflow_provider_braze.delivery import engine as engine_module
+
+    budget = 300 * 1024
+    monkeypatch.setattr(engine_module, "WRITE_BUDGET", budget)
+    store = CountingStore(MemoryCheckpointStore())
+    rng = random.Random(5)
+    last = {"failed": False}
+
+    def send(batch: list[Any]) -> dict[str, Any]:
+        time.sleep(0.0005)
+        # Outcomes that compress badly (records of a few KB), never two failures in a row (an
+        # outage would stop the send early).
+        last["failed"] = not last["failed"] and rng.random() < 0.3
+        if last["failed"]:
+            raise BrazeServerError("503")
+        return {"message": "success", "errors": []}
+
+    summary = engine(send, users(100_000), checkpoint(store), concurrency=2, save_interval=0.01).run()
+    assert summary["batches"] == 2_000
+    assert store.writes > 50
+    assert store.bytes_written <= budget
+
+
 def test_a_rate_limit_used_up_beyond_the_budget_stops_the_send_early() -> None:
     reset = datetime(2026, 11, 26, 19, 0, tzinfo=timezone.utc)
     from airflow_provider_braze.exceptions import BrazeRateLimitError
