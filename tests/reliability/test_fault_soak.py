@@ -79,7 +79,9 @@ def test_mixed_faults(
     delivered = braze_sandbox.state.deliveries("sandbox-api-campaign")
     statuses = braze_sandbox.state.statuses()["/messages/send"]
     injected = sum(n for status, n in statuses.items() if status != "201")
-    assert injected / sum(statuses.values()) > 0.15, statuses  # the soak did meet its faults
+    # The soak did meet its faults: about 16 % of answers are injected errors (slow answers count
+    # as 201), but threads draw them in varying order, so the share varies: well above 8 %.
+    assert injected / sum(statuses.values()) > 0.08, statuses
 
     duplicated = {r for r, n in delivered.items() if n > 1}
     assert duplicated == set(), "recipients got the message twice"
