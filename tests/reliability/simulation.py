@@ -188,6 +188,8 @@ class Send:
     sid_tries: int = 0
     #: The send ID came from a rehearsal of CreateSendIdOperator (a placeholder, or not created).
     sid_rehearsed: bool = False
+    #: The days its real tries ran on.
+    try_days: list[int] = field(default_factory=list)
 
 
 class TryCtx:
@@ -405,10 +407,14 @@ class SimStore:
             _ARMED.cut, _ARMED.hit = self.sim.rng_float(ctx, "cut", 0.2, 0.8), False
             try:
                 self.inner.write(key, record)
+            except KillTry:
+                pass
             finally:
                 hit = getattr(_ARMED, "hit", False)
                 _ARMED.cut = None
-            if not hit:
+            if hit:
+                self.sim.tags.add("midwrite")
+            else:
                 self.sim.note(f"mid-write kill of {key} found no file being written")
             raise KillTry("killed after a checkpoint write")
         if self._fault("write"):
@@ -431,7 +437,8 @@ class SimStore:
             if ctx.send.bytes_written[ctx.send.run_id] > SEND_LIMIT:
                 self.sim.found(
                     "I5-total",
-                    f"{ctx.send.run_id} wrote {ctx.send.bytes_written[ctx.send.run_id]:,} bytes to its checkpoint",
+                    f"{ctx.send.run_id} wrote {ctx.send.bytes_written[ctx.send.run_id]:,} bytes "
+                    "to its checkpoint",
                 )
         return int(written)
 
@@ -479,9 +486,7 @@ def advice_in(text: str) -> list[tuple[str, str]]:
 
 def _named_record(text: str) -> str | None:
     """The record an error names: a checkpoint file path or a Variable key."""
-    match = re.search(r"checkpoint file (/\S+?\.json)", text) or re.search(
-        r"file://(/\S+?\.json)", text
-    )
+    match = re.search(r"checkpoint file (/\S+?\.json)", text) or re.search(r"file://(/\S+?\.json)", text)
     if match:
         return match.group(1)
     match = re.search(r"(?:Variable|checkpoint) '([^']+)'", text)
@@ -710,11 +715,17 @@ class Simulation:
                         endpoint="POST /messages/send",
                     )
                 if fault == "5xx":
-                    raise BrazeServerError("Braze answered 503", status_code=503, endpoint="POST /messages/send")
+                    raise BrazeServerError(
+                        "Braze answered 503", status_code=503, endpoint="POST /messages/send"
+                    )
                 if fault == "429":
-                    raise BrazeRateLimitError("Braze answered 429", status_code=429, endpoint="POST /messages/send")
+                    raise BrazeRateLimitError(
+                        "Braze answered 429", status_code=429, endpoint="POST /messages/send"
+                    )
                 if fault == "drop_before":
-                    raise BrazeTransportError("connection refused (simulated)", endpoint="POST /messages/send")
+                    raise BrazeTransportError(
+                        "connection refused (simulated)", endpoint="POST /messages/send"
+                    )
                 answer = real(batch)
                 if ctx.killed.is_set():
                     raise KillTry("the answer came back after the kill")
@@ -747,6 +758,7 @@ class Simulation:
         dry_run: bool = False,
         conf_dry_run: bool = False,
         concurrency: int | None = None,
+        sandbox_faults: dict[str, float] | None = None,
         thread: bool = False,
     ) -> Any:
         """One try of ``send``'s current run; in a thread if ``thread`` (returns the runner)."""
@@ -761,6 +773,7 @@ class Simulation:
         earlier_real = send.real_tries_this_run
         if not rehearsal:
             send.real_tries_this_run += 1
+            send.try_days.append(self.day)
         op = SendMessagesOperator(
             task_id=TASK_ID,
             campaign_id=CAMPAIGN,
@@ -775,13 +788,15 @@ class Simulation:
             dry_run=dry_run,
         )
         _capture_log(op, ctx.log)
-        op._send_batch = self._send_wrapper(op, ctx)
+        op._send_batch = self._send_wrapper(op, ctx)  # type: ignore[method-assign]
         ti = mock.MagicMock(
             dag_id=DAG_ID, task_id=TASK_ID, run_id=send.run_id, map_index=-1, try_number=send.try_number
         )
-        ti.xcom_push.side_effect = lambda key, value: None if ctx.killed.is_set() else ctx.pushes.append((key, value))
+        ti.xcom_push.side_effect = lambda key, value: (
+            None if ctx.killed.is_set() else ctx.pushes.append((key, value))
+        )
         due = BASE + timedelta(days=send.run_day)
-        context = {
+        context: Any = {
             "ti": ti,
             "dag_run": mock.MagicMock(
                 run_after=due, logical_date=due, conf={"braze_dry_run": True} if conf_dry_run else {}
@@ -790,6 +805,12 @@ class Simulation:
         }
         outcome: dict[str, Any] = {}
         ledger_before = len(self.sandbox.ledger())
+        if sandbox_faults:
+            # The sandbox's own faults, through the hook's real handling of them; one request at
+            # a time (op.concurrency is 1), so its seeded draws come in the same order every run.
+            op.concurrency = 1
+            self.sandbox.state.rng.seed(f"{self.seed}-{self.step_index}")
+            self.sandbox.set_faults(paths=["/messages/send"], rate_limit_reset_seconds=0, **sandbox_faults)
 
         def body() -> None:
             self._local.ctx = ctx
@@ -802,13 +823,17 @@ class Simulation:
                 self._local.ctx = None
 
         def finish() -> None:
+            if sandbox_faults:
+                self.sandbox.set_faults()
             self._restore_spools(ctx)
             self.running.discard(ctx)
             self._after_try(send, ctx, outcome, earlier_real, ledger_before)
 
         self.running.add(ctx)
         if thread:
-            runner = threading.Thread(target=body, name=f"sim-{send.run_id}-try{send.try_number}", daemon=True)
+            runner = threading.Thread(
+                target=body, name=f"sim-{send.run_id}-try{send.try_number}", daemon=True
+            )
             runner.start()
             return ctx, runner, finish
         body()
@@ -853,11 +878,14 @@ class Simulation:
             self.found("key-leak", f"the API key is in try {send.try_number}'s summary, error or log")
         if not self.running or all(c.killed.is_set() for c in self.running):
             left = [
-                p for p in glob.glob(os.path.join(tempfile.gettempdir(), SPOOL_GLOB))
+                p
+                for p in glob.glob(os.path.join(tempfile.gettempdir(), SPOOL_GLOB))
                 if not any(p == s for c in self.running for s in c.spools)
             ]
             if left:
-                self.found("spool", f"{len(left)} spool file(s) left after try {send.try_number} ended: {left[:2]}")
+                self.found(
+                    "spool", f"{len(left)} spool file(s) left after try {send.try_number} ended: {left[:2]}"
+                )
         if ctx.rehearsal:
             if len(self.sandbox.ledger()) != ledger_before and not self.running:
                 self.found("I6-rehearsal", "a rehearsal sent something")
@@ -868,7 +896,8 @@ class Simulation:
             if not good:
                 what = "succeeded" if err is None else f"failed with {type(err).__name__}: {str(err)[:200]}"
                 self.found(
-                    "I8-input", f"a {send.source} file with a bad row ({send.bad_row}) at line {line}: the try {what}"
+                    "I8-input",
+                    f"a {send.source} file with a bad row ({send.bad_row}) at line {line}: the try {what}",
                 )
             send.bad_row = None  # the user fixes the file; the recipients read are the same
         if (
@@ -900,12 +929,15 @@ class Simulation:
         for send in self.sends.values():
             prefix = f"{send.name}-"
             twice = [
-                r for r, n in delivered.items() if n > 1 and r.startswith(prefix) and not self._allowed_twice(send, r)
+                r
+                for r, n in delivered.items()
+                if n > 1 and r.startswith(prefix) and not self._allowed_twice(send, r)
             ]
             if twice:
                 self.found(
                     "I1-duplicate",
-                    f"{len(twice)} recipients of send {send.name} got the message twice or more (e.g. {twice[:3]})",
+                    f"{len(twice)} recipients of send {send.name} got the message twice or more "
+                    f"(e.g. {twice[:3]})",
                 )
 
     def _check_success(self, send: Send) -> None:
@@ -946,7 +978,9 @@ class Simulation:
         if not send.killed_any and not send.write_failed:
             never = [i for i in sorted(doubt) if not any(r in send.attempted for r in by_batch.get(i, []))]
             if never:
-                reasons = [b.get("reason") for b in summary.get("ambiguous_batches") or [] if b.get("batch") in never]
+                reasons = [
+                    b.get("reason") for b in summary.get("ambiguous_batches") or [] if b.get("batch") in never
+                ]
                 self.found(
                     "I3-doubt",
                     f"try {send.try_number} reports batches {never[:5]} in doubt, but no try ever sent them "
@@ -1039,7 +1073,9 @@ class Simulation:
         while not ctx.paused.is_set() and runner.is_alive() and time.monotonic() < deadline:
             time.sleep(0.005)
         settled = 0
-        while runner.is_alive() and settled < 10 and time.monotonic() < deadline:  # in-flight answers come back
+        while (
+            runner.is_alive() and settled < 10 and time.monotonic() < deadline
+        ):  # in-flight answers come back
             settled = settled + 1 if ctx.inflight == 0 else 0
             time.sleep(0.01)
         if ctx.paused.is_set():
@@ -1085,8 +1121,11 @@ class Simulation:
             record = json.loads(text)
         except ValueError:
             return
-        keys_in = sorted(record)
-        chosen = drop if drop is not None else random.Random(f"{self.seed}-{pick}").sample(keys_in, k=2)
+        chosen = (
+            drop
+            if drop is not None
+            else _keys_to_drop(record, random.Random(f"{self.seed}-{self.step_index}-{pick}"))
+        )
         for k in chosen:
             record.pop(k, None)
         self._raw_write(key, json.dumps(record))
@@ -1144,8 +1183,6 @@ class Simulation:
         self.after_advice = kind
         self.run_try(send)
         self._check_ledger()
-        if send.finished:
-            self._check_success(send)
 
     def _step_mark_success(self) -> None:
         self.main().finished = True
@@ -1158,7 +1195,11 @@ class Simulation:
             return [k for k in self.fake_variables.values if k.startswith(prefix)]
         if not os.path.isdir(self.folder):
             return []
-        return [n[: -len(".json")] for n in os.listdir(self.folder) if n.startswith(prefix) and n.endswith(".json")]
+        return [
+            n[: -len(".json")]
+            for n in os.listdir(self.folder)
+            if n.startswith(prefix) and n.endswith(".json")
+        ]
 
     def _raw_read(self, key: str) -> str | None:
         if self.spec.store == "variable":
@@ -1209,6 +1250,20 @@ def _capture_log(op: Any, stream: io.StringIO) -> None:
     for name in ("_cached_logger", "_log"):
         with contextlib.suppress(AttributeError, TypeError):
             object.__setattr__(op, name, logger)
+
+
+def _keys_to_drop(record: dict[str, Any], rng: random.Random) -> list[str]:
+    """What a person editing a record by hand removes: one to three keys, either any of them or
+    the ones that look like progress (numbers and opaque encoded strings)."""
+    keys = sorted(record)
+    progress = [
+        k
+        for k, v in sorted(record.items())
+        if (isinstance(v, int) and not isinstance(v, bool))
+        or (isinstance(v, str) and len(v) >= 12 and re.fullmatch(r"[A-Za-z0-9+/=]+", v) and not v.isdigit())
+    ]
+    pool = progress if progress and rng.random() < 0.5 else keys
+    return rng.sample(pool, k=min(len(pool), rng.randint(1, 3)))
 
 
 def _big_error(index: int, n: int) -> dict[str, Any]:
@@ -1290,14 +1345,17 @@ def random_try(sim: Simulation, rng: random.Random) -> dict[str, Any]:
     options: dict[str, Any] = {}
     roll = rng.random()
     if roll < 0.3:
-        mode = rng.choice(["send", "store", "midwrite"] if sim.spec.store != "variable" else ["send", "store"])
+        mode = rng.choice(
+            ["send", "store", "midwrite"] if sim.spec.store != "variable" else ["send", "store"]
+        )
         n = rng.randint(1, max(2, batches)) if mode == "send" else rng.randint(1, 12)
         options["kill"] = [mode, n, rng.random() < 0.5]
     if rng.random() < 0.35:
         kinds = ["5xx", "429", "drop_before", "drop_after", "unreadable"]
-        options["faults"] = {
-            rng.randrange(batches): rng.choice(kinds) for _ in range(rng.randint(1, 3))
-        }
+        options["faults"] = {rng.randrange(batches): rng.choice(kinds) for _ in range(rng.randint(1, 3))}
+    elif rng.random() < 0.2:
+        kind = rng.choice(["rate_limit", "server_error", "drop_before", "drop_after", "unreadable_success"])
+        options["sandbox_faults"] = {kind: rng.choice([0.1, 0.3])}
     if rng.random() < 0.1:
         options["nonfatal"] = rng.choice(["objects", "key"])
     if rng.random() < 0.12:
@@ -1310,24 +1368,34 @@ def random_step(sim: Simulation, rng: random.Random) -> Step:
     retention = sim.spec.retention_days or 30
     if send.advice and rng.random() < 0.6:
         return Step("advice", {"pick": rng.randrange(8)})
-    roll = rng.random()
-    if roll < 0.36:
-        return Step("try", random_try(sim, rng))
-    if roll < 0.46:
-        return Step("overlap", {"pause_at": rng.randint(1, 9), "newer": random_try(sim, rng) if rng.random() < 0.3 else {}})
-    if roll < 0.58:
-        return Step("days", {"n": rng.choice([1, 1, retention - 1, retention, retention + 1, rng.randint(1, retention + 2)])})
-    if roll < 0.66:
+    last = sim.steps[-1].kind if sim.steps else ""
+    if last == "days" and rng.random() < 0.4:
         return Step("other_run", {"count": rng.choice([50, 100])})
-    if roll < 0.72:
+    roll = rng.random()
+    if roll < 0.34:
+        return Step("try", random_try(sim, rng))
+    if roll < 0.44:
+        newer = random_try(sim, rng) if rng.random() < 0.3 else {}
+        return Step("overlap", {"pause_at": rng.randint(1, 12), "newer": newer})
+    if roll < 0.56:
+        choices = [1, 1, retention, retention + 1, rng.randint(1, retention + 2)]
+        if send.try_days:
+            # The public retention rule, aimed at: the oldest try of the send just past it.
+            boundary = min(send.try_days) + retention + 1 - sim.day
+            if boundary > 0:
+                choices += [boundary, boundary]
+        return Step("days", {"n": rng.choice(choices)})
+    if roll < 0.62:
+        return Step("other_run", {"count": rng.choice([50, 100])})
+    if roll < 0.70:
         mode = rng.choice(["drop_keys", "drop_keys", "truncate"])
         return Step("edit_record", {"mode": mode, "pick": rng.randrange(4)})
-    if roll < 0.8:
+    if roll < 0.78:
         modes = ["insert", "delete", "swap"] + (["remove_poison"] * 3 if send.poison else [])
         return Step("edit_recipients", {"mode": rng.choice(modes), "n": rng.randrange(1000)})
-    if roll < 0.88:
+    if roll < 0.86:
         return Step("try", {"dry_run": True} if rng.random() < 0.5 else {"conf_dry_run": True})
-    if roll < 0.9:
+    if roll < 0.88:
         return Step("mark_success")
     return Step("try", {})
 
@@ -1339,7 +1407,11 @@ def first_steps(sim: Simulation, rng: random.Random) -> list[Step]:
         steps.append(
             Step(
                 "send_id",
-                {"dry_run": dry, "lose_answer": not dry and rng.random() < 0.3, "requested": rng.random() < 0.6},
+                {
+                    "dry_run": dry,
+                    "lose_answer": not dry and rng.random() < 0.3,
+                    "requested": rng.random() < 0.6,
+                },
             )
         )
         if steps[-1].args["lose_answer"]:
@@ -1419,14 +1491,16 @@ def classify(found: Found) -> str:
         return "5"
     if inv.startswith("I3-doubt"):
         return "4"
-    if "poison" in tags and "advice-new_run" in tags | {a for a in tags}:
-        return "9"
+    if inv.startswith("I4"):
+        if "advice-delete_named" in tags:
+            return "2"  # a damaged record (truncated by a kill mid-write, or by hand) deleted as advised
+        if "advice-raise_retention" in tags or "pruned-running-send" in tags:
+            return "1"
+        return "9"  # a new DAG run, or the records deleted, as advised
     if "pruned-running-send" in tags:
         return "1"
     if "hand-drop_keys" in tags:
         return "3"
-    if "advice-delete_named" in tags and "killed" in tags:
-        return "2"
     if "poison" in tags:
         return "9"
     return "?"
@@ -1477,7 +1551,10 @@ def main(argv: list[str] | None = None) -> int:
         f"{args.seed + args.histories - 1}, in {elapsed:.0f} s"
     )
     for key, (seed, n, violation) in sorted(result.first.items()):
-        print(f"\n== {key}: {result.counts[key]} histories; first at seed {seed} (history {n}); replay with --replay {seed}")
+        print(
+            f"\n== {key}: {result.counts[key]} histories; first at seed {seed} (history {n}); "
+            f"replay with --replay {seed}"
+        )
         print(violation)
     return 1 if result.first else 0
 
