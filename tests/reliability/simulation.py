@@ -515,6 +515,8 @@ class Simulation:
         self.running: set[TryCtx] = set()
         self.step_index = 0
         self.after_advice: str | None = None
+        #: Recipients already reported as delivered twice (a later step does not report them again).
+        self.reported_twice: set[str] = set()
         self._lock = threading.Lock()
         self.key = sandbox.api_key
         self.needles = _key_needles(self.key)
@@ -931,7 +933,10 @@ class Simulation:
             twice = [
                 r
                 for r, n in delivered.items()
-                if n > 1 and r.startswith(prefix) and not self._allowed_twice(send, r)
+                if n > 1
+                and r.startswith(prefix)
+                and r not in self.reported_twice
+                and not self._allowed_twice(send, r)
             ]
             if twice:
                 self.found(
@@ -939,13 +944,14 @@ class Simulation:
                     f"{len(twice)} recipients of send {send.name} got the message twice or more "
                     f"(e.g. {twice[:3]})",
                 )
+                self.reported_twice.update(twice)
 
     def _check_success(self, send: Send) -> None:
         delivered = self.sandbox.state.deliveries(CAMPAIGN)
         wanted = list(dict.fromkeys(send.recipients))
         missing = [r for r in wanted if delivered[r] == 0]
         twice = [r for r in wanted if delivered[r] > 1 and not self._allowed_twice(send, r)]
-        if missing or twice:
+        if missing or any(r not in self.reported_twice for r in twice):
             self.found(
                 "I2-success",
                 f"try {send.try_number} of {send.run_id} succeeded, but {len(missing)} of {len(wanted)} were "
