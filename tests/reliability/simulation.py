@@ -1375,6 +1375,8 @@ def random_step(sim: Simulation, rng: random.Random) -> Step:
     if send.advice and rng.random() < 0.6:
         return Step("advice", {"pick": rng.randrange(8)})
     last = sim.steps[-1].kind if sim.steps else ""
+    if last == "try" and send.advice and rng.random() < 0.25:
+        return Step("days", {"n": 1})  # a retry the next day
     if last == "days" and rng.random() < 0.4:
         return Step("other_run", {"count": rng.choice([50, 100])})
     roll = rng.random()
