@@ -190,22 +190,26 @@ class _CheckpointWriter:
                 newer: list[str] = []
                 # A new reservation counts only after a listing shows no newer try; a save that
                 # reserves nothing new needs no listing.
+                finished: list[str] = []
                 if first or reservation > self.confirmed_reservation:
                     keys = self._checkpoint.own_keys()
-                    if self._key not in keys:
-                        raise BrazeCheckpointError(
-                            f"The {self._checkpoint.describe(self._key)} was written but a listing right "
-                            "after does not show it, so the store cannot be trusted with this send."
-                        )
                     newer = [
                         k
                         for k in keys
                         if k != self._key
                         and ((order := Checkpoint.order_of(k)) is None or order > self._order)
                     ]
+                    # A done or abandoned record: a newer try finished the send (and may have
+                    # deleted this record since): superseded, not a store to distrust.
+                    finished = [k for k in newer if Checkpoint.order_of(k) is None]
+                    if self._key not in keys and not finished:
+                        raise BrazeCheckpointError(
+                            f"The {self._checkpoint.describe(self._key)} was written but a listing right "
+                            "after does not show it, so the store cannot be trusted with this send."
+                        )
                 if first:
                     back = self._checkpoint.store.read(self._key)
-                    if back is None or back.get("seq") != seq:
+                    if (back is None and not finished) or (back is not None and back.get("seq") != seq):
                         raise BrazeCheckpointError(
                             f"The {self._checkpoint.describe(self._key)} was written but reads back "
                             "differently, so the store cannot be trusted with this send."

@@ -282,12 +282,12 @@ class _BrazeSendOperator(BaseOperator):
             )
 
     def _deliver(self, context: Context) -> SendSummary:
+        # The checkpoint first: a first try creates its folder even if it fails on what follows.
+        checkpoint = self._checkpoint(context["ti"])
         self._check_options()
         self._check_real_send_id()
         self._prepared = self._prepare()
         retention = retention_of(self.checkpoint_retention)
-        ti = context["ti"]
-        checkpoint = self._checkpoint(ti)
 
         audience = self._read_audience()
         with audience:
@@ -392,10 +392,10 @@ class _BrazeSendOperator(BaseOperator):
         from airflow_provider_braze.delivery.summary import SendSummary
         from airflow_provider_braze.rate_limit import estimate_send_seconds
 
+        checkpoint = self._checkpoint(context["ti"])
         self._check_options()
         prepared = self._prepare()
         retention = retention_of(self.checkpoint_retention)
-        checkpoint = self._checkpoint(context["ti"])
         redact = _redactor(self.hook)
         audience = self._read_audience()
         with audience:

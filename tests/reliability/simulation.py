@@ -504,6 +504,8 @@ class Simulation:
         self.rng = random.Random(seed if seed is not None else 0)
         self.steps: list[Step] = []
         self.findings: list[Found] = []
+        #: An older try of the main send is paused mid-run (an overlap).
+        self.older_alive = False
         self.notes: list[str] = []
         self.tags: set[str] = set()
         self.day = spec.start_day
@@ -905,6 +907,9 @@ class Simulation:
         if (
             isinstance(err, BrazeCheckpointError)
             and "found no checkpoint" in str(err)
+            # The documented limit: a retry of a run older than the retention that finds nothing
+            # cannot prove its earlier tries sent nothing (their records may have been pruned).
+            and "checkpoint_retention" not in str(err)
             and earlier_real == 0
             and not self.running
         ):
@@ -981,7 +986,7 @@ class Simulation:
             by_batch.setdefault(i, []).append(r)
             if i in doubt:
                 send.doubt.add(r)
-        if not send.killed_any and not send.write_failed:
+        if not send.killed_any and not send.write_failed and not self.older_alive:
             never = [i for i in sorted(doubt) if not any(r in send.attempted for r in by_batch.get(i, []))]
             if never:
                 reasons = [
@@ -1087,7 +1092,13 @@ class Simulation:
         if ctx.paused.is_set():
             for r in ctx.attempted:
                 send.doubt.add(r)
-            self.run_try(send, **(newer or {}))
+            # While the older try lives, what it reserved may still go out: in doubt is the true
+            # answer for the newer try. Once it has ended, no later try may say so.
+            self.older_alive = True
+            try:
+                self.run_try(send, **(newer or {}))
+            finally:
+                self.older_alive = False
         ctx.resume.set()
         runner.join(JOIN_SECONDS)
         if runner.is_alive():

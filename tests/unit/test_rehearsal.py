@@ -256,9 +256,13 @@ def test_create_send_id_rehearses_without_using_the_quota(sandbox: BrazeSandbox)
     ctx = context(conf={"braze_dry_run": True})
     op = CreateSendIdOperator(task_id="create", campaign_id=API, send_id="picks-1")
     created, log = execute(op, ctx)
-    assert created == "picks-1"
+    # Always the placeholder, which a real send refuses (issue 16, break 5).
+    assert created == REHEARSAL_SEND_ID
     assert sandbox.ledger() == []
-    assert "Rehearsal (dry run): send ID 'picks-1' for campaign 'sandbox-api-campaign' is not created." in log
+    assert (
+        "Rehearsal (dry run): send ID 'picks-1' for campaign 'sandbox-api-campaign' is not created; "
+        "downstream tasks get the placeholder 'dry-run-send-id'." in log
+    )
     generated, _ = execute(CreateSendIdOperator(task_id="create", campaign_id=API, dry_run=True), context())
     assert generated == REHEARSAL_SEND_ID
     with pytest.raises(BrazeValidationError, match="non-ASCII"):
