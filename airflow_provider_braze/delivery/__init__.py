@@ -11,7 +11,13 @@ README.md ("The delivery guarantee, in plain words") states what holds.
 
 from typing import Any
 
-from airflow_provider_braze.delivery.audience import Audience, read_audience, recipient_identity
+from airflow_provider_braze.delivery.audience import (
+    Audience,
+    read_audience,
+    recipient_identity,
+    spool_folder,
+    spool_root,
+)
 from airflow_provider_braze.delivery.checkpoint import (
     DEFAULT_RETENTION,
     Checkpoint,
@@ -47,6 +53,8 @@ __all__ = [
     "merge_outcomes",
     "read_audience",
     "recipient_identity",
+    "spool_folder",
+    "spool_root",
     "task_prefix",
 ]
 
