@@ -3,6 +3,12 @@
 Everything here streams: a file is read line by line and batches are built as they are sent, so
 memory stays flat whatever the number of recipients. Every error names the item or the file
 line it comes from.
+
+Every input row is accounted for: a recipient is either yielded or refused with an error, never
+skipped in silence. The one exception is an empty line in a file (and, in JSON lines, a line of
+only whitespace), which holds nothing at all. Text that UTF-8 cannot carry (invalid bytes in a
+file, a lone surrogate such as ``"\\ud800"`` in JSON or in a Python string) is refused too,
+naming its line or position: Braze takes UTF-8, and the spool is UTF-8.
 """
 
 from __future__ import annotations
@@ -24,6 +30,11 @@ from airflow_provider_braze.validation import (
 #: What a recipient becomes: ``users`` for /messages/send (an external user ID string or a user
 #: alias object), ``recipients`` for /campaigns/trigger/send (a recipient object).
 RecipientKind = Literal["users", "recipients"]
+
+#: CSV columns that name the recipient: a row needs a value in at least one of them.
+CSV_ID_COLUMNS = ("external_user_id", "alias_name", "alias_label", "email")
+#: Rows without a recipient ID named (by line) in the error; all of them are counted.
+_NO_ID_EXAMPLES = 5
 
 #: CSV columns understood in recipient files; ``trigger_properties.<name>`` columns are also
 #: accepted and gathered into the recipient's ``trigger_properties``.
@@ -65,7 +76,12 @@ def iter_recipients(source: Any, kind: RecipientKind, *, file_format: str | None
             f"recipients must be a list, an iterable or a file path, got {type(source).__name__}."
         )
     for position, item in enumerate(source):
-        yield _normalize(item, kind, f"recipient {position}")
+        where = f"recipient {position}"
+        recipient = _normalize(item, kind, where)
+        # Strings from Python may hold lone surrogates; the check is one flag test for ASCII text.
+        if type(recipient) is not str or not recipient.isascii():
+            _check_unicode(recipient, where)
+        yield recipient
 
 
 def recipient_key(recipient: Any) -> str:
@@ -110,6 +126,40 @@ def _normalize(item: Any, kind: RecipientKind, where: str) -> Any:
     )
 
 
+def _first_lone_surrogate(value: Any) -> str | None:
+    """The first string in ``value`` (a recipient: strings, and dicts and lists of them, keys
+    included) that UTF-8 cannot encode, or None."""
+    if isinstance(value, str):
+        if value.isascii():
+            return None
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return value
+        return None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            bad = _first_lone_surrogate(key)
+            if bad is None:
+                bad = _first_lone_surrogate(item)
+            if bad is not None:
+                return bad
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            bad = _first_lone_surrogate(item)
+            if bad is not None:
+                return bad
+    return None
+
+
+def _check_unicode(value: Any, where: str) -> None:
+    bad = _first_lone_surrogate(value)
+    if bad is not None:
+        raise BrazeValidationError(
+            f"{where} is not valid text: {bad!r} holds a lone surrogate, which UTF-8 cannot encode."
+        )
+
+
 def _open_text(source: Any) -> Any:
     source = storage_path(source)
     # utf-8-sig: files saved by spreadsheet programs start with a byte-order mark, which would
@@ -117,6 +167,34 @@ def _open_text(source: Any) -> Any:
     if isinstance(source, (str, os.PathLike)):
         return open(source, encoding="utf-8-sig", newline="")
     return source.open("r", encoding="utf-8-sig", newline="")
+
+
+def _open_bytes(source: Any) -> Any:
+    source = storage_path(source)
+    if isinstance(source, (str, os.PathLike)):
+        return open(source, "rb")
+    return source.open("rb")
+
+
+def _undecodable(source: Any, name: str, err: UnicodeDecodeError) -> BrazeValidationError:
+    """The error for a file that is not UTF-8, naming the first line that is not.
+
+    The text decoder works on blocks of the file, so the line being read when it fails is not
+    the bad one: the file is read again, as bytes, line by line, to find it (only on this error,
+    so a good file costs nothing more)."""
+    try:
+        with _open_bytes(source) as handle:
+            for number, line in enumerate(handle, start=1):
+                try:
+                    line.decode("utf-8")
+                except UnicodeDecodeError as found:
+                    return BrazeValidationError(
+                        f"{name} line {number} is not valid UTF-8: byte 0x{line[found.start]:02x} "
+                        "cannot be decoded; save the file as UTF-8."
+                    )
+    except OSError:
+        pass
+    return BrazeValidationError(f"{name} is not valid UTF-8 ({err.reason}); save the file as UTF-8.")
 
 
 def _from_file(source: Any, kind: RecipientKind, file_format: str | None) -> Iterator[Any]:
@@ -127,10 +205,13 @@ def _from_file(source: Any, kind: RecipientKind, file_format: str | None) -> Ite
     except OSError as err:
         raise BrazeValidationError(f"Cannot open recipient file {name}: {err}") from err
     with handle:
-        if fmt == "jsonl":
-            yield from _from_jsonl(handle, kind, name)
-        else:
-            yield from _from_csv(handle, kind, name)
+        try:
+            if fmt == "jsonl":
+                yield from _from_jsonl(handle, kind, name)
+            else:
+                yield from _from_csv(handle, kind, name)
+        except UnicodeDecodeError as err:
+            raise _undecodable(source, name, err) from None
 
 
 def _from_jsonl(handle: Any, kind: RecipientKind, name: str) -> Iterator[Any]:
@@ -142,10 +223,17 @@ def _from_jsonl(handle: Any, kind: RecipientKind, name: str) -> Iterator[Any]:
             item = json.loads(line)
         except ValueError as err:
             raise BrazeValidationError(f"{where} is not valid JSON: {err}") from None
-        yield _normalize(item, kind, where)
+        recipient = _normalize(item, kind, where)
+        if "\\u" in line:  # only a JSON escape can make a lone surrogate out of valid UTF-8
+            _check_unicode(recipient, where)
+        yield recipient
 
 
 def _from_csv(handle: Any, kind: RecipientKind, name: str) -> Iterator[Any]:
+    """The rows of a CSV file with a header. An empty line is skipped (the csv module yields no
+    row for it); any other row must name its recipient in an ID column (CSV_ID_COLUMNS): rows
+    that do not, ``,,,`` included, are counted and refused after the whole file is read, naming
+    a few lines."""
     reader = csv.DictReader(handle)
     header = reader.fieldnames or []
     unknown = [c for c in header if c not in CSV_COLUMNS and not c.startswith("trigger_properties.")]
@@ -154,14 +242,38 @@ def _from_csv(handle: Any, kind: RecipientKind, name: str) -> Iterator[Any]:
             f"{name} line 1: unknown column(s) {', '.join(unknown) or '(no header)'}; recipient files "
             f"use {', '.join(CSV_COLUMNS)} and trigger_properties.<name> columns."
         )
+    id_columns = frozenset(CSV_ID_COLUMNS)
+    json_columns = [c for c in ("trigger_properties", "attributes") if c in header]
+    without_id: list[int] = []
+    without_id_count = 0
     for row in reader:
         where = f"{name} line {reader.line_num}"
         if None in row:
             raise BrazeValidationError(f"{where} has more fields than the header.")
         values = {k: v for k, v in row.items() if v not in (None, "")}
-        if not values:
+        if "external_user_id" not in values and values.keys().isdisjoint(id_columns):
+            without_id_count += 1
+            if len(without_id) < _NO_ID_EXAMPLES:
+                without_id.append(reader.line_num)
             continue
-        yield _normalize(_row_to_recipient(values, kind, where), kind, where)
+        recipient = _normalize(_row_to_recipient(values, kind, where), kind, where)
+        # Only a JSON escape in a JSON column can make a lone surrogate out of valid UTF-8.
+        if json_columns and any("\\u" in (row[c] or "") for c in json_columns):
+            _check_unicode(recipient, where)
+        yield recipient
+    if without_id_count:
+        raise BrazeValidationError(_without_id_message(name, without_id, without_id_count))
+
+
+def _without_id_message(name: str, lines: list[int], count: int) -> str:
+    ids = "external_user_id, alias_name and alias_label, or email"
+    rule = "every row must name its recipient (only empty lines are skipped)"
+    if count == 1:
+        return f"{name} line {lines[0]} has no recipient ID ({ids}); {rule}."
+    listed = ", ".join(map(str, lines))
+    if count > len(lines):
+        listed += f" and {count - len(lines):,} more"
+    return f"{name}: {count:,} rows have no recipient ID ({ids}): lines {listed}; {rule}."
 
 
 def _row_to_recipient(values: dict[str, str], kind: RecipientKind, where: str) -> Any:

@@ -23,6 +23,7 @@ BENCHMARKS = (
     "split_memory.py",
     "shared_limit.py",
     "validation_pass.py",
+    "duplicate_memory.py",
     "checkpoint_cost.py",
 )
 

@@ -2,14 +2,18 @@
 
 Airflow reads its configuration when first imported, so the environment is fixed here, before
 any test module imports it: a throwaway AIRFLOW_HOME, unit-test mode, no example DAGs.
+
+Everything the suite writes stays under pytest's own temporary folder (``pytest-of-<user>/
+pytest-<N>``, of which pytest keeps the last three): AIRFLOW_HOME, and the temporary folder of
+this process and of every process it starts (``tempfile.tempdir`` and ``TMPDIR``), which is where
+spool files and the test DAGs' files go. They are set in ``pytest_configure``, once pytest knows
+that folder and before it collects (imports) any test module.
 """
 
 from __future__ import annotations
 
-import atexit
 import json
 import os
-import shutil
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,10 +28,26 @@ if TYPE_CHECKING:
     from airflow_provider_braze.sandbox import BrazeSandbox
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="braze-provider-tests-"))
-atexit.register(shutil.rmtree, AIRFLOW_HOME, ignore_errors=True)
+#: The tests' AIRFLOW_HOME, under pytest's temporary folder (set by pytest_configure).
+AIRFLOW_HOME = Path()
 
-os.environ["AIRFLOW_HOME"] = str(AIRFLOW_HOME)
+
+@pytest.hookimpl(trylast=True)  # after pytest's own tmpdir plugin has made its factory
+def pytest_configure(config: pytest.Config) -> None:
+    global AIRFLOW_HOME  # noqa: PLW0603  (read by tests as tests.conftest.AIRFLOW_HOME)
+    factory = getattr(config, "_tmp_path_factory", None) or pytest.TempPathFactory.from_config(
+        config, _ispytest=True
+    )
+    session = factory.mktemp("session", numbered=False)
+    AIRFLOW_HOME = session / "airflow-home"
+    AIRFLOW_HOME.mkdir()
+    os.environ["AIRFLOW_HOME"] = str(AIRFLOW_HOME)
+    temp = session / "tmp"
+    temp.mkdir()
+    os.environ["TMPDIR"] = str(temp)
+    tempfile.tempdir = str(temp)
+
+
 os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "True"
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(REPO_ROOT / "example_dags")

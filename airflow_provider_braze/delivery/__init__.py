@@ -61,7 +61,13 @@ README.md ("The delivery guarantee, in plain words") states the same for users.
 
 from typing import Any
 
-from airflow_provider_braze.delivery.audience import Audience, read_audience, recipient_identity
+from airflow_provider_braze.delivery.audience import (
+    Audience,
+    read_audience,
+    recipient_identity,
+    spool_folder,
+    spool_root,
+)
 from airflow_provider_braze.delivery.checkpoint import (
     DEFAULT_RETENTION,
     Checkpoint,
@@ -99,6 +105,8 @@ __all__ = [
     "merge_outcomes",
     "read_audience",
     "recipient_identity",
+    "spool_folder",
+    "spool_root",
     "task_prefix",
 ]
 

@@ -289,7 +289,7 @@ class _BrazeSendOperator(BaseOperator):
         self._prepared = self._prepare()
         retention = retention_of(self.checkpoint_retention)
 
-        audience = self._read_audience()
+        audience = self._read_audience(ti)
         with audience:
             if audience.duplicates:
                 self.log.warning(
@@ -322,9 +322,9 @@ class _BrazeSendOperator(BaseOperator):
             "broadcast": bool(self.broadcast),
         }
 
-    def _read_audience(self) -> Audience:
+    def _read_audience(self, ti: Any) -> Audience:
         """The recipients, read once and checked (or the broadcast's one empty batch)."""
-        from airflow_provider_braze.delivery import Audience, read_audience
+        from airflow_provider_braze.delivery import Audience, read_audience, spool_folder
 
         if self.broadcast:
             return Audience.broadcast_audience()
@@ -333,6 +333,10 @@ class _BrazeSendOperator(BaseOperator):
             self._recipient_kind,
             file_format=self.recipients_format,
             deduplicate=not self.allow_duplicate_recipients,
+            # Named after the task instance: a retry removes what a killed try left there.
+            spool_dir=spool_folder(
+                str(ti.dag_id), str(ti.task_id), str(ti.run_id), _int_or(getattr(ti, "map_index", -1), -1)
+            ),
         )
 
     def _new_delivery(
@@ -397,7 +401,7 @@ class _BrazeSendOperator(BaseOperator):
         prepared = self._prepare()
         retention = retention_of(self.checkpoint_retention)
         redact = _redactor(self.hook)
-        audience = self._read_audience()
+        audience = self._read_audience(context["ti"])
         with audience:
             plan = self._new_delivery(context, audience, checkpoint, retention).plan()
             # After the plan: it refuses a missing folder on a retry, before anything creates it.

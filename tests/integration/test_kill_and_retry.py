@@ -24,7 +24,10 @@ RECIPIENTS = 6_000
 CONCURRENCY = 4
 
 
-def start(sandbox: BrazeSandbox, workdir: Path, **options: Any) -> tuple[subprocess.Popen[bytes], Path]:
+def start(
+    sandbox: BrazeSandbox, workdir: Path, *, temp: Path | None = None, **options: Any
+) -> tuple[subprocess.Popen[bytes], Path]:
+    """Start a send in its own process (``temp``: its temporary folder, where the spool goes)."""
     summary = workdir / f"summary-{time.monotonic_ns()}.json"
     spec = {
         "connection": sandbox.connection_json(),
@@ -38,7 +41,11 @@ def start(sandbox: BrazeSandbox, workdir: Path, **options: Any) -> tuple[subproc
         [sys.executable, str(RUNNER), json.dumps(spec)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
-        env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])},
+        env={
+            **os.environ,
+            "PYTHONPATH": str(Path(__file__).parents[2]),
+            **({"TMPDIR": str(temp)} if temp is not None else {}),
+        },
     )
     return process, summary
 
@@ -85,3 +92,43 @@ def test_sigkill_then_retry_is_exactly_once(braze_sandbox: BrazeSandbox, tmp_pat
     delivered = braze_sandbox.state.deliveries("sandbox-api-campaign", "kill-test")
     assert set(delivered) == everyone
     assert {r for r, n in delivered.items() if n > 1} <= reported
+
+
+def files_under(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.is_file())
+
+
+def test_no_spool_file_is_left_behind(braze_sandbox: BrazeSandbox, tmp_path: Path) -> None:
+    braze_sandbox.state.send_ids[("sandbox-workspace", "sandbox-api-campaign", "kill-test")] = 0.0
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    root = temp / f"braze-spool-{os.getuid()}"
+
+    # A send that completes removes its spool.
+    (tmp_path / "full").mkdir()
+    code, summary = finish(*start(braze_sandbox, tmp_path / "full", temp=temp))
+    assert (code, summary["complete"], summary["accepted"]) == (0, True, RECIPIENTS)
+    assert root.is_dir()  # the spool went there
+    assert files_under(temp) == []
+
+    # A killed send leaves its spool; the retry of the same task instance removes it.
+    (tmp_path / "killed").mkdir()
+    braze_sandbox.set_faults(latency_ms=20)
+    before = sum(braze_sandbox.state.deliveries().values())
+    process, _ = start(braze_sandbox, tmp_path / "killed", temp=temp)
+    deadline = time.monotonic() + 120
+    while sum(braze_sandbox.state.deliveries().values()) < before + 1_000:
+        assert process.poll() is None, "the send finished before it could be killed"
+        assert time.monotonic() < deadline
+        time.sleep(0.005)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    left = files_under(temp)
+    assert [p.name for p in left if p.name == "spool.jsonl"] == ["spool.jsonl"], left
+
+    braze_sandbox.set_faults()
+    code, summary = finish(*start(braze_sandbox, tmp_path / "killed", temp=temp))
+    assert code in (0, 3)
+    assert summary["skipped_already_sent"] > 0  # a retry, not a new send
+    assert files_under(temp) == []
+    assert list(root.iterdir()) == []

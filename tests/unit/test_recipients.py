@@ -161,3 +161,128 @@ def test_recipient_keys() -> None:
     assert recipient_key({"user_alias": {"alias_name": "n", "alias_label": "l"}}) == "alias:l:n"
     assert recipient_key({"alias_name": "n", "alias_label": "l"}) == "alias:l:n"
     assert recipient_key({"email": "a@b.c", "prioritization": ["x"]}) == "email:a@b.c"
+
+
+# ---------------------------------------------------------------------------- every row accounted for
+
+NO_ID = "no recipient ID (external_user_id, alias_name and alias_label, or email)"
+RULE = "every row must name its recipient (only empty lines are skipped)"
+
+
+def test_csv_rows_without_an_id_are_counted_and_refused(tmp_path: Path) -> None:
+    rows = ["external_user_id,trigger_properties.coupon", "u1,A"]
+    rows += [",", "", ",B", "u2,C", ",", ",", '"",D', ",", "u3,", ","]  # 7 rows without an ID
+    path = write(tmp_path, "r.csv", "\n".join(rows) + "\n")
+    read: list[object] = []
+    with pytest.raises(BrazeValidationError) as err:
+        read.extend(iter_recipients(path, "recipients"))
+    assert str(err.value) == f"{path}: 7 rows have {NO_ID}: lines 3, 5, 7, 8, 9 and 2 more; {RULE}."
+    # The other rows were read first: the refusal comes once every row is accounted for.
+    assert [r["external_user_id"] for r in read] == ["u1", "u2", "u3"]  # type: ignore[index]
+
+
+@pytest.mark.parametrize("kind", ["users", "recipients"])
+def test_one_csv_row_without_an_id(tmp_path: Path, kind: str) -> None:
+    path = write(tmp_path, "users.csv", "external_user_id,alias_name,alias_label\nu1,,\n,,\n\n\nu2,,\n")
+    with pytest.raises(BrazeValidationError) as err:
+        list(iter_recipients(path, kind))  # type: ignore[arg-type]
+    assert str(err.value) == f"{path} line 3 has {NO_ID}; {RULE}."
+
+
+def test_csv_without_id_columns_refuses_every_row(tmp_path: Path) -> None:
+    path = write(tmp_path, "r.csv", 'trigger_properties\n"{""a"": 1}"\n"{""a"": 2}"\n')
+    with pytest.raises(BrazeValidationError) as err:
+        list(iter_recipients(path, "recipients"))
+    assert str(err.value) == f"{path}: 2 rows have {NO_ID}: lines 2, 3; {RULE}."
+
+
+def test_empty_lines_are_skipped(tmp_path: Path) -> None:
+    path = write(tmp_path, "users.csv", "external_user_id\n\nu1\n\n\nu2\n\n")
+    assert list(iter_recipients(path, "users")) == ["u1", "u2"]
+    jsonl = write(tmp_path, "users.jsonl", '\n"u1"\n  \n"u2"\n\n')
+    assert list(iter_recipients(jsonl, "users")) == ["u1", "u2"]
+
+
+# ---------------------------------------------------------------------------- text UTF-8 cannot carry
+
+LONE = "holds a lone surrogate, which UTF-8 cannot encode."
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "line", "byte"),
+    [
+        ("users.csv", b"external_user_id\nu1\nu\xff2\nu3\n", 3, "0xff"),
+        ("users.jsonl", b'"u1"\n"u2"\n"u1\xc3"\n', 3, "0xc3"),
+        ("users.jsonl", b'"u1"\n' + b'"bench-user"\n' * 3000 + b'"\xe9t\xe9"\n', 3002, "0xe9"),
+        ("bom.csv", b"\xef\xbb\xbfexternal_user_id\n\x80\n", 2, "0x80"),
+        ("head.csv", b"external_user_id,\xfftrigger_properties.x\nu1,a\n", 1, "0xff"),
+    ],
+    ids=["csv", "jsonl", "jsonl-past-the-first-block", "csv-with-bom", "csv-header"],
+)
+def test_bytes_that_are_not_utf8_name_their_line(
+    tmp_path: Path, name: str, data: bytes, line: int, byte: str
+) -> None:
+    path = tmp_path / name
+    path.write_bytes(data)
+    with pytest.raises(BrazeValidationError) as err:
+        list(iter_recipients(path, "users"))
+    assert str(err.value) == (
+        f"{path} line {line} is not valid UTF-8: byte {byte} cannot be decoded; save the file as UTF-8."
+    )
+
+
+def test_a_lone_surrogate_escaped_in_json_lines_names_its_line(tmp_path: Path) -> None:
+    path = write(tmp_path, "r.jsonl", '"u1"\n"\\ud83d\\ude00"\n{"external_user_id": "u\\ud800"}\n')
+    with pytest.raises(BrazeValidationError) as err:
+        list(iter_recipients(path, "recipients"))
+    assert str(err.value) == f"{path} line 3 is not valid text: 'u\\ud800' {LONE}"
+    # A surrogate pair is one character, and fine.
+    assert list(iter_recipients(write(tmp_path, "ok.jsonl", '"\\ud83d\\ude00"\n'), "users")) == ["\U0001f600"]
+
+
+def test_a_lone_surrogate_escaped_in_a_csv_json_column_names_its_line(tmp_path: Path) -> None:
+    path = write(tmp_path, "r.csv", 'external_user_id,trigger_properties\nu1,"{""a"": ""\\udc00""}"\n')
+    with pytest.raises(BrazeValidationError) as err:
+        list(iter_recipients(path, "recipients"))
+    assert str(err.value) == f"{path} line 2 is not valid text: '\\udc00' {LONE}"
+
+
+@pytest.mark.parametrize(
+    ("items", "kind", "message"),
+    [
+        (["u1", "u2", "\ud800"], "users", f"recipient 2 is not valid text: '\\ud800' {LONE}"),
+        ([{"external_user_id": "x\udcff"}], "users", f"recipient 0 is not valid text: 'x\\udcff' {LONE}"),
+        (
+            ["u1", {"alias_name": "n", "alias_label": "l\ud800"}],
+            "users",
+            f"recipient 1 is not valid text: 'l\\ud800' {LONE}",
+        ),
+        (
+            [{"external_user_id": "u", "trigger_properties": {"k": ["ok", "\udfff"]}}],
+            "recipients",
+            f"recipient 0 is not valid text: '\\udfff' {LONE}",
+        ),
+        (
+            [{"external_user_id": "u", "trigger_properties": {"\ud800": 1}}],
+            "recipients",
+            f"recipient 0 is not valid text: '\\ud800' {LONE}",
+        ),
+    ],
+    ids=["string", "external_user_id", "alias", "property-value", "property-name"],
+)
+def test_a_lone_surrogate_in_a_python_list_names_its_position(
+    items: list[object], kind: str, message: str
+) -> None:
+    with pytest.raises(BrazeValidationError) as err:
+        list(iter_recipients(items, kind))  # type: ignore[arg-type]
+    assert str(err.value) == message
+
+
+def test_bytes_that_are_not_utf8_at_an_object_storage_url(tmp_path: Path) -> None:
+    path = tmp_path / "users.jsonl"
+    path.write_bytes(b'"u1"\n"\xa0"\n')
+    with pytest.raises(BrazeValidationError) as err:
+        list(iter_recipients(f"file://{path}", "users"))
+    assert str(err.value) == (
+        f"file://{path} line 2 is not valid UTF-8: byte 0xa0 cannot be decoded; save the file as UTF-8."
+    )
