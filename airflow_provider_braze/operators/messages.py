@@ -289,7 +289,7 @@ class _BrazeSendOperator(BaseOperator):
         self._prepared = self._prepare()
         retention = retention_of(self.checkpoint_retention)
 
-        audience = self._read_audience(ti)
+        audience = self._read_audience(context["ti"])
         with audience:
             if audience.duplicates:
                 self.log.warning(

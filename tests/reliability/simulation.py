@@ -83,7 +83,21 @@ PLACEHOLDER_SEND_ID = "dry-run-send-id"
 BATCH = 50
 RECORD_LIMIT = 64 * 1024
 SEND_LIMIT = 20 * 1024 * 1024
-SPOOL_GLOB = "braze-recipients-*.jsonl"
+#: Spool files, wherever a version of the provider puts them under the temporary folder.
+SPOOL_NAMES = ("spool.jsonl", "braze-recipients-*.jsonl")
+
+
+def spool_files() -> set[str]:
+    """Every spool file under the temporary folder, however deep."""
+    root = tempfile.gettempdir()
+    return {
+        path
+        for name in SPOOL_NAMES
+        for path in glob.glob(os.path.join(root, "**", name), recursive=True)
+        if ".killed-" not in path
+    }
+
+
 #: The simulated "today" at day 0 (mid-morning: a history never crosses midnight by itself).
 BASE = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
 MESSAGES = {
@@ -217,6 +231,10 @@ class TryCtx:
         self.store_ops: Counter[str] = Counter()
         self.attempted: set[str] = set()
         self.log = io.StringIO()
+        #: When it started, in the simulation's order of events (Simulation.tick).
+        self.started = 0
+        #: Whether it began reading its recipients (a try can fail before, on other grounds).
+        self.reading = False
 
 
 _ARMED = threading.local()  # .cut: a kill mid-write is armed for this thread's next written file
@@ -506,6 +524,10 @@ class Simulation:
         self.findings: list[Found] = []
         #: An older try of the main send is paused mid-run (an overlap).
         self.older_alive = False
+        #: The order of events: tries starting, kills.
+        self.ticks = 0
+        #: Spool files that killed tries left: path -> (the send's run, when it was killed).
+        self.killed_leftovers: dict[str, tuple[str, int]] = {}
         self.notes: list[str] = []
         self.tags: set[str] = set()
         self.day = spec.start_day
@@ -555,11 +577,14 @@ class Simulation:
             return SimStore(sim.real_store(location, log), sim, getattr(sim._local, "ctx", None))
 
         def read_audience(*args: Any, **kwargs: Any) -> Any:
-            before = set(glob.glob(os.path.join(tempfile.gettempdir(), SPOOL_GLOB)))
+            reading = getattr(sim._local, "ctx", None)
+            if reading is not None:
+                reading.reading = True
+            before = spool_files()
             audience = real_read_audience(*args, **kwargs)
             ctx = getattr(sim._local, "ctx", None)
             if ctx is not None:
-                after = set(glob.glob(os.path.join(tempfile.gettempdir(), SPOOL_GLOB)))
+                after = spool_files()
                 ctx.spools += sorted(after - before)
             return audience
 
@@ -626,8 +651,10 @@ class Simulation:
         ctx.killed.set()
         ctx.send.killed_any = True
         self.tags.add("killed")
-        for spool in ctx.spools:
-            kept = spool + ".killed"
+        for number, spool in enumerate(ctx.spools):
+            # Kept outside the try's folder, which the unwinding try removes; put back (without
+            # the try's lock, which a dead process no longer holds) once it has unwound.
+            kept = os.path.join(self.spool_dir, f"spool.killed-{id(ctx)}-{number}")
             with contextlib.suppress(OSError):
                 os.link(spool, kept)
                 ctx.kept_spools.append((spool, kept))
@@ -771,6 +798,7 @@ class Simulation:
         send.try_number += 1
         rehearsal = dry_run or conf_dry_run
         ctx = TryCtx(send, rehearsal=rehearsal, kill=kill, pause_at=pause_at)
+        ctx.started = self.tick()
         ctx.faults = {int(k): v for k, v in (faults or {}).items()}
         ctx.nonfatal = nonfatal
         ctx.store_faults = dict(store_faults or {})
@@ -844,12 +872,19 @@ class Simulation:
         finish()
         return outcome
 
+    def tick(self) -> int:
+        self.ticks += 1
+        return self.ticks
+
     def _restore_spools(self, ctx: TryCtx) -> None:
+        killed_at = self.tick()
         for spool, kept in ctx.kept_spools:
             if os.path.exists(spool):
                 os.unlink(kept)
             else:
+                os.makedirs(os.path.dirname(spool), exist_ok=True)
                 os.replace(kept, spool)
+                self.killed_leftovers[spool] = (ctx.send.run_id, killed_at)
 
     # -------------------------------------------------------------- after a try
 
@@ -881,10 +916,19 @@ class Simulation:
         if any(self._leaks(t) for t in texts):
             self.found("key-leak", f"the API key is in try {send.try_number}'s summary, error or log")
         if not self.running or all(c.killed.is_set() for c in self.running):
+            # A killed try's spool is removed by the next try of the same task instance (same
+            # run) that starts after the kill; until then it may stay.
             left = [
                 p
-                for p in glob.glob(os.path.join(tempfile.gettempdir(), SPOOL_GLOB))
+                for p in sorted(spool_files())
                 if not any(p == s for c in self.running for s in c.spools)
+                and not (
+                    p in self.killed_leftovers
+                    and (
+                        self.killed_leftovers[p][0] != send.run_id
+                        or self.killed_leftovers[p][1] > ctx.started
+                    )
+                )
             ]
             if left:
                 self.found(
@@ -894,7 +938,7 @@ class Simulation:
             if len(self.sandbox.ledger()) != ledger_before and not self.running:
                 self.found("I6-rehearsal", "a rehearsal sent something")
             return
-        if send.bad_row is not None:
+        if send.bad_row is not None and ctx.reading:
             line = self._bad_line(send)
             good = isinstance(err, BrazeValidationError) and f"line {line}" in str(err)
             if not good:

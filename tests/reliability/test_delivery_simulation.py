@@ -83,7 +83,7 @@ FOUND_BEFORE_THE_FIX: dict[int, str] = {
     79: "10",
 }
 #: Breaks not fixed yet: seeds meeting them are expected to fail (strict: a fix turns them green).
-OPEN_BREAKS = {"8", "10"}
+OPEN_BREAKS: set[str] = set()
 
 
 def _expected(seed: int) -> Any:
@@ -192,7 +192,6 @@ def test_non_fatal_error_objects_keep_records_and_summaries_small(braze_sandbox:
     )
 
 
-@xfail_break(8, "a CSV row with an empty ID is skipped without being counted or logged")
 def test_a_csv_row_with_an_empty_id_fails_naming_its_line(braze_sandbox: Any) -> None:
     check(
         braze_sandbox,
@@ -202,7 +201,6 @@ def test_a_csv_row_with_an_empty_id_fails_naming_its_line(braze_sandbox: Any) ->
     )
 
 
-@xfail_break(8, "a lone surrogate in an ID fails with a bare UnicodeEncodeError, no line number")
 def test_an_id_with_a_lone_surrogate_fails_naming_its_line(braze_sandbox: Any) -> None:
     check(
         braze_sandbox,
@@ -230,7 +228,6 @@ def test_a_refused_batch_then_the_advised_new_run_sends_nobody_twice(braze_sandb
     )
 
 
-@xfail_break(10, "a killed try's spool file stays in the temp folder; later tries do not remove it")
 def test_no_spool_file_is_left_after_a_try_that_was_not_killed(braze_sandbox: Any) -> None:
     check(
         braze_sandbox,
