@@ -261,13 +261,13 @@ class _Repeats:
     """The positions (in the order read, from 0) of entries whose identity repeats an earlier
     entry's: on disk, as one sorted run per partition, merged when read."""
 
-    def __init__(self, path: str | None, runs: list[tuple[int, int]]) -> None:
+    def __init__(self, path: str, runs: list[tuple[int, int]]) -> None:
         self._path = path
         self._runs = runs
         self.count = sum(n for _, n in runs)
 
     def __iter__(self) -> Iterator[int]:
-        if not self.count or self._path is None:
+        if not self.count:
             return
         import heapq
 
