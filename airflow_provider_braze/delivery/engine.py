@@ -86,6 +86,8 @@ RANGES_KEPT = 500
 #: Most bytes one send writes to its checkpoint in all (invariant I5): reservations reach further
 #: and saves come less often as a send's writes grow (see BatchDelivery._reach).
 WRITE_BUDGET = 20 * 1024 * 1024
+#: The states of a batch Braze may or may not have processed.
+_IN_DOUBT = (Outcome.IN_DOUBT, Outcome.RESERVED)
 #: Longest dispatch or schedule ID kept.
 ID_CHARS = 100
 #: How many times one try sends a batch whose outcome was unknown, with ``at_least_once=True``.
@@ -386,7 +388,7 @@ class BatchDelivery:
                 "in_doubt": 0,
             }
         view = merge_outcomes(loaded.tries, batch_count)
-        doubtful = [i for i in range(batch_count) if view[i] in (Outcome.IN_DOUBT, Outcome.RESERVED)]
+        doubtful = [i for i in range(batch_count) if view[i] in _IN_DOUBT]
         to_send = [
             i
             for i in range(batch_count)
@@ -554,11 +556,8 @@ class BatchDelivery:
             len(self._others),
             "y" if len(self._others) == 1 else "ies",
             view.count(Outcome.DONE),
-            view.count(Outcome.IN_DOUBT) + view.count(Outcome.RESERVED),
-            len(view)
-            - view.count(Outcome.DONE)
-            - view.count(Outcome.IN_DOUBT)
-            - view.count(Outcome.RESERVED),
+            sum(view.count(state) for state in _IN_DOUBT),
+            len(view) - view.count(Outcome.DONE) - sum(view.count(state) for state in _IN_DOUBT),
         )
 
     # ------------------------------------------------------------------ sending
@@ -589,15 +588,13 @@ class BatchDelivery:
                     self._counts["skipped"] += len(batch)
                     self._counts["skipped_batches"] += 1
                     continue
-                if status in (Outcome.IN_DOUBT, Outcome.RESERVED) and not self._at_least_once:
+                if status in _IN_DOUBT and not self._at_least_once:
                     # Recorded as skipped, so this try's reservation never puts it in doubt.
                     own.outcomes[index] = Outcome.SKIPPED
                     self._note_doubt(index, batch, "an earlier try sent it, or may have; not resent")
                     continue
                 self._drain_resends(pool, in_flight)
-                if not self._dispatch(
-                    pool, in_flight, index, batch, resend=status in (Outcome.IN_DOUBT, Outcome.RESERVED)
-                ):
+                if not self._dispatch(pool, in_flight, index, batch, resend=status in _IN_DOUBT):
                     break
             while in_flight or (self._resend and not self._halted()):
                 self._drain_resends(pool, in_flight)
@@ -1007,7 +1004,7 @@ class BatchDelivery:
         own = self._own
         if own is not None:
             view = merge_outcomes([*self._others, own], audience.batch_count)
-        doubt = [i for i, s in enumerate(view) if s in (Outcome.IN_DOUBT, Outcome.RESERVED)]
+        doubt = [i for i, s in enumerate(view) if s in _IN_DOUBT]
         failed = [
             i for i, s in enumerate(view) if s in (Outcome.NOT_SENT, Outcome.REFUSED, Outcome.NOT_TRIED)
         ]
@@ -1139,7 +1136,7 @@ class BatchDelivery:
 
     def _log_doubt(self, view: bytearray) -> None:
         """One line with every batch in doubt (each one's recipients were logged when met)."""
-        doubt = [i for i, s in enumerate(view) if s in (Outcome.IN_DOUBT, Outcome.RESERVED)]
+        doubt = [i for i, s in enumerate(view) if s in _IN_DOUBT]
         if not doubt:
             return
         self.log.error(
