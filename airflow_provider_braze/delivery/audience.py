@@ -605,8 +605,6 @@ def _read_into(
     folder: _TryFolder, source: Any, kind: RecipientKind, file_format: str | None, deduplicate: bool
 ) -> Audience:
     digest = hashlib.sha256()
-    # One encoder for every line (json.dumps with options builds one per call).
-    encode = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode
     finder = _RepeatFinder(folder.path)
     marks: list[tuple[int, str]] = []
     spacing = 1
@@ -618,7 +616,7 @@ def _read_into(
     def flush() -> None:
         nonlocal chunks, spacing, marks
         # One JSON array per line; the same bytes feed the spool and the fingerprint.
-        data = (encode(chunk) + "\n").encode("utf-8")
+        data = (_spool_line(chunk) + "\n").encode("utf-8")
         spool.write(data)
         digest.update(data)
         finder.add(chunk)
@@ -649,6 +647,27 @@ def _read_into(
         repeats=repeats,
         try_folder=folder,
     )
+
+
+#: One encoder for every spool line (json.dumps with options builds one per call).
+_ENCODE = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode
+
+
+def _spool_line(chunk: list[Any]) -> str:
+    """``chunk`` as one JSON array: exactly what ``json.dumps(chunk, ensure_ascii=False,
+    sort_keys=True, separators=(",", ":"))`` gives (the fingerprint hashes these bytes, and
+    earlier tries' fingerprints must still match).
+
+    External user IDs with no quote, backslash or control character (what json escapes when
+    ensure_ascii is False) are written as they are, a few times faster than the encoder.
+    """
+    try:
+        text = "".join(chunk)
+    except TypeError:  # objects
+        return _ENCODE(chunk)
+    if '"' in text or "\\" in text or not text.isprintable():  # control characters are not
+        return _ENCODE(chunk)
+    return '["' + '","'.join(chunk) + '"]'
 
 
 def _examples(spool: str, repeats: _Repeats) -> tuple[str, ...]:
