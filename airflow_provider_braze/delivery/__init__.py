@@ -46,7 +46,7 @@ The invariants
 Checked after every step of the simulation of fault histories (``tests/reliability``):
 
 - **I1** Nobody gets the message twice, except with ``at_least_once=True``, and then only among
-  the recipients an earlier try reported in doubt.
+  the recipients whose batch was in doubt (reported by an earlier try, or met in this one).
 - **I2** A try that succeeds delivered to every distinct recipient exactly once (less those the
   user left out with ``exclude_recipients``, which the summary counts).
 - **I3** Every recipient not delivered is named, as not sent or in doubt, by the try that ended

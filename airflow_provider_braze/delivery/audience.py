@@ -45,6 +45,7 @@ from array import array
 from itertools import count, islice
 from typing import TYPE_CHECKING, Any, BinaryIO
 
+from airflow_provider_braze.exceptions import BrazeValidationError
 from airflow_provider_braze.recipients import iter_recipients, recipient_key
 from airflow_provider_braze.validation import MAX_RECIPIENTS_PER_REQUEST
 
@@ -616,7 +617,14 @@ def _read_into(
     def flush() -> None:
         nonlocal chunks, spacing, marks
         # One JSON array per line; the same bytes feed the spool and the fingerprint.
-        data = (_spool_line(chunk) + "\n").encode("utf-8")
+        try:
+            data = (_spool_line(chunk) + "\n").encode("utf-8")
+        except ValueError:
+            raise BrazeValidationError(
+                f"One of recipients {read - len(chunk) + 1:,} to {read:,} (in the order read) holds "
+                "NaN or Infinity (in trigger_properties or attributes, say): JSON, and so Braze, "
+                "cannot take it. Nothing was sent."
+            ) from None
         spool.write(data)
         digest.update(data)
         finder.add(chunk)
@@ -650,7 +658,9 @@ def _read_into(
 
 
 #: One encoder for every spool line (json.dumps with options builds one per call).
-_ENCODE = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode
+#: NaN and Infinity are refused: they are not JSON, so the request carrying them could not be
+#: encoded, and its batch would fail at sending time instead of before anything is sent.
+_ENCODE = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False).encode
 
 
 def _spool_line(chunk: list[Any]) -> str:

@@ -36,6 +36,9 @@ from airflow_provider_braze.exceptions import BrazeCheckpointError
 from airflow_provider_braze.storage import is_url, storage_path
 
 CHECKPOINT_FORMAT = 3
+#: The file a local checkpoint folder holds once a try has written there: a retry that finds the
+#: folder without it is not looking at the folder earlier tries used.
+FOLDER_MARK = ".braze-checkpoints"
 #: How long the record of a send is kept after its last try started or it completed.
 DEFAULT_RETENTION = timedelta(days=30)
 #: Error texts kept per try record (the rest are in that try's log).
@@ -215,10 +218,11 @@ class CheckpointStore(Protocol):
         ...
 
 
-def _encode(record: dict[str, Any]) -> str:
-    """The record as stored: canonical JSON with a digest of its contents, so that any edit or
-    truncation is found when it is read back (:func:`_decode`)."""
-    body = {k: v for k, v in record.items() if k != "digest"}
+def _encode(record: dict[str, Any], key: str) -> str:
+    """The record as stored: canonical JSON with its own key and a digest of its contents, so
+    that any edit or truncation, or a record copied or renamed under another key, is found when
+    it is read back (:func:`_decode`)."""
+    body = {**{k: v for k, v in record.items() if k != "digest"}, "key": key}
     canonical = json.dumps(body, separators=(",", ":"), sort_keys=True)
     return json.dumps(
         {**body, "digest": hashlib.sha256(canonical.encode()).hexdigest()},
@@ -231,12 +235,12 @@ def _encode(record: dict[str, Any]) -> str:
 #: a record forgets what it says was sent, and the next try would send it again.
 _UNTRUSTED_ADVICE = (
     "Sending was refused rather than guessed: what earlier tries sent cannot be known from it. "
-    "Restore the record from a backup and retry, or check in Braze who received the message and "
-    "mark the task as successful or failed."
+    "Check in Braze who received the message, then mark the task as successful or failed. "
+    "(Restoring an older copy of the record would forget what was sent after it was taken.)"
 )
 
 
-def _decode(text: Any, where: str) -> dict[str, Any]:
+def _decode(text: Any, where: str, key: str) -> dict[str, Any]:
     """A stored record, checked against its digest: an edited, truncated or foreign record is an
     error, never repaired with defaults."""
     try:
@@ -258,6 +262,11 @@ def _decode(text: Any, where: str) -> dict[str, Any]:
             f"The {where} was edited or damaged: "
             + ("it has no digest" if stored is None else "its digest does not match its contents")
             + f". {_UNTRUSTED_ADVICE}"
+        )
+    if body.get("key") != key:
+        raise BrazeCheckpointError(
+            f"The {where} was written under another name ({body.get('key')!r}): it was copied or "
+            f"renamed by hand, and says nothing of this send. {_UNTRUSTED_ADVICE}"
         )
     return body
 
@@ -297,12 +306,12 @@ class VariableCheckpointStore:
                     "again. Fix the cause and retry the task; the checkpoint is left as it is."
                 )
             return None
-        return _decode(text, f"checkpoint Variable {key!r}")
+        return _decode(text, f"checkpoint Variable {key!r}", key)
 
     def write(self, key: str, record: dict[str, Any]) -> int:
         from airflow.sdk import Variable
 
-        text = _encode(record)
+        text = _encode(record, key)
         try:
             Variable.set(key, text, description=self.description)
         except Exception as err:
@@ -349,6 +358,17 @@ class ObjectStorageCheckpointStore:
             # kill mid-write would leave half a record.
             folder = folder.path
         self.folder = folder
+        self._marked = False
+
+    def _mark(self) -> None:
+        """Create the local folder if needed, with the file that says records are written here."""
+        folder = os.fspath(self.folder)
+        os.makedirs(folder, exist_ok=True)
+        mark = os.path.join(folder, FOLDER_MARK)
+        if not os.path.exists(mark):
+            with open(mark, "w", encoding="utf-8") as fh:
+                fh.write("Checkpoint records of airflow-provider-braze sends are kept here.\n")
+        self._marked = True
 
     @property
     def _local(self) -> bool:
@@ -385,16 +405,17 @@ class ObjectStorageCheckpointStore:
                 f"Cannot read the checkpoint file {path}: {err}. Sending was refused: starting over "
                 "could send every recipient again."
             ) from err
-        return _decode(text, f"checkpoint file {path}")
+        return _decode(text, f"checkpoint file {path}", key)
 
     def write(self, key: str, record: dict[str, Any]) -> int:
         path = self._path(key)
-        text = _encode(record)
+        text = _encode(record, key)
         try:
             if self._local:
                 # Write then rename, so a kill mid-write never leaves half a record (a kill may
                 # leave the temporary file, removed later by remove_leftovers).
-                os.makedirs(os.path.dirname(path), exist_ok=True)
+                if not self._marked:
+                    self._mark()
                 temporary = f"{path}.{os.getpid()}-{threading.get_ident()}.tmp"
                 with open(temporary, "w", encoding="utf-8") as fh:
                     fh.write(text)
@@ -423,15 +444,24 @@ class ObjectStorageCheckpointStore:
         return f"checkpoint file {self._path(key)}" if key else f"checkpoint folder {self.folder}"
 
     def missing_location(self) -> str | None:
-        # An object store has no folders: an empty prefix looks like a new one.
-        exists = os.path.isdir(os.fspath(self.folder)) if self._local else True
-        return None if exists else f"the checkpoint folder {self.folder} does not exist"
+        if not self._local:
+            return None  # an object store has no folders: an empty prefix looks like a new one
+        folder = os.fspath(self.folder)
+        if not os.path.isdir(folder):
+            return f"the checkpoint folder {self.folder} does not exist"
+        if not os.path.exists(os.path.join(folder, FOLDER_MARK)):
+            # An unmounted volume's mount point is an empty folder that exists.
+            return (
+                f"the checkpoint folder {self.folder} has no {FOLDER_MARK} file, which every try "
+                "that writes there leaves (an unmounted volume's empty mount point, or another folder)"
+            )
+        return None
 
     def create_location(self) -> None:
         if not self._local:
             return  # an object store has no folders to create
         try:
-            os.makedirs(os.fspath(self.folder), exist_ok=True)
+            self._mark()
         except OSError as err:
             raise BrazeCheckpointError(
                 f"Cannot create the checkpoint folder {self.folder}: {err}. Nothing was sent."
@@ -462,10 +492,10 @@ class MemoryCheckpointStore:
 
     def read(self, key: str) -> dict[str, Any] | None:
         text = self.records.get(key)
-        return None if text is None else _decode(text, f"checkpoint {key!r}")
+        return None if text is None else _decode(text, f"checkpoint {key!r}", key)
 
     def write(self, key: str, record: dict[str, Any]) -> int:
-        self.records[key] = _encode(record)
+        self.records[key] = _encode(record, key)
         return len(self.records[key].encode())
 
     def delete(self, key: str) -> None:

@@ -477,7 +477,8 @@ class BatchDelivery:
             raise BrazeValidationError(
                 f"The {self.checkpoint.describe(key)} belongs to a different send ({send!r}; this task "
                 f"sends {self._identity!r}): the operator's arguments changed since an earlier try. "
-                "Nothing was sent. Restore them, or trigger a new DAG run for the new send."
+                "Nothing was sent. Restore them and clear the task. (A new DAG run would be a new "
+                "send, to everyone in it, including those this run already reached.)"
             )
 
     def _check_same_audience(self, record: TryRecord) -> None:
@@ -833,7 +834,8 @@ class BatchDelivery:
         """Name the recipients of a batch in doubt: in the log always, in the summary for 20."""
         keys = [str(self._redact(recipient_key(r))) for r in batch]
         if index not in self._doubt_recipients and len(self._doubt_recipients) < SUMMARY_LIST_LIMIT:
-            self._doubt_recipients[index] = keys
+            # Cut in the summary (the log names them whole): IDs of any length keep it small.
+            self._doubt_recipients[index] = [clip(key, ID_CHARS) for key in keys]
         if reason and index in self._doubt_recipients:
             self._doubt_reasons.setdefault(index, reason)
         if index in self._doubt_logged:

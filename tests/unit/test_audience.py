@@ -303,3 +303,19 @@ def test_spool_lines_are_what_json_writes(chunk: list[Any]) -> None:
     """The fingerprint hashes spool lines: a faster way to write them must give the same bytes."""
     expected = json.dumps(chunk, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
     assert audience_module._spool_line(chunk) == expected
+
+
+def test_nan_or_infinity_in_a_recipient_is_refused_before_anything_is_sent(tmp_path: Any) -> None:
+    """They are not JSON: the batch would fail at sending time, reported in doubt (found by an
+    adversarial pass); refused while reading, naming where."""
+    import math
+
+    from airflow_provider_braze.delivery import read_audience
+    from airflow_provider_braze.exceptions import BrazeValidationError
+
+    rows = [{"external_user_id": f"u{i}", "trigger_properties": {"score": 1}} for i in range(120)]
+    rows[70]["trigger_properties"] = {"score": math.nan}
+    with pytest.raises(
+        BrazeValidationError, match=r"One of recipients 51 to 100 \(in the order read\) holds NaN or Infinity"
+    ):
+        read_audience(rows, "recipients", spool_dir=str(tmp_path))

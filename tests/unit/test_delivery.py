@@ -1115,7 +1115,7 @@ def test_leftovers_of_an_interrupted_write_are_removed(tmp_path: Path) -> None:
     leftover.write_text("{half")
     engine(FakeBraze(), users(100), cp).run()
     assert not leftover.exists()
-    assert [p.name for p in tmp_path.iterdir() if "__done_" not in p.name] == []
+    assert [p.name for p in tmp_path.iterdir() if "__done_" not in p.name] == [".braze-checkpoints"]
 
 
 def test_an_unexpected_error_from_a_send_puts_the_batch_in_doubt_and_stops() -> None:
@@ -1211,3 +1211,34 @@ def test_a_try_records_counts_are_one_typed_object_that_round_trips() -> None:
     ):
         with pytest.raises(TypeError):
             TryStats.from_json(damaged)
+
+
+def test_an_empty_mount_point_is_not_taken_for_the_checkpoint_folder(tmp_path: Path) -> None:
+    """An unmounted volume's mount point is an empty folder that exists: a retry there must not
+    read it as "no earlier try sent anything" (found by an adversarial pass: 950 of 1,000 twice)."""
+    volume = tmp_path / "volume"
+    cp = checkpoint(ObjectStorageCheckpointStore(volume))
+    engine(FakeBraze(failing(range(5, 6))), users(1_000), cp).run()
+    mount_point = tmp_path / "unmounted"
+    mount_point.mkdir()
+    braze = FakeBraze()
+    with pytest.raises(BrazeCheckpointError, match=r"has no \.braze-checkpoints file"):
+        engine(braze, users(1_000), checkpoint(ObjectStorageCheckpointStore(mount_point)), try_number=2).run()
+    assert braze.calls == 0
+    summary = engine(braze, users(1_000), cp, try_number=2).run()
+    assert summary["complete"] is True
+    assert braze.calls == 1
+
+
+def test_a_record_copied_or_renamed_under_another_name_is_refused(tmp_path: Path) -> None:
+    """A record carries its own key: run A's done record copied under run C's name must not make
+    C skip its recipients (found by an adversarial pass)."""
+    store = ObjectStorageCheckpointStore(tmp_path)
+    a, c = run_checkpoint(store, "A"), run_checkpoint(store, "C")
+    engine(FakeBraze(), users(300), a).run()
+    (done,) = tmp_path.glob(f"{a.name}__done_*.json")
+    (tmp_path / done.name.replace(a.name, c.name)).write_text(done.read_text())
+    braze = FakeBraze()
+    with pytest.raises(BrazeCheckpointError, match="was written under another name"):
+        engine(braze, users(300), c).run()
+    assert braze.calls == 0
