@@ -763,12 +763,32 @@ class Checkpoint:
         for name, records in sorted(runs.items()):
             if name == self.name or not run_is_over(records) or newest_day(records) >= cutoff:
                 continue
+            if not self._own_retention_passed(records, today):
+                continue
             for key in sorted(records, key=lambda k: records[k][0] != "try"):
                 self.store.delete(key)
             pruned.append(name)
             if len(pruned) >= limit:
                 break
         return pruned
+
+    def _own_retention_passed(self, records: dict[str, tuple[str, date]], today: date) -> bool:
+        """Whether a completed run is also past the retention it was sent with (kept in its done
+        record): a later run with a shorter retention must not prune what a longer one protects,
+        or a retry of that run would find nothing and send again."""
+        done = [key for key, (kind, _) in records.items() if kind == "done"]
+        if not done:
+            return True  # abandoned on purpose: the pruning run's retention applies
+        try:
+            record = self.store.read(done[0])
+        except BrazeCheckpointError:
+            return False  # unreadable: kept, as a retry would refuse it anyway
+        if record is None or "retention_seconds" not in record:
+            return record is None
+        seconds = record["retention_seconds"]
+        if seconds is None:
+            return False  # sent with retention None: kept for ever
+        return newest_day(records) < today - timedelta(seconds=float(seconds))
 
     def stale_incomplete_runs(self, retention: timedelta, today: date) -> list[str]:
         """This task's other runs whose send is incomplete and whose newest record is older than

@@ -946,6 +946,8 @@ class BatchDelivery:
                 "send": self._identity,
                 "audience": self.audience.fingerprint(with_marks=False),
                 "completed_at": now.isoformat(timespec="seconds"),
+                # A later run with a shorter retention still keeps this one as long as this says.
+                "retention_seconds": None if self._retention is None else self._retention.total_seconds(),
                 "summary": summary.to_json(),
             },
         )

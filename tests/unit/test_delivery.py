@@ -906,7 +906,7 @@ def test_a_runs_records_are_pruned_together_only_when_it_is_over_and_older_than_
             if kind in ("done", "abandoned")
             else f"{name}__try{try_number:03d}_{day:%Y%m%d}T000000000000_0123abcd"
         )
-        store.records[key] = "{}"
+        store.write(key, {"kind": kind, "retention_seconds": timedelta(days=30).total_seconds()})
         return key
 
     expired = [
@@ -1242,3 +1242,22 @@ def test_a_record_copied_or_renamed_under_another_name_is_refused(tmp_path: Path
     with pytest.raises(BrazeCheckpointError, match="was written under another name"):
         engine(braze, users(300), c).run()
     assert braze.calls == 0
+
+
+def test_a_shorter_retention_in_a_later_run_never_prunes_what_a_longer_one_protects() -> None:
+    """Run A completes with 30 days; run B, with 2 days, completes 4 days later: A must be kept,
+    or clearing A would find nothing and send everyone again (found by an adversarial pass)."""
+    store = MemoryCheckpointStore()
+    clock = {"now": datetime.now(timezone.utc)}
+    with mock.patch("airflow_provider_braze.delivery.engine.utcnow", side_effect=lambda: clock["now"]):
+        a = run_checkpoint(store, "A")
+        engine(FakeBraze(), users(100), a).run()
+        clock["now"] += timedelta(days=4)
+        engine(FakeBraze(), users(10), run_checkpoint(store, "B"), retention=timedelta(days=2)).run()
+        assert a.own_keys() != []
+        braze = FakeBraze()
+        assert engine(braze, users(100), a, try_number=2).run()["already_complete"] is True
+        assert braze.calls == 0
+        clock["now"] += timedelta(days=27)  # 31 days after A: past its own retention too
+        engine(FakeBraze(), users(10), run_checkpoint(store, "C"), retention=timedelta(days=2)).run()
+        assert a.own_keys() == []
