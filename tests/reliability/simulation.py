@@ -189,6 +189,8 @@ class Send:
     bad_row: str | None = None
     bad_position: int = 0
     poison: str | None = None
+    #: Recipients left out on an error's advice (exclude_recipients).
+    exclude: list[str] = field(default_factory=list)
     finished: bool = False
     first_read: list[str] | None = None
     #: Recipients an earlier try reported in doubt, or a killed/overlapped try attempted.
@@ -489,6 +491,7 @@ ADVICE = [
     ("mark_success", re.compile(r"mark the task successful", re.I)),
     ("raise_retention", re.compile(r"raise checkpoint_retention", re.I)),
     ("retry", re.compile(r"retry the task|a retry (of this task )?(sends|resumes)", re.I)),
+    ("exclude", re.compile(r"exclude_recipients", re.I)),
 ]
 
 
@@ -816,6 +819,7 @@ class Simulation:
             checkpoint_retention=send.retention,
             concurrency=concurrency or self.spec.concurrency,
             at_least_once=send.at_least_once,
+            exclude_recipients=list(send.exclude) or None,
             progress_interval=3600,
             dry_run=dry_run,
         )
@@ -997,7 +1001,7 @@ class Simulation:
 
     def _check_success(self, send: Send) -> None:
         delivered = self.sandbox.state.deliveries(CAMPAIGN)
-        wanted = list(dict.fromkeys(send.recipients))
+        wanted = [r for r in dict.fromkeys(send.recipients) if r not in send.exclude]
         missing = [r for r in wanted if delivered[r] == 0]
         twice = [r for r in wanted if delivered[r] > 1 and not self._allowed_twice(send, r)]
         if missing or any(r not in self.reported_twice for r in twice):
@@ -1241,6 +1245,12 @@ class Simulation:
                 send.recipients = list(send.first_read)
         elif kind == "raise_retention":
             send.retention = None
+        elif kind == "exclude":
+            # Leave out the recipient Braze refused, as the advice says (recipients unchanged).
+            if send.poison is None:
+                self.note(f"advice to exclude recipients when none was refused: {text[:200]}")
+                return
+            send.exclude = [send.poison]
         self.after_advice = kind
         self.run_try(send)
         self._check_ledger()

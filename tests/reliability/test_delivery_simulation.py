@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.reliability.simulation import Spec, Step, Violation, run_history
+from tests.reliability.simulation import CAMPAIGN, Spec, Step, Violation, advice_in, run_history
 
 
 def _only(sim: Any, *invariants: str) -> list[Any]:
@@ -226,6 +226,26 @@ def test_a_refused_batch_then_the_advised_new_run_sends_nobody_twice(braze_sandb
         "I1",
         "I2",
     )
+
+
+def test_a_refused_batch_then_its_advice_to_exclude_the_refused_recipient_sends_the_rest_once(
+    braze_sandbox: Any,
+) -> None:
+    """The refusal's message advises, among others, exclude_recipients (the fourth piece of
+    advice the simulation reads in it): followed literally, the other 2,999 are sent exactly
+    once and the task succeeds."""
+    sim = run_history(
+        braze_sandbox,
+        spec=Spec(store="folder", recipients=3000, poison=1234),
+        steps=[Step("start"), Step("try", {}), Step("advice", {"pick": 3})],
+    )
+    assert sim.findings == []
+    send = sim.main()
+    assert [kind for kind, _ in advice_in(send.advice_text)][3] == "exclude"
+    assert send.exclude == [send.poison]
+    assert send.finished
+    delivered = braze_sandbox.state.deliveries(CAMPAIGN)
+    assert sum(1 for r in send.recipients if delivered[r] == 1) == 2_999
 
 
 def test_no_spool_file_is_left_after_a_try_that_was_not_killed(braze_sandbox: Any) -> None:
