@@ -1022,7 +1022,10 @@ class Simulation:
                 named.update(range(start, end))
                 if key == "ambiguous_ranges":
                     doubt.update(range(start, end))
-        unnamed = [r for r, i in index.items() if delivered[r] == 0 and i not in named]
+        # Recipients left out on purpose (exclude_recipients) are named by the user, and counted.
+        unnamed = [
+            r for r, i in index.items() if delivered[r] == 0 and i not in named and r not in send.exclude
+        ]
         if unnamed and not summary.get("ranges_truncated"):
             self.found(
                 "I3-unnamed",
