@@ -109,8 +109,12 @@ def test_completed_sends_leave_one_small_variable_and_old_ones_are_pruned(
     recent_run = checkpoint_name("braze_checkpoint_outage", "send", "manual__2026-11-20", -1)
     expired = f"{old_run}__done_{today - timedelta(days=60):%Y%m%d}"
     kept = f"{recent_run}__done_{today - timedelta(days=3):%Y%m%d}"
+    from airflow_provider_braze.delivery import MemoryCheckpointStore
+
+    written = MemoryCheckpointStore()  # records as the provider writes them (digest, key)
     for key in (expired, kept):
-        Variable.set(key, '{"format": 2, "kind": "done"}')
+        written.write(key, {"format": 3, "kind": "done", "retention_seconds": 30 * 86_400})
+        Variable.set(key, written.records[key])
 
     dag_run = load_dag(DAGS, "braze_checkpoint_outage").test()
     assert dag_run.state == "success"
