@@ -38,6 +38,7 @@ DAG_FILE = textwrap.dedent(
     from datetime import datetime, timezone
     from airflow.sdk import DAG
     from airflow_provider_braze.operators.messages import SendMessagesOperator
+    from airflow_provider_braze.sandbox import email_message
 
     STORES = {"variable": "variable", "file": os.environ["BENCH_CHECKPOINTS"], "none": None}
     START = datetime(2026, 1, 1, tzinfo=timezone.utc)
@@ -47,10 +48,7 @@ DAG_FILE = textwrap.dedent(
                 task_id="send",
                 campaign_id="sandbox-api-campaign",
                 recipients=os.environ["BENCH_AUDIENCE"],
-                messages={"email": {
-                    "app_id": "sandbox-app", "from": "Sandbox News <news@example.com>",
-                    "subject": "Hello", "body": "Hi", "message_variation_id": "sandbox-api-campaign-email",
-                }},
+                messages=email_message(),
                 concurrency=8,
                 checkpoint=store,
                 progress_interval=3600,
@@ -100,6 +98,7 @@ def timed_send(dags: Path, label: str) -> float:
 def outage(recipients: int, workdir: Path) -> dict[str, Any]:
     from airflow_provider_braze.delivery import BrazeDeliveryIncompleteError
     from airflow_provider_braze.operators.messages import SendMessagesOperator
+    from airflow_provider_braze.sandbox import email_message
 
     with sandbox("--p-5xx", "1.0") as info:
         os.environ["AIRFLOW_CONN_BRAZE_DEFAULT"] = connection(info, max_retries=0)
@@ -107,15 +106,7 @@ def outage(recipients: int, workdir: Path) -> dict[str, Any]:
             task_id="send",
             campaign_id="sandbox-api-campaign",
             recipients=[f"bench-user-{n:07d}" for n in range(recipients)],
-            messages={
-                "email": {
-                    "app_id": "sandbox-app",
-                    "from": "Sandbox News <news@example.com>",
-                    "subject": "Hello",
-                    "body": "Hi",
-                    "message_variation_id": "sandbox-api-campaign-email",
-                }
-            },
+            messages=email_message(),
             concurrency=8,
             checkpoint=str(workdir / "outage"),
             progress_interval=3600,

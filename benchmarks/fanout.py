@@ -25,15 +25,6 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _common import connection, machine, quiet_airflow, sandbox
 
 LATENCY_S = 0.05
-MESSAGES = {
-    "email": {
-        "app_id": "sandbox-app",
-        "from": "Sandbox News <news@example.com>",
-        "subject": "Hello",
-        "body": "Hi",
-        "message_variation_id": "sandbox-api-campaign-email",
-    }
-}
 
 
 def statuses(info: dict[str, Any]) -> dict[str, int]:
@@ -44,13 +35,14 @@ def statuses(info: dict[str, Any]) -> dict[str, int]:
 
 def send(info: dict[str, Any], recipients: int, concurrency: int, checkpoint: Any, run: str) -> float:
     from airflow_provider_braze.operators.messages import SendMessagesOperator
+    from airflow_provider_braze.sandbox import email_message
 
     os.environ["AIRFLOW_CONN_BRAZE_DEFAULT"] = connection(info, retry_budget=600)
     op = SendMessagesOperator(
         task_id="send",
         campaign_id="sandbox-api-campaign",
         recipients=[f"bench-user-{n:07d}" for n in range(recipients)],
-        messages=MESSAGES,
+        messages=email_message(),
         concurrency=concurrency,
         checkpoint=checkpoint,
         progress_interval=3600,
@@ -67,12 +59,14 @@ def naive_loop(info: dict[str, Any], requests_count: int) -> float:
     """What a hand-written loop does: one request at a time, no pacing."""
     import requests
 
+    from airflow_provider_braze.sandbox import email_message
+
     session = requests.Session()
     headers = {"Authorization": f"Bearer {info['api_key']}"}
     start = time.perf_counter()
     for n in range(requests_count):
         ids = [f"naive-{n}-{i}" for i in range(50)]
-        body = {"campaign_id": "sandbox-api-campaign", "external_user_ids": ids, "messages": MESSAGES}
+        body = {"campaign_id": "sandbox-api-campaign", "external_user_ids": ids, "messages": email_message()}
         session.post(
             f"{info['url']}/messages/send", json=body, headers=headers, timeout=30
         ).raise_for_status()

@@ -26,12 +26,10 @@ from unittest import mock
 spec = json.loads(sys.argv[1])
 os.environ["AIRFLOW_CONN_BRAZE_DEFAULT"] = spec["connection"]
 from airflow_provider_braze.operators.messages import SendMessagesOperator
+from airflow_provider_braze.sandbox import email_message
 op = SendMessagesOperator(
     task_id="send", campaign_id="sandbox-api-campaign", recipients=spec["file"],
-    messages={"email": {
-        "app_id": "sandbox-app", "from": "Sandbox News <news@example.com>", "subject": "Hello",
-        "body": "Hi", "message_variation_id": "sandbox-api-campaign-email",
-    }},
+    messages=email_message(),
     checkpoint=spec["checkpoint"], concurrency=8, progress_interval=3600,
 )
 started = time.perf_counter()

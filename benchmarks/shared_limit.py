@@ -38,6 +38,7 @@ spec = json.loads(sys.argv[1])
 os.environ["AIRFLOW_CONN_BRAZE_DEFAULT"] = spec["connection"]
 from airflow_provider_braze.hooks.braze import BrazeHook
 from airflow_provider_braze.operators.messages import SendMessagesOperator
+from airflow_provider_braze.sandbox import email_message
 
 accepted = []
 original = BrazeHook.send_prepared
@@ -53,10 +54,7 @@ BrazeHook.send_prepared = recording
 op = SendMessagesOperator(
     task_id="send", campaign_id="sandbox-api-campaign",
     recipients=[f"{spec['name']}-user-{n:07d}" for n in range(spec["recipients"])],
-    messages={"email": {
-        "app_id": "sandbox-app", "from": "Sandbox News <news@example.com>", "subject": "Hello",
-        "body": "Hi", "message_variation_id": "sandbox-api-campaign-email",
-    }},
+    messages=email_message(),
     checkpoint=None, concurrency=8, progress_interval=3600,
 )
 while time.time() < spec["start_at"]:

@@ -100,21 +100,6 @@ def braze_conn(monkeypatch: pytest.MonkeyPatch) -> str:
     return value
 
 
-def email_message(campaign_id: str | None = "sandbox-api-campaign", **fields: Any) -> dict[str, Any]:
-    """``messages`` with one email that Braze would accept: ``from`` in Braze's format and, with
-    a campaign, the campaign's email variation (the sandbox names it ``<campaign>-email``)."""
-    email: dict[str, Any] = {
-        "app_id": "sandbox-app",
-        "from": "Sandbox News <news@example.com>",
-        "subject": "Hi",
-        "body": "<p>Hello</p>",
-    }
-    if campaign_id is not None:
-        email["message_variation_id"] = f"{campaign_id}-email"
-    email.update(fields)
-    return {"email": email}
-
-
 #: A messaging object Braze would accept, per channel (without message_variation_id).
 VALID_OBJECTS: dict[str, dict[str, Any]] = {
     "email": {"app_id": "sandbox-app", "from": "Sandbox News <news@example.com>", "body": "<p>Hi</p>"},

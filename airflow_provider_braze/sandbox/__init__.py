@@ -13,7 +13,30 @@ if TYPE_CHECKING:
     from airflow_provider_braze.sandbox.server import BrazeSandbox
     from airflow_provider_braze.sandbox.state import Faults, SandboxState
 
-__all__ = ["BrazeSandbox", "Faults", "SandboxState"]
+__all__ = ["BrazeSandbox", "Faults", "SandboxState", "email_message"]
+
+#: The campaign every sandbox workspace has (``python -m airflow_provider_braze.sandbox``).
+DEFAULT_CAMPAIGN = "sandbox-api-campaign"
+
+
+def email_message(campaign_id: str | None = DEFAULT_CAMPAIGN, **fields: Any) -> dict[str, Any]:
+    """``messages`` with one email the sandbox (and Braze) accepts, for tests, benchmarks and
+    examples that need a send but are not about its content.
+
+    :param campaign_id: The campaign whose email variation the message names (the sandbox names
+        a campaign's variations ``<campaign>-<channel>``); ``None`` for a send without a campaign.
+    :param fields: Fields of the email object to set or override, such as ``subject``.
+    """
+    email: dict[str, Any] = {
+        "app_id": "sandbox-app",
+        "from": "Sandbox News <news@example.com>",
+        "subject": "Hi",
+        "body": "<p>Hello</p>",
+    }
+    if campaign_id is not None:
+        email["message_variation_id"] = f"{campaign_id}-email"
+    email.update(fields)
+    return {"email": email}
 
 
 def __getattr__(name: str) -> Any:

@@ -18,21 +18,14 @@ def main() -> int:
     os.environ["AIRFLOW_CONN_BRAZE_DEFAULT"] = spec["connection"]
     from airflow_provider_braze.delivery import BrazeDeliveryIncompleteError
     from airflow_provider_braze.operators.messages import SendMessagesOperator
+    from airflow_provider_braze.sandbox import email_message
 
     op = SendMessagesOperator(
         task_id="send",
         campaign_id="sandbox-api-campaign",
         send_id="kill-test",
         recipients=[f"user-{i}" for i in range(spec["recipients"])],
-        messages={
-            "email": {
-                "app_id": "sandbox-app",
-                "from": "Sandbox News <news@example.com>",
-                "subject": "Hello",
-                "body": "Hi",
-                "message_variation_id": "sandbox-api-campaign-email",
-            }
-        },
+        messages=email_message(),
         checkpoint=spec["checkpoint"],
         concurrency=spec["concurrency"],
         at_least_once=spec.get("at_least_once", False),

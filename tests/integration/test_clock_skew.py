@@ -9,7 +9,7 @@ from unittest import mock
 import pytest
 
 from airflow_provider_braze.operators.messages import SendMessagesOperator
-from airflow_provider_braze.sandbox import BrazeSandbox
+from airflow_provider_braze.sandbox import BrazeSandbox, email_message
 
 pytestmark = pytest.mark.integration
 
@@ -29,15 +29,7 @@ def test_pacing_corrects_for_clock_skew_and_stays_exactly_once(
         campaign_id="sandbox-api-campaign",
         send_id="skew",
         recipients=USERS,
-        messages={
-            "email": {
-                "app_id": "sandbox-app",
-                "from": "Sandbox News <news@example.com>",
-                "subject": "Hello",
-                "body": "Hi",
-                "message_variation_id": "sandbox-api-campaign-email",
-            }
-        },
+        messages=email_message(),
         checkpoint=str(tmp_path),
         concurrency=4,
     )
@@ -63,15 +55,7 @@ def test_a_small_limit_and_a_large_concurrency_draw_no_burst(
         task_id="send",
         campaign_id="sandbox-api-campaign",
         recipients=users,
-        messages={
-            "email": {
-                "app_id": "sandbox-app",
-                "from": "Sandbox News <news@example.com>",
-                "subject": "Hello",
-                "body": "Hi",
-                "message_variation_id": "sandbox-api-campaign-email",
-            }
-        },
+        messages=email_message(),
         checkpoint=str(tmp_path),
         concurrency=concurrency,
     )

@@ -75,6 +75,8 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 from unittest import mock
 
+from airflow_provider_braze.sandbox import email_message
+
 DAG_ID = "sim"
 TASK_ID = "send"
 SEND_ID_TASK = "create_send_id"
@@ -100,15 +102,7 @@ def spool_files() -> set[str]:
 
 #: The simulated "today" at day 0 (mid-morning: a history never crosses midnight by itself).
 BASE = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
-MESSAGES = {
-    "email": {
-        "app_id": "sandbox-app",
-        "from": "Sandbox News <news@example.com>",
-        "subject": "Hello",
-        "body": "Hi",
-        "message_variation_id": "sandbox-api-campaign-email",
-    }
-}
+MESSAGES = email_message()
 JOIN_SECONDS = 120.0
 
 

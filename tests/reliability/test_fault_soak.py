@@ -12,7 +12,7 @@ import pytest
 
 from airflow_provider_braze.delivery import BrazeDeliveryIncompleteError
 from airflow_provider_braze.operators.messages import SendMessagesOperator
-from airflow_provider_braze.sandbox import BrazeSandbox
+from airflow_provider_braze.sandbox import BrazeSandbox, email_message
 
 pytestmark = pytest.mark.integration
 
@@ -24,15 +24,7 @@ def send(checkpoint: Path, **options: Any) -> dict[str, Any]:
         task_id="send",
         campaign_id="sandbox-api-campaign",
         recipients=RECIPIENTS,
-        messages={
-            "email": {
-                "app_id": "sandbox-app",
-                "from": "Sandbox News <news@example.com>",
-                "subject": "Hello",
-                "body": "Hi",
-                "message_variation_id": "sandbox-api-campaign-email",
-            }
-        },
+        messages=email_message(),
         checkpoint=str(checkpoint),
         concurrency=16,
         progress_interval=5,

@@ -16,7 +16,8 @@ from airflow_provider_braze.exceptions import (
     BrazeValidationError,
 )
 from airflow_provider_braze.hooks.braze import BrazeHook, RateLimitPacer, RateLimitStatus
-from tests.conftest import FROZEN_NOW, REST_ENDPOINT, email_message
+from airflow_provider_braze.sandbox import email_message
+from tests.conftest import FROZEN_NOW, REST_ENDPOINT
 
 SEND_URL = f"{REST_ENDPOINT}/messages/send"
 TRIGGER_URL = f"{REST_ENDPOINT}/campaigns/trigger/send"

@@ -21,8 +21,7 @@ from airflow_provider_braze.operators.messages import (
     SendMessagesOperator,
     SendTriggeredCampaignOperator,
 )
-from airflow_provider_braze.sandbox import BrazeSandbox
-from tests.conftest import email_message
+from airflow_provider_braze.sandbox import BrazeSandbox, email_message
 
 API = "sandbox-api-campaign"
 TRIGGERED = "sandbox-api-triggered-campaign"

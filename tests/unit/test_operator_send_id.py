@@ -17,8 +17,8 @@ from airflow_provider_braze.exceptions import (
 )
 from airflow_provider_braze.hooks.braze import BrazeHook
 from airflow_provider_braze.operators.send_id import CreateSendIdOperator
-from airflow_provider_braze.sandbox import BrazeSandbox
-from tests.conftest import API_KEY, REST_ENDPOINT, email_message
+from airflow_provider_braze.sandbox import BrazeSandbox, email_message
+from tests.conftest import API_KEY, REST_ENDPOINT
 
 CREATE_URL = f"{REST_ENDPOINT}/sends/id/create"
 

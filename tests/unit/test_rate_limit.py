@@ -21,7 +21,8 @@ from airflow_provider_braze.exceptions import (
 from airflow_provider_braze.hooks import braze as braze_module
 from airflow_provider_braze.hooks.braze import BrazeHook
 from airflow_provider_braze.rate_limit import ServerClock
-from tests.conftest import API_KEY, REST_ENDPOINT, email_message
+from airflow_provider_braze.sandbox import email_message
+from tests.conftest import API_KEY, REST_ENDPOINT
 
 SEND_URL = f"{REST_ENDPOINT}/messages/send"
 SERIES_URL = f"{REST_ENDPOINT}/sends/data_series"

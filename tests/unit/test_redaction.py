@@ -17,7 +17,8 @@ from hypothesis import strategies as st
 
 from airflow_provider_braze.hooks.braze import BrazeHook
 from airflow_provider_braze.hooks.redaction import redacted, secret_pattern
-from tests.conftest import API_KEY, REST_ENDPOINT, email_message
+from airflow_provider_braze.sandbox import email_message
+from tests.conftest import API_KEY, REST_ENDPOINT
 
 if TYPE_CHECKING:
     import requests_mock as rm

@@ -19,8 +19,7 @@ from airflow_provider_braze.operators.messages import (
 )
 from airflow_provider_braze.operators.send_id import REHEARSAL_SEND_ID, CreateSendIdOperator
 from airflow_provider_braze.rate_limit import RateLimitStatus, estimate_send_seconds
-from airflow_provider_braze.sandbox import BrazeSandbox
-from tests.conftest import email_message
+from airflow_provider_braze.sandbox import BrazeSandbox, email_message
 
 API = "sandbox-api-campaign"
 TRIGGERED = "sandbox-api-triggered-campaign"

@@ -156,7 +156,8 @@ def test_re_creating_a_send_id_follows_the_chosen_behaviour(
 def test_a_send_with_a_send_id_never_created_follows_the_chosen_behaviour(
     braze_sandbox: BrazeSandbox, mode: str, status: int
 ) -> None:
-    from tests.conftest import email_message, sandbox_call
+    from airflow_provider_braze.sandbox import email_message
+    from tests.conftest import sandbox_call
 
     braze_sandbox.state.set_behaviours(unknown_send_id=mode)
     body = {

@@ -8,8 +8,7 @@ from typing import Any
 import pytest
 import requests
 
-from airflow_provider_braze.sandbox import BrazeSandbox, SandboxState
-from tests.conftest import email_message
+from airflow_provider_braze.sandbox import BrazeSandbox, SandboxState, email_message
 from tests.conftest import sandbox_call as call
 
 EMAIL = email_message()

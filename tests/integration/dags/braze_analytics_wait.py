@@ -13,6 +13,7 @@ with DAG("braze_analytics_wait", schedule=None, start_date=datetime(2026, 1, 1, 
     @task
     def send() -> str:
         from airflow_provider_braze.hooks.braze import BrazeHook
+        from airflow_provider_braze.sandbox import email_message
 
         hook = BrazeHook()
         hook.create_send_id("sandbox-api-campaign", "wait-test")
@@ -20,14 +21,7 @@ with DAG("braze_analytics_wait", schedule=None, start_date=datetime(2026, 1, 1, 
             "sandbox-api-campaign",
             send_id="wait-test",
             external_user_ids=[f"u{i}" for i in range(20)],
-            messages={
-                "email": {
-                    "app_id": "sandbox-app",
-                    "from": "Sandbox News <news@example.com>",
-                    "body": "hi",
-                    "message_variation_id": "sandbox-api-campaign-email",
-                }
-            },
+            messages=email_message(),
         )
         return datetime.now(timezone.utc).isoformat()
 

@@ -12,6 +12,7 @@ from airflow.sdk import DAG, Param, task
 
 from airflow_provider_braze.operators.messages import SendMessagesOperator
 from airflow_provider_braze.operators.send_id import CreateSendIdOperator
+from airflow_provider_braze.sandbox import email_message
 
 with DAG(
     "braze_bulk_send",
@@ -38,15 +39,7 @@ with DAG(
         campaign_id="sandbox-api-campaign",
         send_id=send_id.output,
         recipients=write_users(),
-        messages={
-            "email": {
-                "app_id": "sandbox-app",
-                "from": "Sandbox News <news@example.com>",
-                "subject": "Hello",
-                "body": "Hi",
-                "message_variation_id": "sandbox-api-campaign-email",
-            }
-        },
+        messages=email_message(),
         concurrency=8,
         progress_interval=1,
     )

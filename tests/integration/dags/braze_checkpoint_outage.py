@@ -14,6 +14,7 @@ from typing import Any
 from airflow.sdk import DAG
 
 from airflow_provider_braze.operators.messages import SendMessagesOperator
+from airflow_provider_braze.sandbox import email_message
 
 #: While set, the test's transport fails every read of a checkpoint Variable's value.
 SWITCH = "BRAZE_TEST_FAIL_CHECKPOINT_READS"
@@ -33,15 +34,7 @@ with DAG(
         task_id="send",
         campaign_id="sandbox-api-campaign",
         recipients=[f"user-{i}" for i in range(3_000)],
-        messages={
-            "email": {
-                "app_id": "sandbox-app",
-                "from": "Sandbox News <news@example.com>",
-                "subject": "Hello",
-                "body": "Hi",
-                "message_variation_id": "sandbox-api-campaign-email",
-            }
-        },
+        messages=email_message(),
         concurrency=8,
         progress_interval=1,
         on_retry_callback=_toggle_checkpoint_reads,

@@ -19,6 +19,7 @@ from airflow_provider_braze.operators.analytics import CompareSendsOperator
 from airflow_provider_braze.operators.experiments import SplitAudienceOperator
 from airflow_provider_braze.operators.messages import SendMessagesOperator
 from airflow_provider_braze.operators.send_id import CreateSendIdOperator
+from airflow_provider_braze.sandbox import email_message
 
 CAMPAIGN = "sandbox-api-campaign"
 VARIATIONS = {"control": f"{CAMPAIGN}-email", "b": f"{CAMPAIGN}-email-2", "c": f"{CAMPAIGN}-email-3"}
@@ -50,15 +51,7 @@ with DAG(
         output_path=os.path.join(tempfile.gettempdir(), "braze-variation-{{ run_id | replace(':', '_') }}"),
         variant_kwargs={
             name: {
-                "messages": {
-                    "email": {
-                        "app_id": "sandbox-app",
-                        "from": "Sandbox News <news@example.com>",
-                        "subject": SUBJECTS[name],
-                        "body": "Hi",
-                        "message_variation_id": variation,
-                    }
-                }
+                "messages": email_message(subject=SUBJECTS[name], body="Hi", message_variation_id=variation)
             }
             for name, variation in VARIATIONS.items()
         },
