@@ -184,7 +184,15 @@ class BrazeAnalyticsUnavailableError(BrazeError, AirflowFailException):
 class BrazeDeliveryStoppedError(BrazeError):
     """A send was stopped (task killed or timed out, or a newer try took over); the checkpoint
     says where it stopped and a retry resumes from there. (Named ``DeliveryStopped`` before
-    0.2; that name works until 0.3.)"""
+    0.2; that name works until 0.3.)
+
+    :param summary: The delivery summary when the send got far enough to have one (also pushed
+        to XCom under ``summary``).
+    """
+
+    def __init__(self, text: str, *, summary: dict[str, Any] | None = None) -> None:
+        super().__init__(text)
+        self.summary = summary or {}
 
 
 class BrazeDeliveryIncompleteError(BrazeError):

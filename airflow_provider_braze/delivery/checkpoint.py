@@ -841,9 +841,18 @@ def abandon_send(
 
     :param checkpoint: The send operator's ``checkpoint`` argument.
     :return: The key of the abandoned record.
-    :raises BrazeCheckpointError: the send already completed, or the records cannot be read.
+    :raises BrazeCheckpointError: the send already completed, the checkpoint folder does not
+        exist or was never written by a send, or the records cannot be read.
     """
     store = checkpoint_store(checkpoint)
+    missing = store.missing_location()
+    if missing is not None:
+        # Writing there would record the abandonment where no try of that send looks (a typo, an
+        # unmounted volume), and leave the real run retryable.
+        raise BrazeCheckpointError(
+            f"Cannot abandon the send of {dag_id}.{task_id} in run {run_id!r}: {missing}. "
+            "Pass the send operator's checkpoint argument exactly."
+        )
     target = Checkpoint(store, checkpoint_name(dag_id, task_id, run_id, map_index))
     loaded = target.load()
     if loaded.done is not None:

@@ -921,13 +921,15 @@ class BatchDelivery:
             self._stopped_early = self._stopped_early or "a newer try of this task took over the send"
             raise BrazeDeliveryStoppedError(
                 f"A newer try of this task took over the send ({self.checkpoint.describe(superseded)}); "
-                "this try stopped dispatching. Batches it had in flight are recorded in its own record."
+                "this try stopped dispatching. Batches it had in flight are recorded in its own record.",
+                summary=summary.to_json(),
             )
         if self._stop.is_set():
             self._stopped_early = self._stopped_early or "the task was stopped (on_kill: killed or timed out)"
             raise BrazeDeliveryStoppedError(
                 f"The send was stopped; progress is kept in {self.checkpoint.describe()} and a retry "
-                "resumes after the last confirmed batch."
+                "resumes after the last confirmed batch.",
+                summary=summary.to_json(),
             )
         if summary["complete"]:
             self._complete(summary)

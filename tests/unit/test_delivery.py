@@ -333,9 +333,12 @@ def test_stop_keeps_a_consistent_checkpoint() -> None:
     braze = FakeBraze(delay=0.001)
     delivery = engine(braze, users(5_000), cp, concurrency=2)
     braze.on_call = lambda calls, batch: delivery.stop() if batch[0] == "u500" else None
-    with pytest.raises(BrazeDeliveryStoppedError, match="a retry resumes after the last confirmed batch"):
+    with pytest.raises(
+        BrazeDeliveryStoppedError, match="a retry resumes after the last confirmed batch"
+    ) as stopped:
         delivery.run()
     sent_first = sum(braze.delivered.values())
+    assert stopped.value.summary["accepted"] == sent_first
     assert 500 <= sent_first < 5_000
     summary = engine(braze, users(5_000), cp, concurrency=2, try_number=2).run()
     assert summary["complete"] is True
@@ -469,6 +472,22 @@ def test_an_abandoned_send_is_never_sent_again_and_is_pruned_later() -> None:
         pytest.raises(BrazeCheckpointError, match=r"completed .*: there is nothing to abandon"),
     ):
         abandon_send("dag", "send", "r3")
+
+
+def test_abandoning_in_a_folder_no_send_wrote_is_refused_and_writes_nothing(tmp_path: Path) -> None:
+    """A mistyped folder would hold an abandonment no try reads, and the real run stays retryable."""
+    missing = tmp_path / "typo"
+    with pytest.raises(
+        BrazeCheckpointError,
+        match=r"Cannot abandon the send of dag\.send in run 'r1': the checkpoint folder .*typo does not",
+    ):
+        abandon_send("dag", "send", "r1", checkpoint=str(missing))
+    assert not missing.exists()
+    unmarked = tmp_path / "empty"
+    unmarked.mkdir()
+    with pytest.raises(BrazeCheckpointError, match=r"has no \.braze-checkpoints file"):
+        abandon_send("dag", "send", "r1", checkpoint=str(unmarked))
+    assert list(unmarked.iterdir()) == []
 
 
 def test_a_checkpoint_listing_that_fails_is_an_error() -> None:
@@ -614,9 +633,14 @@ def test_a_newer_try_stops_an_older_one_within_its_reservation() -> None:
 
     braze.on_call = take_over
     older = engine(braze, users(6_000), cp, concurrency=concurrency)
-    with pytest.raises(BrazeDeliveryStoppedError, match="A newer try of this task took over the send"):
+    with pytest.raises(
+        BrazeDeliveryStoppedError, match="A newer try of this task took over the send"
+    ) as stopped:
         older.run()
     assert takeover_at == [40]
+    # The error carries what this try knows, as the summary pushed to XCom does.
+    assert stopped.value.summary["accepted"] == sum(braze.delivered.values())
+    assert stopped.value.summary["complete"] is False
     assert braze.calls - 40 <= 3 * concurrency
     (record,) = [r for r in cp.load().tries if r.try_number == 1]
     assert record.state == "superseded"
