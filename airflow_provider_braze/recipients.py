@@ -57,7 +57,9 @@ def is_path(source: Any) -> bool:
     )
 
 
-def iter_recipients(source: Any, kind: RecipientKind, *, file_format: str | None = None) -> Iterator[Any]:
+def iter_recipients(
+    source: Any, kind: RecipientKind, *, file_format: str | None = None, argument: str = "recipients"
+) -> Iterator[Any]:
     """Yield each recipient of ``source``, checked and in the shape the endpoint takes.
 
     :param source: A list or any iterable of recipients, or a path / URL of a CSV or JSON-lines
@@ -65,18 +67,21 @@ def iter_recipients(source: Any, kind: RecipientKind, *, file_format: str | None
     :param kind: ``users`` (strings become external user IDs; alias objects stay aliases) or
         ``recipients`` (strings become ``{"external_user_id": ...}``; objects are checked).
     :param file_format: ``csv`` or ``jsonl``; by default taken from the file's suffix.
+    :param argument: The operator argument ``source`` came from, named in errors
+        (``recipients``, whose format ``recipients_format`` sets, or ``exclude_recipients``).
     """
     if source is None:
         return
     if is_path(source):
-        yield from _from_file(source, kind, file_format)
+        yield from _from_file(source, kind, file_format, argument)
         return
     if isinstance(source, (bytes, Mapping)) or not isinstance(source, Iterable):
         raise BrazeValidationError(
-            f"recipients must be a list, an iterable or a file path, got {type(source).__name__}."
+            f"{argument} must be a list, an iterable or a file path, got {type(source).__name__}."
         )
+    item_name = "recipient" if argument == "recipients" else f"{argument} item"
     for position, item in enumerate(source):
-        where = f"recipient {position}"
+        where = f"{item_name} {position}"
         recipient = _normalize(item, kind, where)
         # Strings from Python may hold lone surrogates; the check is one flag test for ASCII text.
         if type(recipient) is not str or not recipient.isascii():
@@ -197,13 +202,16 @@ def _undecodable(source: Any, name: str, err: UnicodeDecodeError) -> BrazeValida
     return BrazeValidationError(f"{name} is not valid UTF-8 ({err.reason}); save the file as UTF-8.")
 
 
-def _from_file(source: Any, kind: RecipientKind, file_format: str | None) -> Iterator[Any]:
+def _from_file(source: Any, kind: RecipientKind, file_format: str | None, argument: str) -> Iterator[Any]:
     name = str(source)
-    fmt = storage.file_format(name, file_format, argument="recipients_format", what="recipient file ")
+    what = "recipient file" if argument == "recipients" else f"{argument} file"
+    # Only recipients has a format argument (recipients_format); other files go by their name.
+    option = "recipients_format" if argument == "recipients" else None
+    fmt = storage.file_format(name, file_format, argument=option, what=f"{what} ")
     try:
         handle = _open_text(source)
     except OSError as err:
-        raise BrazeValidationError(f"Cannot open recipient file {name}: {err}") from err
+        raise BrazeValidationError(f"Cannot open {what} {name}: {err}") from err
     with handle:
         try:
             if fmt == "jsonl":

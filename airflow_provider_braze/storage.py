@@ -31,10 +31,11 @@ def suffix_of(name: str) -> str:
     return os.path.splitext(name.split("?", maxsplit=1)[0])[1].lower()
 
 
-def file_format(name: str, explicit: str | None, *, argument: str, what: str = "") -> str:
+def file_format(name: str, explicit: str | None, *, argument: str | None, what: str = "") -> str:
     """``csv`` or ``jsonl``: ``explicit`` when given (checked), else from the name's suffix.
 
-    :param argument: The argument that sets the format, named in the error.
+    :param argument: The argument that sets the format, named in the error; ``None`` when the
+        file's format can only come from its name.
     :param what: What the file is, for the error (``"recipient file "``).
     """
     if explicit:
@@ -43,10 +44,10 @@ def file_format(name: str, explicit: str | None, *, argument: str, what: str = "
         return explicit
     suffix = suffix_of(name)
     if suffix not in FILE_FORMATS:
-        raise BrazeValidationError(
-            f"Cannot tell the format of {what}{name}: name it .csv, .jsonl or .ndjson, or pass "
-            f"{argument}='csv' or 'jsonl'."
-        )
+        advice = "name it .csv, .jsonl or .ndjson"
+        if argument is not None:
+            advice += f", or pass {argument}='csv' or 'jsonl'"
+        raise BrazeValidationError(f"Cannot tell the format of {what}{name}: {advice}.")
     return FILE_FORMATS[suffix]
 
 

@@ -377,7 +377,9 @@ class _BrazeSendOperator(BaseOperator):
             return frozenset()
         if self.broadcast:
             raise BrazeValidationError("exclude_recipients applies to a list of recipients, not a broadcast.")
-        found = list(iter_recipients(self.exclude_recipients, self._recipient_kind))
+        found = list(
+            iter_recipients(self.exclude_recipients, self._recipient_kind, argument="exclude_recipients")
+        )
         if found:
             self.log.warning(
                 "Leaving out %s of every batch still to send (exclude_recipients): %s.",

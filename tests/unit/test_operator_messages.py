@@ -652,3 +652,28 @@ def test_a_batch_refused_for_one_recipient_is_sent_without_it_exactly_once(
     assert summary["accepted"] == 2_999
     delivered = sandbox.state.deliveries(API, "sid")
     assert delivered == Counter(u for u in users(3_000) if u != "u75")
+
+
+@pytest.mark.parametrize(
+    ("exclude", "message"),
+    [
+        (
+            "{tmp}/left-out.txt",
+            r"Cannot tell the format of exclude_recipients file .*left-out\.txt: name it "
+            r"\.csv, \.jsonl or \.ndjson\.$",
+        ),
+        ("{tmp}/missing.csv", r"Cannot open exclude_recipients file .*missing\.csv"),
+        ({"u1": 1}, r"exclude_recipients must be a list, an iterable or a file path, got dict\."),
+        (["u1", "  "], r"exclude_recipients item 1 is an empty external user ID\."),
+    ],
+)
+def test_exclude_recipients_errors_name_that_argument(
+    sandbox: BrazeSandbox, tmp_path: Path, exclude: Any, message: str
+) -> None:
+    """An error in exclude_recipients names exclude_recipients, not recipients, and never advises
+    recipients_format (which does not apply to it); nothing is sent."""
+    if isinstance(exclude, str):
+        exclude = exclude.format(tmp=tmp_path)
+    with pytest.raises(BrazeValidationError, match=message):
+        run(send_op(tmp_path, users(100), exclude_recipients=exclude))
+    assert sandbox.state.deliveries() == {}
