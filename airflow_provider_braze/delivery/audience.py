@@ -547,12 +547,14 @@ class Audience:
                 first_different = chunks
                 break
             same_upto = chunks
-        where = f"the first {same_upto * CHUNK_SIZE:,} are the same"
+        if not stored:
+            return counts  # a completed send keeps no marks: where they differ is not known
+        parts = [f"the first {same_upto * CHUNK_SIZE:,} are the same"] if same_upto else []
         if first_different is not None:
-            where += f"; the first change is before recipient {first_different * CHUNK_SIZE + 1:,}"
+            parts.append(f"the first change is before recipient {first_different * CHUNK_SIZE + 1:,}")
         elif same_upto:
-            where += "; the change comes after them"
-        return f"{counts} ({where})"
+            parts.append("the change comes after them")
+        return f"{counts} ({'; '.join(parts)})" if parts else counts
 
     # ------------------------------------------------------------------ clean-up
     def close(self) -> None:

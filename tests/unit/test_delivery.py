@@ -594,6 +594,14 @@ def test_the_change_is_located() -> None:
     change_before = int(text.split("before recipient ")[1].rstrip(")").replace(",", ""))
     assert first_same <= 7000 < change_before <= 7000 + 15_000 // 64 + 100
     assert before.difference(audience(rows).fingerprint()) is None
+    # A change in the very first recipients claims no "same" prefix.
+    first = audience([rows[1], rows[0], *rows[2:]]).difference(before.fingerprint())
+    assert first is not None
+    assert "are the same" not in first
+    assert "(the first change is before recipient " in first
+    # A completed send keeps no marks: the counts only, no made-up location.
+    done = audience([*rows[:-1], "someone-else"]).difference(before.fingerprint(with_marks=False))
+    assert done == "both read 15,000 recipients, but not the same ones in the same order"
 
 
 def test_a_completed_send_rerun_with_other_recipients_fails_clearly() -> None:
