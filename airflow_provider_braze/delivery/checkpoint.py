@@ -39,6 +39,8 @@ CHECKPOINT_FORMAT = 3
 #: The file a local checkpoint folder holds once a try has written there: a retry that finds the
 #: folder without it is not looking at the folder earlier tries used.
 FOLDER_MARK = ".braze-checkpoints"
+#: How the key of a rehearsal's probe (:attr:`Checkpoint.probe_key`) ends.
+PROBE_SUFFIX = "__rehearsal"
 #: How long the record of a send is kept after its last try started or it completed.
 DEFAULT_RETENTION = timedelta(days=30)
 #: Error texts kept per try record (the rest are in that try's log).
@@ -683,6 +685,12 @@ class Checkpoint:
     def abandoned_key(self, day: date) -> str:
         return f"{self.name}__abandoned_{day:%Y%m%d}"
 
+    @property
+    def probe_key(self) -> str:
+        """The record a rehearsal writes and deletes to prove the store is writable; a rehearsal
+        killed in between leaves it, and the run's completion or pruning removes it."""
+        return f"{self.name}{PROBE_SUFFIX}"
+
     def own_keys(self) -> list[str]:
         """The keys of this send's records (a listing that fails raises)."""
         prefix = f"{self.name}__"
@@ -758,13 +766,17 @@ class Checkpoint:
             return []
         cutoff = today - retention
         self.store.remove_leftovers(self.prune_prefix)
-        runs = group_by_run(self.store.keys(self.prune_prefix))
+        keys = self.store.keys(self.prune_prefix)
+        runs = group_by_run(keys)
+        probes = {k[: -len(PROBE_SUFFIX)]: k for k in keys if k.endswith(PROBE_SUFFIX)}
         pruned = []
         for name, records in sorted(runs.items()):
             if name == self.name or not run_is_over(records) or newest_day(records) >= cutoff:
                 continue
             if not self._own_retention_passed(records, today):
                 continue
+            if name in probes:
+                self.store.delete(probes[name])  # a killed rehearsal's: not a record, goes first
             for key in sorted(records, key=lambda k: records[k][0] != "try"):
                 self.store.delete(key)
             pruned.append(name)

@@ -955,6 +955,7 @@ class BatchDelivery:
         )
         for key in {own.key, *(r.key for r in self._others)}:
             self._delete_quietly(key)
+        self._remove_probe()
         self.checkpoint.store.remove_leftovers(f"{self.checkpoint.name}__")
         if self._retention is not None:
             try:
@@ -989,6 +990,18 @@ class BatchDelivery:
                 self._retention.days,
                 ", ".join(stale[:5]) + (", ..." if len(stale) > 5 else ""),
             )
+
+    def _remove_probe(self) -> None:
+        """Remove the probe a rehearsal of this run left when it was killed mid-check, so that no
+        key of a completed run outlives its pruning."""
+        probe = self.checkpoint.probe_key
+        try:
+            left = probe in self.checkpoint.store.keys(probe)
+        except BrazeError as err:
+            self.log.warning("Could not look for %s: %s", self.checkpoint.describe(probe), err)
+            return
+        if left:
+            self._delete_quietly(probe)
 
     def _delete_quietly(self, key: str) -> None:
         try:

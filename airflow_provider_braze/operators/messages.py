@@ -538,7 +538,7 @@ def _check_checkpoint_store(checkpoint: Any) -> str:
     real run could not use fails the rehearsal the same way. Returns what was found."""
     from airflow_provider_braze.exceptions import BrazeCheckpointError
 
-    probe = f"{checkpoint.name}__rehearsal"
+    probe = checkpoint.probe_key
     try:
         checkpoint.store.write(probe, {"kind": "rehearsal"})
         checkpoint.store.delete(probe)

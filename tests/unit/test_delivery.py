@@ -1293,3 +1293,24 @@ def test_a_shorter_retention_in_a_later_run_never_prunes_what_a_longer_one_prote
         clock["now"] += timedelta(days=27)  # 31 days after A: past its own retention too
         engine(FakeBraze(), users(10), run_checkpoint(store, "C"), retention=timedelta(days=2)).run()
         assert a.own_keys() == []
+
+
+def test_a_killed_rehearsals_probe_is_removed_by_the_runs_completion_and_by_pruning() -> None:
+    """A rehearsal killed between writing and deleting its probe leaves it; it is not a record,
+    so nothing else would ever remove it (one Variable for good)."""
+    store = MemoryCheckpointStore()
+    completed = run_checkpoint(store, "r1")
+    store.write(completed.probe_key, {"kind": "rehearsal"})
+    engine(FakeBraze(), users(100), completed).run()
+    assert completed.probe_key not in store.records
+    # A run whose rehearsal was killed after its send completed: its probe goes when it is pruned.
+    store.write(completed.probe_key, {"kind": "rehearsal"})
+    later = datetime.now(timezone.utc).date() + timedelta(days=31)
+    assert run_checkpoint(store, "r2").prune(timedelta(days=30), later) == [completed.name]
+    assert store.records == {}
+    # An incomplete run keeps everything, its probe included.
+    open_run = run_checkpoint(store, "r3")
+    engine(FakeBraze(failing(range(1, 2))), users(100), open_run).run()
+    store.write(open_run.probe_key, {"kind": "rehearsal"})
+    assert run_checkpoint(store, "r4").prune(timedelta(days=30), later) == []
+    assert open_run.probe_key in store.records
