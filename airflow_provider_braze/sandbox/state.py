@@ -84,7 +84,7 @@ DEFAULT_BEHAVIOURS = {
 def default_variations(campaign_id: str) -> dict[str, str]:
     """A campaign's message variations when none are given: one per messaging channel, named
     ``<campaign>-<channel>`` (``sandbox-api-campaign-email``); variation ID -> channel."""
-    from airflow_provider_braze.messaging import CHANNELS
+    from airflow_provider_braze.sandbox.rules import CHANNELS
 
     return {f"{campaign_id}-{channel.replace('_', '-')}": channel for channel in CHANNELS}
 
