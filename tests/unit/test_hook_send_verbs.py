@@ -152,8 +152,12 @@ def test_schedule_campaign_trigger(hook: BrazeHook, requests_mock: rm.Mocker) ->
             },
             "51 external user IDs and aliases",
         ),
-        ({"external_user_ids": ["u1"], "broadcast": True}, "broadcast=True cannot be combined"),
+        (
+            {"external_user_ids": ["u1"], "segment_id": "seg", "broadcast": True},
+            "broadcast=True cannot be combined",
+        ),
         ({"segment_id": "seg"}, "pass broadcast=True"),
+        ({"broadcast": True}, "needs a segment_id or an audience"),
         ({"external_user_ids": "u1"}, "external_user_ids must be a list of strings"),
         ({"external_user_ids": ["u1", ""]}, r"external_user_ids\[1\] must be a non-empty string"),
         ({"user_aliases": [{"alias_name": "a"}]}, "user alias object"),
