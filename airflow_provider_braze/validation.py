@@ -153,6 +153,22 @@ def check_new_user(recipient: dict[str, Any], identifier: str, where: str) -> No
         )
 
 
+def check_attachments(value: Any) -> list[dict[str, Any]] | None:
+    """``attachments`` of /campaigns/trigger/send: a list of ``{"file_name", "url"}`` objects,
+    both required (post_send_triggered_campaigns)."""
+    if value is None:
+        return None
+    if not isinstance(value, list):
+        raise BrazeValidationError("attachments must be a list of {file_name, url} objects.")
+    for position, item in enumerate(value):
+        if not (
+            isinstance(item, dict)
+            and all(isinstance(item.get(key), str) and item[key].strip() for key in ("file_name", "url"))
+        ):
+            raise BrazeValidationError(f"attachments[{position}] needs a file_name and a url, got {item!r}.")
+    return value
+
+
 def check_recipient_count(count: int, what: str) -> None:
     if count > MAX_RECIPIENTS_PER_REQUEST:
         raise BrazeValidationError(

@@ -61,6 +61,7 @@ from airflow_provider_braze.hooks.redaction import BearerAuth, redacted, secret_
 from airflow_provider_braze.messaging import validate_messages
 from airflow_provider_braze.rate_limit import RateLimitPacer, RateLimitStatus, ServerClock, http_date
 from airflow_provider_braze.validation import (
+    check_attachments,
     check_body_size,
     check_broadcast,
     check_flag,
@@ -360,6 +361,7 @@ class BrazeHook(BaseHook):
             user's wall clock: a naive datetime or a string without zone, sent as given.
         :return: Braze's answer, with ``schedule_id`` and ``dispatch_id``.
         """
+        _check_schedule_given(schedule)
         prepared = self.prepare_messages(
             campaign_id,
             schedule=schedule,
@@ -392,6 +394,7 @@ class BrazeHook(BaseHook):
 
         :return: Braze's answer, with ``schedule_id`` and ``dispatch_id``.
         """
+        _check_schedule_given(schedule)
         prepared = self.prepare_triggered_campaign(
             campaign_id,
             schedule=schedule,
@@ -505,7 +508,7 @@ class BrazeHook(BaseHook):
                 raise BrazeValidationError(
                     "Braze does not take attachments with broadcast=True on /campaigns/trigger/send."
                 )
-            body["attachments"] = attachments
+            body["attachments"] = check_attachments(attachments)
             endpoint = TRIGGER_CAMPAIGN_SEND
         else:
             if attachments is not None:
@@ -886,6 +889,12 @@ def _checked_users(
 
 def _checked_trigger_recipients(recipients: list[dict[str, Any]] | None) -> list[Any]:
     return [validate_trigger_recipient(r, f"recipients[{i}]") for i, r in enumerate(recipients or [])]
+
+
+def _check_schedule_given(schedule: Any) -> None:
+    # The prepare_* methods read a None schedule as "send now": a schedule verb must not.
+    if schedule is None:
+        raise BrazeValidationError("schedule is required: Braze's schedule endpoints need a schedule.time.")
 
 
 def _deprecated(old: str, new: str) -> None:
