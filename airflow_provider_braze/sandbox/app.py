@@ -481,7 +481,7 @@ def _check_schedule(state: SandboxState, schedule: Any, window: Window) -> None:
     """Braze's schedule object: with local or optimal time, ``time`` is the users' wall clock with
     no zone designator, and a local-time send whose time has passed in all time zones is refused."""
     if not isinstance(schedule, dict):
-        raise _bad_request("Bad Request: schedule must be an object", window)
+        raise _bad_request(rules.BAD_REQUEST, window, ["schedule must be an object"])
     for flag in ("in_local_time", "at_optimal_time"):
         if flag in schedule and not isinstance(schedule[flag], bool):
             raise _bad_request("Bad Request", window, [f"schedule.{flag} must be true or false"])
@@ -496,7 +496,7 @@ def _check_schedule(state: SandboxState, schedule: Any, window: Window) -> None:
     else:
         zone_designator = False
     if not _is_iso_time(text):
-        raise _bad_request("Bad Request: schedule.time must be an ISO-8601 date and time", window)
+        raise _bad_request(rules.BAD_REQUEST, window, ["schedule.time must be an ISO-8601 date and time"])
     if not local and not optimal:
         return
     if zone_designator or datetime.fromisoformat(text).tzinfo is not None:
