@@ -143,13 +143,13 @@ def check_new_user(recipient: dict[str, Any], identifier: str, where: str) -> No
         return
     if identifier == "user_alias":
         raise BrazeValidationError(
-            f"{where} sets send_to_existing_only to false for a user alias; Braze cannot create "
-            "alias-only users this way (the user must already exist)."
+            f"{where}: a recipient with send_to_existing_only false cannot be a user alias; Braze "
+            "cannot create alias-only users this way (the user must already exist)."
         )
     if not isinstance(recipient.get("attributes"), dict):
         raise BrazeValidationError(
-            f"{where} sets send_to_existing_only to false without attributes; Braze needs an "
-            "attributes object to create the user."
+            f"{where}: a recipient with send_to_existing_only false needs an attributes object; "
+            "Braze creates the user from it."
         )
 
 
