@@ -314,7 +314,7 @@ class SandboxState:
     ) -> None:
         """Add a campaign (``api`` or ``api_triggered``) with its message variations (variation ID
         -> channel, e.g. ``{"spring-email-a": "email"}``; one per channel by default)."""
-        from airflow_provider_braze.messaging import CHANNELS
+        from airflow_provider_braze.sandbox.rules import CHANNELS
 
         if kind not in ("api", "api_triggered"):
             raise ValueError("campaign kind must be 'api' or 'api_triggered'")

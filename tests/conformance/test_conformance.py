@@ -154,11 +154,23 @@ def test_every_rule_names_its_doc_page() -> None:
 def test_the_sandbox_loads_none_of_the_clients_checks() -> None:
     """The sandbox stands in for Braze: it must not share the client's checks, or a mistake in
     them would pass offline."""
-    code = (
-        "import sys, airflow_provider_braze.sandbox.app, airflow_provider_braze.sandbox.server\n"
-        "mods = ('messaging', 'validation', 'recipients')\n"
-        "print([m for m in mods if 'airflow_provider_braze.' + m in sys.modules])\n"
-    )
+    code = """
+import json, sys, requests
+from airflow_provider_braze.sandbox.server import BrazeSandbox
+with BrazeSandbox() as sandbox:
+    sandbox.state.add_campaign("conformance-campaign")  # variations from the sandbox's own table
+    headers = {"Authorization": f"Bearer {sandbox.api_key}"}
+    email = {"app_id": "a", "from": "N <n@example.com>", "body": "b"}
+    bodies = {
+        "/messages/send": {"external_user_ids": ["u1"], "messages": {"email": email}},
+        "/campaigns/trigger/send": {"campaign_id": "sandbox-api-triggered-campaign", "broadcast": True},
+        "/sends/id/create": {"campaign_id": "conformance-campaign"},
+    }
+    for path, body in bodies.items():
+        assert requests.post(sandbox.url + path, json=body, headers=headers, timeout=10).ok, path
+mods = ("messaging", "validation", "recipients")
+print(json.dumps([m for m in mods if "airflow_provider_braze." + m in sys.modules]))
+"""
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
     )
