@@ -3,8 +3,8 @@
 
 The send operators and the hook check ``messages`` with :func:`validate_messages` before the
 first request, so a message Braze would refuse fails the task at once, naming the channel and
-the field, and sends nothing. The sandbox refuses the same messages with Braze's wording, from
-the same table (:func:`message_problems`).
+the field, and sends nothing. The sandbox refuses such messages too, from its own rule table
+(``sandbox/rules.py``), never from this module: a mistake here must show up against it.
 
 Sources: braze-docs ``_docs/_api/objects_filters/messaging/*.md`` (one page per object) and
 ``_docs/_api/errors.md`` (the fatal errors: ``Message Variant Unspecified``, ``Invalid Extra
@@ -14,8 +14,10 @@ over time, and refusing them here would refuse valid messages.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from airflow_provider_braze.exceptions import BrazeValidationError
@@ -26,6 +28,13 @@ VARIANT_UNSPECIFIED = "Message Variant Unspecified"
 INVALID_EXTRA = "Invalid Extra Push Payload"
 #: Braze's generic 400 message.
 BAD_REQUEST = "Bad Request"
+#: Braze's 400 messages for push payloads over the size Apple and Google allow (errors page).
+APPLE_TOO_LONG = "Apple Push Length Exceeded"
+ANDROID_TOO_LONG = "Android Push Length Exceeded"
+APPLE_MAX_BYTES = 1_912
+ANDROID_MAX_BYTES = 4_000
+#: Content cards expire at most 30 days ahead (content_cards_object).
+CONTENT_CARD_MAX_AGE = timedelta(days=30)
 
 _FROM = re.compile(r"^\s*[^<>]*\S[^<>]*<[^<>\s@]+@[^<>\s@]+\.[^<>\s@]+>\s*$")
 _EXTRA_FORBIDDEN_KEYS = ("ab", "aps")
@@ -141,17 +150,35 @@ def _apple_push(obj: dict[str, Any]) -> list[Problem]:
         ("passive", "active", "time-sensitive", "critical"),
         required=False,
     )
-    return problems + _extra(obj, "apple_push")
+    return (
+        problems
+        + _extra(obj, "apple_push")
+        + _payload_size(obj, "apple_push", APPLE_MAX_BYTES, APPLE_TOO_LONG)
+    )
+
+
+def _payload_size(obj: dict[str, Any], channel: str, limit: int, braze_message: str) -> list[Problem]:
+    """Braze refuses a push object whose JSON payload is over ``limit`` bytes. Counted as the
+    object's compact UTF-8 JSON, the fewest bytes it can take, so never more leniently than Braze."""
+    size = len(json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
+    if size <= limit:
+        return []
+    return [Problem(channel, None, f"is {size} bytes as JSON; Braze allows at most {limit}", braze_message)]
 
 
 def _android_push(obj: dict[str, Any]) -> list[Problem]:
+    size = _payload_size(obj, "android_push", ANDROID_MAX_BYTES, ANDROID_TOO_LONG)
     if obj.get("send_to_sync") is True:
-        return [
-            Problem("android_push", name, "must not be set when send_to_sync is true")
-            for name in ("alert", "title")
-            if obj.get(name) is not None
-        ] + _extra(obj, "android_push")
-    return _required(obj, "android_push", "alert", "title") + _extra(obj, "android_push")
+        return (
+            [
+                Problem("android_push", name, "must not be set when send_to_sync is true")
+                for name in ("alert", "title")
+                if obj.get(name) is not None
+            ]
+            + _extra(obj, "android_push")
+            + size
+        )
+    return _required(obj, "android_push", "alert", "title") + _extra(obj, "android_push") + size
 
 
 def _alert_and_title(channel: str) -> Any:
@@ -168,7 +195,46 @@ def _content_card(obj: dict[str, Any]) -> list[Problem]:
         problems += _required(obj, "content_card", "image_url")
     if obj.get("time_to_live") is None and obj.get("expire_at") is None:
         problems.append(Problem("content_card", "time_to_live", "or expire_at is required"))
-    return problems + _extra(obj, "content_card")
+    return problems + _card_expiry(obj) + _extra(obj, "content_card")
+
+
+def _iso_time(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    text = value.strip()
+    try:
+        return datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith(("Z", "z")) else text)
+    except ValueError:
+        return None
+
+
+def _card_expiry(obj: dict[str, Any]) -> list[Problem]:
+    """Braze supports a content card expiry of at most 30 days ahead."""
+    problems: list[Problem] = []
+    ttl = obj.get("time_to_live")
+    if ttl is not None:
+        if not isinstance(ttl, int) or isinstance(ttl, bool) or ttl <= 0:
+            problems.append(
+                Problem("content_card", "time_to_live", "must be a positive whole number of seconds")
+            )
+        elif ttl > CONTENT_CARD_MAX_AGE.total_seconds():
+            problems.append(
+                Problem("content_card", "time_to_live", "is more than 30 days; Braze's maximum is 30")
+            )
+    expire_at = obj.get("expire_at")
+    if expire_at is None:
+        return problems
+    expires = _iso_time(expire_at)
+    if expires is None:
+        return [*problems, Problem("content_card", "expire_at", "must be an ISO-8601 date string")]
+    expires = expires if expires.tzinfo else expires.replace(tzinfo=timezone.utc)
+    if obj.get("expire_in_local_time") is True:
+        expires += timedelta(hours=12)  # a local wall clock is reached last in UTC-12
+    if expires - datetime.now(timezone.utc) > CONTENT_CARD_MAX_AGE:
+        problems.append(
+            Problem("content_card", "expire_at", "is more than 30 days away; Braze's maximum is 30")
+        )
+    return problems
 
 
 def _sms(obj: dict[str, Any]) -> list[Problem]:
@@ -202,6 +268,71 @@ def _whats_app(obj: dict[str, Any]) -> list[Problem]:
     )
     if not isinstance(obj.get("message"), dict):
         problems.append(Problem("whats_app", "message", "is required, as an object for the message_type"))
+        return problems
+    return problems + _whats_app_message(obj["message"], obj.get("message_type"))
+
+
+#: The fields each WhatsApp message_type requires in ``message`` (whats_app_object).
+_WHATS_APP_FIELDS = {
+    "template_message": ("template_name", "template_language_code"),
+    "text_response_message": ("body",),
+    "text_image_response_message": ("image_uri",),
+    "quick_reply_response_message": ("body",),
+    "list_response_message": ("body",),
+}
+
+
+def _whats_app_message(message: dict[str, Any], kind: Any) -> list[Problem]:
+    problems = [
+        Problem("whats_app", f"message.{name}", f"is required for {kind}, as a non-empty string")
+        for name in _WHATS_APP_FIELDS.get(kind, ())
+        if not _text(message.get(name))
+    ]
+    if kind == "quick_reply_response_message":
+        buttons = message.get("buttons")
+        if not (
+            isinstance(buttons, list)
+            and buttons
+            and all(isinstance(b, dict) and _text(b.get("text")) for b in buttons)
+        ):
+            problems.append(Problem("whats_app", "message.buttons", "is required: buttons, each with a text"))
+        if message.get("header_image_uri") is not None and message.get("header_text") is not None:
+            problems.append(
+                Problem("whats_app", "message", "takes header_image_uri or header_text, not both")
+            )
+    if kind == "list_response_message":
+        problems += _whats_app_list(message.get("list"))
+    return problems
+
+
+def _whats_app_list(value: Any) -> list[Problem]:
+    """A list message: a button text and at least one section; at most 10 rows in all."""
+    if not isinstance(value, dict):
+        return [Problem("whats_app", "message.list", "is required, as a list object")]
+    problems = (
+        []
+        if _text(value.get("list_button_text"))
+        else [Problem("whats_app", "message.list.list_button_text", "is required")]
+    )
+    sections = value.get("list_sections")
+    if not isinstance(sections, list) or not sections:
+        return [*problems, Problem("whats_app", "message.list.list_sections", "needs at least one section")]
+    rows = 0
+    for position, section in enumerate(sections):
+        where = f"message.list.list_sections[{position}]"
+        section_rows = section.get("list_rows") if isinstance(section, dict) else None
+        if not (
+            isinstance(section, dict)
+            and _text(section.get("section_title"))
+            and isinstance(section_rows, list)
+        ):
+            problems.append(Problem("whats_app", where, "needs a section_title and list_rows"))
+            continue
+        rows += len(section_rows)
+        if not all(isinstance(row, dict) and _text(row.get("row_title")) for row in section_rows):
+            problems.append(Problem("whats_app", where, "needs a row_title in every row"))
+    if rows > 10:
+        problems.append(Problem("whats_app", "message.list", f"has {rows} rows; Braze allows at most 10"))
     return problems
 
 

@@ -59,6 +59,21 @@ def validate_send_id(value: Any) -> str | None:
 
 #: Braze accepts at most this many users (external IDs, aliases or recipient objects) per request.
 MAX_RECIPIENTS_PER_REQUEST = 50
+#: Braze's limit on a request body: "4 MB", read as 4,000,000 bytes (the smaller reading).
+MAX_BODY_BYTES = 4_000_000
+
+
+def check_body_size(body: dict[str, Any], what: str) -> None:
+    """A request body Braze would refuse (413, or 400) for being over 4 MB, measured as the JSON
+    ``requests`` sends (``json.dumps`` with its defaults)."""
+    import json
+
+    size = len(json.dumps(body, allow_nan=False).encode("utf-8"))
+    if size > MAX_BODY_BYTES:
+        raise BrazeValidationError(
+            f"The {what} request body is {size:,} bytes; Braze refuses bodies over 4 MB "
+            f"({MAX_BODY_BYTES:,} bytes). Send smaller messages or fewer recipients per request."
+        )
 
 
 def validate_external_user_ids(value: Any) -> list[str]:
@@ -117,6 +132,40 @@ def validate_trigger_recipient(value: Any, where: str) -> dict[str, Any]:
             raise BrazeValidationError(f"{where}.{key} must be an object (a dict).")
     if "send_to_existing_only" in value and not isinstance(value["send_to_existing_only"], bool):
         raise BrazeValidationError(f"{where}.send_to_existing_only must be true or false.")
+    check_new_user(value, ids[0], where)
+    return value
+
+
+def check_new_user(recipient: dict[str, Any], identifier: str, where: str) -> None:
+    """Braze's recipient object: ``send_to_existing_only: false`` (create the user if missing)
+    needs an ``attributes`` object, and cannot be used with a user alias."""
+    if recipient.get("send_to_existing_only") is not False:
+        return
+    if identifier == "user_alias":
+        raise BrazeValidationError(
+            f"{where}: a recipient with send_to_existing_only false cannot be a user alias; Braze "
+            "cannot create alias-only users this way (the user must already exist)."
+        )
+    if not isinstance(recipient.get("attributes"), dict):
+        raise BrazeValidationError(
+            f"{where}: a recipient with send_to_existing_only false needs an attributes object; "
+            "Braze creates the user from it."
+        )
+
+
+def check_attachments(value: Any) -> list[dict[str, Any]] | None:
+    """``attachments`` of /campaigns/trigger/send: a list of ``{"file_name", "url"}`` objects,
+    both required (post_send_triggered_campaigns)."""
+    if value is None:
+        return None
+    if not isinstance(value, list):
+        raise BrazeValidationError("attachments must be a list of {file_name, url} objects.")
+    for position, item in enumerate(value):
+        if not (
+            isinstance(item, dict)
+            and all(isinstance(item.get(key), str) and item[key].strip() for key in ("file_name", "url"))
+        ):
+            raise BrazeValidationError(f"attachments[{position}] needs a file_name and a url, got {item!r}.")
     return value
 
 

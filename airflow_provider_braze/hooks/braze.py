@@ -61,6 +61,8 @@ from airflow_provider_braze.hooks.redaction import BearerAuth, redacted, secret_
 from airflow_provider_braze.messaging import validate_messages
 from airflow_provider_braze.rate_limit import RateLimitPacer, RateLimitStatus, ServerClock, http_date
 from airflow_provider_braze.validation import (
+    check_attachments,
+    check_body_size,
     check_broadcast,
     check_flag,
     check_recipient_count,
@@ -359,6 +361,7 @@ class BrazeHook(BaseHook):
             user's wall clock: a naive datetime or a string without zone, sent as given.
         :return: Braze's answer, with ``schedule_id`` and ``dispatch_id``.
         """
+        _check_schedule_given(schedule)
         prepared = self.prepare_messages(
             campaign_id,
             schedule=schedule,
@@ -391,6 +394,7 @@ class BrazeHook(BaseHook):
 
         :return: Braze's answer, with ``schedule_id`` and ``dispatch_id``.
         """
+        _check_schedule_given(schedule)
         prepared = self.prepare_triggered_campaign(
             campaign_id,
             schedule=schedule,
@@ -428,8 +432,14 @@ class BrazeHook(BaseHook):
         send_id = validate_send_id(send_id)
         if send_id is not None and campaign_id is None:
             raise BrazeValidationError("send_id needs the campaign_id it was created for.")
-        if broadcast and segment_id is None and audience is None and campaign_id is None:
-            raise BrazeValidationError("A broadcast needs a segment_id, an audience or a campaign_id.")
+        if broadcast and segment_id is None and audience is None:
+            # Braze: "include at least one of 'segment_id', 'external_user_ids', and 'audience'";
+            # a broadcast lists no users, so it needs a segment or an audience (a campaign alone
+            # is refused with No Recipients).
+            raise BrazeValidationError(
+                "A broadcast of /messages/send or /messages/schedule/create needs a segment_id or an "
+                "audience; Braze refuses one with neither (a campaign_id alone is not a target)."
+            )
         messages = validate_messages(messages, campaign_id=campaign_id)
         check_flag(broadcast, "broadcast", optional=True)
         check_flag(override_frequency_capping, "override_frequency_capping", optional=True)
@@ -494,7 +504,11 @@ class BrazeHook(BaseHook):
             "audience": audience,
         }
         if schedule is None:
-            body["attachments"] = attachments
+            if broadcast and attachments is not None:
+                raise BrazeValidationError(
+                    "Braze does not take attachments with broadcast=True on /campaigns/trigger/send."
+                )
+            body["attachments"] = check_attachments(attachments)
             endpoint = TRIGGER_CAMPAIGN_SEND
         else:
             if attachments is not None:
@@ -861,6 +875,7 @@ class PreparedSend:
                 body["user_aliases"] = aliases
         elif batch:
             body["recipients"] = batch
+        check_body_size(body, str(self.endpoint))
         return body
 
 
@@ -874,6 +889,12 @@ def _checked_users(
 
 def _checked_trigger_recipients(recipients: list[dict[str, Any]] | None) -> list[Any]:
     return [validate_trigger_recipient(r, f"recipients[{i}]") for i, r in enumerate(recipients or [])]
+
+
+def _check_schedule_given(schedule: Any) -> None:
+    # The prepare_* methods read a None schedule as "send now": a schedule verb must not.
+    if schedule is None:
+        raise BrazeValidationError("schedule is required: Braze's schedule endpoints need a schedule.time.")
 
 
 def _deprecated(old: str, new: str) -> None:

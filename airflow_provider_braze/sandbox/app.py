@@ -17,7 +17,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from airflow_provider_braze.messaging import message_problems
+from airflow_provider_braze.sandbox import rules
 from airflow_provider_braze.sandbox.analytics import (
     TRIGGERED_CAMPAIGN_CHANNEL,
     content_of,
@@ -30,8 +30,6 @@ from airflow_provider_braze.sandbox.state import DEFAULT_WORKSPACE, ApiKey, Faul
 if TYPE_CHECKING:
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-SEND_ID_MAX_LENGTH = 64
-SEND_MAX_USERS = 50
 CAMPAIGNS_PAGE_SIZE = 100
 
 
@@ -83,19 +81,11 @@ def create_app(state: SandboxState) -> ASGIApp:
         now = state.now()
         quota = state.send_id_quota.peek(key.workspace, now)
         body = await _json_object(request, quota)
-        campaign_id = body.get("campaign_id")
+        _apply_rules(state, "POST /sends/id/create", body, quota)
+        campaign_id = body["campaign_id"]
         send_id = body.get("send_id")
-        if not isinstance(campaign_id, str) or not campaign_id:
-            raise _bad_request("campaign_id is required and must be a string", quota)
         if campaign_id not in state.campaigns:
             raise _bad_request("Invalid Campaign ID", quota, [f"no campaign with ID {campaign_id!r}"])
-        if send_id is not None:
-            if not isinstance(send_id, str) or not send_id:
-                raise _bad_request("send_id must be a non-empty string", quota)
-            if not send_id.isascii():
-                raise _bad_request("send_id must contain only ASCII characters", quota)
-            if len(send_id) > SEND_ID_MAX_LENGTH:
-                raise _bad_request(f"send_id must be at most {SEND_ID_MAX_LENGTH} characters", quota)
         created, window, new = state.create_send_id(key.workspace, campaign_id, send_id)
         if created is not None and not new and state.behaviours["send_id_recreate"] == "refuse":
             raise _bad_request(
@@ -153,20 +143,10 @@ def create_app(state: SandboxState) -> ASGIApp:
         key = _authorize(state, request, "sends.data_series")
         window = _consume(state, key)
         query = request.query_params
-        campaign_id, send_id = query.get("campaign_id"), query.get("send_id")
-        if not campaign_id:
-            raise _bad_request("campaign_id is required", window)
-        if not send_id:
-            raise _bad_request("send_id is required", window)
-        length_text = query.get("length", "")
-        if not length_text.isdigit() or not 1 <= int(length_text) <= 100:
-            raise _bad_request("length must be an integer between 1 and 100", window)
+        _apply_rules(state, "GET /sends/data_series", dict(query), window)
+        campaign_id, send_id, length_text = query["campaign_id"], query["send_id"], query["length"]
         now = datetime.fromtimestamp(state.now(), tz=timezone.utc)
-        end = now
-        if query.get("ending_at"):
-            if not _is_iso_time(query["ending_at"]):
-                raise _bad_request("ending_at must be an ISO-8601 date and time", window)
-            end = _parse_time(query["ending_at"])
+        end = _parse_time(query["ending_at"]) if query.get("ending_at") else now
         if state.campaigns.get(campaign_id) is None:
             raise _bad_request("Invalid Campaign ID", window, [f"no campaign {campaign_id!r}"])
         if state.campaigns[campaign_id] != "api":
@@ -337,14 +317,29 @@ def _bad_request(message: str, window: Window, errors: list[str] | None = None) 
     return BrazeAPIFailure(400, message, errors, headers=window.headers())
 
 
+def _refused(refusal: rules.Refusal, window: Window) -> BrazeAPIFailure:
+    return BrazeAPIFailure(refusal.status, refusal.message, list(refusal.errors), headers=window.headers())
+
+
+def _apply_rules(state: SandboxState, endpoint: str, body: dict[str, Any], window: Window) -> None:
+    """Refuse ``body`` as Braze does if it breaks one of the endpoint's documented rules."""
+    now = datetime.fromtimestamp(state.now(), tz=timezone.utc)
+    refusal = rules.refusal_for(endpoint, body, now)
+    if refusal is not None:
+        raise _refused(refusal, window)
+
+
 async def _json_object(request: Request, window: Window) -> dict[str, Any]:
     raw = await request.body()
+    too_large = rules.body_too_large(raw)
+    if too_large is not None:
+        raise _refused(too_large, window)
     try:
         body = json.loads(raw)
     except ValueError:
-        raise _bad_request("Bad Request: the body is not valid JSON", window) from None
+        raise _bad_request(rules.BAD_REQUEST, window, ["the body is not valid JSON"]) from None
     if not isinstance(body, dict):
-        raise _bad_request("Bad Request: the body must be a JSON object", window)
+        raise _bad_request(rules.BAD_REQUEST, window, ["the body must be a JSON object"])
     return body
 
 
@@ -354,7 +349,6 @@ ENDPOINT_PATHS = {
     "campaigns.trigger.send": "POST /campaigns/trigger/send",
     "campaigns.trigger.schedule.create": "POST /campaigns/trigger/schedule/create",
 }
-TOO_MANY_USERS = "The max number of external_ids and aliases per request was exceeded"
 
 
 async def _message_send(
@@ -367,31 +361,25 @@ async def _message_send(
     # Braze's broadcast limits count immediate broadcast sends; /messages/schedule/create is in
     # the shared hourly pool.
     window = _consume_send(state, key, body, broadcast_limits=broadcast and not scheduled)
-    ids = body.get("external_user_ids") or []
-    aliases = body.get("user_aliases") or []
-    if not isinstance(ids, list) or not all(isinstance(i, str) and i for i in ids):
-        raise _bad_request("Bad Request: external_user_ids must be an array of non-empty strings", window)
-    if not isinstance(aliases, list) or not all(_is_alias(a) for a in aliases):
-        raise _bad_request("Bad Request: user_aliases must be an array of user alias objects", window)
-    keys = ids + [_alias_key(a) for a in aliases]
-    _check_targeting(len(keys), broadcast, window, "external_user_ids or user_aliases")
-    messages = body.get("messages")
-    if not isinstance(messages, dict) or not messages:
-        raise _bad_request("No message to send", window)
+    _apply_rules(state, ENDPOINT_PATHS[permission], body, window)
+    aliases = [_alias_key(a) for a in body.get("user_aliases") or []]
+    keys = _once_each([*(body.get("external_user_ids") or []), *aliases])
     campaign_id, send_id = _campaign_and_send_id(state, key, body, "api", broadcast, window)
-    _check_messages(state, messages, campaign_id, window)
+    _check_variations(state, body["messages"], campaign_id, window)
     return _accept(state, key, permission, body, campaign_id, send_id, keys, window, scheduled)
 
 
-def _check_messages(
+def _once_each(keys: list[str]) -> list[str]:
+    """Recipients as Braze delivers them: a user listed twice in one request gets one message
+    (``recipient_object.md``, "Recipient object deduping")."""
+    return list(dict.fromkeys(keys))
+
+
+def _check_variations(
     state: SandboxState, messages: dict[str, Any], campaign_id: str | None, window: Window
 ) -> None:
-    """Braze's rules for messaging objects (the same table the provider checks before sending),
-    then the campaign's variations: each object's ``message_variation_id`` must be a variation of
-    the campaign, of the object's channel."""
-    problems = message_problems(messages, campaign_id=campaign_id)
-    if problems:
-        raise _bad_request(problems[0].braze_message, window, [str(p) for p in problems])
+    """Each object's ``message_variation_id`` must be a variation of the campaign, of the
+    object's channel (the rule table has already required one per object)."""
     if campaign_id is None:
         return
     variations = state.variations.get(campaign_id, {})
@@ -424,34 +412,10 @@ async def _trigger_send(
     window = _consume_send(
         state, key, body, broadcast_limits=broadcast and (not scheduled or scheduled_as_broadcast)
     )
-    recipients = body.get("recipients") or []
-    if not isinstance(recipients, list):
-        raise _bad_request("Bad Request: recipients must be an array of recipient objects", window)
-    keys = []
-    for position, recipient in enumerate(recipients):
-        recipient_key = _recipient_key(recipient)
-        if recipient_key is None:
-            raise _bad_request(
-                "Bad Request: each recipient needs exactly one of external_user_id, user_alias or email "
-                "(email with prioritization)",
-                window,
-                [f"recipients[{position}] is invalid"],
-            )
-        keys.append(recipient_key)
-    _check_targeting(len(keys), broadcast, window, "recipients")
-    if body.get("campaign_id") is None:
-        raise _bad_request("campaign_id is required", window)
+    _apply_rules(state, ENDPOINT_PATHS[permission], body, window)
+    keys = _once_each([_recipient_key(r) for r in body.get("recipients") or []])
     campaign_id, send_id = _campaign_and_send_id(state, key, body, "api_triggered", broadcast, window)
     return _accept(state, key, permission, body, campaign_id, send_id, keys, window, scheduled)
-
-
-def _check_targeting(count: int, broadcast: bool, window: Window, users: str) -> None:
-    if count > SEND_MAX_USERS:
-        raise _bad_request(TOO_MANY_USERS, window, [f"{count} users given; the maximum is {SEND_MAX_USERS}"])
-    if broadcast and count:
-        raise _bad_request(f"Bad Request: broadcast cannot be true when {users} are given", window)
-    if not broadcast and not count:
-        raise _bad_request("No Recipients", window, [f"give {users}, or set broadcast to true"])
 
 
 def _campaign_and_send_id(
@@ -459,17 +423,11 @@ def _campaign_and_send_id(
 ) -> tuple[str | None, str | None]:
     campaign_id = body.get("campaign_id")
     send_id = body.get("send_id")
-    if campaign_id is not None and (
-        not isinstance(campaign_id, str) or state.campaigns.get(campaign_id) != kind
-    ):
+    if campaign_id is not None and state.campaigns.get(campaign_id) != kind:
         raise _bad_request(
             "Invalid Campaign ID", window, [f"no {kind.replace('_', '-')} campaign {campaign_id!r}"]
         )
-    if send_id is not None:
-        if campaign_id is None:
-            raise _bad_request("send_id requires campaign_id", window)
-        if not isinstance(send_id, str):
-            raise _bad_request("Invalid send_id", window, ["send_id must be a string"])
+    if send_id is not None and campaign_id is not None:  # the rule table refused the rest
         known = state.check_send_id(key.workspace, campaign_id, send_id)
         if not known and state.behaviours["unknown_send_id"] == "refuse":
             raise _bad_request(
@@ -523,7 +481,7 @@ def _check_schedule(state: SandboxState, schedule: Any, window: Window) -> None:
     """Braze's schedule object: with local or optimal time, ``time`` is the users' wall clock with
     no zone designator, and a local-time send whose time has passed in all time zones is refused."""
     if not isinstance(schedule, dict):
-        raise _bad_request("Bad Request: schedule must be an object", window)
+        raise _bad_request(rules.BAD_REQUEST, window, ["schedule must be an object"])
     for flag in ("in_local_time", "at_optimal_time"):
         if flag in schedule and not isinstance(schedule[flag], bool):
             raise _bad_request("Bad Request", window, [f"schedule.{flag} must be true or false"])
@@ -538,7 +496,7 @@ def _check_schedule(state: SandboxState, schedule: Any, window: Window) -> None:
     else:
         zone_designator = False
     if not _is_iso_time(text):
-        raise _bad_request("Bad Request: schedule.time must be an ISO-8601 date and time", window)
+        raise _bad_request(rules.BAD_REQUEST, window, ["schedule.time must be an ISO-8601 date and time"])
     if not local and not optimal:
         return
     if zone_designator or datetime.fromisoformat(text).tzinfo is not None:
@@ -555,33 +513,17 @@ def _check_schedule(state: SandboxState, schedule: Any, window: Window) -> None:
         )
 
 
-def _is_alias(value: Any) -> bool:
-    return (
-        isinstance(value, dict)
-        and isinstance(value.get("alias_name"), str)
-        and isinstance(value.get("alias_label"), str)
-    )
-
-
 def _alias_key(alias: dict[str, str]) -> str:
     return f"alias:{alias['alias_label']}:{alias['alias_name']}"
 
 
-def _recipient_key(recipient: Any) -> str | None:
-    """The ledger key of a trigger recipient, or None if it is not a valid recipient object."""
-    if not isinstance(recipient, dict):
-        return None
-    given = [k for k in ("external_user_id", "user_alias", "email") if recipient.get(k) is not None]
-    if len(given) != 1:
-        return None
-    value = recipient[given[0]]
-    if given[0] == "user_alias":
-        return _alias_key(value) if _is_alias(value) else None
-    if not isinstance(value, str) or not value:
-        return None
-    if given[0] == "email":
-        return f"email:{value}" if recipient.get("prioritization") else None
-    return value
+def _recipient_key(recipient: dict[str, Any]) -> str:
+    """The ledger key of a trigger recipient the rule table has accepted."""
+    if recipient.get("user_alias") is not None:
+        return _alias_key(recipient["user_alias"])
+    if recipient.get("email") is not None:
+        return f"email:{recipient['email']}"
+    return str(recipient["external_user_id"])
 
 
 def _parse_time(value: str) -> datetime:

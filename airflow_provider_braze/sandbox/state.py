@@ -84,7 +84,7 @@ DEFAULT_BEHAVIOURS = {
 def default_variations(campaign_id: str) -> dict[str, str]:
     """A campaign's message variations when none are given: one per messaging channel, named
     ``<campaign>-<channel>`` (``sandbox-api-campaign-email``); variation ID -> channel."""
-    from airflow_provider_braze.messaging import CHANNELS
+    from airflow_provider_braze.sandbox.rules import CHANNELS
 
     return {f"{campaign_id}-{channel.replace('_', '-')}": channel for channel in CHANNELS}
 
@@ -314,7 +314,7 @@ class SandboxState:
     ) -> None:
         """Add a campaign (``api`` or ``api_triggered``) with its message variations (variation ID
         -> channel, e.g. ``{"spring-email-a": "email"}``; one per channel by default)."""
-        from airflow_provider_braze.messaging import CHANNELS
+        from airflow_provider_braze.sandbox.rules import CHANNELS
 
         if kind not in ("api", "api_triggered"):
             raise ValueError("campaign kind must be 'api' or 'api_triggered'")

@@ -583,28 +583,32 @@ def test_sandbox_reports_per_variation(braze_sandbox: BrazeSandbox, key: str, ex
 @pytest.mark.parametrize(
     ("params", "message"),
     [
-        ({"send_id": "s", "length": 14}, "campaign_id is required"),
-        ({"campaign_id": "sandbox-api-campaign", "length": 14}, "send_id is required"),
+        ({"send_id": "s", "length": 14}, "Bad Request: campaign_id is required"),
+        ({"campaign_id": "sandbox-api-campaign", "length": 14}, "Bad Request: send_id is required"),
         (
             {"campaign_id": "sandbox-api-campaign", "send_id": "s", "length": 0},
-            "length must be an integer between 1 and 100",
+            "Bad Request: length must be an integer between 1 and 100",
         ),
         (
             {"campaign_id": "sandbox-api-campaign", "send_id": "s", "length": 101},
-            "length must be an integer between 1 and 100",
+            "Bad Request: length must be an integer between 1 and 100",
         ),
         (
             {"campaign_id": "sandbox-api-campaign", "send_id": "s", "length": 5, "ending_at": "x"},
-            "ending_at must be an ISO-8601 date and time",
+            "Bad Request: ending_at must be an ISO-8601 date and time",
         ),
         ({"campaign_id": "nope", "send_id": "s", "length": 5}, "Invalid Campaign ID"),
         ({"campaign_id": "sandbox-api-campaign", "send_id": "never", "length": 5}, "Invalid send_id"),
     ],
 )
 def test_sandbox_series_validation(braze_sandbox: BrazeSandbox, params: dict[str, Any], message: str) -> None:
+    """Braze's wording in ``message`` (the errors page's names), any detail in ``errors``."""
     response = sandbox_get(braze_sandbox, **params)
     assert response.status_code == 400
-    assert response.json()["message"] == message
+    name, _, detail = message.partition(": ")
+    assert response.json()["message"] == name
+    if detail:
+        assert detail in response.json()["errors"]
 
 
 def test_sandbox_series_needs_its_permission(braze_sandbox: BrazeSandbox) -> None:

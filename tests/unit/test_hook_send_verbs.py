@@ -12,6 +12,7 @@ import requests_mock as rm
 
 from airflow_provider_braze.exceptions import (
     BrazeAmbiguousRequestError,
+    BrazeBadRequestError,
     BrazeServerError,
     BrazeValidationError,
 )
@@ -153,8 +154,12 @@ def test_schedule_campaign_trigger(hook: BrazeHook, requests_mock: rm.Mocker) ->
             },
             "51 external user IDs and aliases",
         ),
-        ({"external_user_ids": ["u1"], "broadcast": True}, "broadcast=True cannot be combined"),
+        (
+            {"external_user_ids": ["u1"], "segment_id": "seg", "broadcast": True},
+            "broadcast=True cannot be combined",
+        ),
         ({"segment_id": "seg"}, "pass broadcast=True"),
+        ({"broadcast": True}, "needs a segment_id or an audience"),
         ({"external_user_ids": "u1"}, "external_user_ids must be a list of strings"),
         ({"external_user_ids": ["u1", ""]}, r"external_user_ids\[1\] must be a non-empty string"),
         ({"user_aliases": [{"alias_name": "a"}]}, "user alias object"),
@@ -421,3 +426,22 @@ def test_renamed_verbs_keep_working_for_one_release(
         answer = getattr(hook, old)(*args, **kwargs)
     assert answer == {"ok": True}
     assert target.call_count == 1
+
+
+@pytest.mark.parametrize("status", [413, 400])
+def test_a_body_braze_finds_too_large_is_refused_not_retried(
+    hook: BrazeHook, requests_mock: rm.Mocker, status: int
+) -> None:
+    """Braze's pages answer a body over 4 MB with 413 (user data endpoints) or "413 or 400"
+    (rate limits): either is a refusal of that request, never retried."""
+    requests_mock.post(SEND_URL, status_code=status, json={"message": "Request Entity Too Large"})
+    with pytest.raises(BrazeBadRequestError) as err:
+        hook.send_messages("camp", external_user_ids=["u1"], messages=EMAIL)
+    assert (err.value.status_code, requests_mock.call_count) == (status, 1)
+
+
+def test_a_body_over_4_mb_is_refused_before_sending(hook: BrazeHook, requests_mock: rm.Mocker) -> None:
+    big = email_message("camp", body="x" * 4_000_000)
+    with pytest.raises(BrazeValidationError, match="Braze refuses bodies over 4 MB"):
+        hook.send_messages("camp", external_user_ids=["u1"], messages=big)
+    assert requests_mock.call_count == 0

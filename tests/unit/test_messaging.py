@@ -4,6 +4,7 @@ sent, and the sandbox refuses the same messages with Braze's wording."""
 from __future__ import annotations
 
 import copy
+from datetime import datetime, timedelta, timezone
 from typing import Any
 from unittest import mock
 
@@ -169,7 +170,9 @@ def test_exceptions_braze_documents_are_accepted() -> None:
     templated_email = without("email", "body")
     templated_email["email"]["email_template_id"] = "tpl-1"
     sync_push = {"android_push": {"send_to_sync": True, "message_variation_id": "v"}}
-    expiring_card = changed("content_card", time_to_live=None, expire_at="2030-01-01T00:00:00Z")
+    # Braze supports an expiry at most 30 days ahead (content_cards_object).
+    soon = (datetime.now(timezone.utc) + timedelta(days=29)).isoformat(timespec="seconds")
+    expiring_card = changed("content_card", time_to_live=None, expire_at=soon)
     for messages in (silent_push, templated_email, sync_push, expiring_card):
         assert message_problems(messages, campaign_id=CAMPAIGN) == []
     # Without a campaign, no variation is needed; fields Braze may add later pass through.

@@ -81,15 +81,18 @@ def test_csv_trigger_recipients(tmp_path: Path) -> None:
     path = write(
         tmp_path,
         "r.csv",
-        "external_user_id,email,prioritization,trigger_properties,trigger_properties.first_name,send_to_existing_only\n"
-        'u1,,,"{""coupon"": ""X""}",Ada,false\n'
-        ",a@b.c,identified|most_recently_updated,,,\n",
+        "external_user_id,email,prioritization,trigger_properties,trigger_properties.first_name,"
+        "send_to_existing_only,attributes\n"
+        'u1,,,"{""coupon"": ""X""}",Ada,false,"{""first_name"": ""Ada""}"\n'
+        ",a@b.c,identified|most_recently_updated,,,,\n",
     )
     assert list(iter_recipients(path, "recipients")) == [
         {
             "external_user_id": "u1",
             "trigger_properties": {"coupon": "X", "first_name": "Ada"},
             "send_to_existing_only": False,
+            # Braze: send_to_existing_only false needs attributes to create the user.
+            "attributes": {"first_name": "Ada"},
         },
         {"email": "a@b.c", "prioritization": ["identified", "most_recently_updated"]},
     ]

@@ -234,7 +234,7 @@ def test_without_any_headers_the_rate_limit_is_unknown(
         ),
         (
             SendMessagesOperator,
-            {"campaign_id": API, "broadcast": True, "messages": email_message()},
+            {"campaign_id": API, "segment_id": "seg", "broadcast": True, "messages": email_message()},
             "POST /messages/send",
         ),
     ],

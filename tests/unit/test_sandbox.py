@@ -90,28 +90,40 @@ def test_hook_reports_the_missing_permission(
 
 
 @pytest.mark.parametrize(
-    ("body", "message"),
+    ("body", "message", "error"),
     [
-        ("{not json", "Bad Request: the body is not valid JSON"),
-        ("[1, 2]", "Bad Request: the body must be a JSON object"),
-        ({}, "campaign_id is required and must be a string"),
-        ({"campaign_id": 5}, "campaign_id is required and must be a string"),
-        ({"campaign_id": "unknown-campaign"}, "Invalid Campaign ID"),
+        ("{not json", "Bad Request", "the body is not valid JSON"),
+        ("[1, 2]", "Bad Request", "the body must be a JSON object"),
+        ({}, "Bad Request", "campaign_id is required, as a string"),
+        ({"campaign_id": 5}, "Bad Request", "campaign_id is required, as a string"),
+        (
+            {"campaign_id": "unknown-campaign"},
+            "Invalid Campaign ID",
+            "no campaign with ID 'unknown-campaign'",
+        ),
         (
             {"campaign_id": "sandbox-api-campaign", "send_id": "x" * 65},
+            "Bad Request",
             "send_id must be at most 64 characters",
         ),
         (
             {"campaign_id": "sandbox-api-campaign", "send_id": "été"},
+            "Bad Request",
             "send_id must contain only ASCII characters",
         ),
-        ({"campaign_id": "sandbox-api-campaign", "send_id": 7}, "send_id must be a non-empty string"),
+        (
+            {"campaign_id": "sandbox-api-campaign", "send_id": 7},
+            "Bad Request",
+            "send_id must be a non-empty string",
+        ),
     ],
 )
-def test_validation_errors(braze_sandbox: BrazeSandbox, body: Any, message: str) -> None:
+def test_validation_errors(braze_sandbox: BrazeSandbox, body: Any, message: str, error: str) -> None:
+    """Braze's wording in ``message`` (the errors page's names), the detail in ``errors``."""
     response = post(braze_sandbox, body)
     assert response.status_code == 400
     assert response.json()["message"] == message
+    assert response.json()["errors"] == [error]
     assert response.headers["X-RateLimit-Limit"] == "100"
     assert response.headers["X-RateLimit-Remaining"] == "100"  # a rejected call uses no quota
     assert braze_sandbox.ledger() == []

@@ -71,12 +71,12 @@ def test_trigger_records_each_recipient(braze_sandbox: BrazeSandbox) -> None:
         (
             "/messages/send",
             {"campaign_id": API, "external_user_ids": ["u1"], "broadcast": True, "messages": EMAIL},
-            "Bad Request: broadcast cannot be true when external_user_ids or user_aliases are given",
+            "Bad Request",
         ),
         (
             "/campaigns/trigger/send",
             {"campaign_id": TRIGGERED, "recipients": [{"external_user_id": "u1"}], "broadcast": True},
-            "Bad Request: broadcast cannot be true when recipients are given",
+            "Bad Request",
         ),
         ("/messages/send", {"campaign_id": API, "messages": EMAIL}, "No Recipients"),
         (
@@ -94,7 +94,7 @@ def test_trigger_records_each_recipient(braze_sandbox: BrazeSandbox) -> None:
             {"campaign_id": API, "recipients": [{"external_user_id": "u1"}]},
             "Invalid Campaign ID",
         ),
-        ("/campaigns/trigger/send", {"recipients": [{"external_user_id": "u1"}]}, "campaign_id is required"),
+        ("/campaigns/trigger/send", {"recipients": [{"external_user_id": "u1"}]}, "Bad Request"),
         (
             "/messages/send",
             {"campaign_id": API, "send_id": "never-created", "external_user_ids": ["u1"], "messages": EMAIL},
@@ -104,8 +104,7 @@ def test_trigger_records_each_recipient(braze_sandbox: BrazeSandbox) -> None:
         (
             "/campaigns/trigger/send",
             {"campaign_id": TRIGGERED, "recipients": [{"email": "a@b.c"}]},
-            "Bad Request: each recipient needs exactly one of external_user_id, user_alias or email "
-            "(email with prioritization)",
+            "Bad Request",
         ),
         (
             "/messages/schedule/create",
@@ -115,7 +114,7 @@ def test_trigger_records_each_recipient(braze_sandbox: BrazeSandbox) -> None:
                 "messages": EMAIL,
                 "schedule": {"time": "soon"},
             },
-            "Bad Request: schedule.time must be an ISO-8601 date and time",
+            "Bad Request",
         ),
     ],
 )
@@ -287,7 +286,14 @@ def test_schedules_count_against_the_shared_pool_even_as_broadcasts() -> None:
         answers = [call(sandbox, "/campaigns/trigger/schedule/create", body) for _ in range(3)]
         assert [a.status_code for a in answers] == [201, 201, 201]
         assert answers[-1].headers["X-RateLimit-Limit"] == "250000"
-        api_body = {"campaign_id": API, "broadcast": True, "schedule": schedule, "messages": EMAIL}
+        # /messages/schedule/create needs a segment_id, users or an audience even as a broadcast.
+        api_body = {
+            "campaign_id": API,
+            "segment_id": "seg",
+            "broadcast": True,
+            "schedule": schedule,
+            "messages": EMAIL,
+        }
         api_answers = [call(sandbox, "/messages/schedule/create", api_body) for _ in range(2)]
         assert [a.status_code for a in api_answers] == [201, 201]
         broadcast = {"campaign_id": TRIGGERED, "broadcast": True}
@@ -347,7 +353,13 @@ def test_scheduled_trigger_broadcasts_can_count_as_broadcasts() -> None:
         body = {"campaign_id": TRIGGERED, "broadcast": True, "schedule": {"time": "2030-12-01T09:00:00Z"}}
         answers = [call(sandbox, "/campaigns/trigger/schedule/create", body) for _ in range(2)]
         assert [a.status_code for a in answers] == [201, 429]
-        api_body = {"campaign_id": API, "broadcast": True, "schedule": body["schedule"], "messages": EMAIL}
+        api_body = {
+            "campaign_id": API,
+            "segment_id": "seg",
+            "broadcast": True,
+            "schedule": body["schedule"],
+            "messages": EMAIL,
+        }
         assert call(sandbox, "/messages/schedule/create", api_body).status_code == 201  # always shared
 
 
