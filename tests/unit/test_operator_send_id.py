@@ -426,3 +426,23 @@ def test_send_id_records_follow_the_retention(braze_sandbox: BrazeSandbox, tmp_p
         clock["now"] += timedelta(days=400)
         run_on("later", "later-id", checkpoint_retention=None)
         assert len(list(tmp_path.glob("braze_send_id__*.json"))) == 4
+
+
+def test_campaign_exists_reads_page_after_page_and_never_guesses(
+    braze_conn: str, requests_mock: rm.Mocker
+) -> None:
+    from airflow_provider_braze.exceptions import BrazeUnexpectedResponseError
+
+    full = {"message": "success", "campaigns": [{"id": f"c-{n}"} for n in range(100)]}
+    requests_mock.get(f"{REST_ENDPOINT}/campaigns/list", json=full)
+    with pytest.raises(BrazeUnexpectedResponseError) as err:
+        BrazeHook().campaign_exists("wanted", max_pages=2)
+    assert str(err.value) == (
+        "Campaign 'wanted' is not in the first 200 campaigns GET /campaigns/list lists, and the list goes "
+        "on: whether it exists is not known."
+    )
+    assert requests_mock.call_count == 2
+    assert BrazeHook().campaign_exists("c-99") is True
+    requests_mock.get(f"{REST_ENDPOINT}/campaigns/list", json={"message": "success"})
+    with pytest.raises(BrazeUnexpectedResponseError, match="without a campaigns list"):
+        BrazeHook().campaign_exists("wanted")
