@@ -446,3 +446,33 @@ def test_campaign_exists_reads_page_after_page_and_never_guesses(
     requests_mock.get(f"{REST_ENDPOINT}/campaigns/list", json={"message": "success"})
     with pytest.raises(BrazeUnexpectedResponseError, match="without a campaigns list"):
         BrazeHook().campaign_exists("wanted")
+
+
+def test_a_server_error_leaves_the_creation_in_doubt(
+    monkeypatch: pytest.MonkeyPatch, requests_mock: rm.Mocker, tmp_path: Path
+) -> None:
+    """A 5xx may come after Braze created the ID: unlike a 4xx, it is not remembered as a
+    refusal, so the retry's refusal is settled as one after a lost answer."""
+    from airflow_provider_braze.exceptions import BrazeServerError
+    from tests.conftest import braze_connection
+
+    monkeypatch.setenv("AIRFLOW_CONN_BRAZE_DEFAULT", braze_connection(extra={"max_retries": 0}))
+    requests_mock.post(
+        CREATE_URL,
+        [
+            {"status_code": 500, "json": {"message": "Internal Server Error"}},
+            {"status_code": 400, "json": {}},
+        ],
+    )
+    requests_mock.get(
+        f"{REST_ENDPOINT}/campaigns/list",
+        json={"message": "success", "campaigns": [{"id": "sandbox-api-campaign"}]},
+    )
+    with pytest.raises(BrazeServerError):
+        create(tmp_path, "spring", 1)
+    assert create(tmp_path, "spring", 2) == "spring"
+    assert [(r.method, r.path) for r in requests_mock.request_history] == [
+        ("POST", "/sends/id/create"),
+        ("POST", "/sends/id/create"),
+        ("GET", "/campaigns/list"),
+    ]
