@@ -10,6 +10,7 @@ answer keep what Braze said as attributes (``status_code``, ``message``, ``error
     ├── BrazeValidationError          bad local input; raised before any request is sent
     ├── BrazeConfigurationError       the Airflow connection cannot be used (host, key, extras)
     ├── BrazeAnalyticsUnavailableError   Braze no longer keeps a send's analytics (14 days)
+    │   └── BrazeAnalyticsUntrackedError  a send to listed users has none long after: maybe untracked
     ├── BrazeCheckpointError          a send's checkpoint cannot be read, written or trusted
     ├── BrazeTransportError           no usable HTTP answer (connection failed, timed out)
     │   └── BrazeAmbiguousRequestError    the request was sent but its outcome is unknown
@@ -179,6 +180,11 @@ class BrazeAmbiguousResponseError(BrazeUnexpectedResponseError, BrazeAmbiguousRe
 
 class BrazeAnalyticsUnavailableError(BrazeError, AirflowFailException):
     """Braze no longer has analytics for a send (it keeps them 14 days); waiting cannot help."""
+
+
+class BrazeAnalyticsUntrackedError(BrazeAnalyticsUnavailableError):
+    """A send to a list of users still has no analytics long after it was sent: Braze may keep
+    send analytics only for broadcasts (its docs are not clear), so waiting may never help."""
 
 
 class BrazeDeliveryStoppedError(BrazeError):

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from airflow.sdk import DAG, task
+from airflow.sdk import DAG, Param, task
 
 from airflow_provider_braze.assets import braze_campaign_asset
 from airflow_provider_braze.operators.analytics import GetSendAnalyticsOperator
@@ -29,6 +29,15 @@ with DAG(
     catchup=False,
     tags=["braze", "example", "assets"],
     default_args={"braze_conn_id": "braze_default", "retries": 0},
+    params={
+        "analytics_grace_seconds": Param(
+            86_400,
+            type="integer",
+            minimum=0,
+            description="How long past min_age a send to listed users may have no analytics "
+            "before the sensor fails saying Braze may track only broadcasts.",
+        ),
+    },
 ) as dag:
 
     @task(inlets=[PICKS_SENDS])
@@ -48,14 +57,25 @@ with DAG(
                 continue
             print(f"Braze send {sent['send_id']} of {sent['campaign_id']}: {sent['accepted']} accepted.")
             sends.append(
-                {"campaign_id": sent["campaign_id"], "send_id": sent["send_id"], "min_sent": sent["accepted"]}
+                {
+                    "campaign_id": sent["campaign_id"],
+                    "send_id": sent["send_id"],
+                    "min_sent": sent["accepted"],
+                    # When and how it was sent: a send Braze does not track fails with the reason.
+                    "sent_at": sent.get("finished_at"),
+                    "broadcast": sent.get("broadcast"),
+                }
             )
         return sends
 
     sends = which_sends()
     # One sensor and one load per send (none when there is none: the mapped tasks are skipped).
     wait_for_analytics = SendAnalyticsSensor.partial(
-        task_id="wait_for_analytics", deferrable=True, poke_interval=15 * 60, timeout=2 * 24 * 3600
+        task_id="wait_for_analytics",
+        no_data_grace="{{ params.analytics_grace_seconds }}",
+        deferrable=True,
+        poke_interval=15 * 60,
+        timeout=2 * 24 * 3600,
     ).expand_kwargs(sends)
     fetch_analytics = GetSendAnalyticsOperator.partial(task_id="fetch_analytics").expand_kwargs(
         sends.map(lambda send: {"campaign_id": send["campaign_id"], "send_id": send["send_id"]})

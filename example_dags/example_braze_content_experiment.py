@@ -59,6 +59,13 @@ with DAG(
         ),
         "audience_size": Param(20_000, type="integer", minimum=0),
         "analytics_wait_seconds": Param(0, type="integer", minimum=0),
+        "analytics_grace_seconds": Param(
+            86_400,
+            type="integer",
+            minimum=0,
+            description="How long past analytics_wait_seconds a send to listed users may have no analytics "
+            "before the sensor fails saying Braze may track only broadcasts.",
+        ),
         "output_path": Param(
             "file://" + os.path.join(tempfile.gettempdir(), "braze-example-experiments"),
             type="string",
@@ -136,10 +143,16 @@ with DAG(
     @task
     def analytics_waits(summaries: Any) -> list[dict[str, Any]]:
         """What each variant's sensor waits for: its send ID, and a message per recipient Braze
-        accepted (a recipient listed twice in the audience is sent, and counted, once)."""
+        accepted (a recipient listed twice in the audience is sent, and counted, once); when and
+        how it was sent, so a send Braze does not track fails with the reason instead of waiting."""
         # By index: iterating a mapped task's output probes one past its end (logged as an error).
         return [
-            {"send_id": summaries[i]["send_id"], "min_sent": summaries[i]["accepted"]}
+            {
+                "send_id": summaries[i]["send_id"],
+                "min_sent": summaries[i]["accepted"],
+                "sent_at": summaries[i]["finished_at"],
+                "broadcast": summaries[i]["broadcast"],
+            }
             for i in range(len(summaries))
         ]
 
@@ -149,6 +162,7 @@ with DAG(
         task_id="wait_for_analytics",
         campaign_id="{{ params.campaign_id }}",
         min_age="{{ params.analytics_wait_seconds }}",
+        no_data_grace="{{ params.analytics_grace_seconds }}",
         deferrable=True,
         poke_interval=15 * 60,
         timeout=2 * 24 * 3600,

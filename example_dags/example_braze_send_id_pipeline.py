@@ -66,6 +66,13 @@ with DAG(
             minimum=0,
             description="How old the send must be before its analytics are loaded (a day is typical).",
         ),
+        "analytics_grace_seconds": Param(
+            86_400,
+            type="integer",
+            minimum=0,
+            description="How long past analytics_wait_seconds a send to listed users may have no analytics "
+            "before the sensor fails saying Braze may track only broadcasts.",
+        ),
         "analytics_path": Param(
             "file://" + os.path.join(tempfile.gettempdir(), "braze-example-analytics"),
             type="string",
@@ -148,6 +155,10 @@ with DAG(
         send_id=create_send_id.output,
         sent_at="{{ ti.xcom_pull(task_ids='send', key='summary')['finished_at'] }}",
         min_age="{{ params.analytics_wait_seconds }}",
+        # A send to listed users (not a broadcast) that still has no analytics this long after
+        # min_age fails with the reason: Braze may keep send analytics only for broadcasts.
+        broadcast="{{ ti.xcom_pull(task_ids='send', key='summary')['broadcast'] }}",
+        no_data_grace="{{ params.analytics_grace_seconds }}",
         deferrable=True,  # no worker slot is held while waiting
         poke_interval=15 * 60,
         timeout=2 * 24 * 3600,

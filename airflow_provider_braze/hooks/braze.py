@@ -101,6 +101,10 @@ _monotonic = time.monotonic
 _wall_clock = time.time
 
 
+#: Campaigns per page of ``GET /campaigns/list`` (Braze: "100 per page").
+CAMPAIGNS_PER_PAGE = 100
+
+
 class BrazeHook(BaseHook):
     """Talk to the Braze REST API through an Airflow connection.
 
@@ -596,6 +600,34 @@ class BrazeHook(BaseHook):
         if ending_at is not None:
             params["ending_at"] = to_utc_iso(ending_at, what="ending_at")
         return self._request(SEND_DATA_SERIES, params=params, idempotent=True)
+
+    def campaign_exists(self, campaign_id: str, *, max_pages: int = 100) -> bool:
+        """Whether the workspace has this campaign (``GET /campaigns/list``, permission
+        ``campaigns.list``), read 100 campaigns a page until it is found or the list ends.
+
+        :raises BrazeUnexpectedResponseError: an answer without a ``campaigns`` list, or a list
+            longer than ``max_pages`` pages (the question stays open: it is not answered False).
+        """
+        campaign_id = validate_campaign_id(campaign_id)
+        for page in range(max_pages):
+            answer = self._request(LIST_CAMPAIGNS, params={"page": page}, idempotent=True)
+            campaigns = answer.get("campaigns")
+            if not isinstance(campaigns, list):
+                raise BrazeUnexpectedResponseError(
+                    f"Braze answered {LIST_CAMPAIGNS} without a campaigns list: {excerpt(str(answer))}",
+                    status_code=200,
+                    message=str(answer.get("message")),
+                    endpoint=str(LIST_CAMPAIGNS),
+                )
+            if any(isinstance(c, dict) and c.get("id") == campaign_id for c in campaigns):
+                return True
+            if len(campaigns) < CAMPAIGNS_PER_PAGE:  # the last page
+                return False
+        raise BrazeUnexpectedResponseError(
+            f"Campaign {campaign_id!r} is not in the first {max_pages * CAMPAIGNS_PER_PAGE} campaigns "
+            f"{LIST_CAMPAIGNS} lists, and the list goes on: whether it exists is not known.",
+            endpoint=str(LIST_CAMPAIGNS),
+        )
 
     # ------------------------------------------------- names before 0.2, kept for one release
 

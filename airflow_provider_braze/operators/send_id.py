@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +16,8 @@ if TYPE_CHECKING:
     from datetime import timedelta
 
     from airflow.sdk import Context
+
+    from airflow_provider_braze.exceptions import BrazeAPIError
 
 
 #: What a rehearsal hands downstream when Braze would have generated the send ID.
@@ -35,15 +36,22 @@ class CreateSendIdOperator(BaseOperator):
     When the quota is used up the task fails at once, saying when it resets.
 
     A retry never asks again for an ID the task knows it created: what the task asked for and
-    what Braze created are remembered in ``checkpoint`` (an Airflow Variable by default), so a
-    retry after a success returns the ID without calling Braze. Only after a lost answer (Braze
-    may or may not have created it) does the retry ask again for the same ``send_id``: Braze
-    offers no way to look a send ID up, and whether re-creating one is free, counts toward the
-    daily quota once more, or is refused is undocumented, so each lost answer may cost one more
-    unit of the quota. A refusal then that says the ID exists (or a 409) means the earlier
-    request created it (logged); any other refusal fails the task with
-    ``BrazeCheckpointError``. Without a ``send_id`` (Braze generates one) such a retry cannot know
-    the ID and fails with a clear error: give one.
+    what Braze answered are remembered in ``checkpoint`` (an Airflow Variable by default), so a
+    retry after a success returns the ID without calling Braze, and a retry after a definite
+    refusal (a 4xx) asks afresh. Only after a lost answer (Braze may or may not have created it)
+    does the retry ask again for the same ``send_id``: Braze offers no way to look a send ID up,
+    and whether re-creating one is free, counts toward the daily quota once more, or is refused
+    is undocumented, so each lost answer may cost one more unit of the quota.
+
+    If Braze refuses that second request (any 4xx), the task never reads the refusal's words,
+    which Braze does not document. The same request was sent before; the send ID is valid (it
+    was checked before either request); so if the campaign exists (``GET /campaigns/list``,
+    permission ``campaigns.list``) the only refusal left is the one for an ID that exists, and
+    the earlier request created it: the task uses it (logged as a warning). If the campaign is
+    not in the workspace's list, the earlier request was refused as well and the task fails with
+    ``BrazeCheckpointError``; if the list cannot be read, it fails saying how to proceed.
+    Without a ``send_id`` (Braze generates one) such a retry cannot know the ID and fails with a
+    clear error: give one.
 
     .. code-block:: python
 
@@ -135,11 +143,12 @@ class CreateSendIdOperator(BaseOperator):
                 memory.describe(),
             )
         else:
-            if same_request:  # an earlier try asked and its answer was lost
+            if same_request and record is not None and record.get("state") == "attempted":
+                # An earlier try asked and its answer was lost (or it stopped before knowing).
                 created = self._create_after_unknown_outcome(campaign_id, send_id, memory)
             else:
                 memory.write(campaign_id, send_id, state="attempted")
-                created = self.hook.create_send_id(campaign_id, send_id)
+                created = self._create(campaign_id, send_id, memory)
             memory.write(campaign_id, send_id, state="created", created=created)
             retention = retention_of(self.checkpoint_retention)
             if retention is not None:
@@ -151,6 +160,18 @@ class CreateSendIdOperator(BaseOperator):
         ti.xcom_push(key="send_id", value=created)
         ti.xcom_push(key="campaign_id", value=campaign_id)
         return created
+
+    def _create(self, campaign_id: str, send_id: str | None, memory: _SendIdMemory) -> str:
+        """Ask Braze for the send ID; a definite refusal is remembered as such, so the next try
+        asks afresh instead of taking it for a lost answer."""
+        from airflow_provider_braze.exceptions import BrazeError
+
+        try:
+            return self.hook.create_send_id(campaign_id, send_id)
+        except BrazeError as err:
+            if not _may_have_created(err):
+                memory.write(campaign_id, send_id, state="refused")
+            raise
 
     def _create_after_unknown_outcome(
         self, campaign_id: str, send_id: str | None, memory: _SendIdMemory
@@ -167,29 +188,68 @@ class CreateSendIdOperator(BaseOperator):
         try:
             return self.hook.create_send_id(campaign_id, send_id)
         except BrazeBadRequestError as err:
-            # Braze does not document re-creating an existing ID. Only a refusal that says the
-            # ID exists (or a 409) means the earlier request created it; any other refusal (an
-            # invalid campaign...) would have refused that request too, or is not understood.
-            said = " ".join([str(err.message or ""), *(str(e) for e in err.errors)])
-            if err.status_code == 409 or _SAYS_IT_EXISTS.search(said):
-                self.log.warning(
-                    "Braze refused to create send ID %r again (%s); an earlier try's request for it "
-                    "had an unknown outcome, so it was created then: using it.",
-                    send_id,
-                    err,
-                )
-                return send_id
+            # Braze documents no answer, and no wording, for re-creating an existing ID: the
+            # refusal is judged by what the task knows, never by its words.
+            refusal = err
+        return self._settle_refusal(campaign_id, send_id, refusal, memory)
+
+    def _settle_refusal(
+        self, campaign_id: str, send_id: str, refusal: BrazeAPIError, memory: _SendIdMemory
+    ) -> str:
+        """Braze refused (4xx) a request whose identical twin, sent by an earlier try, had an
+        unknown outcome. Braze refuses a request that is wrong, and may refuse an ID that exists.
+        The send ID passed the documented rules (ASCII, at most 64 characters) before either was
+        sent, so what is left to check is the campaign: if the workspace has it, the refusal is
+        for an ID that exists, created by the earlier request."""
+        from airflow_provider_braze.exceptions import (
+            BrazeAuthError,
+            BrazeCheckpointError,
+            BrazeUnexpectedResponseError,
+        )
+
+        lost = (
+            f"An earlier try asked Braze to create send ID {send_id!r} for campaign {campaign_id!r} "
+            f"and its answer was lost; asked again, Braze refused: {refusal}"
+        )
+        try:
+            exists = self.hook.campaign_exists(campaign_id)
+        except (BrazeAuthError, BrazeUnexpectedResponseError) as err:
             raise BrazeCheckpointError(
-                f"An earlier try asked Braze to create send ID {send_id!r} for campaign "
-                f"{campaign_id!r} and its answer was lost; asked again, Braze refused: {err} This "
-                "refusal does not say the ID exists, so whether it was created is unknown and it is "
-                f"not used. Fix the request if it is wrong, then give a new send_id or delete "
-                f"{memory.describe()} to start over."
-            ) from err
+                f"{lost} Braze documents no wording that tells a send ID that exists from a request "
+                "that is wrong, so this task checks that the campaign exists (GET /campaigns/list), "
+                f"and it could not: {err} Give the API key the campaigns.list permission and retry "
+                "this task, or give a new send_id."
+            ) from refusal
+        if not exists:
+            memory.write(campaign_id, send_id, state="refused")
+            raise BrazeCheckpointError(
+                f"{lost} Campaign {campaign_id!r} is not in the workspace's campaign list, so the "
+                "earlier request was refused too and the send ID was not created: it is not used. "
+                "Fix campaign_id, then retry."
+            ) from refusal
+        self.log.warning(
+            "Braze refused to create send ID %r again (%s). An earlier try's identical request had an "
+            "unknown outcome; the send ID is valid and campaign %r exists, so Braze refused an ID that "
+            "exists: the earlier request created it. Using it.",
+            send_id,
+            refusal,
+            campaign_id,
+        )
+        return send_id
 
 
-#: How a refusal to create a send ID says that it exists (Braze does not document the wording).
-_SAYS_IT_EXISTS = re.compile(r"already|exist|duplicate|in use|taken", re.IGNORECASE)
+def _may_have_created(err: Exception) -> bool:
+    """Whether Braze may have created the send ID although the call failed: its answer was lost
+    or unreadable, a server error, or a success without the ID. A 4xx answer is a definite no;
+    so are a connection that never carried the request and an error raised before any request
+    (a missing connection, an invalid argument)."""
+    from airflow_provider_braze.exceptions import BrazeAmbiguousRequestError, BrazeAPIError, BrazeServerError
+
+    if isinstance(err, (BrazeAmbiguousRequestError, BrazeServerError)):
+        return True
+    if isinstance(err, BrazeAPIError):
+        return not (err.status_code is not None and 400 <= err.status_code < 500)
+    return False
 
 
 class _SendIdMemory:
@@ -256,7 +316,9 @@ class _SendIdMemory:
                 if key.startswith(f"{self.name}__") or key[-8:] >= cutoff[:10].replace("-", ""):
                     continue  # this run's, or written within the retention (the key has its first day)
                 record = self.store.read(key)
-                if record is None or record.get("state") != "created" or str(record.get("at")) >= cutoff:
+                # A lost answer is kept (a retry settles it); a creation or a refusal is done with.
+                settled = record is not None and record.get("state") in ("created", "refused")
+                if not settled or record is None or str(record.get("at")) >= cutoff:
                     continue
                 self.store.delete(key)
                 pruned += 1

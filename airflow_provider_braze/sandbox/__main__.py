@@ -102,6 +102,29 @@ def build_parser() -> argparse.ArgumentParser:
         help="broadcasts scheduled through /campaigns/trigger/schedule/create count against the shared "
         "hourly pool or the broadcast limits (Braze's pages disagree) (default: %(default)s)",
     )
+    # The open points of Braze's docs added with issue 17 (see UNDOCUMENTED_BEHAVIOURS).
+    for name, text in (
+        ("send_id_recreate_wording", "the words of a refusal to re-create a send ID"),
+        ("send_id_quota", "which /sends/id/create requests count toward the 100 a day"),
+        ("send_id_quota_day", "when the day of the send ID quota starts"),
+        ("send_tracking", "whether a send ID's analytics are kept for sends to listed users"),
+        ("local_time_passed", "when a local-time schedule has passed (see also --company-time-zone)"),
+        ("data_series_unknown_send_id", "how /sends/data_series answers a send ID never created"),
+        ("data_series_triggered_campaign", "how /sends/data_series answers an API-triggered campaign"),
+        ("data_series_scheduled_sends", "whether scheduled sends have send analytics"),
+    ):
+        parser.add_argument(
+            f"--{name.replace('_', '-')}",
+            choices=UNDOCUMENTED_BEHAVIOURS[name],
+            default=DEFAULT_BEHAVIOURS[name],
+            help=f"{text} (undocumented by Braze) (default: %(default)s)",
+        )
+    parser.add_argument(
+        "--company-time-zone",
+        default="UTC",
+        metavar="ZONE",
+        help="the company's time zone, an IANA name (default: %(default)s)",
+    )
     parser.add_argument(
         "--clock-offset",
         type=float,
@@ -157,6 +180,7 @@ def main(argv: list[str] | None = None) -> None:
             seed=args.seed,
             clock_offset=args.clock_offset,
             behaviours={name: getattr(args, name) for name in UNDOCUMENTED_BEHAVIOURS},
+            company_time_zone=args.company_time_zone,
             send_id_daily_limit=args.send_id_daily_limit,
             rate_limits=dict(args.rate_limits),
         )

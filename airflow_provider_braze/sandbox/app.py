@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from email.utils import formatdate
 from typing import TYPE_CHECKING, Any, TypeGuard
 
@@ -78,8 +78,14 @@ def create_app(state: SandboxState) -> ASGIApp:
     @app.post("/sends/id/create")
     async def create_send_id(request: Request) -> JSONResponse:
         key = _authorize(state, request, "sends.id.create")
-        now = state.now()
-        quota = state.send_id_quota.peek(key.workspace, now)
+        # With send_id_quota="attempts", this request counts before anything in it is checked.
+        quota, allowed = state.count_send_id_attempt(key.workspace)
+        if not allowed:
+            raise BrazeAPIFailure(
+                429,
+                f"Rate limit exceeded: at most {quota.limit} send identifiers per workspace per day",
+                headers=quota.headers(),
+            )
         body = await _json_object(request, quota)
         _apply_rules(state, "POST /sends/id/create", body, quota)
         campaign_id = body["campaign_id"]
@@ -88,9 +94,9 @@ def create_app(state: SandboxState) -> ASGIApp:
             raise _bad_request("Invalid Campaign ID", quota, [f"no campaign with ID {campaign_id!r}"])
         created, window, new = state.create_send_id(key.workspace, campaign_id, send_id)
         if created is not None and not new and state.behaviours["send_id_recreate"] == "refuse":
-            raise _bad_request(
-                "Bad Request", quota, [f"send_id {send_id!r} already exists for campaign {campaign_id!r}"]
-            )
+            # Braze documents no wording for this refusal: the words are a setting.
+            message, errors = state.recreate_refusal(campaign_id, created)
+            raise _bad_request(message, window, errors)
         if created is None:
             raise BrazeAPIFailure(
                 429,
@@ -150,14 +156,20 @@ def create_app(state: SandboxState) -> ASGIApp:
         if state.campaigns.get(campaign_id) is None:
             raise _bad_request("Invalid Campaign ID", window, [f"no campaign {campaign_id!r}"])
         if state.campaigns[campaign_id] != "api":
-            # Braze: "This endpoint is for API campaigns only".
-            raise _bad_request(
-                "Invalid Campaign ID",
-                window,
-                [f"{campaign_id!r} is not an API campaign; send analytics are for API campaigns only"],
-            )
+            # Braze: "This endpoint is for API campaigns only" (how it says so: a setting).
+            triggered = state.behaviours["data_series_triggered_campaign"]
+            if triggered == "empty":
+                return JSONResponse({"message": "success", "data": []}, headers=window.headers())
+            if triggered == "refuse":
+                raise _bad_request(
+                    "Invalid Campaign ID",
+                    window,
+                    [f"{campaign_id!r} is not an API campaign; send analytics are for API campaigns only"],
+                )
         daily = state.daily_sends(campaign_id, send_id)
         if not daily and not state.check_send_id(key.workspace, campaign_id, send_id):
+            if state.behaviours["data_series_unknown_send_id"] == "empty":
+                return JSONResponse({"message": "success", "data": []}, headers=window.headers())
             raise _bad_request(
                 "Invalid send_id",
                 window,
@@ -455,8 +467,9 @@ def _accept(
     if state.nonfatal_error_due(ENDPOINT_PATHS[permission].split(" ", 1)[1]):
         # Braze: "If your message is successful but has non-fatal errors" -> success plus errors.
         answer["errors"] = [f"{recipient_keys[0] if recipient_keys else 'a recipient'} could not be messaged"]
+    due = None
     if scheduled:
-        _check_schedule(state, body.get("schedule"), window)
+        due = _check_schedule(state, body.get("schedule"), window)
         answer["schedule_id"] = state.new_id()
     if send_id is not None:
         answer["send_id"] = send_id
@@ -468,18 +481,23 @@ def _accept(
         lines = [(TRIGGERED_CAMPAIGN_CHANNEL, None)]
         contents = trigger_content(campaign_id, body.get("trigger_properties"))
     state.record_deliveries(
-        campaign_id, send_id, recipient_keys, scheduled=scheduled, lines=lines, contents=contents
+        campaign_id,
+        send_id,
+        recipient_keys,
+        scheduled=scheduled,
+        lines=lines,
+        contents=contents,
+        broadcast=body.get("broadcast") is True,
+        due=due,
     )
     return JSONResponse(answer, status_code=201, headers=window.headers())
 
 
-#: The westernmost time zone (UTC-12): a local time has passed everywhere once it has passed there.
-_WESTERNMOST_OFFSET = timedelta(hours=12)
-
-
-def _check_schedule(state: SandboxState, schedule: Any, window: Window) -> None:
+def _check_schedule(state: SandboxState, schedule: Any, window: Window) -> float:
     """Braze's schedule object: with local or optimal time, ``time`` is the users' wall clock with
-    no zone designator, and a local-time send whose time has passed in all time zones is refused."""
+    no zone designator, and a local-time send whose time has passed is refused (in all time zones
+    or in the company's: ``local_time_passed``). Returns when the send is due (UTC epoch seconds;
+    a wall clock read as UTC)."""
     if not isinstance(schedule, dict):
         raise _bad_request(rules.BAD_REQUEST, window, ["schedule must be an object"])
     for flag in ("in_local_time", "at_optimal_time"):
@@ -498,19 +516,18 @@ def _check_schedule(state: SandboxState, schedule: Any, window: Window) -> None:
     if not _is_iso_time(text):
         raise _bad_request(rules.BAD_REQUEST, window, ["schedule.time must be an ISO-8601 date and time"])
     if not local and not optimal:
-        return
+        return _parse_time(text).timestamp()
     if zone_designator or datetime.fromisoformat(text).tzinfo is not None:
         raise _bad_request(
             "Bad Request",
             window,
             ["When using local or optimal time sending, do not provide time zone designators in the time"],
         )
-    wall_clock = datetime.fromisoformat(text).replace(tzinfo=timezone.utc)
-    now = datetime.fromtimestamp(state.now(), tz=timezone.utc)
-    if local and wall_clock + _WESTERNMOST_OFFSET < now:
-        raise _bad_request(
-            "Bad Request", window, ["in_local_time is true but schedule.time has passed in all time zones"]
-        )
+    wall_clock = datetime.fromisoformat(text)
+    refusal = state.local_time_refusal(wall_clock) if local else None
+    if refusal is not None:
+        raise _bad_request("Bad Request", window, [refusal])
+    return wall_clock.replace(tzinfo=timezone.utc).timestamp()
 
 
 def _alias_key(alias: dict[str, str]) -> str:

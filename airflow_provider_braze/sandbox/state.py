@@ -6,14 +6,15 @@ can inspect or change the state directly when the sandbox runs in their process.
 
 from __future__ import annotations
 
+import math
 import random
 import secrets
 import threading
 import time
 import uuid
-from collections import Counter, defaultdict
+from collections import Counter, defaultdict, deque
 from dataclasses import asdict, dataclass, field, fields
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -48,35 +49,79 @@ EXTRA_DEFAULT_VARIATIONS: dict[str, dict[str, str]] = {
 }
 
 
-#: What the sandbox does where Braze's documentation is silent, each plausible behaviour a
-#: setting (tests run under all of them):
+#: What the sandbox does where Braze's documentation is silent (or its pages disagree), each
+#: plausible behaviour a setting (the tests run the example pipelines under every value):
 #: - ``send_id_recreate``: creating a send ID that exists for the campaign ``count``\ s again
 #:   toward the daily quota and succeeds (the literal reading of "each send_id and campaign_id
 #:   combination that you create will count"), succeeds without quota (``idempotent``), or is
 #:   refused with a 400 (``refuse``);
+#: - ``send_id_recreate_wording``: the words of that refusal (never documented, so a client must
+#:   not branch on them): ``already_exists`` (``Bad Request``, the error naming the existing ID),
+#:   ``bad_request`` (a bare ``Bad Request``) or ``invalid_send_id`` (``Invalid send_id``, the
+#:   words of a send with an ID never created);
+#: - ``send_id_quota``: which ``/sends/id/create`` requests count toward the 100 a day: only those
+#:   that create an ID (``successes``) or every authenticated request, refusals included
+#:   (``attempts``);
+#: - ``send_id_quota_day``: when the day of that quota starts: at midnight UTC
+#:   (``utc_midnight``, as Braze's hourly windows reset on the clock hour) or 24 hours after each
+#:   counted request (``rolling``);
 #: - ``unknown_send_id``: a send tagged with a send ID never created for its campaign is refused
 #:   with 400 ``Invalid send_id`` (``refuse``) or sent and tracked under it (``accept``);
+#: - ``send_tracking``: Braze keeps a send ID's analytics for every send (``all_sends``) or only
+#:   for broadcasts (``broadcast_only``: the errors page says analytics are available "for a
+#:   specific campaign send instance when the campaign is sent as a broadcast"); decided when a
+#:   send is made, so a user-list send under ``broadcast_only`` has empty analytics;
+#: - ``local_time_passed``: a local-time schedule (``in_local_time: true``) has passed, and is
+#:   refused with 400 ``Bad Request``, once its time has passed in ``all_zones`` (the schedule
+#:   object page) or in the company's time zone (``company_zone``, the errors page; the sandbox's
+#:   company zone is ``SandboxState(company_time_zone=...)``, UTC by default);
 #: - ``analytics_series``: ``/sends/data_series`` covers the whole requested window, every
 #:   variation of the send with zeros on days nothing happened (``window``), or starts on the
 #:   first day with a send (``send_days``);
 #: - ``analytics_variation_key``: a variation's statistics are named by ``variation_name`` (as
 #:   ``/sends/data_series`` documents) or by ``variation_api_id`` (as ``/campaigns/data_series``
 #:   now documents);
+#: - ``data_series_unknown_send_id``: ``/sends/data_series`` for a send ID never created for the
+#:   campaign (and never sent with) is refused with 400 ``Invalid send_id`` (``refuse``) or
+#:   answered with success and no data (``empty``);
+#: - ``data_series_triggered_campaign``: ``/sends/data_series`` for an API-triggered campaign
+#:   ("this endpoint is for API campaigns only") is refused with 400 ``Invalid Campaign ID``
+#:   (``refuse``), answered with success and no data (``empty``), or answered like an API
+#:   campaign's (``tracked``);
+#: - ``data_series_scheduled_sends``: sends made through the schedule endpoints have no send
+#:   analytics (``untracked``) or have them from their scheduled time on (``tracked``; a local or
+#:   optimal time counts as that wall clock in UTC);
 #: - ``scheduled_broadcast_pool`` (Braze's pages disagree): a broadcast scheduled through
 #:   ``/campaigns/trigger/schedule/create`` counts against the ``shared`` hourly pool (the endpoint
 #:   page) or the ``broadcast`` per-minute limits (the rate-limits page).
 UNDOCUMENTED_BEHAVIOURS: dict[str, tuple[str, ...]] = {
     "send_id_recreate": ("count", "idempotent", "refuse"),
+    "send_id_recreate_wording": ("already_exists", "bad_request", "invalid_send_id"),
+    "send_id_quota": ("successes", "attempts"),
+    "send_id_quota_day": ("utc_midnight", "rolling"),
     "unknown_send_id": ("refuse", "accept"),
+    "send_tracking": ("all_sends", "broadcast_only"),
+    "local_time_passed": ("all_zones", "company_zone"),
     "analytics_series": ("window", "send_days"),
     "analytics_variation_key": ("variation_name", "variation_api_id"),
+    "data_series_unknown_send_id": ("refuse", "empty"),
+    "data_series_triggered_campaign": ("refuse", "empty", "tracked"),
+    "data_series_scheduled_sends": ("untracked", "tracked"),
     "scheduled_broadcast_pool": ("shared", "broadcast"),
 }
 DEFAULT_BEHAVIOURS = {
     "send_id_recreate": "count",
+    "send_id_recreate_wording": "already_exists",
+    "send_id_quota": "successes",
+    "send_id_quota_day": "utc_midnight",
     "unknown_send_id": "refuse",
+    "send_tracking": "all_sends",
+    "local_time_passed": "all_zones",
     "analytics_series": "window",
     "analytics_variation_key": "variation_name",
+    "data_series_unknown_send_id": "refuse",
+    "data_series_triggered_campaign": "refuse",
+    "data_series_scheduled_sends": "untracked",
     "scheduled_broadcast_pool": "shared",
 }
 
@@ -220,6 +265,31 @@ class RateLimitBucket:
         return self.peek(workspace, now)
 
 
+class RollingBucket(RateLimitBucket):
+    """A sliding-window counter per workspace: each counted request frees its unit
+    ``window_seconds`` later (``send_id_quota_day="rolling"``). ``reset`` is when the oldest
+    counted request leaves the window, the next time a unit comes back."""
+
+    def __init__(self, limit: int, window_seconds: int) -> None:
+        super().__init__(limit, window_seconds)
+        self._times: dict[str, deque[float]] = defaultdict(deque)
+
+    def _live(self, workspace: str, now: float) -> deque[float]:
+        times = self._times[workspace]
+        while times and times[0] <= now - self.window_seconds:
+            times.popleft()
+        return times
+
+    def peek(self, workspace: str, now: float) -> Window:
+        times = self._live(workspace, now)
+        reset = times[0] + self.window_seconds if times else now + self.window_seconds
+        return Window(self.limit, max(0, self.limit - len(times)), math.ceil(reset))
+
+    def consume(self, workspace: str, now: float) -> Window:
+        self._live(workspace, now).append(now)
+        return self.peek(workspace, now)
+
+
 class SandboxState:
     """Everything the sandbox remembers. All methods are thread-safe.
 
@@ -230,6 +300,10 @@ class SandboxState:
     :param clock_offset: Seconds the sandbox's clock runs ahead of ``clock`` (negative: behind),
         to test clients whose clock differs from Braze's. Everything the sandbox dates uses it:
         rate-limit windows and their ``X-RateLimit-Reset``, the ``Date`` header, the ledger.
+    :param behaviours: What the sandbox does where Braze's docs are silent
+        (:data:`UNDOCUMENTED_BEHAVIOURS`; :data:`DEFAULT_BEHAVIOURS` for those not given).
+    :param company_time_zone: The company's time zone (an IANA name), for
+        ``local_time_passed="company_zone"``.
     """
 
     def __init__(
@@ -243,8 +317,16 @@ class SandboxState:
         send_id_daily_limit: int | None = None,
         rate_limits: dict[str, tuple[int, int]] | None = None,
         behaviours: dict[str, str] | None = None,
+        company_time_zone: str = "UTC",
     ) -> None:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
         self._lock = threading.RLock()
+        try:
+            #: The workspace's company time zone (``local_time_passed="company_zone"``).
+            self.company_time_zone = ZoneInfo(company_time_zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {company_time_zone!r}; give an IANA name") from None
         self._base_clock = clock
         self.clock_offset = float(clock_offset)
         self.primary_key = api_key or f"sandbox-{secrets.token_hex(16)}"
@@ -280,7 +362,7 @@ class SandboxState:
             self.behaviours: dict[str, str] = dict(self._initial_behaviours)
             self._statuses: dict[str, Counter[int]] = defaultdict(Counter)
             self.rng = random.Random(self._seed)
-            self.buckets = {name: RateLimitBucket(*spec) for name, spec in self._rate_limits.items()}
+            self.buckets = {name: self._bucket(name, *spec) for name, spec in self._rate_limits.items()}
             # (workspace, campaign_id, send_id) -> creation time (UTC epoch seconds)
             self.send_ids: dict[tuple[str, str, str], float] = {}
             self._ledger: list[dict[str, Any]] = []
@@ -290,6 +372,9 @@ class SandboxState:
             # (campaign_id, send_id) -> day -> messages per (channel, variation); recipients per day
             self._daily: dict[tuple[str, str], dict[str, Counter[Line]]] = defaultdict(dict)
             self._daily_recipients: dict[tuple[str, str], Counter[str]] = defaultdict(Counter)
+            # Scheduled sends whose analytics appear at their time (data_series_scheduled_sends):
+            # (due, (campaign_id, send_id), recipients, lines, contents), in order of arrival.
+            self._due: list[tuple[float, tuple[str, str], list[str], list[Line], dict[Line, str]]] = []
             # (campaign_id, send_id) -> (channel, variation) -> fingerprint of its first content
             self._contents: dict[tuple[str, str], dict[Line, str]] = defaultdict(dict)
             # (campaign_id, send_id) -> day -> print of the day's recipients
@@ -348,10 +433,19 @@ class SandboxState:
         return self.draw() < faults.nonfatal_errors and self.fault_allowed()
 
     def set_behaviours(self, **behaviours: str) -> None:
-        """Choose what the sandbox does where Braze's docs are silent (UNDOCUMENTED_BEHAVIOURS)."""
+        """Choose what the sandbox does where Braze's docs are silent (UNDOCUMENTED_BEHAVIOURS).
+
+        Changing ``send_id_quota_day`` restarts the send ID quota's count."""
         checked = _checked_behaviours({**self.behaviours, **behaviours})
         with self._lock:
+            day_changed = checked["send_id_quota_day"] != self.behaviours["send_id_quota_day"]
             self.behaviours = checked
+            if day_changed:
+                self.buckets["send_id"] = self._bucket("send_id", *self._rate_limits["send_id"])
+
+    def _bucket(self, name: str, limit: int, window_seconds: int) -> RateLimitBucket:
+        rolling = name == "send_id" and self.behaviours["send_id_quota_day"] == "rolling"
+        return (RollingBucket if rolling else RateLimitBucket)(limit, window_seconds)
 
     def set_faults(self, faults: Faults) -> None:
         with self._lock:
@@ -375,7 +469,7 @@ class SandboxState:
             raise ValueError("limit must be >= 0 and window_seconds > 0")
         with self._lock:
             self._rate_limits[name] = (limit, window_seconds)
-            self.buckets[name] = RateLimitBucket(limit, window_seconds)
+            self.buckets[name] = self._bucket(name, limit, window_seconds)
 
     @property
     def send_id_quota(self) -> RateLimitBucket:
@@ -437,14 +531,32 @@ class SandboxState:
 
     # ------------------------------------------------------------------ send IDs
 
+    def count_send_id_attempt(self, workspace: str) -> tuple[Window, bool]:
+        """Count a ``/sends/id/create`` request toward the daily quota before anything in it is
+        checked, when every attempt counts (``send_id_quota="attempts"``).
+
+        :return: ``(quota window, allowed)``; not allowed when the quota is used up (answer 429).
+            With ``successes`` nothing is counted here and the request is allowed.
+        """
+        with self._lock:
+            now = self.clock()
+            window = self.send_id_quota.peek(workspace, now)
+            if self.behaviours["send_id_quota"] != "attempts":
+                return window, True
+            if window.remaining <= 0:
+                return window, False
+            return self.send_id_quota.consume(workspace, now), True
+
     def create_send_id(
         self, workspace: str, campaign_id: str, send_id: str | None
     ) -> tuple[str | None, Window, bool]:
-        """Create a send ID within the daily quota.
+        """Create a send ID within the daily quota (the request already counted, with
+        ``send_id_quota="attempts"``, by :meth:`count_send_id_attempt`).
 
         :return: ``(send_id, quota window, created)``; ``send_id`` is None when the quota is used
             up. Re-creating an existing pair follows ``behaviours["send_id_recreate"]``; with
-            ``refuse`` the answer is ``(send_id, window, False)`` and the caller refuses it.
+            ``refuse`` the answer is ``(send_id, window, False)`` and the caller refuses it
+            (:meth:`recreate_refusal`).
         """
         with self._lock:
             now = self.clock()
@@ -453,13 +565,41 @@ class SandboxState:
             if exists and mode != "count":
                 return send_id, self.send_id_quota.peek(workspace, now), mode == "idempotent"
             window = self.send_id_quota.peek(workspace, now)
-            if window.remaining <= 0:
-                return None, window, False
+            if self.behaviours["send_id_quota"] == "successes":
+                if window.remaining <= 0:
+                    return None, window, False
+                window = self.send_id_quota.consume(workspace, now)
             if send_id is None:
                 send_id = self.new_id()
-            window = self.send_id_quota.consume(workspace, now)
             self.send_ids[(workspace, campaign_id, send_id)] = now
             return send_id, window, True
+
+    def recreate_refusal(self, campaign_id: str, send_id: str) -> tuple[str, list[str] | None]:
+        """The 400's ``message`` and ``errors`` refusing to re-create an existing send ID, in the
+        chosen wording (``send_id_recreate_wording``; Braze documents none)."""
+        wording = self.behaviours["send_id_recreate_wording"]
+        if wording == "already_exists":
+            return "Bad Request", [f"send_id {send_id!r} already exists for campaign {campaign_id!r}"]
+        if wording == "invalid_send_id":
+            return "Invalid send_id", None
+        return "Bad Request", None
+
+    # ------------------------------------------------------------------ schedules
+
+    def local_time_refusal(self, wall_clock: datetime) -> str | None:
+        """Why a local-time schedule at ``wall_clock`` (naive: the users' wall clock) is refused
+        as past, following ``local_time_passed``; None when it is not past."""
+        now = datetime.fromtimestamp(self.clock(), tz=timezone.utc)
+        if self.behaviours["local_time_passed"] == "company_zone":
+            company_now = now.astimezone(self.company_time_zone).replace(tzinfo=None)
+            if wall_clock < company_now:
+                # The errors page's words.
+                return "in_local_time is true but time has passed in your company's time zone"
+            return None
+        # It has passed everywhere once it has in the westernmost zone, UTC-12.
+        if wall_clock.replace(tzinfo=timezone.utc) + timedelta(hours=12) < now:
+            return "in_local_time is true but schedule.time has passed in all time zones"
+        return None
 
     def count_status(self, path: str, status: int) -> None:
         with self._lock:
@@ -485,35 +625,71 @@ class SandboxState:
         scheduled: bool = False,
         lines: Iterable[Line] = (("email", None),),
         contents: Mapping[Line, str] | None = None,
+        broadcast: bool = False,
+        due: float | None = None,
     ) -> None:
         """Count each recipient key as sent (or scheduled) for the campaign and send ID, and the
         day's messages per (channel, message variation): what ``/sends/data_series`` reports.
 
+        Whether the send has analytics is decided now, by the settings in force: a send to
+        listed users has none under ``send_tracking="broadcast_only"``; a scheduled one has them
+        from ``due`` (UTC epoch seconds) on under ``data_series_scheduled_sends="tracked"``.
+
         :param contents: (channel, variation) -> fingerprint of the content sent; the first
             content of each line is what its made-up engagement depends on.
+        :param broadcast: Whether the send was a broadcast (no users listed).
+        :param due: When a scheduled send is due.
         """
-        from airflow_provider_braze.sandbox.analytics import audience_print
-
         with self._lock:
             key = (campaign_id or "", send_id or "")
+            tracked = broadcast or self.behaviours["send_tracking"] == "all_sends"
             if scheduled:
                 self._scheduled[key].update(recipients)
+                schedules_tracked = self.behaviours["data_series_scheduled_sends"] == "tracked"
+                if tracked and schedules_tracked and due is not None:
+                    self._due.append((due, key, list(recipients), list(lines), dict(contents or {})))
                 return
             self._deliveries[key].update(recipients)
-            day = datetime.fromtimestamp(self.clock(), tz=timezone.utc).date().isoformat()
-            per_day = self._daily[key].setdefault(day, Counter())
-            for line in lines:
-                per_day[line] += len(recipients)
-            self._daily_recipients[key][day] += len(recipients)
-            for line, fingerprint in (contents or {}).items():
-                self._contents[key].setdefault(line, fingerprint)
-            prints = self._audience_prints[key]
-            prints[day] = prints.get(day, 0) ^ audience_print(recipients)
+            if tracked:
+                self._count_analytics(key, self.clock(), recipients, lines, contents or {})
+
+    def _count_analytics(
+        self,
+        key: tuple[str, str],
+        at: float,
+        recipients: list[str],
+        lines: Iterable[Line],
+        contents: Mapping[Line, str],
+    ) -> None:
+        from airflow_provider_braze.sandbox.analytics import audience_print
+
+        day = datetime.fromtimestamp(at, tz=timezone.utc).date().isoformat()
+        per_day = self._daily[key].setdefault(day, Counter())
+        for line in lines:
+            per_day[line] += len(recipients)
+        self._daily_recipients[key][day] += len(recipients)
+        for line, fingerprint in contents.items():
+            self._contents[key].setdefault(line, fingerprint)
+        prints = self._audience_prints[key]
+        prints[day] = prints.get(day, 0) ^ audience_print(recipients)
+
+    def _count_due_schedules(self) -> None:
+        """Scheduled sends whose time has come join the analytics (on their scheduled day)."""
+        now = self.clock()
+        still_due = []
+        for entry in self._due:
+            due, key, recipients, lines, contents = entry
+            if due <= now:
+                self._count_analytics(key, due, recipients, lines, contents)
+            else:
+                still_due.append(entry)
+        self._due = still_due
 
     def daily_sends(self, campaign_id: str, send_id: str) -> dict[str, tuple[Counter[Line], int]]:
         """Day (``YYYY-MM-DD``) -> (messages sent per (channel, variation), recipients) for one
         send ID."""
         with self._lock:
+            self._count_due_schedules()
             key = (campaign_id, send_id)
             return {
                 day: (Counter(channels), self._daily_recipients[key][day])
@@ -524,6 +700,7 @@ class SandboxState:
         """What a send's made-up statistics depend on besides its counts: each line's content
         fingerprint and each day's audience print."""
         with self._lock:
+            self._count_due_schedules()
             key = (campaign_id, send_id)
             return dict(self._contents.get(key, {})), dict(self._audience_prints.get(key, {}))
 

@@ -23,6 +23,21 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
 
+#: How long past ``min_age`` a send to listed users may show no analytics before the sensor
+#: concludes Braze may not track it. Braze documents no delay for send analytics; a day is far
+#: more than its reports take, so under Braze's other reading (all sends tracked) it does not
+#: raise a false alarm.
+DEFAULT_NO_DATA_GRACE = timedelta(hours=24)
+#: Why a send may have no analytics at all, and what to do.
+MAYBE_UNTRACKED = (
+    "Braze may keep send analytics only for broadcasts (its errors page: analytics are available "
+    '"for a specific campaign send instance when the campaign is sent as a broadcast"), so a send '
+    "to a list of users may never have any. To have send analytics, send to a segment or audience "
+    "as a broadcast, or read the campaign's analytics instead; if Braze is only slow, raise "
+    "no_data_grace."
+)
+
+
 class SendAnalyticsSensor(BaseSensorOperator):
     """Wait until Braze has analytics for a send ID that meet a condition.
 
@@ -37,6 +52,16 @@ class SendAnalyticsSensor(BaseSensorOperator):
     Braze keeps send analytics for 14 days: the sensor warns when the send is older than that,
     and fails at once (no retries) when Braze no longer has data for it (this needs
     ``sent_at``, or data seen for the send).
+
+    Braze may keep a send ID's analytics only for broadcasts: its errors page says they are
+    available "for a specific campaign send instance when the campaign is sent as a broadcast".
+    If so, a send to a list of users never has any. So when the send is known to have gone to
+    listed users (``broadcast=False``, as the send's summary says) and still has no analytics
+    ``no_data_grace`` after it was ``min_age`` old (measured from ``sent_at``), the sensor fails
+    at once (no retries, ``BrazeAnalyticsUntrackedError``) saying so, instead of waiting out
+    its ``timeout``; with ``soft_fail=True`` it is skipped instead. When it is not known whether
+    the send was a broadcast, it logs a warning with the same explanation and keeps waiting. A
+    broadcast, or a send that has some analytics, is never taken for untracked.
 
     It works in ``poke`` and ``reschedule`` mode, and with ``deferrable=True`` (by default
     Airflow's ``[operators] default_deferrable``) it checks once on the worker, then hands the
@@ -65,6 +90,11 @@ class SendAnalyticsSensor(BaseSensorOperator):
         (templated)
     :param sent_at: Optional. When the send happened: ISO-8601 or a timezone-aware datetime.
         (templated)
+    :param broadcast: Optional. Whether the send was a broadcast (the send summary's
+        ``broadcast``): True, False, or their text (``"False"``); None when not known. (templated)
+    :param no_data_grace: How long past ``min_age`` a send to listed users may have no
+        analytics before the sensor concludes that Braze may not track it: a timedelta, or
+        seconds (default 24 hours). (templated)
     :param length: Days of analytics to read per check, 1 to 100 (default 14).
     :param deferrable: Wait in the triggerer instead of on a worker: the trigger checks Braze
         every ``poke_interval`` seconds itself and wakes the task only when done. Defaults to
@@ -72,7 +102,15 @@ class SendAnalyticsSensor(BaseSensorOperator):
     :param braze_conn_id: The Braze connection to use.
     """
 
-    template_fields: Sequence[str] = ("campaign_id", "send_id", "sent_at", "min_sent", "min_age")
+    template_fields: Sequence[str] = (
+        "campaign_id",
+        "send_id",
+        "sent_at",
+        "min_sent",
+        "min_age",
+        "broadcast",
+        "no_data_grace",
+    )
     ui_color = "#ffa45c"
 
     def __init__(
@@ -83,6 +121,8 @@ class SendAnalyticsSensor(BaseSensorOperator):
         min_sent: int | str | None = None,
         min_age: timedelta | float | str | None = None,
         sent_at: Any = None,
+        broadcast: bool | str | None = None,
+        no_data_grace: timedelta | float | str = DEFAULT_NO_DATA_GRACE,
         length: int = 14,
         deferrable: bool | None = None,
         braze_conn_id: str = BrazeHook.default_conn_name,
@@ -94,6 +134,8 @@ class SendAnalyticsSensor(BaseSensorOperator):
         self.min_sent = min_sent
         self.min_age = min_age
         self.sent_at = sent_at
+        self.broadcast = broadcast
+        self.no_data_grace = no_data_grace
         self.length = length
         if deferrable is None:
             # Airflow's convention: [operators] default_deferrable decides when not given.
@@ -131,6 +173,7 @@ class SendAnalyticsSensor(BaseSensorOperator):
         from airflow_provider_braze.triggers.send_analytics import SendAnalyticsTrigger
 
         campaign_id, send_id, length, sent_at, min_sent, min_age = self._arguments()
+        broadcast, grace = self._untracked_arguments()
         self.log.info(
             "Deferred: the triggerer checks Braze every %.0f s until %s; no worker slot is held.",
             self.poke_interval,
@@ -144,6 +187,8 @@ class SendAnalyticsSensor(BaseSensorOperator):
                 min_sent=min_sent,
                 min_age_seconds=min_age.total_seconds() if min_age is not None else None,
                 sent_at=sent_at.isoformat() if sent_at else None,
+                broadcast=broadcast,
+                no_data_grace_seconds=grace.total_seconds(),
                 poke_interval=float(self.poke_interval),
                 end_at=end_at.isoformat(),
                 braze_conn_id=self.braze_conn_id,
@@ -157,7 +202,11 @@ class SendAnalyticsSensor(BaseSensorOperator):
         """Called when the trigger fires: the condition is met, the time is up, or it failed."""
         from airflow.sdk.exceptions import AirflowSensorTimeout, AirflowSkipException
 
-        from airflow_provider_braze.exceptions import BrazeAnalyticsUnavailableError, BrazeError
+        from airflow_provider_braze.exceptions import (
+            BrazeAnalyticsUnavailableError,
+            BrazeAnalyticsUntrackedError,
+            BrazeError,
+        )
 
         if not isinstance(event, dict):
             # Deferred by a version of this sensor that waited with a plain timer: check now.
@@ -177,11 +226,20 @@ class SendAnalyticsSensor(BaseSensorOperator):
             )
             if event.get("message"):
                 message += f" The last check failed: {event['message']}"
+            last = event.get("summary")
+            if (
+                isinstance(last, dict)
+                and not last.get("days")
+                and _flag(self.broadcast, "broadcast") is not True
+            ):
+                message += f" No analytics appeared. {MAYBE_UNTRACKED}"
             if self.soft_fail:
                 raise AirflowSkipException(message)
             raise AirflowSensorTimeout(message)
         if status == "unavailable":
-            raise BrazeAnalyticsUnavailableError(str(event.get("message")))
+            # The trigger says which: no longer kept (14 days), or perhaps never tracked.
+            error = BrazeAnalyticsUntrackedError if event.get("untracked") else BrazeAnalyticsUnavailableError
+            raise error(str(event.get("message")))
         raise BrazeError(f"Waiting for Braze analytics failed in the triggerer: {event.get('message')}")
 
     # ------------------------------------------------------------------ the check itself
@@ -197,8 +255,15 @@ class SendAnalyticsSensor(BaseSensorOperator):
             _duration(self.min_age),
         )
 
+    def _untracked_arguments(self) -> tuple[bool | None, timedelta]:
+        """``broadcast`` and ``no_data_grace``, rendered and checked."""
+        return _flag(self.broadcast, "broadcast"), _duration(
+            self.no_data_grace, "no_data_grace"
+        ) or timedelta(0)
+
     def _check(self) -> tuple[bool, dict[str, Any]]:
         campaign_id, send_id, length, sent_at, min_sent, min_age = self._arguments()
+        broadcast, grace = self._untracked_arguments()
         return check_send_analytics(
             self.hook,
             campaign_id=campaign_id,
@@ -207,6 +272,8 @@ class SendAnalyticsSensor(BaseSensorOperator):
             min_sent=min_sent,
             min_age=min_age,
             sent_at=sent_at,
+            broadcast=broadcast,
+            no_data_grace=grace,
             log=self.log,
         )
 
@@ -221,12 +288,16 @@ def check_send_analytics(
     min_age: timedelta | None,
     sent_at: datetime | None,
     log: Any,
+    broadcast: bool | None = None,
+    no_data_grace: timedelta = DEFAULT_NO_DATA_GRACE,
 ) -> tuple[bool, dict[str, Any]]:
     """One check of a send's analytics against the sensor's condition (used by the sensor on a
     worker and by :class:`~airflow_provider_braze.triggers.send_analytics.SendAnalyticsTrigger`
     in the triggerer): whether it is met, and the summary ``{"sent", "days", "channel_totals"}``.
 
     :raises BrazeAnalyticsUnavailableError: Braze no longer has the send's analytics.
+    :raises BrazeAnalyticsUntrackedError: a send to listed users (``broadcast`` False) still has
+        none ``no_data_grace`` after it was ``min_age`` old: Braze may track only broadcasts.
     """
     from airflow_provider_braze._words import plural
     from airflow_provider_braze.analytics import (
@@ -235,7 +306,7 @@ def check_send_analytics(
         send_analytics_rows,
         totals_by_channel,
     )
-    from airflow_provider_braze.exceptions import BrazeAnalyticsUnavailableError
+    from airflow_provider_braze.exceptions import BrazeAnalyticsUnavailableError, BrazeAnalyticsUntrackedError
 
     answer = hook.get_send_analytics(campaign_id, send_id, length)
     rows = send_analytics_rows(answer, campaign_id=campaign_id, send_id=send_id)
@@ -268,6 +339,31 @@ def check_send_analytics(
             send_id,
             age.days,
             RETENTION_DAYS,
+        )
+
+    # No analytics at all, long after the send: Braze may not track sends to listed users.
+    # Only from sent_at (without data the send's age is unknown), and never for a broadcast.
+    overdue = (
+        not days
+        and sent_at is not None
+        and broadcast is not True
+        and now - sent_at >= (min_age or timedelta(0)) + no_data_grace
+    )
+    if overdue and sent_at is not None:
+        waited = _whole_seconds(now - sent_at)
+        if broadcast is False:
+            raise BrazeAnalyticsUntrackedError(
+                f"Braze has no analytics for send {send_id!r} of campaign {campaign_id!r}, sent to a "
+                f"list of users {waited} ago (past min_age {min_age or timedelta(0)} plus no_data_grace "
+                f"{no_data_grace}). {MAYBE_UNTRACKED}"
+            )
+        log.warning(
+            "Send %r of campaign %r has no analytics %s after it was sent. If it went to a list of "
+            "users: %s Pass broadcast= (the send summary's) to fail at once instead of waiting.",
+            send_id,
+            campaign_id,
+            waited,
+            MAYBE_UNTRACKED,
         )
 
     waiting = []
@@ -317,18 +413,38 @@ def _whole_number(value: Any, name: str) -> int | None:
     return number
 
 
-def _duration(value: Any) -> timedelta | None:
-    """``min_age`` as a timedelta: a timedelta, or seconds as a number or text."""
+def _duration(value: Any, name: str = "min_age") -> timedelta | None:
+    """``min_age`` (or ``name``) as a timedelta: a timedelta, or seconds as a number or text."""
     from airflow_provider_braze.exceptions import BrazeValidationError
 
     if value is None or value == "" or isinstance(value, timedelta):
+        if isinstance(value, timedelta) and value < timedelta(0):
+            raise BrazeValidationError(f"{name} must not be negative, got {value!r}.")
         return value or None
     try:
         seconds = float(str(value))
     except ValueError:
-        raise BrazeValidationError(f"min_age must be a timedelta or seconds, got {value!r}.") from None
+        raise BrazeValidationError(f"{name} must be a timedelta or seconds, got {value!r}.") from None
     if not math.isfinite(seconds) or seconds > timedelta.max.total_seconds():
-        raise BrazeValidationError(f"min_age must be a finite number of seconds, got {value!r}.")
+        raise BrazeValidationError(f"{name} must be a finite number of seconds, got {value!r}.")
     if seconds < 0:
-        raise BrazeValidationError(f"min_age must not be negative, got {value!r}.")
+        raise BrazeValidationError(f"{name} must not be negative, got {value!r}.")
     return timedelta(seconds=seconds)
+
+
+def _flag(value: Any, name: str) -> bool | None:
+    """True, False or None; a rendered template gives their text (``"False"``)."""
+    from airflow_provider_braze.exceptions import BrazeValidationError
+
+    if value is None or isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("", "none"):
+        return None
+    if text in ("true", "false"):
+        return text == "true"
+    raise BrazeValidationError(f"{name} must be True, False or None, got {value!r}.")
+
+
+def _whole_seconds(span: timedelta) -> timedelta:
+    return timedelta(seconds=int(span.total_seconds()))

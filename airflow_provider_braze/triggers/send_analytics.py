@@ -29,6 +29,9 @@ class SendAnalyticsTrigger(BaseTrigger):
     :param min_sent: Optional. Wait until at least this many messages were sent.
     :param min_age_seconds: Optional. Wait until the send is at least this old.
     :param sent_at: Optional. When the send happened (ISO-8601).
+    :param broadcast: Optional. Whether the send was a broadcast (None: not known).
+    :param no_data_grace_seconds: How long past ``min_age`` a send to listed users may have no
+        analytics before Braze is taken not to track it.
     :param poke_interval: Seconds between checks.
     :param end_at: When to give up (ISO-8601): the sensor's ``timeout`` from its first check.
     :param braze_conn_id: The Braze connection to use.
@@ -46,6 +49,8 @@ class SendAnalyticsTrigger(BaseTrigger):
         poke_interval: float,
         end_at: str,
         braze_conn_id: str,
+        broadcast: bool | None = None,
+        no_data_grace_seconds: float | None = None,
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
         self.campaign_id = campaign_id
@@ -57,6 +62,9 @@ class SendAnalyticsTrigger(BaseTrigger):
         self.poke_interval = poke_interval
         self.end_at = end_at
         self.braze_conn_id = braze_conn_id
+        # Defaults for triggers serialized by an earlier version, which had neither.
+        self.broadcast = broadcast
+        self.no_data_grace_seconds = no_data_grace_seconds
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -71,12 +79,15 @@ class SendAnalyticsTrigger(BaseTrigger):
                 "poke_interval": self.poke_interval,
                 "end_at": self.end_at,
                 "braze_conn_id": self.braze_conn_id,
+                "broadcast": self.broadcast,
+                "no_data_grace_seconds": self.no_data_grace_seconds,
             },
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         from airflow_provider_braze.exceptions import (
             BrazeAnalyticsUnavailableError,
+            BrazeAnalyticsUntrackedError,
             BrazeRateLimitError,
             BrazeServerError,
             BrazeTransportError,
@@ -92,7 +103,8 @@ class SendAnalyticsTrigger(BaseTrigger):
                 try:
                     done, summary = await asyncio.to_thread(self._check, hook)
                 except BrazeAnalyticsUnavailableError as err:
-                    yield _event({"status": "unavailable", "message": str(err)})
+                    untracked = isinstance(err, BrazeAnalyticsUntrackedError)
+                    yield _event({"status": "unavailable", "message": str(err), "untracked": untracked})
                     return
                 except (BrazeTransportError, BrazeServerError, BrazeRateLimitError) as err:
                     # Braze or the network is down for now: waiting can help, so wait, as a
@@ -119,7 +131,7 @@ class SendAnalyticsTrigger(BaseTrigger):
     def _check(self, hook: Any) -> tuple[bool, dict[str, Any]]:
         from datetime import timedelta
 
-        from airflow_provider_braze.sensors.send_analytics import check_send_analytics
+        from airflow_provider_braze.sensors.send_analytics import DEFAULT_NO_DATA_GRACE, check_send_analytics
 
         return check_send_analytics(
             hook,
@@ -130,6 +142,12 @@ class SendAnalyticsTrigger(BaseTrigger):
             min_age=timedelta(seconds=self.min_age_seconds) if self.min_age_seconds is not None else None,
             sent_at=datetime.fromisoformat(self.sent_at) if self.sent_at else None,
             log=self.log,
+            broadcast=self.broadcast,
+            no_data_grace=(
+                timedelta(seconds=self.no_data_grace_seconds)
+                if self.no_data_grace_seconds is not None
+                else DEFAULT_NO_DATA_GRACE
+            ),
         )
 
 

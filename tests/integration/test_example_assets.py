@@ -71,7 +71,13 @@ def test_a_send_announces_itself_and_the_analytics_dag_loads_exactly_it(
     assert analytics_run.state == "success"
     values = xcoms(analytics_run.run_id, "braze_analytics_on_send")
     assert values[("which_sends", "return_value")] == [
-        {"campaign_id": "sandbox-api-campaign", "send_id": summary["send_id"], "min_sent": 250}
+        {
+            "campaign_id": "sandbox-api-campaign",
+            "send_id": summary["send_id"],
+            "min_sent": 250,
+            "sent_at": summary["finished_at"],
+            "broadcast": False,
+        }
     ]
     rows = values[("fetch_analytics", "return_value")]
     assert {r["send_id"] for r in rows} == {summary["send_id"]}
@@ -91,10 +97,40 @@ def test_a_run_triggered_by_several_sends_loads_each_of_them() -> None:
         SimpleNamespace(extra={"campaign_id": "c", "send_id": "second", "accepted": 20, "dry_run": False}),
     ]
     sends = task.python_callable(triggering_asset_events={asset: events}, inlet_events={})
+    # Events without finished_at or broadcast (older ones): the sensor does not know them.
     assert sends == [
-        {"campaign_id": "c", "send_id": "first", "min_sent": 10},
-        {"campaign_id": "c", "send_id": "second", "min_sent": 20},
+        {"campaign_id": "c", "send_id": "first", "min_sent": 10, "sent_at": None, "broadcast": None},
+        {"campaign_id": "c", "send_id": "second", "min_sent": 20, "sent_at": None, "broadcast": None},
     ]
+
+
+def test_where_braze_tracks_only_broadcasts_the_analytics_dag_says_why(
+    airflow_db: None,
+    braze_sandbox: BrazeSandbox,
+    capfd: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The send went to a list of users; under send_tracking=broadcast_only it has no analytics,
+    and the asset-scheduled DAG's sensor fails at once saying why (no grace in this run)."""
+    from tests.integration.test_example_pipeline import untracked_failure
+
+    braze_sandbox.state.set_behaviours(send_tracking="broadcast_only")
+    folder = REPO_ROOT / "example_dags"
+    send_run = load_dag(folder, "braze_send_with_asset").test()
+    assert send_run.state == "success"
+    send_id = xcoms(send_run.run_id, "braze_send_with_asset")[("send", "summary")]["send_id"]
+    analytics_run = load_dag(folder, "braze_analytics_on_send").test(run_conf={"analytics_grace_seconds": 0})
+    assert analytics_run.state == "failed"
+    states = {(t.task_id, t.map_index): t.state for t in analytics_run.get_task_instances()}
+    assert states == {
+        ("which_sends", -1): "success",
+        ("wait_for_analytics", 0): "failed",
+        ("fetch_analytics", -1): "upstream_failed",  # never expanded: its upstream failed
+    }
+    output = capfd.readouterr()
+    text = output.out + output.err + caplog.text
+    for part in untracked_failure(send_id):
+        assert part in text
 
 
 def test_an_outlet_of_another_campaign_stops_the_send(airflow_db: None, braze_sandbox: BrazeSandbox) -> None:

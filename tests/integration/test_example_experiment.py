@@ -14,7 +14,7 @@ from airflow_provider_braze.experiments import Assigner
 from airflow_provider_braze.sandbox import BrazeSandbox
 from tests.conftest import REPO_ROOT
 from tests.integration.conftest import load_dag, xcoms
-from tests.integration.test_example_pipeline import BEHAVIOUR_RUNS
+from tests.integration.test_example_pipeline import BEHAVIOUR_RUNS, runs_id, untracked_failure
 
 pytestmark = pytest.mark.integration
 
@@ -92,14 +92,35 @@ def test_experiment_splits_sends_each_variant_once_and_compares(
     assert table.with_suffix(".svg").read_text().lstrip().startswith("<?xml")
 
 
-@pytest.mark.parametrize(
-    "behaviours", BEHAVIOUR_RUNS, ids=lambda b: ",".join(f"{k}={v}" for k, v in b.items())
-)
+@pytest.mark.parametrize("behaviours", BEHAVIOUR_RUNS, ids=runs_id)
 def test_experiment_under_each_behaviour_braze_leaves_undocumented(
-    airflow_db: None, braze_sandbox: BrazeSandbox, tmp_path: Path, behaviours: dict[str, str]
+    airflow_db: None,
+    braze_sandbox: BrazeSandbox,
+    tmp_path: Path,
+    behaviours: dict[str, str],
+    capfd: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     braze_sandbox.state.set_behaviours(**behaviours)
-    _, values = run_experiment(braze_sandbox, tmp_path, audience_size=2_000)
+    dag = load_example_dag()
+    conf = {"output_path": f"file://{tmp_path}", "audience_size": 2_000, "analytics_grace_seconds": 0}
+    dag_run = dag.test(logical_date=datetime(2026, 11, 2, 8, 0, tzinfo=timezone.utc), run_conf=conf)
+    values = xcoms(dag_run.run_id, DAG_ID)
+    if behaviours.get("send_tracking") == "broadcast_only":
+        # Each variant went to a list of users: no analytics, and every sensor says why.
+        assert dag_run.state == "failed"
+        sensors = [t for t in dag_run.get_task_instances() if t.task_id == "wait_for_analytics"]
+        assert [t.state for t in sensors] == ["failed"] * 3
+        tis = dag_run.get_task_instances()
+        assert {t.state for t in tis if t.task_id in ("create_send_ids", "send_variant")} == {"success"}
+        assert [t.state for t in tis if t.task_id == "compare"] == ["upstream_failed"]
+        output = capfd.readouterr()
+        text = output.out + output.err + caplog.text
+        for variant in values[("generate_variants", "return_value")].values():
+            for part in untracked_failure(variant["send_id"]):
+                assert part in text
+        return
+    assert dag_run.state == "success"
     summary = values[("compare", "return_value")]
     assert {n: v["recipients"] for n, v in summary["variants"].items()} == {
         v["variant"]: v["count"] for v in values[("split_audience", "variants")]

@@ -441,6 +441,8 @@ def test_template_fields() -> None:
         "sent_at",
         "min_sent",
         "min_age",
+        "broadcast",
+        "no_data_grace",
     }
     assert set(GetSendAnalyticsOperator.template_fields) == {
         "campaign_id",

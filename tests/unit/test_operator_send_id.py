@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -11,6 +12,8 @@ import requests_mock as rm
 
 from airflow_provider_braze.exceptions import (
     BrazeAmbiguousRequestError,
+    BrazeAuthError,
+    BrazeBadRequestError,
     BrazeCheckpointError,
     BrazeRateLimitError,
     BrazeValidationError,
@@ -181,19 +184,46 @@ def test_a_retry_after_a_success_does_not_create_again(
     )
 
 
+#: What Braze may do when asked to create a send ID that exists: every re-creation setting, and
+#: with ``refuse`` every wording of the refusal.
+RECREATIONS = [
+    {"send_id_recreate": "count"},
+    {"send_id_recreate": "idempotent"},
+    *(
+        {"send_id_recreate": "refuse", "send_id_recreate_wording": wording}
+        for wording in ("already_exists", "bad_request", "invalid_send_id")
+    ),
+]
+
+
+def recreation_id(settings: dict[str, str]) -> str:
+    return "-".join(settings.values())
+
+
 @pytest.mark.parametrize("unknown_send_id", ["refuse", "accept"])
-@pytest.mark.parametrize("behaviour", BEHAVIOURS)
+@pytest.mark.parametrize("recreation", RECREATIONS, ids=recreation_id)
 def test_a_retry_after_a_lost_answer_ends_with_the_send_id_whatever_braze_does(
-    braze_sandbox: BrazeSandbox, tmp_path: Path, behaviour: str, unknown_send_id: str
+    braze_sandbox: BrazeSandbox,
+    tmp_path: Path,
+    recreation: dict[str, str],
+    unknown_send_id: str,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     """The first request created the ID, but its answer was lost. Whether Braze counts, ignores
-    or refuses the second request for it, the retry ends with the ID, and sends with it work."""
-    braze_sandbox.state.set_behaviours(send_id_recreate=behaviour, unknown_send_id=unknown_send_id)
+    or refuses the second request for it, in whatever words, the retry ends with the ID, and
+    sends with it work."""
+    braze_sandbox.state.set_behaviours(**recreation, unknown_send_id=unknown_send_id)
     braze_sandbox.set_faults(drop_after=1.0, paths=["/sends/id/create"], max_faults=1)
     with pytest.raises(BrazeAmbiguousRequestError, match="Braze may have created send ID 'spring'"):
         create(tmp_path, "spring", 1)
     assert create(tmp_path, "spring", 2) == "spring"
     assert create(tmp_path, "spring", 3) == "spring"  # and later tries do not ask again
+    if recreation["send_id_recreate"] == "refuse":
+        assert (
+            "An earlier try's identical request had an unknown outcome; the send ID is valid and campaign "
+            "'sandbox-api-campaign' exists, so Braze refused an ID that exists: the earlier request "
+            "created it. Using it."
+        ) in capsys.readouterr().out
     hook = BrazeHook()
     answer = hook.send_messages(
         "sandbox-api-campaign", send_id="spring", external_user_ids=["u1"], messages=email_message()
@@ -202,14 +232,15 @@ def test_a_retry_after_a_lost_answer_ends_with_the_send_id_whatever_braze_does(
     assert braze_sandbox.state.deliveries("sandbox-api-campaign", "spring") == {"u1": 1}
 
 
-@pytest.mark.parametrize("behaviour", BEHAVIOURS)
+@pytest.mark.parametrize("recreation", RECREATIONS, ids=recreation_id)
 @pytest.mark.parametrize("fault", ["drop_before", "drop_after"])
-def test_a_refusal_that_does_not_say_the_id_exists_is_not_taken_for_a_creation(
-    braze_sandbox: BrazeSandbox, tmp_path: Path, behaviour: str, fault: str
+def test_a_refusal_for_a_campaign_the_workspace_lacks_is_not_taken_for_a_creation(
+    braze_sandbox: BrazeSandbox, tmp_path: Path, recreation: dict[str, str], fault: str
 ) -> None:
-    """A mistyped campaign: the first answer is lost, the retry is refused with Invalid Campaign
-    ID. That refusal says nothing about the ID: the task fails and the ID is never used."""
-    braze_sandbox.state.set_behaviours(send_id_recreate=behaviour)
+    """A mistyped campaign: the first answer is lost, the retry is refused. The campaign is not
+    in the workspace's list, so the refusal is for the request: the task fails, the ID is never
+    used, and a retry after the fix asks afresh."""
+    braze_sandbox.state.set_behaviours(**recreation)
     braze_sandbox.set_faults(**{fault: 1.0}, paths=["/sends/id/create"], max_faults=1)
     op = CreateSendIdOperator(
         task_id="create", campaign_id="sandbox-api-campaing", send_id="spring", checkpoint=str(tmp_path)
@@ -217,47 +248,122 @@ def test_a_refusal_that_does_not_say_the_id_exists_is_not_taken_for_a_creation(
     with pytest.raises(BrazeAmbiguousRequestError):
         op.execute({"ti": task_instance(1)})  # type: ignore[arg-type]
     ti = task_instance(2)
-    with pytest.raises(BrazeCheckpointError, match="Invalid Campaign ID") as err:
+    with pytest.raises(BrazeCheckpointError) as err:
         op.execute({"ti": ti})  # type: ignore[arg-type]
-    assert "does not say the ID exists" in str(err.value)
+    assert str(err.value) == (
+        "An earlier try asked Braze to create send ID 'spring' for campaign 'sandbox-api-campaing' and "
+        "its answer was lost; asked again, Braze refused: Braze answered 400 Bad Request to POST "
+        "/sends/id/create: Invalid Campaign ID. Errors: [\"no campaign with ID 'sandbox-api-campaing'\"]. "
+        "Campaign 'sandbox-api-campaing' is not in the workspace's campaign list, so the earlier request "
+        "was refused too and the send ID was not created: it is not used. Fix campaign_id, then retry."
+    )
     ti.xcom_push.assert_not_called()
     assert creations(braze_sandbox) == 0
+    # The campaign is added in Braze: the next try asks afresh (the refusal was remembered).
+    braze_sandbox.state.add_campaign("sandbox-api-campaing")
+    assert op.execute({"ti": task_instance(3)}) == "spring"  # type: ignore[arg-type]
+    assert creations(braze_sandbox) == 1
 
 
-@pytest.mark.parametrize(
-    ("status", "answer", "created"),
-    [
-        (400, {"message": "Bad Request", "errors": ["send_id 'spring' already exists"]}, True),
-        (400, {"message": "Send ID exists for this campaign"}, True),
-        (400, {"message": "Duplicate send_id"}, True),
-        (409, {"message": "Conflict"}, True),
-        (400, {"message": "Invalid Campaign ID"}, False),
-        (400, {"message": "Bad Request", "errors": ["send_id is invalid"]}, False),
-        (400, {"message": "Bad Request"}, False),
-    ],
-)
-def test_which_refusals_after_a_lost_answer_mean_the_id_exists(
+#: Refusals in many words, and statuses: none of them decides anything.
+REFUSALS = [
+    (400, {"message": "Bad Request", "errors": ["send_id 'spring' already exists"]}),
+    (400, {"message": "Invalid send_id"}),
+    (400, {"message": "Invalid Campaign ID"}),
+    (400, {"message": "Bad Request"}),
+    (409, {"message": "Conflict"}),
+    (422, {"message": "Unprocessable"}),
+]
+
+
+@pytest.mark.parametrize("listed", [True, False], ids=["campaign-listed", "campaign-unknown"])
+@pytest.mark.parametrize(("status", "answer"), REFUSALS)
+def test_after_a_lost_answer_a_refusal_is_settled_by_the_campaign_never_by_its_words(
     braze_conn: str,
     requests_mock: rm.Mocker,
     tmp_path: Path,
     status: int,
     answer: dict[str, Any],
-    created: bool,
+    listed: bool,
 ) -> None:
     import requests
 
     requests_mock.post(
         CREATE_URL, [{"exc": requests.exceptions.ReadTimeout}, {"status_code": status, "json": answer}]
     )
+    # Two pages: the campaign is on the second, after a full first page.
+    first_page = [{"id": f"other-{n}"} for n in range(100)]
+    second_page = [{"id": "sandbox-api-campaign" if listed else "another"}]
+    requests_mock.get(
+        f"{REST_ENDPOINT}/campaigns/list",
+        [{"json": {"message": "success", "campaigns": page}} for page in (first_page, second_page)],
+    )
     with pytest.raises(BrazeAmbiguousRequestError):
         create(tmp_path, "spring", 1)
-    if created:
+    if listed:
         assert create(tmp_path, "spring", 2) == "spring"
         assert create(tmp_path, "spring", 3) == "spring"  # remembered: not asked again
-        assert requests_mock.call_count == 2
     else:
-        with pytest.raises(BrazeCheckpointError, match="whether it was created is unknown"):
+        with pytest.raises(BrazeCheckpointError, match="is not in the workspace's campaign list"):
             create(tmp_path, "spring", 2)
+    assert [r.qs.get("page") for r in requests_mock.request_history if r.method == "GET"] == [["0"], ["1"]]
+    assert requests_mock.call_count == 4
+
+
+def test_a_key_that_cannot_list_campaigns_settles_nothing(
+    braze_sandbox: BrazeSandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    braze_sandbox.state.set_behaviours(send_id_recreate="refuse", send_id_recreate_wording="bad_request")
+    braze_sandbox.state.add_key("create-only-key", permissions=["sends.id.create"])
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_BRAZE_DEFAULT",
+        json.dumps({"conn_type": "braze", "host": braze_sandbox.url, "password": "create-only-key"}),
+    )
+    braze_sandbox.set_faults(drop_after=1.0, paths=["/sends/id/create"], max_faults=1)
+    with pytest.raises(BrazeAmbiguousRequestError):
+        create(tmp_path, "spring", 1)
+    with pytest.raises(BrazeCheckpointError) as err:
+        create(tmp_path, "spring", 2)
+    text = str(err.value)
+    assert text.startswith(
+        "An earlier try asked Braze to create send ID 'spring' for campaign 'sandbox-api-campaign' and its "
+        "answer was lost; asked again, Braze refused: Braze answered 400 Bad Request to POST "
+        "/sends/id/create: Bad Request. Braze documents no wording that tells a send ID that exists from "
+        "a request that is wrong, so this task checks that the campaign exists (GET /campaigns/list), and "
+        "it could not: "
+    )
+    assert "campaigns.list" in text.split("it could not: ")[1].split(" Give the API key", maxsplit=1)[0]
+    assert text.endswith(
+        "Give the API key the campaigns.list permission and retry this task, or give a new send_id."
+    )
+
+
+@pytest.mark.parametrize(
+    ("first", "kind"),
+    [
+        ({"status_code": 400, "json": {"message": "Invalid Campaign ID"}}, BrazeBadRequestError),
+        ({"status_code": 403, "json": {"message": "Access Denied"}}, BrazeAuthError),
+    ],
+)
+def test_a_definite_refusal_is_remembered_and_the_next_try_asks_afresh(
+    braze_conn: str, requests_mock: rm.Mocker, tmp_path: Path, first: dict[str, Any], kind: type
+) -> None:
+    """Braze answered no: the ID was not created, so the retry is a first request again (its
+    refusal, should it come, is Braze's own error, not a question about an earlier request)."""
+    requests_mock.post(
+        CREATE_URL,
+        [
+            first,
+            {"status_code": 400, "json": {"message": "Bad Request"}},
+            {"json": {"message": "success", "send_id": "spring"}},
+        ],
+    )
+    with pytest.raises(kind):
+        create(tmp_path, "spring", 1)
+    with pytest.raises(BrazeBadRequestError, match="Braze answered 400 Bad Request to POST /sends/id/create"):
+        create(tmp_path, "spring", 2)
+    assert create(tmp_path, "spring", 3) == "spring"
+    assert [r.method for r in requests_mock.request_history] == ["POST", "POST", "POST"]  # no campaign lookup
 
 
 def test_a_lost_answer_for_a_generated_send_id_fails_clearly(
@@ -320,3 +426,53 @@ def test_send_id_records_follow_the_retention(braze_sandbox: BrazeSandbox, tmp_p
         clock["now"] += timedelta(days=400)
         run_on("later", "later-id", checkpoint_retention=None)
         assert len(list(tmp_path.glob("braze_send_id__*.json"))) == 4
+
+
+def test_campaign_exists_reads_page_after_page_and_never_guesses(
+    braze_conn: str, requests_mock: rm.Mocker
+) -> None:
+    from airflow_provider_braze.exceptions import BrazeUnexpectedResponseError
+
+    full = {"message": "success", "campaigns": [{"id": f"c-{n}"} for n in range(100)]}
+    requests_mock.get(f"{REST_ENDPOINT}/campaigns/list", json=full)
+    with pytest.raises(BrazeUnexpectedResponseError) as err:
+        BrazeHook().campaign_exists("wanted", max_pages=2)
+    assert str(err.value) == (
+        "Campaign 'wanted' is not in the first 200 campaigns GET /campaigns/list lists, and the list goes "
+        "on: whether it exists is not known."
+    )
+    assert requests_mock.call_count == 2
+    assert BrazeHook().campaign_exists("c-99") is True
+    requests_mock.get(f"{REST_ENDPOINT}/campaigns/list", json={"message": "success"})
+    with pytest.raises(BrazeUnexpectedResponseError, match="without a campaigns list"):
+        BrazeHook().campaign_exists("wanted")
+
+
+def test_a_server_error_leaves_the_creation_in_doubt(
+    monkeypatch: pytest.MonkeyPatch, requests_mock: rm.Mocker, tmp_path: Path
+) -> None:
+    """A 5xx may come after Braze created the ID: unlike a 4xx, it is not remembered as a
+    refusal, so the retry's refusal is settled as one after a lost answer."""
+    from airflow_provider_braze.exceptions import BrazeServerError
+    from tests.conftest import braze_connection
+
+    monkeypatch.setenv("AIRFLOW_CONN_BRAZE_DEFAULT", braze_connection(extra={"max_retries": 0}))
+    requests_mock.post(
+        CREATE_URL,
+        [
+            {"status_code": 500, "json": {"message": "Internal Server Error"}},
+            {"status_code": 400, "json": {}},
+        ],
+    )
+    requests_mock.get(
+        f"{REST_ENDPOINT}/campaigns/list",
+        json={"message": "success", "campaigns": [{"id": "sandbox-api-campaign"}]},
+    )
+    with pytest.raises(BrazeServerError):
+        create(tmp_path, "spring", 1)
+    assert create(tmp_path, "spring", 2) == "spring"
+    assert [(r.method, r.path) for r in requests_mock.request_history] == [
+        ("POST", "/sends/id/create"),
+        ("POST", "/sends/id/create"),
+        ("GET", "/campaigns/list"),
+    ]

@@ -191,9 +191,17 @@ def test_behaviours_are_checked_and_reset(braze_sandbox: BrazeSandbox) -> None:
     braze_sandbox.reset()
     assert braze_sandbox.state.behaviours == {
         "send_id_recreate": "count",
+        "send_id_recreate_wording": "already_exists",
+        "send_id_quota": "successes",
+        "send_id_quota_day": "utc_midnight",
         "unknown_send_id": "refuse",
+        "send_tracking": "all_sends",
+        "local_time_passed": "all_zones",
         "analytics_series": "window",
         "analytics_variation_key": "variation_name",
+        "data_series_unknown_send_id": "refuse",
+        "data_series_triggered_campaign": "refuse",
+        "data_series_scheduled_sends": "untracked",
         "scheduled_broadcast_pool": "shared",
     }
 
