@@ -10,9 +10,9 @@ from zoneinfo import ZoneInfo
 import pytest
 import requests
 
-from airflow_provider_braze.sandbox import BrazeSandbox, SandboxState
+from airflow_provider_braze.sandbox import BrazeSandbox, SandboxState, email_message
 from airflow_provider_braze.sandbox.state import DEFAULT_BEHAVIOURS, UNDOCUMENTED_BEHAVIOURS
-from tests.conftest import email_message, sandbox_call
+from tests.conftest import sandbox_call
 
 API = "sandbox-api-campaign"
 TRIGGERED = "sandbox-api-triggered-campaign"

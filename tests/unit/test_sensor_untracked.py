@@ -17,10 +17,10 @@ from airflow_provider_braze.exceptions import (
     BrazeAnalyticsUntrackedError,
     BrazeValidationError,
 )
-from airflow_provider_braze.sandbox import BrazeSandbox
+from airflow_provider_braze.sandbox import BrazeSandbox, email_message
 from airflow_provider_braze.sensors import send_analytics as sensor_module
 from airflow_provider_braze.sensors.send_analytics import MAYBE_UNTRACKED, SendAnalyticsSensor
-from tests.conftest import REST_ENDPOINT, email_message, sandbox_call
+from tests.conftest import REST_ENDPOINT, sandbox_call
 
 SERIES_URL = f"{REST_ENDPOINT}/sends/data_series"
 NOW = datetime(2026, 12, 3, 12, 0, tzinfo=timezone.utc)
