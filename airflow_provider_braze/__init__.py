@@ -62,8 +62,15 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": ["airflow_provider_braze.triggers.send_analytics"],
             }
         ],
-        # Asset("braze://<instance>/campaigns/<campaign_id>"): a campaign's sends as an asset.
-        "asset-uris": [{"schemes": ["braze"], "handler": "airflow_provider_braze.assets.sanitize_uri"}],
+        # Asset("braze://<instance>/campaigns/<campaign_id>"): a campaign's sends as an asset, and
+        # as an OpenLineage dataset (namespace braze://<instance>, name campaigns/<campaign_id>).
+        "asset-uris": [
+            {
+                "schemes": ["braze"],
+                "handler": "airflow_provider_braze.assets.sanitize_uri",
+                "to_openlineage_converter": "airflow_provider_braze.assets.convert_asset_to_openlineage",
+            }
+        ],
         # Declared here (not with the deprecated Python form methods) so that the Airflow 3 UI
         # can render the form without importing the hook.
         "connection-types": [

@@ -10,6 +10,11 @@ REST host of a known instance, such as ``rest.iad-03.braze.com``, becomes its co
 for the local sandbox, or another Braze host (``*.braze.com``, ``*.braze.eu``) in lower case;
 anything else is refused. Airflow itself drops credentials and fragments from a URI (with a
 warning) before the normalizer sees it.
+
+For OpenLineage, a campaign is the dataset its URI names, split as OpenLineage's naming spec
+splits a URI: namespace ``braze://<instance>``, name ``campaigns/<campaign_id>``
+(:func:`campaign_dataset_name`). The provider registers :func:`convert_asset_to_openlineage` for
+the scheme, so a ``braze://`` asset in ``inlets`` or ``outlets`` becomes the same dataset.
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from urllib.parse import SplitResult
+
+    from airflow.providers.common.compat.openlineage.facet import Dataset as OpenLineageDataset
 
 SCHEME = "braze"
 SANDBOX_INSTANCE = "sandbox"
@@ -127,3 +134,25 @@ def campaign_of(uri: str) -> tuple[str, str] | None:
         return None
     normalized = sanitize_uri(parsed)
     return normalized.netloc, normalized.path.rsplit("/", 1)[1]
+
+
+def campaign_dataset_name(uri: str) -> tuple[str, str]:
+    """The OpenLineage ``(namespace, name)`` of a ``braze://`` asset URI:
+    ``("braze://us-03", "campaigns/<campaign_id>")``, so that ``namespace/name`` is the URI.
+
+    :raises ValueError: ``uri`` is not a ``braze://`` campaign URI.
+    """
+    named = campaign_of(uri)
+    if named is None:
+        raise ValueError(f"Not a braze:// asset URI: {uri!r}.")
+    instance, campaign_id = named
+    return f"{SCHEME}://{instance}", f"campaigns/{campaign_id}"
+
+
+def convert_asset_to_openlineage(asset: Any, lineage_context: Any) -> OpenLineageDataset:
+    """The OpenLineage dataset of a ``braze://`` asset (registered in the provider's info as the
+    scheme's ``to_openlineage_converter``; the OpenLineage provider calls it)."""
+    from airflow.providers.common.compat.openlineage.facet import Dataset as OpenLineageDataset
+
+    namespace, name = campaign_dataset_name(asset.uri)
+    return OpenLineageDataset(namespace=namespace, name=name)

@@ -21,6 +21,8 @@ if TYPE_CHECKING:
 
     from airflow.sdk import Context
 
+    from airflow_provider_braze.lineage import Lineage
+
 
 class GetSendAnalyticsOperator(BaseOperator):
     """Fetch a send ID's daily analytics (``GET /sends/data_series``) as tidy rows.
@@ -83,6 +85,9 @@ class GetSendAnalyticsOperator(BaseOperator):
         self.output_format = output_format
         self.max_xcom_rows = max_xcom_rows
         self.braze_conn_id = braze_conn_id
+        #: For OpenLineage: (campaign ID, send ID) once read, and the file written.
+        self._read: tuple[str, str] | None = None
+        self._written: str | None = None
 
     @cached_property
     def hook(self) -> BrazeHook:
@@ -116,6 +121,7 @@ class GetSendAnalyticsOperator(BaseOperator):
         )
 
         answer = self.hook.get_send_analytics(campaign_id, send_id, length, ending_at)
+        self._read = (campaign_id, send_id)
         rows = send_analytics_rows(answer, campaign_id=campaign_id, send_id=send_id)
         totals = totals_by_channel(rows)
         days = len({row["date"] for row in rows})
@@ -140,6 +146,7 @@ class GetSendAnalyticsOperator(BaseOperator):
 
         if self.output_path and file_format:
             path = write_file(self.output_path, rows_to_text(rows, file_format))
+            self._written = self.output_path
             self.log.info("Wrote %s to %s.", plural(len(rows), "row"), path)
             return path
         if len(rows) > self.max_xcom_rows:
@@ -148,6 +155,21 @@ class GetSendAnalyticsOperator(BaseOperator):
                 "output_path to write them to storage and pass the path downstream."
             )
         return rows
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Lineage | None:
+        """For OpenLineage: the campaign's ``braze://`` dataset as the input (its analytics were
+        read), the ``output_path`` file as the output, and the send ID in the ``externalQuery``
+        run facet. A rehearsal skips the task: nothing read, nothing reported. None without the
+        OpenLineage provider."""
+        from airflow_provider_braze.lineage import campaign_dataset, location_dataset, operator_lineage
+
+        if self._read is None:
+            return operator_lineage()
+        campaign_id, send_id = self._read
+        campaign = campaign_dataset(campaign_id, self.hook, self.log)
+        return operator_lineage(
+            [campaign], [location_dataset(self._written)], send_id=send_id, campaign=campaign
+        )
 
 
 class CompareSendsOperator(BaseOperator):
@@ -237,6 +259,9 @@ class CompareSendsOperator(BaseOperator):
         self.output_path = output_path
         self.chart_format = chart_format
         self.braze_conn_id = braze_conn_id
+        #: For OpenLineage: the campaigns whose analytics were read, and the files written.
+        self._read: list[str] = []
+        self._written: list[str] = []
 
     @cached_property
     def hook(self) -> BrazeHook:
@@ -261,6 +286,8 @@ class CompareSendsOperator(BaseOperator):
             if key not in rows_by_send:
                 answer = self.hook.get_send_analytics(*key, length, ending_at)
                 rows_by_send[key] = send_analytics_rows(answer, campaign_id=key[0], send_id=key[1])
+                if key[0] not in self._read:
+                    self._read.append(key[0])
         channel = self.channel or _only_channel(rows_by_send)
         _check_no_overlap(specs, rows_by_send, channel)
         totals = [
@@ -316,13 +343,13 @@ class CompareSendsOperator(BaseOperator):
         from airflow_provider_braze.analytics import rows_to_text
         from airflow_provider_braze.charts import ChartUnavailable, draw_comparison
         from airflow_provider_braze.comparison import TABLE_FIELDS
-        from airflow_provider_braze.storage import sibling, write_file
+        from airflow_provider_braze.storage import sibling
 
         base = str(self.output_path)
         rows = comparison.rows
         files: dict[str, Any] = {
-            "table": write_file(sibling(base, ".csv"), rows_to_text(rows, "csv", fields=TABLE_FIELDS)),
-            "table_jsonl": write_file(sibling(base, ".jsonl"), rows_to_text(rows, "jsonl")),
+            "table": self._write_file(sibling(base, ".csv"), rows_to_text(rows, "csv", fields=TABLE_FIELDS)),
+            "table_jsonl": self._write_file(sibling(base, ".jsonl"), rows_to_text(rows, "jsonl")),
             "chart": None,
         }
         self.log.info("Wrote the comparison to %s and %s.", files["table"], files["table_jsonl"])
@@ -334,9 +361,26 @@ class CompareSendsOperator(BaseOperator):
             files["chart_skipped"] = str(err)
             self.log.warning("Chart skipped: %s", err)
             return files
-        files["chart"] = write_file(sibling(base, f".{self.chart_format}"), image)
+        files["chart"] = self._write_file(sibling(base, f".{self.chart_format}"), image)
         self.log.info("Drew the chart: %s.", files["chart"])
         return files
+
+    def _write_file(self, location: str, data: str | bytes) -> str:
+        from airflow_provider_braze.storage import write_file
+
+        written = write_file(location, data)
+        self._written.append(location)
+        return written
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Lineage | None:
+        """For OpenLineage: the ``braze://`` dataset of each campaign whose analytics were read
+        as inputs, and the table and chart files written as outputs (none without
+        ``output_path``). A rehearsal skips the task: nothing read, nothing reported. None
+        without the OpenLineage provider."""
+        from airflow_provider_braze.lineage import campaign_dataset, location_dataset, operator_lineage
+
+        inputs = [campaign_dataset(campaign_id, self.hook, self.log) for campaign_id in self._read]
+        return operator_lineage(inputs, [location_dataset(path) for path in self._written])
 
 
 def _experiment_sends(

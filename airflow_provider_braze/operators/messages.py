@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from airflow_provider_braze.delivery.summary import SendSummary
     from airflow_provider_braze.hooks.braze import BrazeHook as _Hook
     from airflow_provider_braze.hooks.braze import PreparedSend
+    from airflow_provider_braze.lineage import Lineage
     from airflow_provider_braze.recipients import RecipientKind
 
 
@@ -496,6 +497,25 @@ class _BrazeSendOperator(BaseOperator):
             rate_limit=status.describe() if status is not None else None,
             first_request=redact(body),
         )
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Lineage | None:
+        """What the send read and wrote, for OpenLineage (also called when the task fails): the
+        recipient files (``recipients``, ``exclude_recipients``) as inputs; once sending started,
+        the campaign's ``braze://`` dataset as the output and the send ID in the ``externalQuery``
+        run facet. A rehearsal sends nothing, so it has no output; a list of recipients is no
+        dataset. None without the OpenLineage provider.
+
+        (When an operator reports no dataset at all, the OpenLineage provider reports the task's
+        declared ``inlets``/``outlets`` instead: a rehearsal from a list with a ``braze://``
+        outlet shows that outlet, as Airflow records its asset event, marked ``dry_run``.)"""
+        from airflow_provider_braze.lineage import campaign_dataset, location_dataset, operator_lineage
+
+        inputs = [location_dataset(self.recipients), location_dataset(self.exclude_recipients)]
+        # _delivery is made only by a real send, after every check passed and the recipients were read.
+        campaign = (
+            campaign_dataset(self.campaign_id, self.hook, self.log) if self._delivery is not None else None
+        )
+        return operator_lineage(inputs, [campaign], send_id=self.send_id, campaign=campaign)
 
     def on_kill(self) -> None:
         """Stop dispatching; batches in flight finish and the checkpoint records them."""

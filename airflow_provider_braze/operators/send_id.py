@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from airflow_provider_braze.exceptions import BrazeAPIError
+    from airflow_provider_braze.lineage import Lineage
 
 
 #: What a rehearsal hands downstream when Braze would have generated the send ID.
@@ -103,6 +104,8 @@ class CreateSendIdOperator(BaseOperator):
         self.checkpoint = checkpoint
         self.checkpoint_retention = checkpoint_retention
         self.braze_conn_id = braze_conn_id
+        #: (campaign ID, send ID) once a real run has the send ID, for OpenLineage.
+        self._created: tuple[str, str] | None = None
 
     @cached_property
     def hook(self) -> BrazeHook:
@@ -157,9 +160,23 @@ class CreateSendIdOperator(BaseOperator):
             quota = self.hook.last_rate_limit
             if quota is not None:
                 self.log.info("Daily send ID quota: %s.", quota.describe())
+        self._created = (campaign_id, created)
         ti.xcom_push(key="send_id", value=created)
         ti.xcom_push(key="campaign_id", value=campaign_id)
         return created
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Lineage | None:
+        """For OpenLineage: the campaign's ``braze://`` dataset as the output (the send ID is
+        created in it, and the sends and analytics tagged with it are the campaign's), and the
+        send ID in the ``externalQuery`` run facet. A rehearsal creates nothing and reports
+        nothing. None without the OpenLineage provider."""
+        from airflow_provider_braze.lineage import campaign_dataset, operator_lineage
+
+        if self._created is None:
+            return operator_lineage()
+        campaign_id, send_id = self._created
+        campaign = campaign_dataset(campaign_id, self.hook, self.log)
+        return operator_lineage(outputs=[campaign], send_id=send_id, campaign=campaign)
 
     def _create(self, campaign_id: str, send_id: str | None, memory: _SendIdMemory) -> str:
         """Ask Braze for the send ID; a definite refusal is remembered as such, so the next try
