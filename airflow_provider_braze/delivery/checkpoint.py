@@ -41,6 +41,9 @@ CHECKPOINT_FORMAT = 3
 FOLDER_MARK = ".braze-checkpoints"
 #: How the key of a rehearsal's probe (:attr:`Checkpoint.probe_key`) ends.
 PROBE_SUFFIX = "__rehearsal"
+#: How the key of a task's pruning record (:meth:`Checkpoint.pruned_through`) ends, after the
+#: task's prefix (no run's record key is that short).
+PRUNED_THROUGH = "pruned_through"
 #: How long the record of a send is kept after its last try started or it completed.
 DEFAULT_RETENTION = timedelta(days=30)
 #: Error texts kept per try record (the rest are in that try's log).
@@ -769,20 +772,60 @@ class Checkpoint:
         keys = self.store.keys(self.prune_prefix)
         runs = group_by_run(keys)
         probes = {k[: -len(PROBE_SUFFIX)]: k for k in keys if k.endswith(PROBE_SUFFIX)}
-        pruned = []
+        doomed = []
         for name, records in sorted(runs.items()):
             if name == self.name or not run_is_over(records) or newest_day(records) >= cutoff:
                 continue
             if not self._own_retention_passed(records, today):
                 continue
+            doomed.append(name)
+            if len(doomed) >= limit:
+                break
+        if not doomed:
+            return []
+        # Raised before anything is deleted: a prune cut short never hides a pruned run.
+        self._raise_pruned_through(max(newest_day(runs[name]) for name in doomed))
+        for name in doomed:
+            records = runs[name]
             if name in probes:
-                self.store.delete(probes[name])  # a killed rehearsal's: not a record, goes first
+                self.store.delete(probes[name])  # a killed rehearsal's, not a record: goes first
             for key in sorted(records, key=lambda k: records[k][0] != "try"):
                 self.store.delete(key)
-            pruned.append(name)
-            if len(pruned) >= limit:
-                break
-        return pruned
+        return doomed
+
+    @property
+    def pruned_through_key(self) -> str | None:
+        """The task's one record of how far pruning went (:meth:`pruned_through`)."""
+        return None if self.prune_prefix is None else f"{self.prune_prefix}{PRUNED_THROUGH}"
+
+    def pruned_through(self) -> date | None:
+        """The newest day of any run of this task whose records were pruned, or None if none was.
+
+        A run that finds no records may be one whose records were pruned after it completed or
+        was abandoned: every run due on or before this day is treated so, whatever the retention
+        says now (a retention raised, or set to None, since the pruning must not make a pruned
+        run look fresh and send again).
+        """
+        key = self.pruned_through_key
+        if key is None:
+            return None
+        record = self.store.read(key)
+        if record is None:
+            return None
+        day = _day(str(record.get("day")))
+        if record.get("kind") != "pruned" or record.get("format") != CHECKPOINT_FORMAT or day is None:
+            raise BrazeCheckpointError(
+                f"The {self.describe(key)} is not a pruning record this provider wrote. {_UNTRUSTED_ADVICE}"
+            )
+        return day
+
+    def _raise_pruned_through(self, day: date) -> None:
+        key = self.pruned_through_key
+        assert key is not None
+        current = self.pruned_through()
+        if current is not None and current >= day:
+            return
+        self.store.write(key, {"format": CHECKPOINT_FORMAT, "kind": "pruned", "day": f"{day:%Y%m%d}"})
 
     def _own_retention_passed(self, records: dict[str, tuple[str, date]], today: date) -> bool:
         """Whether a completed run is also past the retention it was sent with (kept in its done

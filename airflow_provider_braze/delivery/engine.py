@@ -528,26 +528,41 @@ class BatchDelivery:
                 "reachable at the same path on every worker and clear the task. (Pointing checkpoint "
                 "elsewhere for this run would forget what its earlier tries sent.)"
             )
-        if self._retention is not None and self._run_after is not None:
-            safe_since = utcnow() - self._retention + timedelta(days=1)
+        if self._run_after is not None:
             run_after = (
                 self._run_after if self._run_after.tzinfo else self._run_after.replace(tzinfo=timezone.utc)
             )
-            if run_after < safe_since:
-                raise BrazeCheckpointError(
-                    f"Try {self._try_number} of a DAG run due {run_after:%Y-%m-%d} found no checkpoint "
-                    f"for this send in {self.checkpoint.describe()}. A send's records are pruned only "
-                    "once it completed or was abandoned and is older than the checkpoint_retention "
-                    f"({self._retention.days} days), so this send completed or was abandoned (or its "
-                    "records were deleted by hand): earlier tries may have sent to every recipient. "
-                    "Nothing was sent. Check in Braze who received it, then mark the task as "
-                    "successful or failed."
-                )
+            self._refuse_if_pruned(run_after)
         self.log.info(
             "Try %d found no checkpoint for this send in %s: earlier tries sent nothing (each writes "
             "its checkpoint before its first request).",
             self._try_number,
             self.checkpoint.describe(),
+        )
+
+    def _refuse_if_pruned(self, run_after: datetime) -> None:
+        """A run that may be one whose records were pruned is refused: one older than the
+        retention, or due on or before the newest day this task pruned (whatever the retention
+        is now: raised, or None, since)."""
+        why = None
+        if self._retention is not None and run_after < utcnow() - self._retention + timedelta(days=1):
+            why = f"older than the checkpoint_retention ({self._retention.days} days)"
+        else:
+            pruned_through = self.checkpoint.pruned_through()
+            if pruned_through is not None and run_after.date() <= pruned_through:
+                why = (
+                    f"due on or before {pruned_through:%Y-%m-%d}, the newest day of a run of this task "
+                    "whose records were pruned (whatever checkpoint_retention says now)"
+                )
+        if why is None:
+            return
+        raise BrazeCheckpointError(
+            f"Try {self._try_number} of a DAG run due {run_after:%Y-%m-%d} found no checkpoint "
+            f"for this send in {self.checkpoint.describe()}. A send's records are pruned only "
+            f"once it completed or was abandoned, and this run is {why}, so this send completed or "
+            "was abandoned (or its records were deleted by hand): earlier tries may have sent to "
+            "every recipient. Nothing was sent. Check in Braze who received it, then mark the task "
+            "as successful or failed."
         )
 
     def _log_resume(self) -> None:

@@ -463,7 +463,7 @@ def test_an_abandoned_send_is_never_sent_again_and_is_pruned_later() -> None:
     assert braze.calls == 0
     later = datetime.now(timezone.utc).date() + timedelta(days=31)
     assert run_checkpoint(store, "r2").prune(timedelta(days=30), later) == [cp.name]
-    assert store.records == {}
+    assert set(store.records) == {cp.pruned_through_key}  # only how far pruning went
     # A completed send cannot be abandoned.
     done = run_checkpoint(store, "r3")
     engine(FakeBraze(), users(10), done).run()
@@ -1307,10 +1307,69 @@ def test_a_killed_rehearsals_probe_is_removed_by_the_runs_completion_and_by_prun
     store.write(completed.probe_key, {"kind": "rehearsal"})
     later = datetime.now(timezone.utc).date() + timedelta(days=31)
     assert run_checkpoint(store, "r2").prune(timedelta(days=30), later) == [completed.name]
-    assert store.records == {}
+    assert set(store.records) == {completed.pruned_through_key}  # only how far pruning went
     # An incomplete run keeps everything, its probe included.
     open_run = run_checkpoint(store, "r3")
     engine(FakeBraze(failing(range(1, 2))), users(100), open_run).run()
     store.write(open_run.probe_key, {"kind": "rehearsal"})
     assert run_checkpoint(store, "r4").prune(timedelta(days=30), later) == []
     assert open_run.probe_key in store.records
+
+
+@pytest.mark.parametrize("retry_retention", [timedelta(days=45), None])
+def test_a_pruned_run_retried_with_a_longer_retention_or_none_is_refused(
+    retry_retention: timedelta | None,
+) -> None:
+    """Adversarial pass 2, finding 1: run A completed, a later run pruned it, then A was cleared
+    with checkpoint_retention raised (or None): the retry found no record, judged the run within
+    the new retention, and sent everyone again. The task's pruning record now says how far
+    pruning went, whatever the retention says later."""
+    store = MemoryCheckpointStore()
+    first = run_checkpoint(store, "A")
+    engine(FakeBraze(), users(200), first).run()
+    later = datetime.now(timezone.utc).date() + timedelta(days=31)
+    assert run_checkpoint(store, "B").prune(timedelta(days=30), later) == [first.name]
+    assert first.pruned_through() == datetime.now(timezone.utc).date()
+    braze = FakeBraze()
+    with pytest.raises(
+        BrazeCheckpointError, match=r"whose records were pruned \(whatever checkpoint_retention"
+    ):
+        engine(
+            braze,
+            users(200),
+            run_checkpoint(store, "A"),
+            try_number=2,
+            run_after=datetime.now(timezone.utc) - timedelta(hours=3),
+            retention=retry_retention,
+        ).run()
+    assert braze.calls == 0
+    # A run due after the newest pruned day is not affected.
+    fresh = engine(
+        braze,
+        users(200),
+        run_checkpoint(store, "C"),
+        try_number=2,
+        run_after=datetime.now(timezone.utc) + timedelta(days=1),
+        retention=retry_retention,
+    ).run()
+    assert fresh["complete"] is True
+
+
+def test_the_pruning_record_only_moves_forward_and_is_read_strictly() -> None:
+    store = MemoryCheckpointStore()
+    today = datetime.now(timezone.utc).date()
+    for run in ("A", "B"):
+        engine(FakeBraze(), users(10), run_checkpoint(store, run)).run()
+    pruner = run_checkpoint(store, "Z")
+    assert pruner.pruned_through() is None
+    assert pruner.prune(timedelta(days=30), today + timedelta(days=31), limit=1) == [
+        run_checkpoint(store, "A").name
+    ]
+    assert pruner.pruned_through() == today
+    pruner._raise_pruned_through(today - timedelta(days=5))  # an older day never lowers it
+    assert pruner.pruned_through() == today
+    key = pruner.pruned_through_key
+    assert key is not None
+    store.records[key] = store.records[key].replace(f"{today:%Y%m%d}", "20000101")
+    with pytest.raises(BrazeCheckpointError, match="Sending was refused rather than guessed"):
+        pruner.pruned_through()
