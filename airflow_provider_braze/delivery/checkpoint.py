@@ -885,6 +885,13 @@ def newest_day(records: dict[str, tuple[str, date]]) -> date:
     return max(day for _, day in records.values())
 
 
+def _run_and_map(rest: str) -> str:
+    """``<run> (map index <m>)`` from a send name's part after the task prefix (the run as its
+    readable, possibly shortened, form)."""
+    run, map_index, _ = rest.rsplit("__", 2)
+    return f"{run} (map index {map_index})"
+
+
 def abandon_send(
     dag_id: str, task_id: str, run_id: str, map_index: int = -1, *, checkpoint: Any = "variable"
 ) -> str:
@@ -896,8 +903,9 @@ def abandon_send(
 
     :param checkpoint: The send operator's ``checkpoint`` argument.
     :return: The key of the abandoned record.
-    :raises BrazeCheckpointError: the send already completed, the checkpoint folder does not
-        exist or was never written by a send, or the records cannot be read.
+    :raises BrazeCheckpointError: the send already completed, has no record (nothing was sent:
+        a mistyped identity), the checkpoint folder does not exist or was never written by a
+        send, or the records cannot be read.
     """
     store = checkpoint_store(checkpoint)
     missing = store.missing_location()
@@ -908,8 +916,24 @@ def abandon_send(
             f"Cannot abandon the send of {dag_id}.{task_id} in run {run_id!r}: {missing}. "
             "Pass the send operator's checkpoint argument exactly."
         )
-    target = Checkpoint(store, checkpoint_name(dag_id, task_id, run_id, map_index))
+    prefix = task_prefix(dag_id, task_id)
+    target = Checkpoint(store, checkpoint_name(dag_id, task_id, run_id, map_index), prune_prefix=prefix)
     loaded = target.load()
+    if loaded.done is None and loaded.abandoned is None and not loaded.try_keys:
+        # A mistyped run ID or map index would be abandoned while the real run stays retryable.
+        others = sorted(_run_and_map(name[len(prefix) :]) for name in group_by_run(store.keys(prefix)))
+        raise BrazeCheckpointError(
+            f"Cannot abandon the send of {dag_id}.{task_id} in run {run_id!r} (map index {map_index}): "
+            f"{store.describe()} holds no record of it, so none of its tries sent anything. Check "
+            "dag_id, task_id, run_id and map_index"
+            + (
+                f"; this task's runs with records are {', '.join(others[:5])}"
+                + (", ..." if len(others) > 5 else "")
+                if others
+                else "; this task has no records there"
+            )
+            + "."
+        )
     if loaded.done is not None:
         raise BrazeCheckpointError(
             f"The send of {dag_id}.{task_id} in run {run_id!r} completed "

@@ -490,6 +490,27 @@ def test_abandoning_in_a_folder_no_send_wrote_is_refused_and_writes_nothing(tmp_
     assert list(unmarked.iterdir()) == []
 
 
+def test_abandoning_a_run_without_records_is_refused_naming_the_runs_that_have_some() -> None:
+    """Adversarial pass 2, finding 5: a mistyped run ID or map index was "abandoned" (a record
+    written for a send that never existed) while the real run stayed retryable."""
+    store = MemoryCheckpointStore()
+    engine(FakeBraze(failing(range(1, 2))), users(100), run_checkpoint(store, "runAB")).run()
+    with mock.patch("airflow_provider_braze.delivery.checkpoint.checkpoint_store", return_value=store):
+        for run_id, map_index in (("runAb", -1), ("runAB", 0)):
+            with pytest.raises(
+                BrazeCheckpointError,
+                match=re.escape(
+                    f"Cannot abandon the send of dag.send in run {run_id!r} (map index {map_index}): "
+                    "memory (not kept across task retries) holds no record of it, so none of its tries "
+                    "sent anything. Check dag_id, task_id, run_id and map_index; this task's runs with "
+                    "records are runAB (map index -1)."
+                ),
+            ):
+                abandon_send("dag", "send", run_id, map_index)
+        assert not [k for k in store.records if "__abandoned_" in k]
+        assert "__abandoned_" in abandon_send("dag", "send", "runAB")
+
+
 def test_a_checkpoint_listing_that_fails_is_an_error() -> None:
     store = CountingStore(MemoryCheckpointStore())
     store.fail_listing = True
