@@ -749,14 +749,14 @@ class BrazeHook(BaseHook):
                     raise
                 error = transport_error(endpoint, exc, attempt, settings.base_url, self._redact)
                 if isinstance(error, BrazeAmbiguousRequestError) and not idempotent:
-                    raise error from exc
+                    raise error from self._shown_cause(exc)
                 delay = self._backoff(attempt)
                 if retries_left and is_retryable_transport(exc) and pause(error, delay):
                     sent_before = sent_before or isinstance(error, BrazeAmbiguousRequestError)
                     continue
                 if attempt > 1:
                     error.args = (f"{error} Gave up after {attempt} attempts.",)
-                raise error from exc
+                raise error from self._shown_cause(exc)
             self._observe_clock(response)
             answered_at = http_date(response.headers.get("Date"))
             rate = RateLimitStatus.from_headers(
@@ -797,6 +797,20 @@ class BrazeHook(BaseHook):
             if retries_left and pause(failure, delay):
                 continue
             raise with_retry_note(failure, settings.retry_budget, waited, delay, retries_left)
+
+    def _shown_cause(self, exc: BaseException) -> BaseException | None:
+        """``exc`` to chain under our error, or None when it or any exception behind it carries
+        the key (a key pasted into the host comes back lowercased in urllib3's errors, where
+        tracebacks show it): our error's message already says what failed, redacted."""
+        seen: set[int] = set()
+        current: BaseException | None = exc
+        while current is not None and id(current) not in seen:
+            seen.add(id(current))
+            for text in (str(current), repr(current)):
+                if self._redact(text) != text:
+                    return None
+            current = current.__cause__ or current.__context__
+        return exc
 
     @staticmethod
     def _backoff(attempt: int) -> float:

@@ -299,3 +299,28 @@ def test_a_key_pasted_into_another_field_is_not_echoed(
     if refused is not None:
         assert KEY_LIKE not in refused
         assert "***" in refused
+
+
+def test_a_mixed_case_key_pasted_into_the_host_is_not_in_the_errors_traceback(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Adversarial pass 2, finding 4: the error's text was redacted, but the urllib3 error chained
+    under it held the host lowercased, and a traceback (the task log's) showed it."""
+    import traceback
+
+    from airflow_provider_braze.exceptions import BrazeTransportError
+
+    key = "9F1C2D3E-AaAa-BbBb-CcCc-0123456789AB"
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_BRAZE_DEFAULT",
+        braze_connection(password=key, host=f"https://{key}", extra={"max_retries": 0}),
+    )
+    with (
+        mock.patch("socket.getaddrinfo", side_effect=socket.gaierror(-2, "Name or service not known")),
+        pytest.raises(BrazeTransportError) as caught,
+    ):
+        BrazeHook().create_send_id("campaign", "send-1")
+    shown = "".join(traceback.format_exception(caught.value))
+    assert "not resolve ***" in shown  # the reason is still told
+    assert key.lower() not in shown.lower()
+    assert caught.value.__cause__ is None
