@@ -1,6 +1,7 @@
 """Keeping the REST API key out of everything shown or kept: the auth header that never shows it,
-and redaction of text (in any letter case, percent-encoded, as HTML character references or JSON
-escapes, in hex, or base64-encoded, line-wrapped or not)."""
+and redaction of text (in any letter case, with or without its hyphens, percent-encoded once or
+twice, as HTML character references or JSON escapes, in hex, or base64-encoded, line-wrapped or
+not)."""
 
 from __future__ import annotations
 
@@ -59,11 +60,14 @@ def _character(char: str) -> str:
     where HTML would read a next digit into the number: over-redacting is the safe side), or its
     JSON ``\\u`` escapes (two for a character beyond U+FFFF). Case is left to :func:`_text_form`."""
     code = ord(char)
-    percent = "".join(f"%{byte:02X}" for byte in char.encode("utf-8"))
+    # Percent-encoded once, or twice (``%252D``: a URL carried inside another URL's query).
+    percent = "".join(f"%(?:25)?{byte:02X}" for byte in char.encode("utf-8"))
     html = f"&#(?:0*{code}|x0*{code:X});?"
     utf16 = char.encode("utf-16-be")
     json = "".join(f"\\\\u{int.from_bytes(utf16[i : i + 2], 'big'):04X}" for i in range(0, len(utf16), 2))
-    return f"(?:{re.escape(char)}|{percent}|{html}|{json})"
+    form = f"(?:{re.escape(char)}|{percent}|{html}|{json})"
+    # A UUID key is often shown without its hyphens (or with HTML's named hyphen).
+    return f"(?:{form}|&(?:hyphen|dash);)?" if char == "-" else form
 
 
 def _hex_form(secret: str) -> _Form:

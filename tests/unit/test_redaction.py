@@ -77,6 +77,10 @@ ENCODERS = {
     "html-hex-no-semicolon": functools.partial(html_hex, semicolon=False),
     "json": json_escape,
     "json-upper-hex": functools.partial(json_escape, lower=False),
+    # Adversarial pass 2: a URL inside another URL's query, a UUID without its hyphens.
+    "percent-twice": lambda c: percent(c).replace("%", "%25"),
+    "hyphen-dropped": lambda c: "" if c == "-" else c,
+    "hyphen-named": lambda c: "&hyphen;" if c == "-" else c,
 }
 
 
