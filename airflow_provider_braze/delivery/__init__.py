@@ -22,7 +22,9 @@ tries wrote down, each batch's state being an :class:`~.checkpoint.Outcome`.
   (done, not sent, refused, in doubt, skipped);
 - at most one *done record*, written once every batch is confirmed; the try records are then
   deleted;
-- at most one *abandoned record*, written by :func:`abandon_send` for a send given up on purpose.
+- at most one *abandoned record*, written by :func:`abandon_send` for a send given up on purpose
+  (with the retention it was sent with); every later try refuses, naming from the try records
+  the batches not delivered.
 
 Every record is written whole (write then rename, or a store's one-step put) and carries a
 digest of its contents; a record that is edited, truncated, of another format, or listed but
@@ -36,7 +38,8 @@ sends what is neither done nor in doubt, reserving each batch in a written recor
 goes out.
 
 **Retention is by run**: the records of a send are deleted together, and only when the send
-completed or was abandoned and its newest record is older than ``checkpoint_retention``. An
+completed or was abandoned and its newest record is older than ``checkpoint_retention`` and
+than the retention its done or abandoned record was written with. An
 incomplete send is never pruned. A retry of a run older than the retention that finds no record
 refuses to send (the run completed or was abandoned).
 
@@ -50,7 +53,8 @@ Checked after every step of the simulation of fault histories (``tests/reliabili
 - **I2** A try that succeeds delivered to every distinct recipient exactly once (less those the
   user left out with ``exclude_recipients``, which the summary counts).
 - **I3** Every recipient not delivered is named, as not sent or in doubt, by the try that ended
-  (in its summary's ranges and its log); a killed try names nothing, and the next try does.
+  (in its summary's ranges and its log); a killed try names nothing, and the next try does
+  (also when it is refused because the send was abandoned).
 - **I4** Following any error message's advice literally never sends anyone twice: no message
   advises deleting a record, starting the same recipients over in a new run, or pointing a
   run's checkpoint elsewhere.

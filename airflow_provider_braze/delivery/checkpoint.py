@@ -828,22 +828,24 @@ class Checkpoint:
         self.store.write(key, {"format": CHECKPOINT_FORMAT, "kind": "pruned", "day": f"{day:%Y%m%d}"})
 
     def _own_retention_passed(self, records: dict[str, tuple[str, date]], today: date) -> bool:
-        """Whether a completed run is also past the retention it was sent with (kept in its done
-        record): a later run with a shorter retention must not prune what a longer one protects,
-        or a retry of that run would find nothing and send again."""
-        done = [key for key, (kind, _) in records.items() if kind == "done"]
-        if not done:
-            return True  # abandoned on purpose: the pruning run's retention applies
-        try:
-            record = self.store.read(done[0])
-        except BrazeCheckpointError:
-            return False  # unreadable: kept, as a retry would refuse it anyway
-        if record is None or "retention_seconds" not in record:
-            return record is None
-        seconds = record["retention_seconds"]
-        if seconds is None:
-            return False  # sent with retention None: kept for ever
-        return newest_day(records) < today - timedelta(seconds=float(seconds))
+        """Whether a completed or abandoned run is also past the retention it was sent with (kept
+        in its done or abandoned record): a later run with a shorter retention must not prune what
+        a longer one protects, or a retry of that run would find nothing and send again."""
+        for key in sorted(key for key, (kind, _) in records.items() if kind != "try"):
+            try:
+                record = self.store.read(key)
+            except BrazeCheckpointError:
+                return False  # unreadable: kept, as a retry would refuse it anyway
+            if record is None:
+                continue  # gone since the listing
+            if "retention_seconds" not in record:
+                return False
+            seconds = record["retention_seconds"]
+            if seconds is None:
+                return False  # sent with retention None: kept for ever
+            if newest_day(records) >= today - timedelta(seconds=float(seconds)):
+                return False
+        return True
 
     def stale_incomplete_runs(self, retention: timedelta, today: date) -> list[str]:
         """This task's other runs whose send is incomplete and whose newest record is older than
@@ -893,20 +895,30 @@ def _run_and_map(rest: str) -> str:
 
 
 def abandon_send(
-    dag_id: str, task_id: str, run_id: str, map_index: int = -1, *, checkpoint: Any = "variable"
+    dag_id: str,
+    task_id: str,
+    run_id: str,
+    map_index: int = -1,
+    *,
+    checkpoint: Any = "variable",
+    checkpoint_retention: Any = DEFAULT_RETENTION,
 ) -> str:
     """Give up an incomplete send for good: no later try of that task instance sends anything
-    (each refuses, naming this record), and its records are pruned with the task's other runs
-    once older than the retention. Use it after checking in Braze who received the message, for
-    a send you will not complete; run it where the checkpoint is reachable (for ``"variable"``,
-    inside an Airflow task).
+    (each refuses, naming this record and the batches not delivered), and its records are pruned
+    with the task's other runs once older than its retention. Use it after checking in Braze who
+    received the message, for a send you will not complete; run it where the checkpoint is
+    reachable (for ``"variable"``, inside an Airflow task).
 
     :param checkpoint: The send operator's ``checkpoint`` argument.
+    :param checkpoint_retention: The send operator's ``checkpoint_retention`` argument: the
+        records are kept at least this long (a later run with a shorter retention does not prune
+        them sooner, or a retry of the abandoned run would find nothing and send again).
     :return: The key of the abandoned record.
     :raises BrazeCheckpointError: the send already completed, has no record (nothing was sent:
         a mistyped identity), the checkpoint folder does not exist or was never written by a
         send, or the records cannot be read.
     """
+    retention = retention_of(checkpoint_retention)
     store = checkpoint_store(checkpoint)
     missing = store.missing_location()
     if missing is not None:
@@ -950,6 +962,7 @@ def abandon_send(
             "kind": "abandoned",
             "at": now.isoformat(timespec="seconds"),
             "tries": [r.try_number for r in loaded.tries],
+            "retention_seconds": None if retention is None else retention.total_seconds(),
         },
     )
     return key

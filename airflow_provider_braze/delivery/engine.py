@@ -407,11 +407,7 @@ class BatchDelivery:
         and (a completed send aside) the same recipients, or a fresh start that is safe."""
         loaded = self.checkpoint.load()
         if loaded.abandoned is not None:
-            raise BrazeCheckpointError(
-                f"This send was abandoned on {loaded.abandoned.get('at')} "
-                f"({self.checkpoint.describe(loaded.abandoned_key)}): nothing is sent any more. "
-                "Mark the task as successful or failed."
-            )
+            raise self._abandoned(loaded)
         for record in loaded.tries:
             self._check_same_send(record.send, record.key)
         if loaded.done is not None:
@@ -422,6 +418,35 @@ class BatchDelivery:
         if not loaded.tries:
             self._check_fresh_start_is_safe()
         return loaded
+
+    def _abandoned(self, loaded: Loaded) -> BrazeCheckpointError:
+        """The refusal of a try of an abandoned send. It names, from the records of the send's
+        tries, the batches not delivered (the last try may have been killed and named nobody);
+        its summary counts them too, unless a record belongs to other arguments or recipients."""
+        assert loaded.abandoned is not None
+        text = (
+            f"This send was abandoned on {loaded.abandoned.get('at')} "
+            f"({self.checkpoint.describe(loaded.abandoned_key)}): nothing is sent any more."
+        )
+        try:
+            for record in loaded.tries:
+                self._check_same_send(record.send, record.key)
+                self._check_same_audience(record)
+        except BrazeValidationError as err:
+            text += f" What its tries sent cannot be told for these recipients: {err}"
+        else:
+            if loaded.tries:
+                self._others = list(loaded.tries)
+                self._view = merge_outcomes(self._others, self.audience.batch_count)
+                doubt = [i for i, s in enumerate(self._view) if s in _IN_DOUBT]
+                failed = [i for i, s in enumerate(self._view) if s not in _IN_DOUBT and s != Outcome.DONE]
+                text += (
+                    f" Its tries left {plural(len(doubt), 'batch', 'batches')} in doubt "
+                    f"{_shown_ranges(doubt)} and {plural(len(failed), 'batch', 'batches')} not sent "
+                    f"{_shown_ranges(failed)} (batch i holds recipients 50 i + 1 to 50 (i + 1), in the "
+                    "order read; the summary has the ranges)."
+                )
+        return BrazeCheckpointError(f"{text} Mark the task as successful or failed.")
 
     def _run(self) -> SendSummary:
         loaded = self._load_checked()
@@ -999,7 +1024,8 @@ class BatchDelivery:
             self.log.warning(
                 "%s of this task %s an incomplete send older than %d days (%s); their checkpoint "
                 "records are kept until the send completes or is abandoned with "
-                "airflow_provider_braze.delivery.abandon_send(dag_id, task_id, run_id, map_index).",
+                "airflow_provider_braze.delivery.abandon_send(dag_id, task_id, run_id, map_index, "
+                "checkpoint=..., checkpoint_retention=...), given this task's own two arguments.",
                 plural(len(stale), "run", "runs"),
                 "has" if len(stale) == 1 else "have",
                 self._retention.days,
@@ -1097,7 +1123,7 @@ class BatchDelivery:
         unknown = SendSummary.unknown(
             self._identity, error=text, try_number=self._try_number, checkpoint=self.checkpoint.describe()
         )
-        if self._own is None:
+        if self._own is None and not self._others:
             return unknown.but(**audience_counts(self.audience))
         try:
             return self.summary().but(complete=False, error=text)
@@ -1220,6 +1246,13 @@ def bounded_error(error: Any) -> Any:
         return clip(error, ERROR_CHARS)
     text = json.dumps(error, ensure_ascii=False, sort_keys=True, default=str)
     return error if len(text) <= ERROR_CHARS else clip(text, ERROR_CHARS)
+
+
+def _shown_ranges(indexes: list[int], limit: int = 10) -> str:
+    """Batch numbers as text: ``[0-3, 7]``, the first ``limit`` ranges."""
+    ranges = _ranges(indexes, None)
+    shown = [str(a) if b == a + 1 else f"{a}-{b - 1}" for a, b in ranges[:limit]]
+    return "[" + ", ".join(shown) + (", ..." if len(ranges) > limit else "") + "]"
 
 
 def _ranges(indexes: list[int], limit: int | None = RANGES_KEPT) -> list[list[int]]:

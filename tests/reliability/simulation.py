@@ -4,9 +4,14 @@ It explores *histories*, not examples: a seeded ``random.Random`` picks every st
 run, fail, get killed at any point or overlap; days passing; other runs of the task completing
 and pruning; records edited by hand; inputs changed; rehearsals; Braze's refusals, 429s, 5xx,
 dropped connections and non-fatal errors; store faults; and, when a try fails, doing exactly
-what its error message advises). Each step drives the **real operators** against the **real
-in-process sandbox**; after every step the invariants are checked against the sandbox's ledger
-and the checkpoint store:
+what its error message advises). About a quarter of the histories then go on into "the weeks
+after" (:func:`later_step`, drawn after the first steps, which stay as they were): a later run
+of the task, its tries spread across days, days passing across the retention (sizes drawn
+around its boundary and between the run's tries) as another run of the task completes (after
+failed tries of its own, or with another retention), Airflow's retries, and the run given up
+with ``delivery.abandon_send`` as the README says. Each step drives the **real operators**
+against the **real in-process sandbox**; after every step the invariants are checked against
+the sandbox's ledger and the checkpoint store:
 
 - I1: nobody gets the message twice within one intended send (its tries, cleared reruns and the
   new DAG runs started on advice), except with ``at_least_once=True``, and then only people an
@@ -25,6 +30,10 @@ and the checkpoint store:
   rehearsal (nothing could have been sent);
 - I8: a recipient file with an empty-ID row or an ID with a lone surrogate fails the try with a
   ``BrazeValidationError`` naming the line (no silent skipping, no bare ``UnicodeEncodeError``);
+- I9 (a run given up with ``abandon_send``): a later try of it sends nothing and says the send
+  was abandoned; its records are pruned only once the newest is older than the retention it was
+  sent with; and (I3) the recipients never delivered are named, by the refusal or by the last
+  try that ended before it;
 - spool: no ``braze-recipients-*.jsonl`` is left in ``tempfile.gettempdir()`` after a try that
   was not killed ends;
 - key: the API key never reaches a summary, a record, an error text or the log, in any encoding
@@ -200,6 +209,15 @@ class Send:
     sid_rehearsed: bool = False
     #: The days its real tries ran on.
     try_days: list[int] = field(default_factory=list)
+    #: Its runs given up with ``delivery.abandon_send``: run ID -> the day.
+    abandoned: dict[str, int] = field(default_factory=dict)
+    #: An abandoned run -> the newest day among its records, while they are there.
+    newest_record: dict[str, int] = field(default_factory=dict)
+    #: Recipients named (not sent, or in doubt) by the last try of the current run that ended
+    #: with counts; None before any did.
+    named: set[str] | None = None
+    #: The runs in which some try handed a batch to Braze.
+    attempted_runs: set[str] = field(default_factory=set)
 
 
 class TryCtx:
@@ -533,6 +551,9 @@ class Simulation:
         self.fake_variables: FakeVariables | None = None
         self.sends: dict[str, Send] = {}
         self.others = 0
+        #: The send the steps act on: "A", then each later run of the task started by next_run.
+        self.subject = "A"
+        self.later_runs = 0
         self.running: set[TryCtx] = set()
         self.step_index = 0
         self.after_advice: str | None = None
@@ -635,7 +656,12 @@ class Simulation:
 
         for send in self.sends.values():
             name = checkpoint_name(DAG_ID, TASK_ID, send.run_id, -1)
-            if key.startswith(name) and (ctx is None or ctx.send is not send) and not send.finished:
+            if (
+                key.startswith(name)
+                and (ctx is None or ctx.send is not send)
+                and not send.finished
+                and send.run_id not in send.abandoned
+            ):
                 self.tags.add("pruned-running-send")
 
     def _leaks(self, text: str) -> bool:
@@ -723,6 +749,7 @@ class Simulation:
                 keys = [r if isinstance(r, str) else json.dumps(r) for r in batch]
                 ctx.attempted.update(keys)
                 send.attempted.update(keys)
+                send.attempted_runs.add(send.run_id)
                 if op.send_id == PLACEHOLDER_SEND_ID or (send.sid_rehearsed and op.send_id == send.send_id):
                     self.found(
                         "I6-placeholder",
@@ -893,6 +920,8 @@ class Simulation:
 
         err = outcome.get("error")
         killed = ctx.killed.is_set()
+        if send.run_id in send.abandoned and not ctx.rehearsal:
+            self._check_abandoned_try(send, ctx, outcome, ledger_before)
         if killed:
             for r in ctx.attempted:
                 send.doubt.add(r)
@@ -970,6 +999,81 @@ class Simulation:
             send.advice = []
         self._check_ledger()
 
+    def _check_abandoned_try(
+        self, send: Send, ctx: TryCtx, outcome: dict[str, Any], ledger_before: int
+    ) -> None:
+        """A try of a run given up with abandon_send: it sends nothing, says why, and the
+        recipients never delivered are named (by it, or by the last try that ended before)."""
+        err = outcome.get("error")
+        day = send.abandoned[send.run_id]
+        sent = len(self.sandbox.ledger()) - ledger_before
+        if sent or (err is None and not ctx.killed.is_set()):
+            self.found(
+                "I9-abandoned-sent",
+                f"try {send.try_number} of {send.run_id}, abandoned on day {day}, "
+                + (f"sent {sent} requests" if sent else "succeeded"),
+            )
+            return
+        if ctx.killed.is_set() or err is None:
+            return
+        from airflow_provider_braze.exceptions import BrazeValidationError
+
+        text = str(err)
+        # Its arguments and recipients are checked first (BrazeValidationError): then it names them.
+        if "abandon" not in text and not ctx.store_faults and not isinstance(err, BrazeValidationError):
+            self.found(
+                "I9-abandoned-unclear",
+                f"try {send.try_number} of {send.run_id}, abandoned on day {day}, was refused without "
+                f"saying the send was abandoned: {type(err).__name__}: {text[:300]}",
+            )
+        summaries = [v for k, v in ctx.pushes if k == "summary"]
+        summary = summaries[-1] if summaries else None
+        if summary is not None and summary.get("accepted") is not None:
+            return  # named in its summary's ranges (checked by _check_named)
+        if send.run_id not in send.attempted_runs:
+            return  # no try of the run sent anything: nobody to name
+        delivered = self.sandbox.state.deliveries(CAMPAIGN)
+        unnamed = [
+            r
+            for r in dict.fromkeys(send.recipients)
+            if delivered[r] == 0 and r not in send.exclude and (send.named is None or r not in send.named)
+        ]
+        if unnamed:
+            self.found(
+                "I3-abandoned-unnamed",
+                f"try {send.try_number} of {send.run_id} (abandoned on day {day}) was refused naming "
+                f"nobody, and {len(unnamed)} recipients never delivered were named by no try that "
+                f"ended (e.g. {unnamed[:3]})",
+            )
+
+    def check_abandoned_records(self) -> None:
+        """An abandoned run's records are pruned only once its newest is older than the retention
+        the run was sent with."""
+        from airflow_provider_braze.delivery import checkpoint_name
+
+        for send in self.sends.values():
+            for run_id in send.abandoned:
+                name = checkpoint_name(DAG_ID, TASK_ID, run_id, -1)
+                days = [
+                    d
+                    for d in (_record_day(k[len(name) :]) for k in self._raw_keys(f"{name}__"))
+                    if d is not None
+                ]
+                if days:
+                    send.newest_record[run_id] = max(days)
+                    continue
+                newest = send.newest_record.pop(run_id, None)
+                if newest is None:
+                    continue
+                kept = None if send.retention is None else send.retention.days
+                if kept is None or self.day - newest <= kept:
+                    self.found(
+                        "I9-abandoned-pruned",
+                        f"the records of {run_id}, abandoned on day {send.abandoned[run_id]}, newest from "
+                        f"day {newest}, were pruned on day {self.day} (its retention: "
+                        f"{'none, kept for ever' if kept is None else f'{kept} days'})",
+                    )
+
     def _allowed_twice(self, send: Send, recipient: str) -> bool:
         return send.at_least_once and recipient in send.doubt
 
@@ -1026,6 +1130,7 @@ class Simulation:
                 f"try {send.try_number} ended and named neither as not sent nor in doubt {len(unnamed)} "
                 f"recipients never delivered (e.g. {unnamed[:3]})",
             )
+        send.named = {r for r, i in index.items() if i in named}
         by_batch: dict[int, list[str]] = {}
         for r, i in index.items():
             by_batch.setdefault(i, []).append(r)
@@ -1052,9 +1157,10 @@ class Simulation:
         handler = getattr(self, f"_step_{step.kind}")
         handler(**step.args)
         self._check_ledger()
+        self.check_abandoned_records()
 
     def main(self) -> Send:
-        return self.sends["A"]
+        return self.sends[self.subject]
 
     def _step_start(self) -> None:
         spec = self.spec
@@ -1109,6 +1215,13 @@ class Simulation:
         send = self.main()
         if send.finished:
             return
+        kind, pick = options.pop("fail_pending", None), options.pop("pick", 0)
+        if kind:
+            # Braze fails one of the batches still to send, chosen when the try starts.
+            pending = pending_batches(self, send)
+            if pending:
+                chosen = random.Random(f"{self.seed}-{self.step_index}-{pick}").choice(pending)
+                options["faults"] = {**(options.get("faults") or {}), chosen: kind}
         if options.get("kill"):
             self.tags.add("killed")
         if options.get("dry_run") or options.get("conf_dry_run"):
@@ -1154,13 +1267,80 @@ class Simulation:
     def _step_days(self, n: int) -> None:
         self.day += n
 
-    def _step_other_run(self, count: int = 100) -> None:
-        """Another run of the same task completes today (its completion prunes old records)."""
+    def _step_retry_later(self, n: int, options: dict[str, Any] | None = None) -> None:
+        """Days pass, then Airflow retries the send (a run's tries spread across days)."""
+        self.day += n
+        self._step_try(**(options or {}))
+
+    def _step_tries_across_days(self, gaps: list[int], fail: list[str | None]) -> None:
+        """A run with several tries spread across days: before try i, ``gaps[i]`` days pass; it
+        fails as ``fail[i]`` says (Braze's answer for one batch still to send), or not (None)."""
+        for number, (gap, kind) in enumerate(zip(gaps, fail, strict=True)):
+            if self.main().finished:
+                return
+            self.day += gap
+            self._step_try(**({"fail_pending": kind, "pick": number} if kind else {}))
+
+    def _step_cross_retention(self, n: int, count: int = 100, retention: int | None = None) -> None:
+        """Days pass across the retention (``n`` drawn around its boundary), and another run of the
+        task completes then, pruning what is past it."""
+        self.day += n
+        self._step_other_run(count, retention=retention)
+
+    def _step_other_run(
+        self, count: int = 100, tries: int = 1, gap: int = 0, retention: int | None = None
+    ) -> None:
+        """Another run of the same task (its own run ID and recipients) completes: with ``tries``,
+        its earlier tries fail (Braze answers 503 for its first batch), ``gap`` days apart; its
+        last try succeeds today and prunes the task's old records (with ``retention`` days, or the
+        history's retention)."""
         self.others += 1
         other = self.new_send(f"O{self.others}", count)
         other.run_id = f"O{self.others}-run1"
         other.run_day = self.day
-        self.run_try(other)
+        if retention is not None:
+            other.retention = timedelta(days=retention)
+        for number in range(tries):
+            if number:
+                self.day += gap
+            last = number == tries - 1
+            self.run_try(other, faults=None if last else {0: "5xx"})
+
+    def _step_next_run(self, count: int = 300) -> None:
+        """A later run of the task, with its own recipients, becomes the send the steps act on."""
+        self.later_runs += 1
+        name = f"N{self.later_runs}"
+        send = self.new_send(name, count)
+        send.run_id = f"{name}-run1"
+        self.subject = name
+
+    def _step_abandon(self) -> None:
+        """The user gives up the current run, as the README says (after checking in Braze who
+        got it): ``delivery.abandon_send`` with the operator's checkpoint and retention. Airflow may still
+        retry the task: the following try steps are those retries."""
+        from airflow_provider_braze.delivery import abandon_send
+        from airflow_provider_braze.exceptions import BrazeError
+
+        send = self.main()
+        if send.finished:
+            return
+        self.tags.add("abandoned")
+        try:
+            key = abandon_send(
+                DAG_ID,
+                TASK_ID,
+                send.run_id,
+                -1,
+                checkpoint=self.location,
+                checkpoint_retention=send.retention,
+            )
+        except BrazeError as err:
+            self.note(f"abandon_send refused: {err}")
+            return
+        if self._leaks(key):
+            self.found("key-leak", "the API key is in the abandoned record's key")
+        send.abandoned.setdefault(send.run_id, self.day)
+        send.advice = []
 
     def _step_edit_record(self, mode: str, drop: list[str] | None = None, pick: int = 0) -> None:
         """A person edits one of the main send's try records by hand."""
@@ -1226,6 +1406,7 @@ class Simulation:
             send.run_day = self.day
             send.try_number = 0
             send.real_tries_this_run = 0
+            send.named = None
         elif kind == "delete_prefix":
             for key in self._raw_keys(argument):
                 self._raw_delete(key)
@@ -1318,6 +1499,18 @@ def _capture_log(op: Any, stream: io.StringIO) -> None:
     for name in ("_cached_logger", "_log"):
         with contextlib.suppress(AttributeError, TypeError):
             object.__setattr__(op, name, logger)
+
+
+_RECORD_DAY = re.compile(r"__(?:try\d{3,}_(\d{8})T\d{12}_[0-9a-f]{8}|done_(\d{8})|abandoned_(\d{8}))$")
+
+
+def _record_day(suffix: str) -> int | None:
+    """The simulated day a record of a send was written (README: the checkpoint's life)."""
+    found = _RECORD_DAY.fullmatch(suffix)
+    if found is None:
+        return None
+    text = next(g for g in found.groups() if g)
+    return (datetime.strptime(text, "%Y%m%d").replace(tzinfo=timezone.utc).date() - BASE.date()).days
 
 
 def _keys_to_drop(record: dict[str, Any], rng: random.Random) -> list[str]:
@@ -1470,6 +1663,113 @@ def random_step(sim: Simulation, rng: random.Random) -> Step:
     return Step("try", {})
 
 
+#: Steps after which another run of the task may have pruned records.
+PRUNING = ("days", "other_run", "cross_retention")
+#: How often a history goes on into "the weeks after" (:func:`later_step`).
+LATER_SHARE = 0.25
+
+
+def pending_batches(sim: Simulation, send: Send) -> list[int]:
+    """The batches of ``send`` with someone not delivered yet (from the sandbox's ledger)."""
+    delivered = sim.sandbox.state.deliveries(CAMPAIGN)
+    return sorted({i for r, i in sim.batch_of(send).items() if delivered[r] == 0 and r not in send.exclude})
+
+
+def later_try(sim: Simulation, rng: random.Random) -> dict[str, Any]:
+    """A try of the weeks after: more often than not it leaves work for a later one (Braze fails
+    a batch still to send), sometimes it is killed."""
+    send = sim.main()
+    pending = pending_batches(sim, send)
+    options: dict[str, Any] = {}
+    roll = rng.random()
+    if roll < 0.65 and pending:
+        kinds = ["5xx", "5xx", "429", "drop_before", "drop_after", "unreadable"]
+        options["faults"] = {rng.choice(pending): rng.choice(kinds) for _ in range(rng.randint(1, 2))}
+    elif roll < 0.75:
+        mode = rng.choice(["send", "store"])
+        n = rng.randint(1, max(2, len(pending))) if mode == "send" else rng.randint(1, 12)
+        options["kill"] = [mode, n, rng.random() < 0.5]
+    return options
+
+
+def retention_days(sim: Simulation) -> int:
+    send = sim.main()
+    return send.retention.days if send.retention is not None else (sim.spec.retention_days or 30)
+
+
+def across_retention(sim: Simulation, rng: random.Random) -> int:
+    """Days to pass, drawn around the retention boundary R: R-1, R, R+1, the sizes that put one
+    of the current run's tries just inside or just past it, and (half the time, when the run was
+    tried on several days) a size that puts its older tries past it and its newer ones inside."""
+    retention = retention_days(sim)
+    days = sorted(set(sim.main().try_days))
+    # Today + n - R is the first day kept: past the older of two tries, not past the newer.
+    splits = [n for n in (day + retention - sim.day for day in days[1:]) if n > 0]
+    if splits and rng.random() < 0.5:
+        return rng.choice(splits)
+    choices = [retention - 1, retention, retention + 1]
+    for day in days:
+        choices += [day + retention - sim.day, day + retention + 1 - sim.day]
+    return rng.choice([n for n in choices if n > 0] or [1])
+
+
+def later_step(sim: Simulation, rng: random.Random) -> Step:
+    """The weeks after the first steps: the run retried across days, days passing across the
+    retention, other runs of the task completing (and pruning), the run given up with
+    ``abandon_send``, later runs of the task. Biased by where the run is: a run tried on one
+    day or none is tried on several; a run tried on several days sees days pass across the
+    retention as another run completes, then a retry."""
+    send = sim.main()
+    if send.finished or (send.run_id in send.abandoned and rng.random() < 0.3):
+        return Step("next_run", {"count": rng.choice([150, 300])})
+    if send.advice and rng.random() < 0.25:
+        return Step("advice", {"pick": rng.randrange(8)})
+    last = sim.steps[-1].kind if sim.steps else ""
+    if last == "days" and rng.random() < 0.7:
+        return other_run(sim, rng)
+    if last in ("cross_retention", "other_run") and rng.random() < 0.8:
+        return Step("try", later_try(sim, rng) if rng.random() < 0.5 else {})
+    days_tried = len(set(send.try_days))
+    roll = rng.random()
+    if roll < 0.1:
+        return Step("abandon")
+    if roll < 0.2:
+        return other_run(sim, rng)
+    if roll < 0.3:
+        return Step("try", later_try(sim, rng))
+    if days_tried >= 2 and roll < 0.9:
+        if roll < 0.45:
+            return Step("days", {"n": across_retention(sim, rng)})
+        args: dict[str, Any] = {"n": across_retention(sim, rng), "count": rng.choice([50, 100])}
+        if rng.random() < 0.25:
+            args["retention"] = rng.choice([2, 3, 30])
+        return Step("cross_retention", args)
+    if days_tried < 2 and roll < 0.8:
+        tries = rng.randint(2, 3)
+        kinds = ["5xx", "5xx", "429", "drop_before", "drop_after", "unreadable"]
+        return Step(
+            "tries_across_days",
+            {
+                "gaps": [rng.choice([0, 1])] + [rng.choice([1, 1, 2]) for _ in range(tries - 1)],
+                "fail": [rng.choice(kinds) if rng.random() < 0.85 else None for _ in range(tries)],
+            },
+        )
+    n = rng.choice([1, 1, 2, across_retention(sim, rng)])
+    return Step("retry_later", {"n": n, "options": later_try(sim, rng)})
+
+
+def other_run(sim: Simulation, rng: random.Random) -> Step:
+    """Another run of the task completes: sometimes after failed tries across days, sometimes with
+    another retention than this run's."""
+    tries = rng.choice([1, 1, 2, 3])
+    args: dict[str, Any] = {"count": rng.choice([50, 100])}
+    if tries > 1:
+        args.update(tries=tries, gap=rng.choice([0, 1, 1, 2]))
+    if rng.random() < 0.25:
+        args["retention"] = rng.choice([2, 3, 30])
+    return Step("other_run", args)
+
+
 def first_steps(sim: Simulation, rng: random.Random) -> list[Step]:
     steps = [Step("start")]
     if rng.random() < 0.25:
@@ -1525,6 +1825,16 @@ def run_history(
                         break
                     sim.do(random_step(sim, rng))
                     sim.remember_first_read()
+                # The weeks after: drawn after the first steps, which are therefore the same as
+                # before this part existed (the seeds of FOUND_BEFORE_THE_FIX replay them).
+                if length is None and rng.random() < LATER_SHARE:
+                    if rng.random() < 0.5:
+                        sim.do(Step("next_run", {"count": rng.choice([150, 300])}))
+                    for _ in range(rng.randint(3, 6)):
+                        sim.do(later_step(sim, rng))
+                        sim.remember_first_read()
+                    if sim.steps[-1].kind in PRUNING and not sim.main().finished:
+                        sim.do(Step("try"))  # Airflow's retry of the run comes after all
     finally:
         if own:
             shutil.rmtree(workdir, ignore_errors=True)
@@ -1561,6 +1871,8 @@ def classify(found: Found) -> str:
         return "5"
     if inv.startswith("I3-doubt"):
         return "4"
+    if inv.startswith(("I9", "I3-abandoned")):
+        return "abandon"  # a run given up with abandon_send
     if inv.startswith("I4"):
         if "advice-delete_named" in tags:
             return "2"  # a damaged record (truncated by a kill mid-write, or by hand) deleted as advised

@@ -992,7 +992,9 @@ def test_a_runs_records_are_pruned_together_only_when_it_is_over_and_older_than_
         assert key in store.records
     assert "Pruned the checkpoint records of 3 runs of this task" in caplog.text
     assert "1 run of this task has an incomplete send older than 30 days" in caplog.text
-    assert "abandon_send(dag_id, task_id, run_id, map_index)" in caplog.text
+    assert "abandon_send(dag_id, task_id, run_id, map_index, checkpoint=..., checkpoint_retention=...)" in (
+        caplog.text
+    )
 
 
 def run_checkpoint(store: CheckpointStore, run_id: str) -> Checkpoint:
@@ -1394,3 +1396,55 @@ def test_the_pruning_record_only_moves_forward_and_is_read_strictly() -> None:
     store.records[key] = store.records[key].replace(f"{today:%Y%m%d}", "20000101")
     with pytest.raises(BrazeCheckpointError, match="Sending was refused rather than guessed"):
         pruner.pruned_through()
+
+
+def test_an_abandoned_run_is_kept_for_the_retention_it_was_abandoned_with() -> None:
+    """Run A (30 days) is abandoned; run B, with 2 days, completes 4 days later: A must be kept,
+    or Airflow's pending retry of A would find nothing and send everyone again (found by the
+    simulation of fault histories)."""
+    store = MemoryCheckpointStore()
+    clock = {"now": datetime.now(timezone.utc)}
+    with (
+        mock.patch("airflow_provider_braze.delivery.engine.utcnow", side_effect=lambda: clock["now"]),
+        mock.patch("airflow_provider_braze.delivery.checkpoint.utcnow", side_effect=lambda: clock["now"]),
+        mock.patch("airflow_provider_braze.delivery.checkpoint.checkpoint_store", return_value=store),
+    ):
+        a = run_checkpoint(store, "A")
+        engine(FakeBraze(failing(range(1, 2))), users(100), a).run()
+        abandon_send("dag", "send", "A", checkpoint="variable", checkpoint_retention=timedelta(days=30))
+        clock["now"] += timedelta(days=4)
+        engine(FakeBraze(), users(10), run_checkpoint(store, "B"), retention=timedelta(days=2)).run()
+        assert a.own_keys() != []
+        braze = FakeBraze()
+        with pytest.raises(BrazeCheckpointError, match="This send was abandoned on"):
+            engine(braze, users(100), a, try_number=2).run()
+        assert braze.calls == 0
+        clock["now"] += timedelta(days=27)  # 31 days after A: past its own retention too
+        engine(FakeBraze(), users(10), run_checkpoint(store, "C"), retention=timedelta(days=2)).run()
+        assert a.own_keys() == []
+
+
+def test_a_retry_of_an_abandoned_send_names_the_batches_not_delivered() -> None:
+    """The last try may have been killed (naming nobody): the refusal names, from the records,
+    the batches in doubt and not sent, in its message and its summary's ranges."""
+    store = MemoryCheckpointStore()
+    cp = run_checkpoint(store, "r1")
+    lost = {100: ["deliver-then-lose-answer"]}  # batch 2: sent, its answer lost (in doubt)
+    engine(FakeBraze({**failing(range(4, 6)), **lost}), users(300), cp).run()
+    with mock.patch("airflow_provider_braze.delivery.checkpoint.checkpoint_store", return_value=store):
+        abandon_send("dag", "send", "r1", checkpoint="variable")
+    braze = FakeBraze()
+    refused = engine(braze, users(300), cp, try_number=2)
+    with pytest.raises(
+        BrazeCheckpointError,
+        match=r"abandoned on .*: nothing is sent any more\. Its tries left 1 batch in doubt \[2\] and "
+        r"2 batches not sent \[4-5\]",
+    ):
+        refused.run()
+    assert braze.calls == 0
+    summary = refused.result
+    assert summary is not None
+    assert summary["ambiguous_ranges"] == [[2, 3]]
+    assert summary["not_sent_ranges"] == [[4, 6]]
+    assert summary["accepted"] == 150
+    assert summary["complete"] is False
