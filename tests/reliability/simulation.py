@@ -1306,6 +1306,21 @@ class Simulation:
             last = number == tries - 1
             self.run_try(other, faults=None if last else {0: "5xx"})
 
+    def _step_clear_earlier(self, pick: int = 0, retention: int | None = None) -> None:
+        """The user edits the DAG's ``checkpoint_retention`` (to ``retention`` days, or None) and
+        clears an earlier run of the task that completed or was abandoned, perhaps pruned since:
+        its new try must send nobody twice."""
+        earlier = sorted(
+            (s for name, s in self.sends.items() if name != self.subject and (s.finished or s.abandoned)),
+            key=lambda s: s.name,
+        )
+        if not earlier:
+            return
+        send = earlier[pick % len(earlier)]
+        self.tags.add("retention-edited")
+        send.retention = None if retention is None else timedelta(days=retention)
+        self.run_try(send)
+
     def _step_next_run(self, count: int = 300) -> None:
         """A later run of the task, with its own recipients, becomes the send the steps act on."""
         self.later_runs += 1
@@ -1720,6 +1735,10 @@ def later_step(sim: Simulation, rng: random.Random) -> Step:
     day or none is tried on several; a run tried on several days sees days pass across the
     retention as another run completes, then a retry."""
     send = sim.main()
+    # Drawn from its own stream, so the histories of the fixed seeds stay as they were.
+    side = random.Random(f"{sim.seed}-clear-{len(sim.steps)}")
+    if sim.sends.keys() - {sim.subject} and side.random() < 0.08:
+        return Step("clear_earlier", {"pick": side.randrange(8), "retention": side.choice([None, 45, 90, 2])})
     if send.finished or (send.run_id in send.abandoned and rng.random() < 0.3):
         return Step("next_run", {"count": rng.choice([150, 300])})
     if send.advice and rng.random() < 0.25:
@@ -1873,6 +1892,8 @@ def classify(found: Found) -> str:
         return "4"
     if inv.startswith(("I9", "I3-abandoned")):
         return "abandon"  # a run given up with abandon_send
+    if "retention-edited" in tags:
+        return "retention"  # a pruned run cleared after its checkpoint_retention was raised
     if inv.startswith("I4"):
         if "advice-delete_named" in tags:
             return "2"  # a damaged record (truncated by a kill mid-write, or by hand) deleted as advised

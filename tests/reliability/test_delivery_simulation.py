@@ -42,8 +42,10 @@ def xfail_break(number: int, what: str) -> pytest.MarkDecorator:
 
 #: Seeds 0-79: each a random history, the same on every run (checked three times under load);
 #: and 41005, the first history of ``--histories 400 --seed 41000`` to meet break 1 on the code
-#: before its fix (records pruned one by one by their own date).
-SEEDS = [*range(80), 41005]
+#: before its fix (records pruned one by one by their own date); and 52084, the first history of
+#: ``--histories 150 --seed 52000`` to clear a pruned run after raising its retention, which sent
+#: everyone again before the task kept how far pruning went.
+SEEDS = [*range(80), 41005, 52084]
 #: The seeds whose history met a listed break of issue 16 on the code before its fixes (seed ->
 #: breaks). The first steps of each history are those the simulation drew before "the weeks
 #: after" existed (drawn after them), so breaks 2-10 are as recorded then; break 1 (pruning part
@@ -89,6 +91,7 @@ FOUND_BEFORE_THE_FIX: dict[int, str] = {
     73: "8",
     79: "10",
     41005: "1",
+    52084: "retention",
 }
 #: Breaks not fixed yet: seeds meeting them are expected to fail (strict: a fix turns them green).
 OPEN_BREAKS: set[str] = set()
@@ -128,6 +131,29 @@ def test_pruning_never_deletes_part_of_a_run_that_is_still_retrying(braze_sandbo
         ],
         "I1",
         "I2",
+    )
+
+
+@pytest.mark.parametrize("retention", [45, None])
+def test_a_pruned_run_cleared_after_its_retention_was_raised_sends_nobody_twice(
+    braze_sandbox: Any, retention: int | None
+) -> None:
+    # Adversarial pass 2: run A completes; 31 days later another run completes and prunes it;
+    # the DAG's checkpoint_retention is raised (or set to None) and A is cleared. Its try found
+    # no record, judged A by the new retention, and sent everyone again.
+    check(
+        braze_sandbox,
+        Spec(store="folder", recipients=200, retention_days=30, start_day=-32),
+        [
+            Step("start"),
+            Step("try", {}),
+            Step("days", {"n": 31}),
+            Step("next_run", {"count": 50}),
+            Step("try", {}),
+            Step("days", {"n": 1}),
+            Step("clear_earlier", {"pick": 0, "retention": retention}),
+        ],
+        "I1",
     )
 
 
