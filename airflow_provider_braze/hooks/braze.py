@@ -9,6 +9,7 @@ when the first request is made.
 
 from __future__ import annotations
 
+import json
 import random
 import time
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from airflow.sdk import BaseHook
 
 from airflow_provider_braze import DISTRIBUTION_NAME, __version__
 from airflow_provider_braze._masking import register_secret
+from airflow_provider_braze._words import clip
 from airflow_provider_braze.exceptions import (
     BrazeAmbiguousRequestError,
     BrazeAmbiguousResponseError,
@@ -49,6 +51,7 @@ from airflow_provider_braze.hooks.endpoints import (
 )
 from airflow_provider_braze.hooks.errors import (
     AMBIGUOUS_SUFFIX,
+    MESSAGE_CHARS,
     api_error,
     describe_body,
     excerpt,
@@ -845,7 +848,11 @@ class BrazeHook(BaseHook):
         errors = clean.get("errors")
         if errors:
             # Non-fatal: Braze processed the call; the listed parts were not applied.
-            self.log.warning("Braze accepted %s with non-fatal errors: %s", endpoint, errors)
+            self.log.warning(
+                "Braze accepted %s with non-fatal errors: %s",
+                endpoint,
+                clip(json.dumps(errors, ensure_ascii=False, default=str), MESSAGE_CHARS),
+            )
         return clean
 
     def _seconds_until_reset(self, rate: RateLimitStatus | None, response: requests.Response) -> float | None:

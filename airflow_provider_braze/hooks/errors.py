@@ -7,6 +7,7 @@ from __future__ import annotations
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_braze._words import clip
 from airflow_provider_braze.exceptions import (
     BrazeAmbiguousRequestError,
     BrazeAPIError,
@@ -28,6 +29,9 @@ if TYPE_CHECKING:
     from airflow_provider_braze.rate_limit import RateLimitStatus
 
 _BODY_EXCERPT_CHARS = 200
+#: Longest message, and longest text of the errors list, an error's text keeps from Braze's answer
+#: (an answer of any size would otherwise make a message, a log line, of that size).
+MESSAGE_CHARS = 1_000
 #: How a transport failure after the request went out ends its message.
 AMBIGUOUS_SUFFIX = "; the request was sent, so Braze may or may not have processed it."
 
@@ -70,7 +74,8 @@ def api_error(
     status = response.status_code
     body = json_or_none(response)
     if isinstance(body, dict):
-        message = redact(str(body.get("message") or "no message"))
+        # Redacted before cut: a key cut in two would no longer be recognised.
+        message = clip(redact(str(body.get("message") or "no message")), MESSAGE_CHARS)
         raw_errors = redacted(body.get("errors"), redact)
         errors = raw_errors if isinstance(raw_errors, list) else ([raw_errors] if raw_errors else [])
     else:
@@ -81,7 +86,8 @@ def api_error(
     if not text.endswith((".", "!", "?")):
         text += "."
     if errors:
-        text += f" Errors: {redact(str(errors))}."
+        # The whole list stays on the error's ``errors``; its text in the message is bounded.
+        text += f" Errors: {clip(redact(str(errors)), MESSAGE_CHARS)}."
     kwargs: dict[str, Any] = {
         "status_code": status,
         "message": message,
@@ -181,8 +187,6 @@ def json_or_none(response: requests.Response) -> Any:
 
 
 def excerpt(text: str) -> str:
-    from airflow_provider_braze._words import clip
-
     return clip(" ".join(text.split()), _BODY_EXCERPT_CHARS)
 
 

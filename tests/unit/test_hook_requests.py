@@ -276,9 +276,27 @@ def test_non_fatal_errors_are_logged_and_returned(
     requests_mock.post(CREATE_URL, json=body)
     assert hook._request(braze_module.CREATE_SEND_ID, json={"campaign_id": "c"}, idempotent=True) == body
     assert (
-        "Braze accepted POST /sends/id/create with non-fatal errors: ['minor problem']"
+        'Braze accepted POST /sends/id/create with non-fatal errors: ["minor problem"]'
         in capsys.readouterr().out
     )
+
+
+def test_huge_non_fatal_errors_and_refusals_make_bounded_log_lines_and_messages(
+    hook: BrazeHook, requests_mock: rm.Mocker, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Adversarial pass 2: 100 KB non-fatal errors made 3.5 MB log lines, a 300 KB refusal a
+    2.3 MB exception message. The answer is still returned (and the error's ``errors`` kept) whole."""
+    big = ["x" * 100_000, {"detail": "y" * 100_000}]
+    body = {"message": "success", "send_id": "s", "errors": big}
+    requests_mock.post(CREATE_URL, json=body)
+    assert hook._request(braze_module.CREATE_SEND_ID, json={"campaign_id": "c"}, idempotent=True) == body
+    line = next(line for line in capsys.readouterr().out.splitlines() if "non-fatal errors" in line)
+    assert len(line) < 1_500
+    requests_mock.post(CREATE_URL, status_code=400, json={"message": "m" * 300_000, "errors": big})
+    with pytest.raises(BrazeBadRequestError) as caught:
+        hook.create_send_id("c", "s")
+    assert len(str(caught.value)) < 2_500
+    assert caught.value.errors == big
 
 
 # ---------------------------------------------------------------------------- retries

@@ -293,7 +293,7 @@ def test_non_fatal_errors_are_returned(
     requests_mock.post(SEND_URL, json={"message": "success", "dispatch_id": "d", "errors": ["u9 is unknown"]})
     answer = hook.send_messages("camp", external_user_ids=["u9"], messages=EMAIL)
     assert answer["errors"] == ["u9 is unknown"]
-    assert "non-fatal errors: ['u9 is unknown']" in capsys.readouterr().out
+    assert 'non-fatal errors: ["u9 is unknown"]' in capsys.readouterr().out
 
 
 # ---------------------------------------------------------------------------- pacing
