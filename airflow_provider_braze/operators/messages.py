@@ -378,16 +378,18 @@ class _BrazeSendOperator(BaseOperator):
             return frozenset()
         if self.broadcast:
             raise BrazeValidationError("exclude_recipients applies to a list of recipients, not a broadcast.")
-        found = list(
-            iter_recipients(self.exclude_recipients, self._recipient_kind, argument="exclude_recipients")
-        )
-        if found:
+        found = iter_recipients(self.exclude_recipients, self._recipient_kind, argument="exclude_recipients")
+        distinct = {recipient_identity(r): r for r in found}
+        if distinct:
+            # Listed, not matched: how many were found in a batch is the summary's ``excluded``.
             self.log.warning(
-                "Leaving out %s of every batch still to send (exclude_recipients): %s.",
-                plural(len(found), "recipient", "recipients"),
-                ", ".join(recipient_key(r) for r in found[:20]) + (", ..." if len(found) > 20 else ""),
+                "exclude_recipients lists %s (strings are external user IDs), each left out of every "
+                "batch still to send: %s. The summary's 'excluded' counts those found in a batch.",
+                plural(len(distinct), "recipient", "recipients"),
+                ", ".join(recipient_key(r) for r in list(distinct.values())[:20])
+                + (", ..." if len(distinct) > 20 else ""),
             )
-        return frozenset(recipient_identity(r) for r in found)
+        return frozenset(distinct)
 
     def _rehearse(self, context: Context) -> SendSummary:
         """Everything a send does before its first request, then a report instead of sending:

@@ -679,3 +679,21 @@ def test_exclude_recipients_errors_name_that_argument(
     with pytest.raises(BrazeValidationError, match=message):
         run(send_op(tmp_path, users(100), exclude_recipients=exclude))
     assert sandbox.state.deliveries() == {}
+
+
+def test_the_exclusion_log_counts_distinct_listed_recipients_and_the_summary_those_found(
+    sandbox: BrazeSandbox, tmp_path: Path
+) -> None:
+    """Adversarial pass 2: "Leaving out 3 recipients" for u2, u2 and nobody, when one was left out."""
+    op = send_op(tmp_path, users(100), exclude_recipients=["u2", "u2", "nobody"])
+    log = mock.MagicMock()
+    with mock.patch.object(SendMessagesOperator, "log", new_callable=mock.PropertyMock, return_value=log):
+        summary = run(op)
+    (call,) = [c for c in log.warning.call_args_list if "exclude_recipients" in c.args[0]]
+    assert call.args[0] % call.args[1:] == (
+        "exclude_recipients lists 2 recipients (strings are external user IDs), each left out of every "
+        "batch still to send: u2, nobody. The summary's 'excluded' counts those found in a batch."
+    )
+    assert summary["excluded"] == 1
+    assert summary["accepted"] == 99
+    assert sandbox.state.deliveries(API, "sid")["u2"] == 0
