@@ -55,9 +55,11 @@ Checked after every step of the simulation of fault histories (``tests/reliabili
 - **I3** Every recipient not delivered is named, as not sent or in doubt, by the try that ended
   (in its summary's ranges and its log); a killed try names nothing, and the next try does
   (also when it is refused because the send was abandoned).
-- **I4** Following any error message's advice literally never sends anyone twice: no message
-  advises deleting a record, starting the same recipients over in a new run, or pointing a
-  run's checkpoint elsewhere.
+- **I4** Following any error message's advice literally never sends anyone twice beyond what I1
+  allows (the advice ``at_least_once=True`` says so and resends only recipients in doubt): no
+  message advises deleting a record, starting the same recipients over in a new run, pointing a
+  run's checkpoint elsewhere, or restoring an older copy of a record (which the digest cannot
+  tell from the newest, and which would forget what was sent after it was taken).
 - **I5** A record is at most 64 KB and a send writes at most 20 MB in all.
 
 README.md ("The delivery guarantee, in plain words") states the same for users.
