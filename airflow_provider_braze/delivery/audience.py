@@ -468,6 +468,24 @@ class Audience:
     def recipients_in(self, indexes: Any) -> int:
         return sum(self.batch_size(i) for i in indexes)
 
+    def repeats_within_a_batch(self, limit: int = 3) -> list[tuple[int, Any]]:
+        """The first ``limit`` recipients listed twice within one batch, with the batch's index:
+        Braze delivers a user listed twice in one request once, so with duplicates allowed the
+        second entry would be lost. Empty when duplicates are left out, or there are none."""
+        if self.deduplicate or not self.duplicates:
+            return []
+        found: list[tuple[int, Any]] = []
+        for index, batch in enumerate(self.batches()):
+            seen: set[Hashable] = set()
+            for recipient in batch:
+                identity = recipient_identity(recipient)
+                if identity in seen:
+                    found.append((index, recipient))
+                    if len(found) >= limit:
+                        return found
+                seen.add(identity)
+        return found
+
     def batches(self) -> Generator[list[Any], None, None]:
         """The batches, in the same order on every try, from the spool: each recipient's first
         entry, or every entry when duplicates are allowed."""

@@ -62,6 +62,8 @@ class _BrazeSendOperator(BaseOperator):
         than this are deleted when a later run of the task completes its send.
     :param allow_duplicate_recipients: Send to a recipient listed more than once as many times
         as listed. By default each is sent once and the summary counts the entries skipped.
+        Braze delivers a user listed twice in one request (50 entries) once, so a repeat within
+        one request is refused before anything is sent.
     :param validate_recipients: Deprecated, no effect: recipients are always read and checked
         once before anything is sent (that is how duplicates and changed recipients are found).
     :param exclude_recipients: Optional. Recipients to leave out of every batch still to send,
@@ -329,7 +331,7 @@ class _BrazeSendOperator(BaseOperator):
 
         if self.broadcast:
             return Audience.broadcast_audience()
-        return read_audience(
+        audience = read_audience(
             self.recipients,
             self._recipient_kind,
             file_format=self.recipients_format,
@@ -339,6 +341,11 @@ class _BrazeSendOperator(BaseOperator):
                 str(ti.dag_id), str(ti.task_id), str(ti.run_id), _int_or(getattr(ti, "map_index", -1), -1)
             ),
         )
+        repeats = audience.repeats_within_a_batch()
+        if repeats:
+            audience.close()
+            raise _repeats_in_one_request(repeats)
+        return audience
 
     def _new_delivery(
         self, context: Context, audience: Any, checkpoint: Checkpoint, retention: timedelta | None
@@ -553,6 +560,25 @@ class _BrazeSendOperator(BaseOperator):
     def _rate_limit_status(self) -> str:
         rate = self.hook.last_rate_limit
         return rate.describe() if rate is not None else "no headers yet"
+
+
+def _repeats_in_one_request(repeats: list[tuple[int, Any]]) -> Exception:
+    """allow_duplicate_recipients=True with a recipient twice in one request: Braze would deliver
+    it once (it dedupes a request's recipients), and the second entry would be lost unreported."""
+    from airflow_provider_braze.delivery.audience import BATCH_SIZE
+    from airflow_provider_braze.exceptions import BrazeValidationError
+    from airflow_provider_braze.recipients import recipient_key
+
+    named = ", ".join(
+        f"{recipient_key(r)} (entries {i * BATCH_SIZE + 1:,} to {(i + 1) * BATCH_SIZE:,})" for i, r in repeats
+    )
+    return BrazeValidationError(
+        "allow_duplicate_recipients=True, but some recipients are listed twice within one request "
+        f"of {BATCH_SIZE} (entries 1 to {BATCH_SIZE}, then {BATCH_SIZE + 1} to {2 * BATCH_SIZE}, and so "
+        f"on): {named}. Braze delivers a user listed twice in one request once, so the second entry "
+        "would be lost. Order the recipients so that a repeat falls in another request, or send the "
+        "repeats in another task. Nothing was sent."
+    )
 
 
 def _check_checkpoint_store(checkpoint: Any) -> str:

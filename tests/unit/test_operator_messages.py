@@ -402,6 +402,23 @@ def test_duplicates_are_sent_when_allowed(sandbox: BrazeSandbox, tmp_path: Path)
     assert (summary["duplicates"], summary["duplicates_skipped"]) == (1, 0)
 
 
+def test_duplicates_allowed_within_one_request_are_refused_before_sending(
+    sandbox: BrazeSandbox, tmp_path: Path
+) -> None:
+    """Braze delivers a user listed twice in one request once: with allow_duplicate_recipients the
+    second entry would be lost unreported. Refused before anything is sent, naming it."""
+    recipients = [*users(10), "u3", *users(200)[10:], {"external_user_id": "u120"}]
+    with pytest.raises(BrazeValidationError) as caught:
+        run(send_op(tmp_path, recipients, allow_duplicate_recipients=True))
+    assert str(caught.value) == (
+        "allow_duplicate_recipients=True, but some recipients are listed twice within one request of "
+        "50 (entries 1 to 50, then 51 to 100, and so on): u3 (entries 1 to 50). Braze delivers a user "
+        "listed twice in one request once, so the second entry would be lost. Order the recipients so "
+        "that a repeat falls in another request, or send the repeats in another task. Nothing was sent."
+    )
+    assert sandbox.state.deliveries() == {}
+
+
 def test_validate_recipients_is_deprecated() -> None:
     from airflow.exceptions import AirflowProviderDeprecationWarning
 
