@@ -445,3 +445,9 @@ def test_a_body_over_4_mb_is_refused_before_sending(hook: BrazeHook, requests_mo
     with pytest.raises(BrazeValidationError, match="Braze refuses bodies over 4 MB"):
         hook.send_messages("camp", external_user_ids=["u1"], messages=big)
     assert requests_mock.call_count == 0
+
+
+def test_an_empty_send_id_for_analytics_is_refused_without_misleading_advice(hook: BrazeHook) -> None:
+    with pytest.raises(BrazeValidationError, match="send_id is required") as err:
+        hook.get_send_analytics("camp", "", 7)
+    assert "pass None" not in str(err.value)

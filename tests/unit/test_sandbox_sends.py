@@ -395,3 +395,30 @@ def test_schedule_flags_are_booleans_and_exclusive(
     assert answer.status_code == 400
     assert answer.json()["message"] == "Bad Request"
     assert error in answer.json()["errors"][0]
+
+
+def test_a_body_that_is_not_declared_json_is_refused(braze_sandbox: BrazeSandbox) -> None:
+    """Braze documents ``Content-Type: application/json``; other types are refused (a stricter
+    choice: the docs do not say how Braze answers them)."""
+    import requests
+
+    response = requests.post(
+        braze_sandbox.url + "/messages/send",
+        data='{"external_user_ids": ["u1"]}',
+        headers={"Authorization": f"Bearer {braze_sandbox.api_key}", "Content-Type": "text/plain"},
+        timeout=10,
+    )
+    assert response.status_code == 400
+    assert response.json() == {
+        "message": "Bad Request",
+        "errors": ["the Content-Type must be application/json"],
+    }
+
+
+def test_rate_limited_answers_use_the_errors_page_wording(braze_sandbox: BrazeSandbox) -> None:
+    """errors.md names 429 "Rate Limited"."""
+    braze_sandbox.state.set_rate_limit("shared", 1, 3600)
+    body = {"external_user_ids": ["u1"], "messages": EMAIL}
+    answers = [call(braze_sandbox, "/messages/send", body) for _ in range(2)]
+    assert [a.status_code for a in answers] == [201, 429]
+    assert answers[-1].json()["message"] == "Rate Limited"
