@@ -36,6 +36,9 @@ ANDROID_MAX_BYTES = 4_000
 #: Content cards expire at most 30 days ahead (content_cards_object).
 CONTENT_CARD_MAX_AGE = timedelta(days=30)
 
+#: An email address, checked no more strictly than "something@something".
+ADDRESS = re.compile(r"^[^@\s]+@[^@\s]+$")
+_BUTTON_ACTIONS = ("OPEN_APP", "URI", "DEEP_LINK", "CLOSE")
 _FROM = re.compile(r"^\s*[^<>]*\S[^<>]*<[^<>\s@]+@[^<>\s@]+\.[^<>\s@]+>\s*$")
 _EXTRA_FORBIDDEN_KEYS = ("ab", "aps")
 
@@ -68,6 +71,22 @@ def _required(obj: dict[str, Any], channel: str, *fields: str, unless: str | Non
         )
         for name in fields
         if not _text(obj.get(name))
+    ]
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _typed(
+    obj: dict[str, Any], channel: str, kind: type | tuple[type, ...], what: str, *names: str
+) -> list[Problem]:
+    """Optional fields that, when given, must be of ``kind`` (a bool is no number here)."""
+    return [
+        Problem(channel, name, f"must be {what}, got {obj[name]!r}")
+        for name in names
+        if obj.get(name) is not None
+        and (not isinstance(obj[name], kind) or (kind is not bool and isinstance(obj[name], bool)))
     ]
 
 
@@ -115,7 +134,15 @@ def _email(obj: dict[str, Any]) -> list[Problem]:
                     problems.append(
                         Problem("email", f"attachments[{position}]", "needs a file_name and a url")
                     )
-    return problems
+    reply_to = obj.get("reply_to")
+    if reply_to is not None and not (
+        reply_to == "NO_REPLY_TO" or (isinstance(reply_to, str) and ADDRESS.match(reply_to.strip()))
+    ):
+        problems.append(
+            Problem("email", "reply_to", f'must be an email address or "NO_REPLY_TO", got {reply_to!r}')
+        )
+    problems += _typed(obj, "email", dict, "an object (a dict)", "extras", "headers")
+    return problems + _typed(obj, "email", bool, "true or false", "should_inline_css")
 
 
 def _apple_push(obj: dict[str, Any]) -> list[Problem]:
@@ -150,11 +177,118 @@ def _apple_push(obj: dict[str, Any]) -> list[Problem]:
         ("passive", "active", "time-sensitive", "critical"),
         required=False,
     )
+    problems += _typed(obj, "apple_push", int, "an integer", "badge")
+    if obj.get("expiry") is not None and _iso_time(obj["expiry"]) is None:
+        problems.append(Problem("apple_push", "expiry", "must be an ISO-8601 date string"))
+    if isinstance(alert, dict):
+        for name in ("loc_args", "title_loc_args"):
+            args = alert.get(name)
+            if args is not None and not (isinstance(args, list) and all(isinstance(a, str) for a in args)):
+                problems.append(Problem("apple_push", f"alert.{name}", "must be a list of strings"))
+    priority = obj.get("apns_priority")
+    if priority is not None and not (_is_int(priority) and 1 <= priority <= 10):
+        problems.append(
+            Problem("apple_push", "apns_priority", f"must be an integer from 1 to 10, got {priority!r}")
+        )
+    score = obj.get("relevance_score")
+    if score is not None and not (
+        isinstance(score, (int, float)) and not isinstance(score, bool) and 0.0 <= score <= 1.0
+    ):
+        problems.append(
+            Problem("apple_push", "relevance_score", f"must be a number from 0.0 to 1.0, got {score!r}")
+        )
+    problems += _apple_buttons(obj)
     return (
         problems
         + _extra(obj, "apple_push")
         + _payload_size(obj, "apple_push", APPLE_MAX_BYTES, APPLE_TOO_LONG)
     )
+
+
+def _apple_buttons(obj: dict[str, Any]) -> list[Problem]:
+    """Push action buttons need the ``category`` that shows them; each needs an ``action_id``;
+    for a category the app defines (not Braze's ``ab_cat_...``), ``action`` URI or DEEP_LINK and
+    a ``uri`` too (apple_object)."""
+    buttons = obj.get("buttons")
+    if buttons is None:
+        return []
+    if not isinstance(buttons, list):
+        return [Problem("apple_push", "buttons", "must be a list of button objects")]
+    category = obj.get("category")
+    if not _text(category):
+        return [Problem("apple_push", "category", "is required to use buttons")]
+    problems: list[Problem] = []
+    for position, button in enumerate(buttons):
+        where = f"buttons[{position}]"
+        if not isinstance(button, dict) or not _text(button.get("action_id")):
+            problems.append(Problem("apple_push", where, "needs an action_id"))
+        elif str(category).startswith("ab_cat_"):
+            problems += _one_of(button, "apple_push", "action", _BUTTON_ACTIONS, required=False)
+        else:
+            if button.get("action") not in ("URI", "DEEP_LINK"):
+                problems.append(
+                    Problem(
+                        "apple_push",
+                        f"{where}.action",
+                        "must be URI or DEEP_LINK for a category your app defines",
+                    )
+                )
+            if not _text(button.get("uri")):
+                problems.append(
+                    Problem("apple_push", f"{where}.uri", "is required for a category your app defines")
+                )
+    return problems
+
+
+def _android_extras(obj: dict[str, Any]) -> list[Problem]:
+    """Android push action buttons (each a ``text``) and conversation push data."""
+    problems: list[Problem] = []
+    buttons = obj.get("buttons")
+    if buttons is not None:
+        if not isinstance(buttons, list):
+            problems.append(Problem("android_push", "buttons", "must be a list of button objects"))
+        else:
+            for position, button in enumerate(buttons):
+                if not isinstance(button, dict) or not _text(button.get("text")):
+                    problems.append(Problem("android_push", f"buttons[{position}]", "needs a text"))
+                else:
+                    problems += _one_of(button, "android_push", "action", _BUTTON_ACTIONS, required=False)
+    data = obj.get("conversation_data")
+    if data is None:
+        return problems
+    if not isinstance(data, dict):
+        return [*problems, Problem("android_push", "conversation_data", "must be an object (a dict)")]
+    problems += [
+        Problem("android_push", f"conversation_data.{name}", "is required, as a non-empty string")
+        for name in ("shortcut_id", "reply_person_id")
+        if not _text(data.get(name))
+    ]
+    messages, persons = data.get("messages"), data.get("persons")
+    if not (
+        isinstance(messages, list)
+        and all(
+            isinstance(m, dict)
+            and _text(m.get("text"))
+            and _is_int(m.get("timestamp"))
+            and _text(m.get("person_id"))
+            for m in messages
+        )
+    ):
+        problems.append(
+            Problem(
+                "android_push",
+                "conversation_data.messages",
+                "is required: each with text, timestamp (an integer) and person_id",
+            )
+        )
+    if not (
+        isinstance(persons, list)
+        and all(isinstance(p, dict) and _text(p.get("id")) and _text(p.get("name")) for p in persons)
+    ):
+        problems.append(
+            Problem("android_push", "conversation_data.persons", "is required: each with id and name")
+        )
+    return problems
 
 
 def _payload_size(obj: dict[str, Any], channel: str, limit: int, braze_message: str) -> list[Problem]:
@@ -167,7 +301,7 @@ def _payload_size(obj: dict[str, Any], channel: str, limit: int, braze_message: 
 
 
 def _android_push(obj: dict[str, Any]) -> list[Problem]:
-    size = _payload_size(obj, "android_push", ANDROID_MAX_BYTES, ANDROID_TOO_LONG)
+    size = _payload_size(obj, "android_push", ANDROID_MAX_BYTES, ANDROID_TOO_LONG) + _android_extras(obj)
     if obj.get("send_to_sync") is True:
         return (
             [
@@ -195,6 +329,7 @@ def _content_card(obj: dict[str, Any]) -> list[Problem]:
         problems += _required(obj, "content_card", "image_url")
     if obj.get("time_to_live") is None and obj.get("expire_at") is None:
         problems.append(Problem("content_card", "time_to_live", "or expire_at is required"))
+    problems += _typed(obj, "content_card", bool, "true or false", "pinned")
     return problems + _card_expiry(obj) + _extra(obj, "content_card")
 
 
@@ -228,17 +363,23 @@ def _card_expiry(obj: dict[str, Any]) -> list[Problem]:
     if expires is None:
         return [*problems, Problem("content_card", "expire_at", "must be an ISO-8601 date string")]
     expires = expires if expires.tzinfo else expires.replace(tzinfo=timezone.utc)
-    if obj.get("expire_in_local_time") is True:
-        expires += timedelta(hours=12)  # a local wall clock is reached last in UTC-12
-    if expires - datetime.now(timezone.utc) > CONTENT_CARD_MAX_AGE:
+    local = obj.get("expire_in_local_time") is True
+    # A local wall clock is reached last in UTC-12 and first in UTC+14.
+    latest = expires + timedelta(hours=12) if local else expires
+    earliest = expires - timedelta(hours=14) if local else expires
+    now = datetime.now(timezone.utc)
+    if latest - now > CONTENT_CARD_MAX_AGE:
         problems.append(
             Problem("content_card", "expire_at", "is more than 30 days away; Braze's maximum is 30")
         )
+    elif earliest <= now:
+        problems.append(Problem("content_card", "expire_at", "has passed (somewhere, for a local time)"))
     return problems
 
 
 def _sms(obj: dict[str, Any]) -> list[Problem]:
-    return _required(obj, "sms", "subscription_group_id", "body", "app_id")
+    problems = _required(obj, "sms", "subscription_group_id", "body", "app_id")
+    return problems + _typed(obj, "sms", list, "a list", "media_items")
 
 
 def _webhook(obj: dict[str, Any]) -> list[Problem]:
@@ -247,7 +388,7 @@ def _webhook(obj: dict[str, Any]) -> list[Problem]:
     headers = obj.get("request_headers")
     if headers is not None and not isinstance(headers, dict):
         problems.append(Problem("webhook", "request_headers", "must be an object (a dict)"))
-    return problems
+    return problems + _typed(obj, "webhook", str, "a string", "body")
 
 
 def _whats_app(obj: dict[str, Any]) -> list[Problem]:
@@ -279,7 +420,10 @@ _WHATS_APP_FIELDS = {
     "text_image_response_message": ("image_uri",),
     "quick_reply_response_message": ("body",),
     "list_response_message": ("body",),
+    "flow_response_message": ("body",),
 }
+#: A WhatsApp flow button's caption is at most this long (whats_app_object).
+FLOW_CAPTION_MAX = 20
 
 
 def _whats_app_message(message: dict[str, Any], kind: Any) -> list[Problem]:
@@ -302,6 +446,34 @@ def _whats_app_message(message: dict[str, Any], kind: Any) -> list[Problem]:
             )
     if kind == "list_response_message":
         problems += _whats_app_list(message.get("list"))
+    if kind == "flow_response_message":
+        button = message.get("flow_button")
+        if not (isinstance(button, dict) and _text(button.get("caption")) and _text(button.get("flow_id"))):
+            problems.append(
+                Problem("whats_app", "message.flow_button", "is required, with a caption and a flow_id")
+            )
+        elif len(button["caption"]) > FLOW_CAPTION_MAX:
+            problems.append(
+                Problem(
+                    "whats_app", "message.flow_button.caption", f"is at most {FLOW_CAPTION_MAX} characters"
+                )
+            )
+    if kind == "template_message":
+        # "only zero or one header variables"; "only one button variable can be specified".
+        for name in ("header_variables", "button_variables"):
+            variables = message.get(name)
+            if variables is None:
+                continue
+            if not isinstance(variables, dict):
+                problems.append(Problem("whats_app", f"message.{name}", "must be an object (a dict)"))
+            elif len(variables) > 1:
+                problems.append(
+                    Problem(
+                        "whats_app",
+                        f"message.{name}",
+                        f"has {len(variables)} variables; Braze takes at most one",
+                    )
+                )
     return problems
 
 

@@ -100,6 +100,8 @@ def recipient_key(recipient: Any) -> str:
         return f"alias:{recipient['alias_label']}:{recipient['alias_name']}"
     if "email" in recipient:
         return f"email:{recipient['email']}"
+    if "braze_id" in recipient:
+        return f"braze_id:{recipient['braze_id']}"
     return str(recipient["external_user_id"])
 
 

@@ -6,6 +6,7 @@ again in its public verbs, so direct hook users get the same errors.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -102,13 +103,17 @@ def validate_user_alias(value: Any, where: str) -> dict[str, str]:
     return value
 
 
-_RECIPIENT_IDS = ("external_user_id", "user_alias", "email")
+_RECIPIENT_IDS = ("external_user_id", "user_alias", "braze_id", "email")
+#: The values of an email recipient's ``prioritization`` (identifying users by email).
+PRIORITIZATION = ("identified", "unidentified", "most_recently_updated", "least_recently_updated")
+#: An email address, checked no more strictly than "something@something".
+_ADDRESS = re.compile(r"^[^@\s]+@[^@\s]+$")
 _RECIPIENT_OPTIONS = ("trigger_properties", "canvas_entry_properties", "send_to_existing_only", "attributes")
 
 
 def validate_trigger_recipient(value: Any, where: str) -> dict[str, Any]:
     """A recipient object of ``/campaigns/trigger/send``: exactly one of external_user_id,
-    user_alias or email (with prioritization), plus optional per-recipient fields."""
+    user_alias, braze_id or email (with prioritization), plus optional per-recipient fields."""
     if not isinstance(value, dict):
         raise BrazeValidationError(
             f"{where} must be a recipient object (a dict), got {type(value).__name__}."
@@ -116,7 +121,8 @@ def validate_trigger_recipient(value: Any, where: str) -> dict[str, Any]:
     ids = [key for key in _RECIPIENT_IDS if value.get(key) is not None]
     if len(ids) != 1:
         raise BrazeValidationError(
-            f"{where} must have exactly one of external_user_id, user_alias or email, got {value!r}."
+            f"{where} must have exactly one of external_user_id, user_alias, braze_id or email, "
+            f"got {value!r}."
         )
     unknown = set(value) - set(_RECIPIENT_IDS) - set(_RECIPIENT_OPTIONS) - {"prioritization"}
     if unknown:
@@ -125,8 +131,17 @@ def validate_trigger_recipient(value: Any, where: str) -> dict[str, Any]:
         validate_user_alias(value["user_alias"], f"{where}.user_alias")
     elif not isinstance(value[ids[0]], str) or not value[ids[0]].strip():
         raise BrazeValidationError(f"{where}.{ids[0]} must be a non-empty string, got {value[ids[0]]!r}.")
+    if ids[0] == "email" and not _ADDRESS.match(value["email"].strip()):
+        raise BrazeValidationError(f"{where}.email {value['email']!r} is not an email address.")
     if ids[0] == "email" and not value.get("prioritization"):
         raise BrazeValidationError(f"{where} targets an email address, which needs a prioritization list.")
+    order = value.get("prioritization")
+    if order is not None and not (
+        isinstance(order, list) and order and all(item in PRIORITIZATION for item in order)
+    ):
+        raise BrazeValidationError(
+            f"{where}.prioritization must be a list of {', '.join(PRIORITIZATION)}, got {order!r}."
+        )
     for key in ("trigger_properties", "canvas_entry_properties", "attributes"):
         if key in value and not isinstance(value[key], dict):
             raise BrazeValidationError(f"{where}.{key} must be an object (a dict).")
@@ -137,15 +152,16 @@ def validate_trigger_recipient(value: Any, where: str) -> dict[str, Any]:
 
 
 def check_new_user(recipient: dict[str, Any], identifier: str, where: str) -> None:
-    """Braze's recipient object: ``send_to_existing_only: false`` (create the user if missing)
-    needs an ``attributes`` object, and cannot be used with a user alias."""
+    """Braze's recipient object: ``send_to_existing_only`` "can't be used with user aliases"
+    (any value: the recipient object page's reading, the stricter of Braze's two pages), and
+    ``false`` (create the user if missing) needs an ``attributes`` object."""
+    if identifier == "user_alias" and "send_to_existing_only" in recipient:
+        raise BrazeValidationError(
+            f"{where}: send_to_existing_only cannot be used with a user alias (Braze's recipient "
+            "object); leave it out: an alias recipient must already exist."
+        )
     if recipient.get("send_to_existing_only") is not False:
         return
-    if identifier == "user_alias":
-        raise BrazeValidationError(
-            f"{where}: a recipient with send_to_existing_only false cannot be a user alias; Braze "
-            "cannot create alias-only users this way (the user must already exist)."
-        )
     if not isinstance(recipient.get("attributes"), dict):
         raise BrazeValidationError(
             f"{where}: a recipient with send_to_existing_only false needs an attributes object; "
@@ -242,16 +258,42 @@ def normalize_schedule(value: Any) -> dict[str, Any]:
     schedule["time"] = (
         to_wall_clock_iso(schedule["time"], flag=local[0]) if local else to_utc_iso(schedule["time"])
     )
-    if local == ["in_local_time"]:
+    now = datetime.now(timezone.utc)
+    if local:
         # Braze refuses a local-time send whose time has passed; it has passed everywhere once
-        # it has in the westernmost zone (UTC-12). Refused here, before the first batch.
+        # it has in the westernmost zone (UTC-12). Refused here, before the first batch (an
+        # optimal-time send is judged the same way). Under a company-zone reading Braze may
+        # refuse earlier: schedule local-time sends at least a day ahead (see the README).
         wall_clock = datetime.fromisoformat(schedule["time"]).replace(tzinfo=timezone.utc)
-        if wall_clock + timedelta(hours=12) < datetime.now(timezone.utc):
+        if wall_clock + timedelta(hours=12) < now:
             raise BrazeValidationError(
-                f"schedule time {schedule['time']} with in_local_time has already passed in every time "
+                f"schedule time {schedule['time']} with {local[0]} has already passed in every time "
                 "zone; Braze refuses it. Give a time in the future."
             )
+        latest = wall_clock + timedelta(hours=12)
+    else:
+        latest = parse_utc(schedule["time"], what="schedule time")
+        if latest < now:
+            raise BrazeValidationError(
+                f"schedule time {schedule['time']} has passed; give a time in the future (this "
+                "provider refuses a schedule in the past rather than let Braze decide)."
+            )
+    if latest - now > MAX_SCHEDULE_AHEAD:
+        raise BrazeValidationError(
+            f"schedule time {schedule['time']} is more than 90 days ahead; Braze schedules messages "
+            "up to 90 days in the future."
+        )
     return schedule
+
+
+#: Braze's schedule endpoints take a time "up to 90 days in the future".
+MAX_SCHEDULE_AHEAD = timedelta(days=90)
+
+
+def _require_time_part(text: str, value: Any, what: str) -> None:
+    """An ISO-8601 *date and time*: a date alone is refused (Braze asks for a datetime)."""
+    if len(text) < 11 or text[10] not in "Tt ":
+        raise BrazeValidationError(f"{what} {value!r} is a date without a time; give a date and time.")
 
 
 def to_wall_clock_iso(value: Any, *, flag: str) -> str:
@@ -263,6 +305,7 @@ def to_wall_clock_iso(value: Any, *, flag: str) -> str:
             parsed = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith(("Z", "z")) else text)
         except ValueError:
             raise BrazeValidationError(f"schedule time {value!r} is not an ISO-8601 date and time.") from None
+        _require_time_part(text, value, "schedule time")
     elif isinstance(value, datetime):
         parsed = value
     else:
@@ -292,6 +335,7 @@ def parse_utc(value: Any, *, what: str) -> datetime:
             parsed = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith(("Z", "z")) else text)
         except ValueError:
             raise BrazeValidationError(f"{what} {value!r} is not an ISO-8601 date and time.") from None
+        _require_time_part(text, value, what)
         value = parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
     if not isinstance(value, datetime):
         raise BrazeValidationError(
@@ -306,8 +350,11 @@ def parse_utc(value: Any, *, what: str) -> datetime:
 
 def validate_required_send_id(value: Any) -> str:
     """A send ID that must be given (analytics are fetched per send ID)."""
-    if value is None:
-        raise BrazeValidationError("send_id is required: analytics are kept per send ID.")
+    if value is None or value == "":
+        raise BrazeValidationError(
+            "send_id is required: analytics are kept per send ID; pass the send ID the send was "
+            "tagged with (or the one Braze generated and answered with)."
+        )
     checked = validate_send_id(value)
     assert checked is not None
     return checked
@@ -325,3 +372,87 @@ def validate_series_length(value: Any) -> int:
     if not low <= value <= high:
         raise BrazeValidationError(f"length must be between {low} and {high} days, got {value}.")
     return value
+
+
+# ------------------------------------------------------------------------- connected audiences
+
+_CUSTOM_ATTRIBUTE_COMPARISONS = frozenset(
+    {
+        "equals",
+        "not_equal",
+        "does_not_equal",
+        "matches_regex",
+        "does_not_match_regex",
+        "exists",
+        "does_not_exist",
+        "includes_value",
+        "does_not_include_value",
+        "greater_than",
+        "greater_than_or_equal_to",
+        "less_than",
+        "less_than_or_equal_to",
+        "less_than_x_days_ago",
+        "greater_than_x_days_ago",
+        "less_than_x_days_in_the_future",
+        "greater_than_x_days_in_the_future",
+        "after",
+        "before",
+    }
+)
+_SUBSCRIPTION_STATUSES = ("opted_in", "subscribed", "unsubscribed")
+
+
+def validate_audience(value: Any, where: str = "audience") -> Any:
+    """A connected audience object: one filter, or ``AND`` / ``OR`` of a non-empty list of them;
+    the filters Braze documents (custom_attribute, push_subscription_status,
+    email_subscription_status, last_used_app) with their comparisons and values."""
+    if value is None:
+        return None
+    if not isinstance(value, dict) or len(value) != 1:
+        raise BrazeValidationError(
+            f"{where} must be an object with one key: AND, OR or a filter, got {value!r}."
+        )
+    ((name, inner),) = value.items()
+    if name in ("AND", "OR"):
+        if not isinstance(inner, list) or not inner:
+            raise BrazeValidationError(f"{where}.{name} must be a non-empty list of filters.")
+        for position, item in enumerate(inner):
+            validate_audience(item, f"{where}.{name}[{position}]")
+        return value
+    if not isinstance(inner, dict):
+        raise BrazeValidationError(f"{where}.{name} must be an object (a dict).")
+    comparison, given = inner.get("comparison"), inner.get("value")
+    if name == "custom_attribute":
+        if (
+            not isinstance(inner.get("custom_attribute_name"), str)
+            or not inner["custom_attribute_name"].strip()
+        ):
+            raise BrazeValidationError(f"{where}.custom_attribute needs a custom_attribute_name.")
+        if comparison not in _CUSTOM_ATTRIBUTE_COMPARISONS:
+            raise BrazeValidationError(f"{where}.custom_attribute: unknown comparison {comparison!r}.")
+        if comparison in ("exists", "does_not_exist"):
+            return value
+        if "value" not in inner:
+            raise BrazeValidationError(f"{where}.custom_attribute needs a value with {comparison}.")
+        if comparison in ("after", "before"):
+            parse_utc(given, what=f"{where}.custom_attribute.value")
+        if comparison == "matches_regex" and not isinstance(given, str):
+            raise BrazeValidationError(f"{where}.custom_attribute.value must be a string with matches_regex.")
+        return value
+    if name in ("push_subscription_status", "email_subscription_status"):
+        if comparison not in ("is", "is_not"):
+            raise BrazeValidationError(f"{where}.{name}.comparison must be is or is_not, got {comparison!r}.")
+        if given not in _SUBSCRIPTION_STATUSES:
+            raise BrazeValidationError(
+                f"{where}.{name}.value must be one of {', '.join(_SUBSCRIPTION_STATUSES)}, got {given!r}."
+            )
+        return value
+    if name == "last_used_app":
+        if comparison not in ("after", "before"):
+            raise BrazeValidationError(f"{where}.last_used_app.comparison must be after or before.")
+        parse_utc(given, what=f"{where}.last_used_app.value")
+        return value
+    raise BrazeValidationError(
+        f"{where}: {name!r} is not a connected audience filter; Braze documents custom_attribute, "
+        "push_subscription_status, email_subscription_status and last_used_app."
+    )

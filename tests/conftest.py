@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -134,6 +135,9 @@ def messages_for(*channels: str, campaign_id: str | None = "sandbox-api-campaign
 
 
 #: The "current time" (UTC epoch seconds) the hook sees at the start of a ``sleeps`` test.
+#: A day a few days ahead (YYYY-MM-DD), for schedules: Braze schedules up to 90 days ahead, and
+#: the provider refuses a schedule in the past, so tests must not use fixed dates.
+SOON = (datetime.now(timezone.utc) + timedelta(days=5)).strftime("%Y-%m-%d")
 FROZEN_NOW = 1_790_000_000.0
 
 

@@ -98,6 +98,8 @@ def recipient_identity(recipient: Any) -> Hashable:
     if "email" in recipient:
         # One inbox, however its address is capitalised: mail providers ignore case.
         return ("email", str(recipient["email"]).strip().casefold())
+    if "braze_id" in recipient:
+        return ("braze_id", str(recipient["braze_id"]))
     return str(recipient["external_user_id"])
 
 
@@ -112,6 +114,8 @@ def _identity_key(recipient: Any) -> str:
         alias = recipient
     elif "email" in recipient:
         return f"{_MARK}e{str(recipient['email']).strip().casefold()}"
+    elif "braze_id" in recipient:
+        return f"{_MARK}b{recipient['braze_id']}"
     else:
         return str(recipient["external_user_id"])
     return f"{_MARK}a{alias['alias_label']}{_MARK}{alias['alias_name']}"

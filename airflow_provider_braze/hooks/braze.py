@@ -71,6 +71,7 @@ from airflow_provider_braze.validation import (
     check_recipient_count,
     normalize_schedule,
     to_utc_iso,
+    validate_audience,
     validate_campaign_id,
     validate_external_user_ids,
     validate_required_send_id,
@@ -439,6 +440,9 @@ class BrazeHook(BaseHook):
         send_id = validate_send_id(send_id)
         if send_id is not None and campaign_id is None:
             raise BrazeValidationError("send_id needs the campaign_id it was created for.")
+        if segment_id is not None and (not isinstance(segment_id, str) or not segment_id.strip()):
+            raise BrazeValidationError(f"segment_id must be a non-empty string, got {segment_id!r}.")
+        validate_audience(audience)
         if broadcast and segment_id is None and audience is None:
             # Braze: "include at least one of 'segment_id', 'external_user_ids', and 'audience'";
             # a broadcast lists no users, so it needs a segment or an audience (a campaign alone
@@ -502,6 +506,7 @@ class BrazeHook(BaseHook):
         send_id = validate_send_id(send_id)
         if trigger_properties is not None and not isinstance(trigger_properties, dict):
             raise BrazeValidationError("trigger_properties must be an object (a dict).")
+        validate_audience(audience)
         check_flag(broadcast, "broadcast", optional=True)
         body: dict[str, Any] = {
             "campaign_id": campaign_id,

@@ -112,6 +112,10 @@ def build_parser() -> argparse.ArgumentParser:
         ("data_series_unknown_send_id", "how /sends/data_series answers a send ID never created"),
         ("data_series_triggered_campaign", "how /sends/data_series answers an API-triggered campaign"),
         ("data_series_scheduled_sends", "whether scheduled sends have send analytics"),
+        (
+            "alias_send_to_existing_only",
+            "whether an alias recipient may carry send_to_existing_only (Braze's pages disagree)",
+        ),
     ):
         parser.add_argument(
             f"--{name.replace('_', '-')}",

@@ -285,7 +285,7 @@ def _authorize(state: SandboxState, request: Request, permission: str) -> ApiKey
     scheme, _, token = header.partition(" ")
     key = state.authenticate(token.strip()) if scheme.lower() == "bearer" else None
     if key is None:
-        raise BrazeAPIFailure(401, "Invalid API key")
+        raise BrazeAPIFailure(401, rules.UNAUTHORIZED)
     if permission not in key.permissions:
         raise BrazeAPIFailure(
             403, "Access Denied", [f"this API key does not have the {permission} permission"]
@@ -299,7 +299,7 @@ def _consume(state: SandboxState, key: ApiKey, bucket: str = "shared") -> Window
     limits = state.buckets[bucket]
     window = limits.peek(key.workspace, now)
     if window.remaining <= 0:
-        raise BrazeAPIFailure(429, "API rate limit exceeded", headers=window.headers())
+        raise BrazeAPIFailure(429, rules.RATE_LIMITED, headers=window.headers())
     return limits.consume(key.workspace, now)
 
 
@@ -320,7 +320,7 @@ def _consume_send(
     for bucket, owner in ((overall, key.workspace), (per_audience, scope)):
         window = bucket.peek(owner, now)
         if window.remaining <= 0:
-            raise BrazeAPIFailure(429, "API rate limit exceeded", headers=window.headers())
+            raise BrazeAPIFailure(429, rules.RATE_LIMITED, headers=window.headers())
     windows = [overall.consume(key.workspace, now), per_audience.consume(scope, now)]
     return min(windows, key=lambda w: w.remaining)
 
@@ -336,13 +336,17 @@ def _refused(refusal: rules.Refusal, window: Window) -> BrazeAPIFailure:
 def _apply_rules(state: SandboxState, endpoint: str, body: dict[str, Any], window: Window) -> None:
     """Refuse ``body`` as Braze does if it breaks one of the endpoint's documented rules."""
     now = datetime.fromtimestamp(state.now(), tz=timezone.utc)
-    refusal = rules.refusal_for(endpoint, body, now)
+    refusal = rules.refusal_for(endpoint, body, now, state.behaviours)
     if refusal is not None:
         raise _refused(refusal, window)
 
 
 async def _json_object(request: Request, window: Window) -> dict[str, Any]:
     raw = await request.body()
+    kind = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if kind != "application/json":
+        # Braze documents "Content-Type: application/json"; other types are refused (stricter).
+        raise _bad_request(rules.BAD_REQUEST, window, ["the Content-Type must be application/json"])
     too_large = rules.body_too_large(raw)
     if too_large is not None:
         raise _refused(too_large, window)
@@ -524,7 +528,8 @@ def _check_schedule(state: SandboxState, schedule: Any, window: Window) -> float
             ["When using local or optimal time sending, do not provide time zone designators in the time"],
         )
     wall_clock = datetime.fromisoformat(text)
-    refusal = state.local_time_refusal(wall_clock) if local else None
+    # Optimal time is judged as local time is (the docs are silent on a passed optimal date).
+    refusal = state.local_time_refusal(wall_clock) if local or optimal else None
     if refusal is not None:
         raise _bad_request("Bad Request", window, [refusal])
     return wall_clock.replace(tzinfo=timezone.utc).timestamp()
@@ -540,6 +545,8 @@ def _recipient_key(recipient: dict[str, Any]) -> str:
         return _alias_key(recipient["user_alias"])
     if recipient.get("email") is not None:
         return f"email:{recipient['email']}"
+    if recipient.get("braze_id") is not None:
+        return f"braze_id:{recipient['braze_id']}"
     return str(recipient["external_user_id"])
 
 
@@ -598,7 +605,7 @@ class FaultInjector:
                 "X-RateLimit-Remaining": "0",
                 "X-RateLimit-Reset": str(reset),
             }
-            await _respond(send, 429, b'{"message":"API rate limit exceeded"}', "application/json", headers)
+            await _respond(send, 429, b'{"message":"Rate Limited"}', "application/json", headers)
             return
         if strikes(faults.server_error):
             status = state.choose(faults.server_error_statuses)

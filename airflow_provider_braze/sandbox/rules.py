@@ -37,6 +37,8 @@ SEND_ANALYTICS_PAGE = f"{DOCS}/endpoints/export/campaigns/get_send_analytics.md"
 RECIPIENT_OBJECT_PAGE = f"{DOCS}/objects_filters/recipient_object.md"
 USER_ALIAS_PAGE = f"{DOCS}/objects_filters/user_alias_object.md"
 TRIGGER_PROPERTIES_PAGE = f"{DOCS}/objects_filters/trigger_properties_object.md"
+CONNECTED_AUDIENCE_PAGE = f"{DOCS}/objects_filters/connected_audience.md"
+SCHEDULE_OBJECT_PAGE = f"{DOCS}/objects_filters/schedule_object.md"
 
 
 def messaging_page(name: str) -> str:
@@ -54,6 +56,9 @@ APPLE_TOO_LONG = "Apple Push Length Exceeded"
 ANDROID_TOO_LONG = "Android Push Length Exceeded"
 TOO_MANY_USERS = "The max number of external_ids and aliases per request was exceeded"
 TOO_LARGE = "Request Entity Too Large"
+#: The errors page's names for 401 and 429.
+UNAUTHORIZED = "Unauthorized"
+RATE_LIMITED = "Rate Limited"
 
 #: Users (external IDs and aliases, or recipient objects) one send request may list.
 MAX_USERS = 50
@@ -67,6 +72,10 @@ ANDROID_MAX_BYTES = 4_000
 CONTENT_CARD_MAX_SECONDS = 30 * 86_400
 #: Local times are read in the westernmost zone (UTC-12) when they must be as late as possible.
 WESTERNMOST_OFFSET = timedelta(hours=12)
+#: ... and in the easternmost zone (UTC+14) when they must be as early as possible.
+EASTERNMOST_OFFSET = timedelta(hours=14)
+#: Both schedule endpoints: "up to 90 days in the future".
+MAX_SCHEDULE_AHEAD = timedelta(days=90)
 
 Check = Callable[[Mapping[str, Any], datetime], list[str]]
 
@@ -81,6 +90,9 @@ class Rule:
     message: str
     check: Check
     status: int = 400
+    #: ``(setting, value)``: the rule holds only while that sandbox setting has that value (where
+    #: Braze's pages disagree, each reading is a setting of ``UNDOCUMENTED_BEHAVIOURS``).
+    only_when: tuple[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -93,9 +105,21 @@ class Refusal:
     rule: str
 
 
-def first_refusal(rules: Sequence[Rule], body: Mapping[str, Any], now: datetime) -> Refusal | None:
-    """The answer to the first rule ``body`` breaks, or None."""
+def first_refusal(
+    rules: Sequence[Rule],
+    body: Mapping[str, Any],
+    now: datetime,
+    behaviours: Mapping[str, str] | None = None,
+) -> Refusal | None:
+    """The answer to the first rule ``body`` breaks, or None (``behaviours``: the sandbox's
+    settings, for rules that hold under one of them; the defaults when None)."""
+    if behaviours is None:
+        from airflow_provider_braze.sandbox.state import DEFAULT_BEHAVIOURS
+
+        behaviours = DEFAULT_BEHAVIOURS
     for rule in rules:
+        if rule.only_when is not None and behaviours.get(rule.only_when[0]) != rule.only_when[1]:
+            continue
         breaches = rule.check(body, now)
         if breaches:
             return Refusal(rule.status, rule.message, tuple(breaches), rule.name)
@@ -144,6 +168,25 @@ def _parse_time(value: Any) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
 
 
+def _parse_date_time(value: Any) -> datetime | None:
+    """An ISO-8601 date *and time* (a date alone is refused where the docs ask for a datetime)."""
+    if not isinstance(value, str) or len(value.strip()) < 11 or value.strip()[10] not in "Tt ":
+        return None
+    return _parse_time(value)
+
+
+def _integer(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+#: An email address, checked no more strictly than "something@something".
+_ADDRESS = re.compile(r"^[^@\s]+@[^@\s]+$")
+
+
 def _messages(body: Mapping[str, Any]) -> dict[str, Any]:
     messages = body.get("messages")
     return messages if isinstance(messages, dict) else {}
@@ -190,6 +233,175 @@ def _broadcast_flag(body: Mapping[str, Any], now: datetime) -> list[str]:
 def _broadcast_with_users(body: Mapping[str, Any], now: datetime) -> list[str]:
     if body.get("broadcast") is True and (_users(body) or _recipients(body)):
         return ["broadcast cannot be true when users or recipients are listed"]
+    return []
+
+
+def _target_needs_broadcast(body: Mapping[str, Any], now: datetime) -> list[str]:
+    # A segment or an audience with no users listed is a broadcast: "must be set to true if users
+    # are not specified". The errors page's No Recipients is for no external IDs or segment IDs
+    # at all, so this is the generic Bad Request.
+    if body.get("broadcast") is True or _users(body) or _recipients(body):
+        return []
+    if body.get("segment_id") is not None or body.get("audience") is not None:
+        return ["broadcast must be true to send to a segment or an audience without listing users"]
+    return []
+
+
+def _segment_is_text(body: Mapping[str, Any], now: datetime) -> list[str]:
+    value = body.get("segment_id")
+    return [] if value is None or _text(value) else ["segment_id must be a non-empty string"]
+
+
+#: The top-level fields each endpoint documents (``api_key``: the legacy key in the body).
+_MESSAGE_FIELDS = frozenset(
+    {
+        "broadcast",
+        "external_user_ids",
+        "user_aliases",
+        "audience",
+        "segment_id",
+        "campaign_id",
+        "send_id",
+        "recipients",
+        "recipient_subscription_state",
+        "messages",
+        "api_key",
+    }
+)
+_TRIGGER_FIELDS = frozenset(
+    {"campaign_id", "send_id", "trigger_properties", "broadcast", "audience", "recipients", "api_key"}
+)
+
+
+def _known_fields(allowed: frozenset[str]) -> Check:
+    # Braze's pages do not say how unknown fields are answered; refused (a stricter choice), so
+    # that a misspelt field (``segment`` for ``segment_id``) cannot pass the sandbox silently.
+    def check(body: Mapping[str, Any], now: datetime) -> list[str]:
+        return [f"{name} is not a field of this endpoint" for name in body if name not in allowed]
+
+    return check
+
+
+# ------------------------------------------------------------------------- connected audience
+
+_CUSTOM_ATTRIBUTE_COMPARISONS = frozenset(
+    {
+        "equals",
+        "not_equal",
+        "does_not_equal",
+        "matches_regex",
+        "does_not_match_regex",
+        "exists",
+        "does_not_exist",
+        "includes_value",
+        "does_not_include_value",
+        "greater_than",
+        "greater_than_or_equal_to",
+        "less_than",
+        "less_than_or_equal_to",
+        "less_than_x_days_ago",
+        "greater_than_x_days_ago",
+        "less_than_x_days_in_the_future",
+        "greater_than_x_days_in_the_future",
+        "after",
+        "before",
+    }
+)
+_SUBSCRIPTION_VALUES = ("opted_in", "subscribed", "unsubscribed")
+
+
+def _audience_filter(value: Any, where: str) -> list[str]:
+    if not isinstance(value, dict) or len(value) != 1:
+        return [f"{where} must be an object with one key: AND, OR or a filter"]
+    ((name, inner),) = value.items()
+    if name in ("AND", "OR"):
+        if not isinstance(inner, list) or not inner:
+            return [f"{where}.{name} must be a non-empty array of filters"]
+        return [p for i, item in enumerate(inner) for p in _audience_filter(item, f"{where}.{name}[{i}]")]
+    if not isinstance(inner, dict):
+        return [f"{where}.{name} must be an object"]
+    comparison, given = inner.get("comparison"), inner.get("value")
+    if name == "custom_attribute":
+        problems = (
+            []
+            if _text(inner.get("custom_attribute_name"))
+            else [f"{where}: custom_attribute_name is required"]
+        )
+        if comparison not in _CUSTOM_ATTRIBUTE_COMPARISONS:
+            return [*problems, f"{where}: unknown custom attribute comparison {comparison!r}"]
+        if comparison in ("exists", "does_not_exist"):
+            return problems
+        if "value" not in inner:
+            problems.append(f"{where}: value is required with {comparison}")
+        elif comparison in ("after", "before") and _parse_date_time(given) is None:
+            problems.append(f"{where}: value must be an ISO-8601 date and time with {comparison}")
+        elif comparison == "matches_regex" and not isinstance(given, str):
+            problems.append(f"{where}: value must be a string with matches_regex")
+        return problems
+    if name in ("push_subscription_status", "email_subscription_status"):
+        problems = [] if comparison in ("is", "is_not") else [f"{where}: comparison must be is or is_not"]
+        if given not in _SUBSCRIPTION_VALUES:
+            problems.append(f"{where}: value must be one of {', '.join(_SUBSCRIPTION_VALUES)}")
+        return problems
+    if name == "last_used_app":
+        problems = (
+            [] if comparison in ("after", "before") else [f"{where}: comparison must be after or before"]
+        )
+        if _parse_date_time(given) is None:
+            problems.append(f"{where}: value must be an ISO-8601 date and time")
+        return problems
+    return [f"{where}: {name} is not a connected audience filter"]
+
+
+def _audience(body: Mapping[str, Any], now: datetime) -> list[str]:
+    return [] if body.get("audience") is None else _audience_filter(body["audience"], "audience")
+
+
+# ------------------------------------------------------------------------- schedules
+
+
+def _schedule_time(body: Mapping[str, Any]) -> tuple[datetime, datetime] | None:
+    """The earliest and latest instants ``schedule.time`` can mean (a local or optimal wall
+    clock is reached first at UTC+14 and last at UTC-12), or None when it is not one to judge
+    (the request handler refuses what is not a schedule)."""
+    schedule = body.get("schedule")
+    if not isinstance(schedule, dict):
+        return None
+    moment = _parse_date_time(schedule.get("time"))
+    if moment is None:
+        return None
+    if schedule.get("in_local_time") is True or schedule.get("at_optimal_time") is True:
+        return moment - EASTERNMOST_OFFSET, moment + WESTERNMOST_OFFSET
+    return moment, moment
+
+
+def _schedule_within_90_days(body: Mapping[str, Any], now: datetime) -> list[str]:
+    span = _schedule_time(body)
+    if span is not None and span[1] - now > MAX_SCHEDULE_AHEAD:
+        return ["schedule.time is more than 90 days in the future"]
+    return []
+
+
+def _plain_schedule_not_past(body: Mapping[str, Any], now: datetime) -> list[str]:
+    # The docs name only a passed local time as an error; a plain time in the past is refused
+    # too (a stricter choice: a send "scheduled" for the past is a mistake to report).
+    schedule = body.get("schedule")
+    if not isinstance(schedule, dict) or schedule.get("in_local_time") is True:
+        return []
+    if schedule.get("at_optimal_time") is True:
+        return []
+    span = _schedule_time(body)
+    return ["schedule.time has passed"] if span is not None and span[0] < now else []
+
+
+def _schedule_is_date_time(body: Mapping[str, Any], now: datetime) -> list[str]:
+    schedule = body.get("schedule")
+    if not isinstance(schedule, dict) or not isinstance(schedule.get("time"), str):
+        return []
+    text = schedule["time"]
+    text = text[:-1] if text.endswith(("Z", "z")) else text
+    if _parse_time(text) is not None and _parse_date_time(text) is None:
+        return ["schedule.time must be a date and time, not a date"]
     return []
 
 
@@ -261,7 +473,9 @@ def _flags(*names: str) -> Check:
 
 # ------------------------------------------------------------------------- recipient objects
 
-_RECIPIENT_IDS = ("external_user_id", "user_alias", "email")
+_RECIPIENT_IDS = ("external_user_id", "user_alias", "braze_id", "email")
+#: The prioritization values of an email recipient (post_user_identify: identifying by email).
+PRIORITIZATION = ("identified", "unidentified", "most_recently_updated", "least_recently_updated")
 
 
 def _recipients_shape(body: Mapping[str, Any], now: datetime) -> list[str]:
@@ -278,13 +492,19 @@ def _recipients_shape(body: Mapping[str, Any], now: datetime) -> list[str]:
             continue
         given = [key for key in _RECIPIENT_IDS if recipient.get(key) is not None]
         if len(given) != 1:
-            problems.append(f"{where} needs exactly one of external_user_id, user_alias or email")
+            problems.append(f"{where} needs exactly one of external_user_id, user_alias, braze_id or email")
         elif given == ["user_alias"] and not _is_alias(recipient["user_alias"]):
             problems.append(f"{where}.user_alias must be a user alias object")
         elif given != ["user_alias"] and not _text(recipient[given[0]]):
             problems.append(f"{where}.{given[0]} must be a non-empty string")
+        elif given == ["email"] and not _ADDRESS.match(recipient["email"].strip()):
+            problems.append(f"{where}.email must be an email address")
         elif given == ["email"] and not recipient.get("prioritization"):
             problems.append(f"{where}: email needs a prioritization array")
+        if recipient.get("prioritization") is not None:
+            order = recipient["prioritization"]
+            if not (isinstance(order, list) and order and all(item in PRIORITIZATION for item in order)):
+                problems.append(f"{where}.prioritization must be an array of {', '.join(PRIORITIZATION)}")
     return problems
 
 
@@ -311,14 +531,21 @@ def _new_users_need_attributes(body: Mapping[str, Any], now: datetime) -> list[s
     ]
 
 
-def _no_new_alias_users(body: Mapping[str, Any], now: datetime) -> list[str]:
-    return [
-        f"recipients[{position}]: send_to_existing_only cannot be used with a user alias"
-        for position, recipient in enumerate(_recipients(body))
-        if isinstance(recipient, dict)
-        and recipient.get("send_to_existing_only") is False
-        and recipient.get("user_alias") is not None
-    ]
+def _alias_flag(*refused: Any) -> Check:
+    """Alias recipients that carry ``send_to_existing_only`` with one of ``refused`` (any value
+    when none are named)."""
+
+    def check(body: Mapping[str, Any], now: datetime) -> list[str]:
+        return [
+            f"recipients[{position}]: send_to_existing_only cannot be used with a user alias"
+            for position, recipient in enumerate(_recipients(body))
+            if isinstance(recipient, dict)
+            and recipient.get("user_alias") is not None
+            and "send_to_existing_only" in recipient
+            and (not refused or any(recipient["send_to_existing_only"] is value for value in refused))
+        ]
+
+    return check
 
 
 def _attachments_shape(body: Mapping[str, Any], now: datetime) -> list[str]:
@@ -373,6 +600,63 @@ def _email(obj: Mapping[str, Any]) -> list[str]:
         )
     ):
         problems.append("messages.email.attachments must be {file_name, url} objects")
+    reply_to = obj.get("reply_to")
+    if reply_to is not None and not (
+        reply_to == "NO_REPLY_TO" or (isinstance(reply_to, str) and _ADDRESS.match(reply_to.strip()))
+    ):
+        problems.append('messages.email.reply_to must be an email address (or "NO_REPLY_TO")')
+    problems += _objects_of(obj, "email", "extras", "headers")
+    return problems + _booleans(obj, "email", "should_inline_css")
+
+
+def _objects_of(obj: Mapping[str, Any], channel: str, *names: str) -> list[str]:
+    return [
+        f"messages.{channel}.{name} must be an object"
+        for name in names
+        if obj.get(name) is not None and not isinstance(obj[name], dict)
+    ]
+
+
+def _booleans(obj: Mapping[str, Any], channel: str, *names: str) -> list[str]:
+    return [f"messages.{channel}.{name} must be true or false" for name in names if not _flag(obj.get(name))]
+
+
+def _arrays(obj: Mapping[str, Any], channel: str, *names: str) -> list[str]:
+    return [
+        f"messages.{channel}.{name} must be an array"
+        for name in names
+        if obj.get(name) is not None and not isinstance(obj[name], list)
+    ]
+
+
+_BUTTON_ACTIONS = ("OPEN_APP", "URI", "DEEP_LINK", "CLOSE")
+
+
+def _apple_buttons(obj: Mapping[str, Any]) -> list[str]:
+    buttons = obj.get("buttons")
+    if buttons is None:
+        return []
+    if not isinstance(buttons, list):
+        return ["messages.apple_push.buttons must be an array of button objects"]
+    category = obj.get("category")
+    if not _text(category):
+        return ["messages.apple_push.category is required to use buttons"]
+    # Braze's own categories (ab_cat_...) take an optional action; an app's own need action and uri.
+    braze_category = str(category).startswith("ab_cat_")
+    problems = []
+    for position, button in enumerate(buttons):
+        where = f"messages.apple_push.buttons[{position}]"
+        if not isinstance(button, dict) or not _text(button.get("action_id")):
+            problems.append(f"{where} needs an action_id")
+            continue
+        if braze_category:
+            if button.get("action") is not None and button["action"] not in _BUTTON_ACTIONS:
+                problems.append(f"{where}.action must be one of {', '.join(_BUTTON_ACTIONS)}")
+        else:
+            if button.get("action") not in ("URI", "DEEP_LINK"):
+                problems.append(f"{where}.action must be URI or DEEP_LINK for an app-defined category")
+            if not _text(button.get("uri")):
+                problems.append(f"{where}.uri is required for an app-defined category")
     return problems
 
 
@@ -390,17 +674,82 @@ def _apple_push(obj: Mapping[str, Any]) -> list[str]:
     if obj.get("asset_url") is not None:
         problems += _one_of(obj, "apple_push", "asset_file_type", _ASSET_TYPES, required=True)
     levels = ("passive", "active", "time-sensitive", "critical")
-    return problems + _one_of(obj, "apple_push", "interruption_level", levels, required=False)
+    problems += _one_of(obj, "apple_push", "interruption_level", levels, required=False)
+    if obj.get("badge") is not None and not _integer(obj["badge"]):
+        problems.append("messages.apple_push.badge must be an integer")
+    if obj.get("expiry") is not None and _parse_time(obj["expiry"]) is None:
+        problems.append("messages.apple_push.expiry must be an ISO-8601 date string")
+    if isinstance(alert, dict):
+        problems += [
+            f"messages.apple_push.alert.{name} must be an array of strings"
+            for name in ("loc_args", "title_loc_args")
+            if alert.get(name) is not None
+            and not (isinstance(alert[name], list) and all(isinstance(a, str) for a in alert[name]))
+        ]
+    priority = obj.get("apns_priority")
+    if priority is not None and not (_integer(priority) and 1 <= priority <= 10):
+        problems.append("messages.apple_push.apns_priority must be an integer from 1 to 10")
+    score = obj.get("relevance_score")
+    if score is not None and not (_number(score) and 0.0 <= score <= 1.0):
+        problems.append("messages.apple_push.relevance_score must be a number from 0.0 to 1.0")
+    return problems + _apple_buttons(obj)
 
 
 def _android_push(obj: Mapping[str, Any]) -> list[str]:
+    extras = _android_buttons(obj.get("buttons")) + _conversation(obj.get("conversation_data"))
     if obj.get("send_to_sync") is True:
         return [
             f"messages.android_push.{name} must not be set when send_to_sync is true"
             for name in ("alert", "title")
             if obj.get(name) is not None
-        ]
-    return _required(obj, "android_push", "alert", "title")
+        ] + extras
+    return _required(obj, "android_push", "alert", "title") + extras
+
+
+def _android_buttons(buttons: Any) -> list[str]:
+    if buttons is None:
+        return []
+    if not isinstance(buttons, list):
+        return ["messages.android_push.buttons must be an array of button objects"]
+    problems = []
+    for position, button in enumerate(buttons):
+        where = f"messages.android_push.buttons[{position}]"
+        if not isinstance(button, dict) or not _text(button.get("text")):
+            problems.append(f"{where} needs a text")
+        elif button.get("action") is not None and button["action"] not in _BUTTON_ACTIONS:
+            problems.append(f"{where}.action must be one of {', '.join(_BUTTON_ACTIONS)}")
+    return problems
+
+
+def _conversation(data: Any) -> list[str]:
+    if data is None:
+        return []
+    where = "messages.android_push.conversation_data"
+    if not isinstance(data, dict):
+        return [f"{where} must be an object"]
+    problems = [
+        f"{where}.{name} is required"
+        for name in ("shortcut_id", "reply_person_id")
+        if not _text(data.get(name))
+    ]
+    messages, persons = data.get("messages"), data.get("persons")
+    if not (
+        isinstance(messages, list)
+        and all(
+            isinstance(m, dict)
+            and _text(m.get("text"))
+            and _integer(m.get("timestamp"))
+            and _text(m.get("person_id"))
+            for m in messages
+        )
+    ):
+        problems.append(f"{where}.messages is required: each with text, timestamp (integer) and person_id")
+    if not (
+        isinstance(persons, list)
+        and all(isinstance(p, dict) and _text(p.get("id")) and _text(p.get("name")) for p in persons)
+    ):
+        problems.append(f"{where}.persons is required: each with id and name")
+    return problems
 
 
 def _alert_and_title(channel: str) -> Callable[[Mapping[str, Any]], list[str]]:
@@ -414,11 +763,13 @@ def _content_card(obj: Mapping[str, Any]) -> list[str]:
         problems += _required(obj, "content_card", "image_url")
     if obj.get("time_to_live") is None and obj.get("expire_at") is None:
         problems.append("messages.content_card needs time_to_live or expire_at")
-    return problems
+    return problems + _booleans(obj, "content_card", "pinned")
 
 
 def _sms(obj: Mapping[str, Any]) -> list[str]:
-    return _required(obj, "sms", "subscription_group_id", "body", "app_id")
+    return _required(obj, "sms", "subscription_group_id", "body", "app_id") + _arrays(
+        obj, "sms", "media_items"
+    )
 
 
 def _webhook(obj: Mapping[str, Any]) -> list[str]:
@@ -426,6 +777,8 @@ def _webhook(obj: Mapping[str, Any]) -> list[str]:
     problems += _one_of(obj, "webhook", "request_method", ("POST", "PUT", "DELETE", "GET"), required=True)
     if obj.get("request_headers") is not None and not isinstance(obj["request_headers"], dict):
         problems.append("messages.webhook.request_headers must be an object")
+    if obj.get("body") is not None and not isinstance(obj["body"], str):
+        problems.append("messages.webhook.body must be a string")
     return problems
 
 
@@ -538,7 +891,16 @@ def _whats_app_message(body: Mapping[str, Any], now: datetime) -> list[str]:
         return [f"{where} needs {name}" for name in names if not _text(message.get(name))]
 
     if kind == "template_message":
-        return missing("template_name", "template_language_code")
+        problems = missing("template_name", "template_language_code")
+        for name in ("header_variables", "button_variables"):
+            variables = message.get(name)
+            if variables is None:
+                continue
+            if not isinstance(variables, dict):
+                problems.append(f"{where}.{name} must be an object")
+            elif len(variables) > 1:
+                problems.append(f"{where}.{name}: at most one variable can be specified")
+        return problems
     if kind == "text_response_message":
         return missing("body")
     if kind == "text_image_response_message":
@@ -557,7 +919,15 @@ def _whats_app_message(body: Mapping[str, Any], now: datetime) -> list[str]:
         return problems
     if kind == "list_response_message":
         return missing("body") + _whats_app_list(message.get("list"), where)
-    return []  # flow_response_message: its page version read lists no fields of its own
+    if kind == "flow_response_message":
+        problems = missing("body")
+        button = message.get("flow_button")
+        if not (isinstance(button, dict) and _text(button.get("caption")) and _text(button.get("flow_id"))):
+            problems.append(f"{where} needs a flow_button with a caption and a flow_id")
+        elif len(button["caption"]) > 20:
+            problems.append(f"{where}: flow_button.caption is at most 20 characters")
+        return problems
+    return []
 
 
 def _whats_app_list(value: Any, where: str) -> list[str]:
@@ -603,10 +973,15 @@ def _content_card_expiry(body: Mapping[str, Any], now: datetime) -> list[str]:
         if expires is None:
             problems.append("messages.content_card.expire_at must be an ISO-8601 date")
         else:
-            if obj.get("expire_in_local_time") is True:
-                expires += WESTERNMOST_OFFSET  # the wall clock is reached last at UTC-12
-            if expires - now > timedelta(seconds=CONTENT_CARD_MAX_SECONDS):
+            local = obj.get("expire_in_local_time") is True
+            # A local wall clock is reached last at UTC-12 and first at UTC+14.
+            latest = expires + WESTERNMOST_OFFSET if local else expires
+            earliest = expires - EASTERNMOST_OFFSET if local else expires
+            if latest - now > timedelta(seconds=CONTENT_CARD_MAX_SECONDS):
                 problems.append("messages.content_card.expire_at is more than 30 days away")
+            elif earliest <= now:
+                # Not in the docs: a card that expired before it is sent is refused (stricter).
+                problems.append("messages.content_card.expire_at has passed")
     return problems
 
 
@@ -659,16 +1034,40 @@ def _message_rules(page: str) -> tuple[Rule, ...]:
     )
 
 
-def _message_send_rules(page: str, flags: tuple[str, ...]) -> tuple[Rule, ...]:
+def _schedule_rules(page: str) -> tuple[Rule, ...]:
     return (
+        Rule("schedule.time is a date and time", SCHEDULE_OBJECT_PAGE, BAD_REQUEST, _schedule_is_date_time),
+        Rule("schedule up to 90 days ahead", page, BAD_REQUEST, _schedule_within_90_days),
+        Rule(
+            "plain schedule not in the past (stricter)",
+            SCHEDULE_OBJECT_PAGE,
+            BAD_REQUEST,
+            _plain_schedule_not_past,
+        ),
+    )
+
+
+def _message_send_rules(page: str, flags: tuple[str, ...], *, scheduled: bool) -> tuple[Rule, ...]:
+    fields = _MESSAGE_FIELDS | set(flags) | ({"schedule"} if scheduled else set())
+    return (
+        Rule("documented fields only (stricter)", page, BAD_REQUEST, _known_fields(frozenset(fields))),
         Rule("campaign_id is a string", page, BAD_REQUEST, _campaign_is_text),
         Rule("send ID format", IDENTIFIER_TYPES_PAGE, BAD_REQUEST, _send_id_format),
-        Rule("send_id needs its campaign", IDENTIFIER_TYPES_PAGE, BAD_REQUEST, _send_id_needs_campaign),
+        Rule(
+            "send_id needs its campaign (stricter)",
+            IDENTIFIER_TYPES_PAGE,
+            BAD_REQUEST,
+            _send_id_needs_campaign,
+        ),
+        Rule("segment_id is a string", page, BAD_REQUEST, _segment_is_text),
         Rule("users are IDs and alias objects", USER_ALIAS_PAGE, BAD_REQUEST, _users_shape),
         Rule("flags are booleans", page, BAD_REQUEST, _flags("broadcast", *flags)),
         Rule("recipient_subscription_state value", page, BAD_REQUEST, _subscription_state),
+        Rule("connected audience object", CONNECTED_AUDIENCE_PAGE, BAD_REQUEST, _audience),
+        *(_schedule_rules(page) if scheduled else ()),
         Rule("at most 50 users", ERRORS_PAGE, TOO_MANY_USERS, _too_many_users),
         Rule("no users with broadcast", page, BAD_REQUEST, _broadcast_with_users),
+        Rule("a segment or audience needs broadcast", page, BAD_REQUEST, _target_needs_broadcast),
         Rule("users, or broadcast", ERRORS_PAGE, NO_RECIPIENTS, _users_or_broadcast),
         Rule("segment_id, users or audience", page, NO_RECIPIENTS, _messages_target),
         *_message_rules(page),
@@ -676,10 +1075,14 @@ def _message_send_rules(page: str, flags: tuple[str, ...]) -> tuple[Rule, ...]:
 
 
 def _trigger_rules(page: str, *, attachments: bool) -> tuple[Rule, ...]:
+    fields = _TRIGGER_FIELDS | ({"attachments"} if attachments else {"schedule"})
     rules: tuple[Rule, ...] = (
+        Rule("documented fields only (stricter)", page, BAD_REQUEST, _known_fields(frozenset(fields))),
         Rule("campaign_id required", page, BAD_REQUEST, _campaign_required),
         Rule("send ID format", IDENTIFIER_TYPES_PAGE, BAD_REQUEST, _send_id_format),
         Rule("broadcast is a boolean", page, BAD_REQUEST, _broadcast_flag),
+        Rule("connected audience object", CONNECTED_AUDIENCE_PAGE, BAD_REQUEST, _audience),
+        *(() if attachments else _schedule_rules(page)),
         Rule(
             "trigger_properties is an object",
             TRIGGER_PROPERTIES_PAGE,
@@ -695,10 +1098,22 @@ def _trigger_rules(page: str, *, attachments: bool) -> tuple[Rule, ...]:
             _new_users_need_attributes,
         ),
         Rule(
-            "send_to_existing_only not with aliases", RECIPIENT_OBJECT_PAGE, BAD_REQUEST, _no_new_alias_users
+            "send_to_existing_only not with aliases",
+            RECIPIENT_OBJECT_PAGE,
+            BAD_REQUEST,
+            _alias_flag(),
+            only_when=("alias_send_to_existing_only", "refused"),
+        ),
+        Rule(
+            "send_to_existing_only false not with aliases",
+            page,
+            BAD_REQUEST,
+            _alias_flag(False),
+            only_when=("alias_send_to_existing_only", "false_only"),
         ),
         Rule("at most 50 recipients", page, TOO_MANY_USERS, _too_many_users),
         Rule("no recipients with broadcast", page, BAD_REQUEST, _broadcast_with_users),
+        Rule("an audience needs broadcast", page, BAD_REQUEST, _target_needs_broadcast),
         Rule("recipients, or broadcast", ERRORS_PAGE, NO_RECIPIENTS, _users_or_broadcast),
     )
     if attachments:
@@ -717,8 +1132,9 @@ def _length(query: Mapping[str, Any], now: datetime) -> list[str]:
 
 
 def _ending_at(query: Mapping[str, Any], now: datetime) -> list[str]:
-    value = query.get("ending_at")
-    if not value or _parse_time(value) is not None:
+    if "ending_at" not in query:
+        return []
+    if _parse_date_time(query["ending_at"]) is not None:
         return []
     return ["ending_at must be an ISO-8601 date and time"]
 
@@ -736,9 +1152,11 @@ RULES: dict[str, tuple[Rule, ...]] = {
         Rule("campaign_id required", CREATE_SEND_IDS_PAGE, BAD_REQUEST, _campaign_required),
         Rule("send ID format", IDENTIFIER_TYPES_PAGE, BAD_REQUEST, _send_id_format),
     ),
-    "POST /messages/send": _message_send_rules(SEND_MESSAGES_PAGE, ("override_frequency_capping",)),
+    "POST /messages/send": _message_send_rules(
+        SEND_MESSAGES_PAGE, ("override_frequency_capping",), scheduled=False
+    ),
     "POST /messages/schedule/create": _message_send_rules(
-        SCHEDULE_MESSAGES_PAGE, ("override_messaging_limits",)
+        SCHEDULE_MESSAGES_PAGE, ("override_messaging_limits",), scheduled=True
     ),
     "POST /campaigns/trigger/send": _trigger_rules(TRIGGER_SEND_PAGE, attachments=True),
     "POST /campaigns/trigger/schedule/create": _trigger_rules(SCHEDULE_TRIGGER_PAGE, attachments=False),
@@ -755,6 +1173,8 @@ RULES: dict[str, tuple[Rule, ...]] = {
 }
 
 
-def refusal_for(endpoint: str, body: Mapping[str, Any], now: datetime) -> Refusal | None:
+def refusal_for(
+    endpoint: str, body: Mapping[str, Any], now: datetime, behaviours: Mapping[str, str] | None = None
+) -> Refusal | None:
     """Braze's answer to the first of ``endpoint``'s rules ``body`` breaks, or None."""
-    return first_refusal(RULES[endpoint], body, now)
+    return first_refusal(RULES[endpoint], body, now, behaviours)

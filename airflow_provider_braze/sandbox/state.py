@@ -108,6 +108,9 @@ UNDOCUMENTED_BEHAVIOURS: dict[str, tuple[str, ...]] = {
     "data_series_triggered_campaign": ("refuse", "empty", "tracked"),
     "data_series_scheduled_sends": ("untracked", "tracked"),
     "scheduled_broadcast_pool": ("shared", "broadcast"),
+    # recipient_object.md: the flag "can't be used with user aliases" (any value: refused);
+    # the triggered-send page's newer bullet limits that to false (false_only).
+    "alias_send_to_existing_only": ("refused", "false_only"),
 }
 DEFAULT_BEHAVIOURS = {
     "send_id_recreate": "count",
@@ -123,6 +126,7 @@ DEFAULT_BEHAVIOURS = {
     "data_series_triggered_campaign": "refuse",
     "data_series_scheduled_sends": "untracked",
     "scheduled_broadcast_pool": "shared",
+    "alias_send_to_existing_only": "refused",
 }
 
 

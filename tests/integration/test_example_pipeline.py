@@ -234,6 +234,7 @@ BEHAVIOUR_RUNS = [
         "send_id_quota_day": "rolling",
         "data_series_unknown_send_id": "empty",
         "data_series_triggered_campaign": "tracked",
+        "alias_send_to_existing_only": "false_only",
     },
     {
         "send_id_recreate": "refuse",

@@ -18,7 +18,7 @@ from airflow_provider_braze.exceptions import (
 )
 from airflow_provider_braze.hooks.braze import BrazeHook, RateLimitPacer, RateLimitStatus
 from airflow_provider_braze.sandbox import email_message
-from tests.conftest import FROZEN_NOW, REST_ENDPOINT
+from tests.conftest import FROZEN_NOW, REST_ENDPOINT, SOON
 
 SEND_URL = f"{REST_ENDPOINT}/messages/send"
 TRIGGER_URL = f"{REST_ENDPOINT}/campaigns/trigger/send"
@@ -93,22 +93,22 @@ def test_trigger_campaign_send_body(hook: BrazeHook, requests_mock: rm.Mocker) -
 @pytest.mark.parametrize(
     ("schedule", "expected"),
     [
-        ("2026-12-01T09:00:00Z", {"time": "2026-12-01T09:00:00Z"}),
-        ("2026-12-01T10:00:00+01:00", {"time": "2026-12-01T09:00:00Z"}),
-        ("2026-12-01T09:00:00", {"time": "2026-12-01T09:00:00Z"}),
-        (datetime(2026, 12, 1, 9, tzinfo=timezone.utc), {"time": "2026-12-01T09:00:00Z"}),
+        (f"{SOON}T09:00:00Z", {"time": f"{SOON}T09:00:00Z"}),
+        (f"{SOON}T10:00:00+01:00", {"time": f"{SOON}T09:00:00Z"}),
+        (f"{SOON}T09:00:00", {"time": f"{SOON}T09:00:00Z"}),
+        (datetime.fromisoformat(f"{SOON}T09:00:00+00:00"), {"time": f"{SOON}T09:00:00Z"}),
         # Local and optimal time: the users' wall clock, sent without a zone designator.
         (
-            {"time": "2099-12-01T09:00:00", "in_local_time": True},
-            {"time": "2099-12-01T09:00:00", "in_local_time": True},
+            {"time": f"{SOON}T09:00:00", "in_local_time": True},
+            {"time": f"{SOON}T09:00:00", "in_local_time": True},
         ),
         (
-            {"time": datetime(2026, 12, 1, 9, 30), "at_optimal_time": True},
-            {"time": "2026-12-01T09:30:00", "at_optimal_time": True},
+            {"time": datetime.fromisoformat(f"{SOON}T09:30:00"), "at_optimal_time": True},
+            {"time": f"{SOON}T09:30:00", "at_optimal_time": True},
         ),
         (
-            {"time": "2026-12-01T09:00:00", "in_local_time": False},
-            {"time": "2026-12-01T09:00:00Z", "in_local_time": False},
+            {"time": f"{SOON}T09:00:00", "in_local_time": False},
+            {"time": f"{SOON}T09:00:00Z", "in_local_time": False},
         ),
     ],
 )
@@ -130,13 +130,13 @@ def test_schedule_campaign_trigger(hook: BrazeHook, requests_mock: rm.Mocker) ->
         TRIGGER_SCHEDULE_URL, json={"message": "success", "schedule_id": "sch2", "dispatch_id": "d"}
     )
     answer = hook.schedule_triggered_campaign(
-        "tcamp", schedule={"time": "2026-12-01T09:00:00", "at_optimal_time": True}, broadcast=True
+        "tcamp", schedule={"time": f"{SOON}T09:00:00", "at_optimal_time": True}, broadcast=True
     )
     assert answer["schedule_id"] == "sch2"
     assert requests_mock.last_request.json() == {
         "campaign_id": "tcamp",
         "broadcast": True,
-        "schedule": {"time": "2026-12-01T09:00:00", "at_optimal_time": True},
+        "schedule": {"time": f"{SOON}T09:00:00", "at_optimal_time": True},
     }
 
 
@@ -213,17 +213,17 @@ def test_trigger_validation(
         ("next tuesday", "not an ISO-8601 date and time"),
         (datetime(2026, 12, 1, 9), "has no time zone"),
         ({"in_local_time": True}, "schedule needs a time"),
-        ({"time": "2026-12-01T09:00:00Z", "when": "soon"}, "unknown field"),
-        ({"time": "2026-12-01T09:00:00Z", "in_local_time": "yes"}, "must be true or false"),
+        ({"time": f"{SOON}T09:00:00Z", "when": "soon"}, "unknown field"),
+        ({"time": f"{SOON}T09:00:00Z", "in_local_time": "yes"}, "must be true or false"),
         (42, "must be an ISO-8601 string or a datetime"),
         # A zone with local or optimal time: 09:00+02:00 is not "09:00 where each user is".
-        ({"time": "2026-12-01T09:00:00Z", "in_local_time": True}, "with in_local_time Braze reads"),
-        ({"time": "2026-12-01T09:00:00+02:00", "at_optimal_time": True}, "with at_optimal_time"),
+        ({"time": f"{SOON}T09:00:00Z", "in_local_time": True}, "with in_local_time Braze reads"),
+        ({"time": f"{SOON}T09:00:00+02:00", "at_optimal_time": True}, "with at_optimal_time"),
         (
-            {"time": datetime(2026, 12, 1, 9, tzinfo=timezone.utc), "in_local_time": True},
-            "give the wall-clock time, e.g. '2026-12-01T09:00:00'",
+            {"time": datetime.fromisoformat(f"{SOON}T09:00:00+00:00"), "in_local_time": True},
+            f"give the wall-clock time, e.g. '{SOON}T09:00:00'",
         ),
-        ({"time": "2026-12-01T09:00:00", "in_local_time": True, "at_optimal_time": True}, "choose one"),
+        ({"time": f"{SOON}T09:00:00", "in_local_time": True, "at_optimal_time": True}, "choose one"),
     ],
 )
 def test_schedule_validation(hook: BrazeHook, requests_mock: rm.Mocker, schedule: Any, message: str) -> None:
@@ -389,12 +389,12 @@ def test_a_prepared_send_is_checked_once_and_batches_only_add_recipients(
         (lambda h: h.prepare_messages("c", messages=EMAIL, override_messaging_limits=True), "for scheduled"),
         (
             lambda h: h.prepare_messages(
-                "c", messages=EMAIL, schedule="2099-01-01T00:00:00Z", override_frequency_capping=True
+                "c", messages=EMAIL, schedule=f"{SOON}T00:00:00Z", override_frequency_capping=True
             ),
             "takes override_messaging_limits",
         ),
         (
-            lambda h: h.prepare_triggered_campaign("c", schedule="2099-01-01T00:00:00Z", attachments=[{}]),
+            lambda h: h.prepare_triggered_campaign("c", schedule=f"{SOON}T00:00:00Z", attachments=[{}]),
             "takes no attachments",
         ),
     ],
@@ -445,3 +445,9 @@ def test_a_body_over_4_mb_is_refused_before_sending(hook: BrazeHook, requests_mo
     with pytest.raises(BrazeValidationError, match="Braze refuses bodies over 4 MB"):
         hook.send_messages("camp", external_user_ids=["u1"], messages=big)
     assert requests_mock.call_count == 0
+
+
+def test_an_empty_send_id_for_analytics_is_refused_without_misleading_advice(hook: BrazeHook) -> None:
+    with pytest.raises(BrazeValidationError, match="send_id is required") as err:
+        hook.get_send_analytics("camp", "", 7)
+    assert "pass None" not in str(err.value)

@@ -14,7 +14,7 @@ from airflow_provider_braze.exceptions import BrazeValidationError
 from airflow_provider_braze.messaging import CHANNELS, message_problems, validate_messages
 from airflow_provider_braze.operators.messages import ScheduleMessagesOperator, SendMessagesOperator
 from airflow_provider_braze.sandbox import BrazeSandbox
-from tests.conftest import VALID_OBJECTS, messages_for, sandbox_call
+from tests.conftest import SOON, VALID_OBJECTS, messages_for, sandbox_call
 
 CAMPAIGN = "sandbox-api-campaign"
 
@@ -202,7 +202,7 @@ def test_every_problem_is_named_at_once() -> None:
 def test_the_operators_refuse_before_reading_recipients_or_sending(
     braze_sandbox: BrazeSandbox, tmp_path: Any, operator: Any
 ) -> None:
-    extra = {"schedule": "2030-01-01T00:00:00Z"} if operator is ScheduleMessagesOperator else {}
+    extra = {"schedule": f"{SOON}T00:00:00Z"} if operator is ScheduleMessagesOperator else {}
     op = operator(
         task_id="send",
         campaign_id=CAMPAIGN,

@@ -26,7 +26,7 @@ from airflow_provider_braze.operators.messages import (
 )
 from airflow_provider_braze.operators.send_id import CreateSendIdOperator
 from airflow_provider_braze.sandbox import BrazeSandbox, email_message
-from tests.conftest import API_KEY, REPO_ROOT, REST_ENDPOINT
+from tests.conftest import API_KEY, REPO_ROOT, REST_ENDPOINT, SOON
 from tests.unit.test_analytics import ANSWER
 from tests.unit.test_comparison import SENDS, mock_sends
 
@@ -138,13 +138,13 @@ SEND_OPERATORS = {
     "send-messages": (SendMessagesOperator, {"campaign_id": API, "messages": email_message()}, API_DATASET),
     "schedule-messages": (
         ScheduleMessagesOperator,
-        {"campaign_id": API, "messages": email_message(), "schedule": "2099-12-24T18:00:00+01:00"},
+        {"campaign_id": API, "messages": email_message(), "schedule": f"{SOON}T18:00:00+01:00"},
         API_DATASET,
     ),
     "send-triggered": (SendTriggeredCampaignOperator, {"campaign_id": TRIGGERED}, TRIGGERED_DATASET),
     "schedule-triggered": (
         ScheduleTriggeredCampaignOperator,
-        {"campaign_id": TRIGGERED, "schedule": "2099-12-24T18:00:00+01:00"},
+        {"campaign_id": TRIGGERED, "schedule": f"{SOON}T18:00:00+01:00"},
         TRIGGERED_DATASET,
     ),
 }

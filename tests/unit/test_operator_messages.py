@@ -22,6 +22,7 @@ from airflow_provider_braze.operators.messages import (
     SendTriggeredCampaignOperator,
 )
 from airflow_provider_braze.sandbox import BrazeSandbox, email_message
+from tests.conftest import SOON
 
 API = "sandbox-api-campaign"
 TRIGGERED = "sandbox-api-triggered-campaign"
@@ -230,20 +231,20 @@ def test_schedule_operators(sandbox: BrazeSandbox, tmp_path: Path) -> None:
             send_id="sid",
             recipients=users(60),
             messages=EMAIL,
-            schedule="2026-12-24T18:00:00+01:00",
+            schedule=f"{SOON}T18:00:00+01:00",
             checkpoint=str(tmp_path / "a"),
         )
     )
     assert len(summary["schedule_ids"]) == 2
     assert sandbox.ledger("POST /messages/schedule/create")[0]["request"]["schedule"] == {
-        "time": "2026-12-24T17:00:00Z"
+        "time": f"{SOON}T17:00:00Z"
     }
     summary = run(
         ScheduleTriggeredCampaignOperator(
             task_id="send",
             campaign_id=TRIGGERED,
             broadcast=True,
-            schedule={"time": "2026-12-24T17:00:00", "at_optimal_time": True},
+            schedule={"time": f"{SOON}T17:00:00", "at_optimal_time": True},
             checkpoint=str(tmp_path / "b"),
         )
     )
@@ -546,14 +547,14 @@ def test_schedule_messages_refuses_an_argument_it_cannot_honour() -> None:
             task_id="s",
             campaign_id="c",
             messages={},
-            schedule="2099-01-01T00:00:00Z",
+            schedule=f"{SOON}T00:00:00Z",
             override_frequency_capping=True,
         )
     op = ScheduleMessagesOperator(
         task_id="s",
         campaign_id="c",
         messages={},
-        schedule="2099-01-01T00:00:00Z",
+        schedule=f"{SOON}T00:00:00Z",
         override_messaging_limits=True,
     )
     assert op.override_messaging_limits is True
@@ -567,7 +568,7 @@ def test_the_request_is_built_and_checked_once_per_send(
     recipients to the same body."""
     from airflow_provider_braze.hooks import braze as braze_module
 
-    kwargs: dict[str, Any] = {"schedule": "2099-12-24T18:00:00Z"} if scheduled else {}
+    kwargs: dict[str, Any] = {"schedule": f"{SOON}T18:00:00Z"} if scheduled else {}
     operator = ScheduleMessagesOperator if scheduled else SendMessagesOperator
     op = operator(
         task_id="send",

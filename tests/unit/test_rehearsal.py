@@ -20,6 +20,7 @@ from airflow_provider_braze.operators.messages import (
 from airflow_provider_braze.operators.send_id import REHEARSAL_SEND_ID, CreateSendIdOperator
 from airflow_provider_braze.rate_limit import RateLimitStatus, estimate_send_seconds
 from airflow_provider_braze.sandbox import BrazeSandbox, email_message
+from tests.conftest import SOON
 
 API = "sandbox-api-campaign"
 TRIGGERED = "sandbox-api-triggered-campaign"
@@ -223,13 +224,13 @@ def test_without_any_headers_the_rate_limit_is_unknown(
                 "campaign_id": API,
                 "recipients": ["u1"],
                 "messages": email_message(),
-                "schedule": "2099-01-01T00:00:00Z",
+                "schedule": f"{SOON}T00:00:00Z",
             },
             "POST /messages/schedule/create",
         ),
         (
             ScheduleTriggeredCampaignOperator,
-            {"campaign_id": TRIGGERED, "recipients": ["u1"], "schedule": "2099-01-01T00:00:00Z"},
+            {"campaign_id": TRIGGERED, "recipients": ["u1"], "schedule": f"{SOON}T00:00:00Z"},
             "POST /campaigns/trigger/schedule/create",
         ),
         (

@@ -58,7 +58,7 @@ def test_unauthorized(braze_sandbox: BrazeSandbox, headers: dict[str, str]) -> N
         timeout=10,
     )
     assert response.status_code == 401
-    assert response.json() == {"message": "Invalid API key"}
+    assert response.json() == {"message": "Unauthorized"}  # the errors page's name for 401
     assert braze_sandbox.ledger() == []
 
 
@@ -203,6 +203,7 @@ def test_behaviours_are_checked_and_reset(braze_sandbox: BrazeSandbox) -> None:
         "data_series_triggered_campaign": "refuse",
         "data_series_scheduled_sends": "untracked",
         "scheduled_broadcast_pool": "shared",
+        "alias_send_to_existing_only": "refused",
     }
 
 

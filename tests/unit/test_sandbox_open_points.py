@@ -64,6 +64,7 @@ def test_the_open_points_are_settings_with_these_values() -> None:
         "data_series_triggered_campaign": ("refuse", "empty", "tracked"),
         "data_series_scheduled_sends": ("untracked", "tracked"),
         "scheduled_broadcast_pool": ("shared", "broadcast"),
+        "alias_send_to_existing_only": ("refused", "false_only"),
     }
     assert set(DEFAULT_BEHAVIOURS) == set(UNDOCUMENTED_BEHAVIOURS)
 

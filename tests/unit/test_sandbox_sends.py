@@ -9,6 +9,7 @@ import pytest
 import requests
 
 from airflow_provider_braze.sandbox import BrazeSandbox, SandboxState, email_message
+from tests.conftest import SOON
 from tests.conftest import sandbox_call as call
 
 EMAIL = email_message()
@@ -231,9 +232,9 @@ def test_deliveries_control_endpoint(braze_sandbox: BrazeSandbox) -> None:
 @pytest.mark.parametrize(
     ("schedule", "error"),
     [
-        ({"time": "2030-12-01T09:00:00Z", "in_local_time": True}, "do not provide time zone designators"),
+        ({"time": f"{SOON}T09:00:00Z", "in_local_time": True}, "do not provide time zone designators"),
         (
-            {"time": "2030-12-01T09:00:00-05:00", "at_optimal_time": True},
+            {"time": f"{SOON}T09:00:00-05:00", "at_optimal_time": True},
             "do not provide time zone designators",
         ),
         # 13 hours ago here is still in the future nowhere: UTC-12 is at most 12 hours behind.
@@ -281,7 +282,7 @@ def test_send_analytics_are_for_api_campaigns_only(braze_sandbox: BrazeSandbox) 
 def test_schedules_count_against_the_shared_pool_even_as_broadcasts() -> None:
     state = SandboxState("k-0123456789", rate_limits={"broadcast": (1, 60)})
     with BrazeSandbox(state=state) as sandbox:
-        schedule = {"time": "2030-12-01T09:00:00Z"}
+        schedule = {"time": f"{SOON}T09:00:00Z"}
         body = {"campaign_id": TRIGGERED, "broadcast": True, "schedule": schedule}
         answers = [call(sandbox, "/campaigns/trigger/schedule/create", body) for _ in range(3)]
         assert [a.status_code for a in answers] == [201, 201, 201]
@@ -350,7 +351,7 @@ def test_scheduled_trigger_broadcasts_can_count_as_broadcasts() -> None:
         behaviours={"scheduled_broadcast_pool": "broadcast"},
     )
     with BrazeSandbox(state=state) as sandbox:
-        body = {"campaign_id": TRIGGERED, "broadcast": True, "schedule": {"time": "2030-12-01T09:00:00Z"}}
+        body = {"campaign_id": TRIGGERED, "broadcast": True, "schedule": {"time": f"{SOON}T09:00:00Z"}}
         answers = [call(sandbox, "/campaigns/trigger/schedule/create", body) for _ in range(2)]
         assert [a.status_code for a in answers] == [201, 429]
         api_body = {
@@ -367,23 +368,23 @@ def test_scheduled_trigger_broadcasts_can_count_as_broadcasts() -> None:
     ("schedule", "error"),
     [
         (
-            {"time": "2030-12-01T09:00:00", "in_local_time": "true"},
+            {"time": f"{SOON}T09:00:00", "in_local_time": "true"},
             "schedule.in_local_time must be true or false",
         ),
         (
-            {"time": "2030-12-01T09:00:00Z", "in_local_time": 1},
+            {"time": f"{SOON}T09:00:00Z", "in_local_time": 1},
             "schedule.in_local_time must be true or false",
         ),
         (
-            {"time": "2030-12-01T09:00:00", "at_optimal_time": None},
+            {"time": f"{SOON}T09:00:00", "at_optimal_time": None},
             "schedule.at_optimal_time must be true or false",
         ),
         (
-            {"time": "2030-12-01T09:00:00", "in_local_time": True, "at_optimal_time": True},
+            {"time": f"{SOON}T09:00:00", "in_local_time": True, "at_optimal_time": True},
             "in_local_time and at_optimal_time cannot both be true",
         ),
-        ({"time": "2030-12-01T09:00:00z", "in_local_time": True}, "do not provide time zone designators"),
-        ({"time": "2030-12-01T09:00:00z", "at_optimal_time": True}, "do not provide time zone designators"),
+        ({"time": f"{SOON}T09:00:00z", "in_local_time": True}, "do not provide time zone designators"),
+        ({"time": f"{SOON}T09:00:00z", "at_optimal_time": True}, "do not provide time zone designators"),
     ],
 )
 def test_schedule_flags_are_booleans_and_exclusive(
@@ -394,3 +395,30 @@ def test_schedule_flags_are_booleans_and_exclusive(
     assert answer.status_code == 400
     assert answer.json()["message"] == "Bad Request"
     assert error in answer.json()["errors"][0]
+
+
+def test_a_body_that_is_not_declared_json_is_refused(braze_sandbox: BrazeSandbox) -> None:
+    """Braze documents ``Content-Type: application/json``; other types are refused (a stricter
+    choice: the docs do not say how Braze answers them)."""
+    import requests
+
+    response = requests.post(
+        braze_sandbox.url + "/messages/send",
+        data='{"external_user_ids": ["u1"]}',
+        headers={"Authorization": f"Bearer {braze_sandbox.api_key}", "Content-Type": "text/plain"},
+        timeout=10,
+    )
+    assert response.status_code == 400
+    assert response.json() == {
+        "message": "Bad Request",
+        "errors": ["the Content-Type must be application/json"],
+    }
+
+
+def test_rate_limited_answers_use_the_errors_page_wording(braze_sandbox: BrazeSandbox) -> None:
+    """errors.md names 429 "Rate Limited"."""
+    braze_sandbox.state.set_rate_limit("shared", 1, 3600)
+    body = {"external_user_ids": ["u1"], "messages": EMAIL}
+    answers = [call(braze_sandbox, "/messages/send", body) for _ in range(2)]
+    assert [a.status_code for a in answers] == [201, 429]
+    assert answers[-1].json()["message"] == "Rate Limited"
