@@ -40,9 +40,10 @@ import marshal
 import math
 import os
 import stat
+import struct
 import tempfile
 from array import array
-from itertools import count, islice
+from itertools import compress, count, islice
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from airflow_provider_braze.exceptions import BrazeValidationError
@@ -70,6 +71,10 @@ _BUFFERED = 1 << 15
 #: Positions of entries to leave out, held in memory before they are written out (and read
 #: back per partition when merged: 64 runs of 4,096 at most).
 _POSITIONS_BUFFERED = 1 << 12
+#: A partition file's segment header: keys, bytes of keys, and whether they are lines (else marshal).
+_SEGMENT = struct.Struct("<QQ?")
+#: Bytes in a hash (a C ssize_t, struct's "n").
+_WORD = struct.calcsize("n")
 #: Identity keys are text, and a lone surrogate is never in a recipient (iter_recipients refuses
 #: it, and the spool is written first, strictly as UTF-8): so it can mark an alias or an email
 #: apart from an external user ID.
@@ -301,6 +306,13 @@ class _RepeatFinder:
     whatever PYTHONHASHSEED says, and no collision can drop a distinct recipient. The hash is
     keyed per process (unless PYTHONHASHSEED fixes it), so no list can be made to crowd one
     partition.
+
+    On disk a partition is a series of segments, one per spill: the positions (8 bytes each),
+    then the keys as UTF-8 (``surrogatepass``: alias and email keys hold _MARK), one per line.
+    Splitting that text at line ends gives the keys back exactly when none of them holds a line
+    end, which the count of line ends proves; a segment where one does is written with marshal
+    instead. Either way a key is read back as its UTF-8 bytes (one to one with the text), and
+    whole bytes are what the sets compare.
     """
 
     def __init__(self, folder: str) -> None:
@@ -309,6 +321,8 @@ class _RepeatFinder:
         self._positions: list[array[int]] = [array("Q") for _ in range(_PARTITIONS)]
         self._add_key = [keys.append for keys in self._keys]
         self._add_position = [positions.append for positions in self._positions]
+        #: The partition of each byte value: its low bits (_PARTITIONS divides 256).
+        self._partition_of = bytes(value % _PARTITIONS for value in range(256))
         self._files: list[BinaryIO] = []
         self._buffered = 0
         self._read = 0
@@ -320,9 +334,12 @@ class _RepeatFinder:
         except TypeError:  # objects (aliases, emails, trigger recipients) are not hashable
             keys = list(map(_identity_key, chunk))
             hashes = list(map(hash, keys))
-        add_key, add_position, mask = self._add_key, self._add_position, _PARTITIONS - 1
-        for key, value, position in zip(keys, hashes, count(self._read)):
-            part = value & mask
+        # Each key's partition, from one byte of its hash (the lowest on little-endian machines),
+        # at C speed: the hashes as machine words, every word's first byte, then a table of
+        # partitions by byte value.
+        parts = struct.pack(f"{len(hashes)}n", *hashes)[::_WORD].translate(self._partition_of)
+        add_key, add_position = self._add_key, self._add_position
+        for key, part, position in zip(keys, parts, count(self._read)):
             add_key[part](key)
             add_position[part](position)
         self._read += len(keys)
@@ -339,24 +356,30 @@ class _RepeatFinder:
         for part, handle in enumerate(self._files):
             keys, positions = self._keys[part], self._positions[part]
             if keys:
-                # marshal: the fastest way in and out for a list of strings (this process's
-                # own private file, read back by this process).
-                data = marshal.dumps(keys)
-                header = len(keys).to_bytes(8, "little") + len(data).to_bytes(8, "little")
+                data = "\n".join(keys).encode("utf-8", "surrogatepass")
+                lines = True
+                if data.count(b"\n") != len(keys) - 1:  # a key holds a line end
+                    data = marshal.dumps([key.encode("utf-8", "surrogatepass") for key in keys])
+                    lines = False
+                header = _SEGMENT.pack(len(keys), len(data), lines)
                 handle.write(b"".join((header, positions.tobytes(), data)))  # one system call
                 keys.clear()
                 del positions[:]
         self._buffered = 0
 
-    def _segments(self, part: int) -> Iterator[tuple[array[int], list[str]]]:
+    def _segments(self, part: int) -> Iterator[tuple[array[int], list[Any]]]:
         if self._files:
             handle = self._files[part]
             handle.seek(0)
-            while header := handle.read(16):
-                number, size = int.from_bytes(header[:8], "little"), int.from_bytes(header[8:], "little")
+            read = handle.read
+            while header := read(_SEGMENT.size):
+                number, size, lines = _SEGMENT.unpack(header)
                 positions = array("Q")
-                positions.frombytes(handle.read(number * 8))
-                yield positions, marshal.loads(handle.read(size))  # noqa: S302  (our own file)
+                positions.frombytes(read(number * 8))
+                data = read(size)
+                if len(positions) != number or len(data) != size:
+                    raise OSError(f"the duplicate pass's file {handle.name} lost entries")
+                yield positions, data.split(b"\n") if lines else marshal.loads(data)  # noqa: S302
         elif self._keys[part]:
             yield self._positions[part], self._keys[part]
 
@@ -368,21 +391,29 @@ class _RepeatFinder:
         runs: list[tuple[int, int]] = []
         with open(path, "wb") as out:
             for part in range(_PARTITIONS):
-                seen: set[str] = set()
+                seen: set[Any] = set()
                 found = array("Q")
                 start = out.tell()
                 for positions, keys in self._segments(part):
-                    if seen.isdisjoint(keys):  # nothing repeats: the common case, at C speed
-                        before = len(seen)
+                    before = len(seen)
+                    if seen.isdisjoint(keys):  # nothing seen before: the common case, at C speed
                         seen.update(keys)
                         if len(seen) - before == len(keys):
                             continue
-                        seen.difference_update(keys)  # a key repeats within the segment
-                    for position, key in zip(positions, keys, strict=True):
-                        if key in seen:
-                            found.append(position)
-                        else:
-                            seen.add(key)
+                        repeats = [False] * len(keys)  # but a key repeats within the segment
+                    else:  # whether each key was seen in an earlier segment
+                        repeats = list(map(seen.__contains__, keys))
+                        seen.update(keys)
+                        if len(seen) - before == repeats.count(False):  # none repeats within
+                            found.extend(compress(positions, repeats))
+                            repeats = []
+                    if repeats:  # a key's later entries in the segment: its first is kept
+                        firsts: set[Any] = set()
+                        for position, key, repeat in zip(positions, keys, repeats, strict=True):
+                            if repeat or key in firsts:
+                                found.append(position)
+                            else:
+                                firsts.add(key)
                     if len(found) >= _POSITIONS_BUFFERED:
                         found.tofile(out)
                         del found[:]
@@ -685,6 +716,8 @@ def _read_into(
 #: NaN and Infinity are refused: they are not JSON, so the request carrying them could not be
 #: encoded, and its batch would fail at sending time instead of before anything is sent.
 _ENCODE = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False).encode
+#: The characters json escapes in a string when ensure_ascii is False, as UTF-8 bytes.
+_ESCAPED = bytes(range(0x20)) + b'"\\'
 
 
 def _spool_line(chunk: list[Any]) -> str:
@@ -692,14 +725,17 @@ def _spool_line(chunk: list[Any]) -> str:
     sort_keys=True, separators=(",", ":"))`` gives (the fingerprint hashes these bytes, and
     earlier tries' fingerprints must still match).
 
-    External user IDs with no quote, backslash or control character (what json escapes when
-    ensure_ascii is False) are written as they are, a few times faster than the encoder.
+    External user IDs with no quote, backslash or control character (U+0000 to U+001F: all that
+    json escapes when ensure_ascii is False) are written as they are, a few times faster than
+    the encoder. In UTF-8 those characters are single bytes that no other character's bytes
+    hold, so deleting them from the encoded text shows at C speed whether there are any.
     """
     try:
         text = "".join(chunk)
     except TypeError:  # objects
         return _ENCODE(chunk)
-    if '"' in text or "\\" in text or not text.isprintable():  # control characters are not
+    data = text.encode("utf-8", "surrogatepass")
+    if len(data.translate(None, _ESCAPED)) != len(data):
         return _ENCODE(chunk)
     return '["' + '","'.join(chunk) + '"]'
 
