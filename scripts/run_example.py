@@ -1,11 +1,12 @@
 """Run the two example DAGs with `airflow dags test` against a local Braze sandbox: the send ID
 pipeline, then the content experiment.
 
-Used by scripts/demo (``--pipeline`` or ``--experiment`` runs only that one). Everything happens under .demo/, so it never touches a real Airflow
-installation or a real Braze workspace: the Airflow home and the runs' logs are rebuilt each
-time; the analytics CSVs of earlier runs are kept in .demo/analytics/, the experiments' files
-(variants, comparison table, chart) in .demo/experiments/. The provider's task log lines are
-relayed as "level  message" (no timestamps or logger paths), wrapped, never cut.
+Used by scripts/demo (``--pipeline`` or ``--experiment`` runs only that one). Everything happens
+under .demo/, so it never touches a real Airflow installation or a real Braze workspace: the
+Airflow home and the runs' logs are rebuilt each time; the analytics CSVs of earlier runs are
+kept in .demo/analytics/, the experiments' files (variants, comparison table, chart) in
+.demo/experiments/. The provider's task log lines are relayed as "level  message" (no timestamps
+or logger paths), wrapped, never cut.
 """
 
 from __future__ import annotations

@@ -14,6 +14,8 @@ from urllib.parse import urlsplit
 from airflow_provider_braze.exceptions import BrazeConfigurationError
 
 if TYPE_CHECKING:
+    from types import FrameType
+
     from airflow.sdk import Connection
 
 
@@ -84,7 +86,7 @@ def _under_form_test(conn_id: str) -> bool:
     call stack, not guessed from what the random ID looks like (it may be all lower case)."""
     import sys
 
-    frame = sys._getframe(1)
+    frame: FrameType | None = sys._getframe(1)
     while frame is not None:
         if (
             frame.f_code.co_name == _FORM_TEST_FUNCTION
@@ -94,7 +96,7 @@ def _under_form_test(conn_id: str) -> bool:
             # it must be this one (a hook for another connection, built while testing, is not).
             transient = frame.f_locals.get("transient_conn_id")
             return transient is None or transient == conn_id
-        frame = frame.f_back  # type: ignore[assignment]
+        frame = frame.f_back
     return False
 
 

@@ -351,7 +351,8 @@ def test_the_demo_says_what_it_takes_without_installing_anything(tmp_path: Path)
     mentioned = set()
     for path in [REPO / "README.md", *(REPO / "example_dags").glob("*.py")]:
         mentioned |= set(re.findall(r"scripts/demo (--[a-z-]+)", path.read_text()))
-    assert mentioned and mentioned <= {"--pipeline", "--experiment", "--help"}
+    assert mentioned
+    assert mentioned <= {"--pipeline", "--experiment", "--help"}
 
 
 @pytest.mark.parametrize("args", [["--nope"], ["--pipeline", "--experiment"], ["extra"]])

@@ -27,7 +27,8 @@ def test_the_day_run_after_falls_on_and_a_digest_of_the_run_id() -> None:
     assert run_send_id("picks", run) == f"picks-20261203-{digest}"
     # The task context works as well as the DAG run; the macros are the same functions.
     assert run_send_id("picks", {"dag_run": run, "run_id": run.run_id}) == run_send_id("picks", run)
-    assert MACROS == {"run_send_id": run_send_id, "run_key": run_key}
+    assert MACROS["run_send_id"] is run_send_id
+    assert MACROS["run_key"] is run_key
 
 
 def test_two_runs_on_the_same_day_get_different_ids_and_a_retry_the_same() -> None:
