@@ -194,12 +194,13 @@ class SendAnalyticsSensor(BaseSensorOperator):
         broadcast, grace = self._untracked_arguments()
         ready = old_enough_at(sent_at, min_age)
         self.log.info(
-            "Deferred: the triggerer checks Braze every %.0f s%s until %s; no worker slot is held.",
+            "Deferred: the triggerer checks Braze every %.0f s until %s; no worker slot is held.%s",
             self.poke_interval,
-            f" (first when the send is {min_age} old, at {ready.isoformat(timespec='seconds')})"
+            end_at.isoformat(timespec="seconds"),
+            f" It checks again as soon as the send is {min_age} old, at "
+            f"{ready.isoformat(timespec='seconds')}."
             if ready is not None and ready > _utcnow()
             else "",
-            end_at.isoformat(timespec="seconds"),
         )
         self.defer(
             trigger=SendAnalyticsTrigger(
