@@ -15,7 +15,6 @@ audience.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import tempfile
@@ -28,6 +27,7 @@ from airflow_provider_braze.operators.analytics import CompareSendsOperator
 from airflow_provider_braze.operators.experiments import SplitAudienceOperator
 from airflow_provider_braze.operators.messages import SendMessagesOperator
 from airflow_provider_braze.operators.send_id import CreateSendIdOperator
+from airflow_provider_braze.send_ids import MACROS, run_send_id
 from airflow_provider_braze.sensors.send_analytics import SendAnalyticsSensor
 
 #: Who gets what: the control keeps today's email; a and b try new subject lines and bodies.
@@ -46,6 +46,7 @@ with DAG(
     catchup=False,
     tags=["braze", "example", "experiment"],
     default_args={"braze_conn_id": "braze_default", "retries": 0},
+    user_defined_macros=MACROS,  # run_key(dag_run) in templates: every run has one
     params={
         "campaign_id": Param("sandbox-api-campaign", type="string", minLength=1),
         "email_variation_id": Param("sandbox-api-campaign-email", type="string", minLength=1),
@@ -77,14 +78,13 @@ with DAG(
     @task
     def generate_variants(**context: Any) -> dict[str, dict[str, Any]]:
         """Stand-in for content generation: each variant's email and its own send ID."""
-        day = context["logical_date"] or context["dag_run"].run_after
         params = context["params"]
         variants = {}
         for name, (subject, body) in CONTENT.items():
-            digest = hashlib.sha256(f"{subject}\n{body}".encode()).hexdigest()[:10]
             variants[name] = {
-                # From the run's day and the content: a retry re-creates the same ID.
-                "send_id": f"picks-{day:%Y%m%d}-{name}-{digest}",
+                # picks-a-20261203-3f9a1c2b: the variant, the day the run was due and a digest of
+                # its run ID; a retry re-creates the same ID, another run gets its own.
+                "send_id": run_send_id(f"picks-{name}", context),
                 "messages": {
                     "email": {
                         "app_id": params["email_app_id"],
@@ -128,7 +128,7 @@ with DAG(
         experiment="{{ params.experiment }}",
         shares=SHARES,
         control="control",
-        output_path="{{ params.output_path }}/{{ dag.dag_id }}/{{ ts_nodash }}",
+        output_path="{{ params.output_path }}/{{ dag.dag_id }}/{{ run_key(dag_run) }}",
         variant_kwargs=variants,  # each variant's send_id and messages, next to its file
     )
     # [END howto_operator_split_audience]
@@ -178,7 +178,7 @@ with DAG(
         campaign_id="{{ params.campaign_id }}",
         sends=sends(variants),
         control="control",
-        output_path="{{ params.output_path }}/{{ dag.dag_id }}/{{ ts_nodash }}/comparison.csv",
+        output_path="{{ params.output_path }}/{{ dag.dag_id }}/{{ run_key(dag_run) }}/comparison.csv",
     )
     # [END howto_operator_compare_sends]
     wait_for_analytics >> compare

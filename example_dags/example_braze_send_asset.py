@@ -17,6 +17,7 @@ from airflow.sdk import DAG
 from airflow_provider_braze.assets import braze_campaign_asset
 from airflow_provider_braze.operators.messages import SendMessagesOperator
 from airflow_provider_braze.operators.send_id import CreateSendIdOperator
+from airflow_provider_braze.send_ids import MACROS
 
 INSTANCE = "sandbox"
 CAMPAIGN_ID = "sandbox-api-campaign"
@@ -32,9 +33,13 @@ with DAG(
     catchup=False,
     tags=["braze", "example", "assets"],
     default_args={"braze_conn_id": "braze_default", "retries": 0},
+    user_defined_macros=MACROS,  # run_send_id in templates
 ) as dag:
     create_send_id = CreateSendIdOperator(
-        task_id="create_send_id", campaign_id=CAMPAIGN_ID, send_id="digest-{{ ds_nodash }}-{{ ts_nodash }}"
+        task_id="create_send_id",
+        campaign_id=CAMPAIGN_ID,
+        # digest-20261203-3f9a1c2b: unique to the run, with or without a logical date.
+        send_id="{{ run_send_id('digest', dag_run) }}",
     )
     # [START howto_operator_send_with_outlet]
     SendMessagesOperator(

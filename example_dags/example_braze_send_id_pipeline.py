@@ -30,6 +30,7 @@ from airflow.sdk import DAG, Param, task
 from airflow_provider_braze.operators.analytics import GetSendAnalyticsOperator
 from airflow_provider_braze.operators.messages import SendMessagesOperator
 from airflow_provider_braze.operators.send_id import CreateSendIdOperator
+from airflow_provider_braze.send_ids import MACROS, run_send_id
 from airflow_provider_braze.sensors.send_analytics import SendAnalyticsSensor
 
 with DAG(
@@ -40,6 +41,9 @@ with DAG(
     catchup=False,
     tags=["braze", "example"],
     default_args={"braze_conn_id": "braze_default", "retries": 0},
+    # run_send_id / run_key in templates: what every run has (a run triggered from the CLI or
+    # the REST API has no logical date, so no ds or ts_nodash).
+    user_defined_macros=MACROS,
     params={
         "campaign_id": Param(
             "sandbox-api-campaign",
@@ -84,13 +88,15 @@ with DAG(
     @task(multiple_outputs=True)
     def generate_content(**context: Any) -> dict[str, str]:
         """Stand-in for real content generation (an LLM call, a query, a template render...)."""
-        day = context["logical_date"] or context["dag_run"].run_after
+        # A run triggered from the CLI or the REST API has no logical date: fall back to when
+        # the run was due, which every run has.
+        day = context.get("logical_date") or context["dag_run"].run_after
         title = f"Your picks for {day:%A %d %B}"
         body = "Three new arrivals we think you will like."
-        digest = hashlib.sha256(f"{title}\n{body}".encode()).hexdigest()[:12]
-        # A send ID derived from the run and the content: a retried task re-creates the same ID
-        # instead of a new one, and it stays ASCII and well under Braze's 64 characters.
-        return {"title": title, "body": body, "send_id": f"picks-{day:%Y%m%d}-{digest}"}
+        # A send ID of this run (picks-20261203-3f9a1c2b: the day it was due and a digest of its
+        # run ID): a retried task re-creates the same ID, another run, even the same day, gets
+        # its own; ASCII and well under Braze's 64 characters.
+        return {"title": title, "body": body, "send_id": run_send_id("picks", context)}
 
     content = generate_content()
 
@@ -170,7 +176,7 @@ with DAG(
         task_id="fetch_analytics",
         campaign_id="{{ params.campaign_id }}",
         send_id=create_send_id.output,
-        output_path="{{ params.analytics_path }}/{{ dag.dag_id }}-{{ ts_nodash }}.csv",
+        output_path="{{ params.analytics_path }}/{{ dag.dag_id }}-{{ run_key(dag_run) }}.csv",
     )
     # [END howto_operator_get_send_analytics]
 

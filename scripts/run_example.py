@@ -1,15 +1,17 @@
 """Run the two example DAGs with `airflow dags test` against a local Braze sandbox: the send ID
 pipeline, then the content experiment.
 
-Used by scripts/demo. Everything happens under .demo/, so it never touches a real Airflow
-installation or a real Braze workspace: the Airflow home and the runs' logs are rebuilt each
-time; the analytics CSVs of earlier runs are kept in .demo/analytics/, the experiments' files
-(variants, comparison table, chart) in .demo/experiments/. The provider's task log lines are
-relayed as "level  message" (no timestamps or logger paths), wrapped, never cut.
+Used by scripts/demo (``--pipeline`` or ``--experiment`` runs only that one). Everything happens
+under .demo/, so it never touches a real Airflow installation or a real Braze workspace: the
+Airflow home and the runs' logs are rebuilt each time; the analytics CSVs of earlier runs are
+kept in .demo/analytics/, the experiments' files (variants, comparison table, chart) in
+.demo/experiments/. The provider's task log lines are relayed as "level  message" (no timestamps
+or logger paths), wrapped, never cut.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import re
@@ -20,6 +22,7 @@ import sys
 import textwrap
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 WORK = REPO / ".demo"
@@ -108,8 +111,23 @@ def _wrap(prefix: str, message: str) -> list[str]:
     )
 
 
-def main() -> int:
+def parse_arguments(argv: list[str]) -> argparse.Namespace:
+    """``--pipeline`` or ``--experiment`` (only that example); neither: both."""
+    parser = argparse.ArgumentParser(
+        prog="scripts/demo",
+        description="Run the example DAGs with `airflow dags test` against the local Braze sandbox.",
+    )
+    only = parser.add_mutually_exclusive_group()
+    only.add_argument("--pipeline", action="store_true", help="only the send ID pipeline")
+    only.add_argument("--experiment", action="store_true", help="only the content experiment")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
     from airflow_provider_braze.sandbox import BrazeSandbox
+
+    arguments = parse_arguments([] if argv is None else argv)
+    run_pipeline, run_experiment = not arguments.experiment, not arguments.pipeline
 
     analytics = WORK / "analytics"
     for folder in (analytics, WORK / "experiments"):
@@ -153,30 +171,12 @@ def main() -> int:
     with BrazeSandbox(api_key=f"sandbox-demo-{secrets.token_hex(12)}") as sandbox:
         print(f"==> Braze sandbox listening on {sandbox.url}", flush=True)
         env["AIRFLOW_CONN_BRAZE_DEFAULT"] = sandbox.connection_json()
-        log_path = WORK / "dags-test.log"
-        run = _dags_test(airflow, env, DAG_ID, {"analytics_path": f"file://{analytics}"}, log_path)
-        if run.returncode != 0:
-            return _failed(_run_failed("the example pipeline", run.returncode, log_path))
-        with urllib.request.urlopen(f"{sandbox.url}/_sandbox/ledger") as answer:  # noqa: S310 - loopback
-            ledger = json.load(answer)
-        deliveries = sandbox.state.deliveries()
-        created = [e for e in ledger if e["endpoint"] == "POST /sends/id/create"]
-        if len(created) != 1:
-            return _failed(
-                f"expected one created send ID, the sandbox recorded {len(created)}; see {log_path}."
-            )
-        entry = created[0]
-        sends = [e for e in ledger if e["endpoint"] == "POST /messages/send"]
-        new = sorted(set(analytics.glob("*.csv")) - set(earlier))
-        _say(
-            f"Example pipeline succeeded. Created send ID: {entry['response']['send_id']} "
-            f"(campaign {entry['request']['campaign_id']}); the sandbox received {len(sends)} send "
-            f"requests for {len(deliveries)} distinct recipients, {sum(deliveries.values())} messages "
-            "in all."
-        )
-        print(f"Analytics rows: {', '.join(str(p) for p in new) or 'none written'}")
-        print(f"Full log: {log_path}")
-
+        if run_pipeline:
+            failed = _pipeline(airflow, env, sandbox, analytics, earlier)
+            if failed is not None:
+                return _failed(failed)
+        if not run_experiment:
+            return 0
         experiment_log = WORK / "experiment.log"
         conf = {"output_path": f"file://{experiments}"}
         experiment = _dags_test(airflow, env, EXPERIMENT_DAG_ID, conf, experiment_log)
@@ -190,6 +190,34 @@ def main() -> int:
     print(f"Comparison table and chart: {tables[-1].parent if tables else 'not written'}")
     print(f"Full log: {experiment_log}")
     return 0
+
+
+def _pipeline(
+    airflow: str, env: dict[str, str], sandbox: Any, analytics: Path, earlier: list[Path]
+) -> str | None:
+    """Run the send ID pipeline and print what it did; None, or why it failed."""
+    log_path = WORK / "dags-test.log"
+    run = _dags_test(airflow, env, DAG_ID, {"analytics_path": f"file://{analytics}"}, log_path)
+    if run.returncode != 0:
+        return _run_failed("the example pipeline", run.returncode, log_path)
+    with urllib.request.urlopen(f"{sandbox.url}/_sandbox/ledger") as answer:  # noqa: S310 - loopback
+        ledger = json.load(answer)
+    deliveries = sandbox.state.deliveries()
+    created = [e for e in ledger if e["endpoint"] == "POST /sends/id/create"]
+    if len(created) != 1:
+        return f"expected one created send ID, the sandbox recorded {len(created)}; see {log_path}."
+    entry = created[0]
+    sends = [e for e in ledger if e["endpoint"] == "POST /messages/send"]
+    new = sorted(set(analytics.glob("*.csv")) - set(earlier))
+    _say(
+        f"Example pipeline succeeded. Created send ID: {entry['response']['send_id']} "
+        f"(campaign {entry['request']['campaign_id']}); the sandbox received {len(sends)} send "
+        f"requests for {len(deliveries)} distinct recipients, {sum(deliveries.values())} messages "
+        "in all."
+    )
+    print(f"Analytics rows: {', '.join(str(p) for p in new) or 'none written'}")
+    print(f"Full log: {log_path}")
+    return None
 
 
 def _say(text: str) -> None:
@@ -226,7 +254,7 @@ def _dags_test(
 
 if __name__ == "__main__":
     try:
-        sys.exit(main())
+        sys.exit(main(sys.argv[1:]))
     except KeyboardInterrupt:
         print("\nscripts/demo: interrupted; rerun scripts/demo to start again.", file=sys.stderr)
         sys.exit(130)

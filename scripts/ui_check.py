@@ -14,7 +14,8 @@ Debian's Chromium through Playwright, as a user would:
    (with no network here, that the host cannot be resolved, in one sentence);
 5. (after the browser) `airflow connections test` on the first one passes.
 
-It exits 0 when steps 2 to 5 pass, and prints one line per step.
+It exits 0 when steps 2 to 5 pass and the answers in the browser name the connection "This
+Braze connection" (never Airflow's random ID for it), and prints one line per step.
 """
 
 from __future__ import annotations
@@ -168,6 +169,10 @@ def main() -> int:
 
                 status, body = click_test(page, "braze_with_port")
                 results["with port"] = status == 200 and body.get("status") is True
+                # The form's connection is tested under a random ID: the answer never shows it.
+                results["named 'This Braze connection'"] = str(body.get("message", "")).startswith(
+                    "This Braze connection: "
+                )
                 print(f"2. with port: {status} {json.dumps(body)}")
 
                 set_port_in_the_form(page, "braze_no_port", sandbox_port)

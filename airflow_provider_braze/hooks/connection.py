@@ -14,6 +14,8 @@ from urllib.parse import urlsplit
 from airflow_provider_braze.exceptions import BrazeConfigurationError
 
 if TYPE_CHECKING:
+    from types import FrameType
+
     from airflow.sdk import Connection
 
 
@@ -63,24 +65,39 @@ _OPTION_DEFAULTS: dict[str, float] = {
 }
 
 
-#: What Airflow names the transient connection it makes to test a form (``POST
-#: /connections/test``): 8 random letters and digits, exported as ``AIRFLOW_CONN_<ID>``.
-_TRANSIENT_TEST_ID = re.compile(r"^[A-Za-z0-9]{8}$")
+#: Where Airflow tests a connection form (``POST /connections/test``): the function makes a
+#: transient connection with a random ID (8 letters and digits, any case: ``vkQS3iIp``,
+#: ``rm7zg2ph``), exports it as ``AIRFLOW_CONN_<ID>`` and calls the hook's ``test_connection``
+#: in the same thread. Its local ``transient_conn_id`` holds that ID.
+_FORM_TEST_MODULE = "airflow.api_fastapi.core_api.routes.public.connections"
+_FORM_TEST_FUNCTION = "test_connection"
 
 
 def connection_label(conn_id: str) -> str:
     """How messages name the connection: ``Braze connection 'braze_default'``; a connection being
     tested from Airflow's form has a random ID nobody chose, so it is "This Braze connection"."""
-    # Mixed case as well: a random ID has upper and lower case letters (all but ~1 % do), an ID
-    # someone chose and exported as AIRFLOW_CONN_BRAZEPRD ("brazeprd") rarely does.
-    if (
-        _TRANSIENT_TEST_ID.match(conn_id)
-        and conn_id != conn_id.lower()
-        and conn_id != conn_id.upper()
-        and f"AIRFLOW_CONN_{conn_id.upper()}" in os.environ
-    ):
+    if f"AIRFLOW_CONN_{conn_id.upper()}" in os.environ and _under_form_test(conn_id):
         return "This Braze connection"
     return f"Braze connection {conn_id!r}"
+
+
+def _under_form_test(conn_id: str) -> bool:
+    """Whether this thread is inside Airflow's form test, testing ``conn_id``: known from the
+    call stack, not guessed from what the random ID looks like (it may be all lower case)."""
+    import sys
+
+    frame: FrameType | None = sys._getframe(1)
+    while frame is not None:
+        if (
+            frame.f_code.co_name == _FORM_TEST_FUNCTION
+            and frame.f_globals.get("__name__") == _FORM_TEST_MODULE
+        ):
+            # Every connection that function tests is its transient one; where it says which,
+            # it must be this one (a hook for another connection, built while testing, is not).
+            transient = frame.f_locals.get("transient_conn_id")
+            return transient is None or transient == conn_id
+        frame = frame.f_back
+    return False
 
 
 def read_settings(

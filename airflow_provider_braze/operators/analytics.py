@@ -42,7 +42,7 @@ class GetSendAnalyticsOperator(BaseOperator):
             task_id="analytics",
             campaign_id="{{ params.campaign_id }}",
             send_id=create_send_id.output,
-            output_path="s3://my-bucket/braze/send_stats/{{ ds }}.csv",
+            output_path="s3://my-bucket/braze/send_stats/{{ ti.xcom_pull(task_ids='create_send_id') }}.csv",
         )
 
     .. seealso::

@@ -32,7 +32,7 @@ class SplitAudienceOperator(BaseOperator):
 
         split = SplitAudienceOperator(
             task_id="split",
-            recipients="s3://bucket/audiences/{{ ds }}.csv",
+            recipients="s3://bucket/audiences/{{ dag_run.run_after | ds }}.csv",
             experiment="subject-line-2026-11",
             shares={"control": 0.1, "a": 0.45, "b": 0.45},
             output_path="s3://bucket/experiments/{{ run_id }}",

@@ -686,7 +686,7 @@ class SendMessagesOperator(_BrazeSendOperator):
             task_id="send",
             campaign_id="{{ params.campaign_id }}",
             send_id=create_send_id.output,
-            recipients="s3://my-bucket/audiences/{{ ds }}.csv",
+            recipients="s3://my-bucket/audiences/{{ dag_run.run_after | ds }}.csv",
             messages={
                 "email": {
                     "app_id": "...",

@@ -59,7 +59,9 @@ class CreateSendIdOperator(BaseOperator):
         create_send_id = CreateSendIdOperator(
             task_id="create_send_id",
             campaign_id="{{ params.campaign_id }}",
-            send_id="newsletter-{{ ds_nodash }}",
+            # newsletter-20261203-3f9a1c2b: unique to the DAG run, with or without a logical
+            # date (the DAG has user_defined_macros=airflow_provider_braze.send_ids.MACROS)
+            send_id="{{ run_send_id('newsletter', dag_run) }}",
         )
 
     .. seealso::

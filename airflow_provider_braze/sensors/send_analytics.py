@@ -18,7 +18,7 @@ from airflow_provider_braze.validation import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
     from airflow.sdk import Context
 
@@ -68,6 +68,10 @@ class SendAnalyticsSensor(BaseSensorOperator):
     waiting to :class:`~airflow_provider_braze.triggers.send_analytics.SendAnalyticsTrigger`,
     which checks Braze every ``poke_interval`` seconds in the triggerer and wakes the task only
     when the condition is met, the ``timeout`` is up, or waiting cannot help.
+
+    In every mode, with ``sent_at`` and ``min_age`` the check comes as soon as the send is
+    ``min_age`` old, then every ``poke_interval``: a send that reaches ``min_age`` 60 s after the
+    first check is checked again then, not a whole ``poke_interval`` (say 15 minutes) later.
 
     .. code-block:: python
 
@@ -155,6 +159,20 @@ class SendAnalyticsSensor(BaseSensorOperator):
         done, summary = self._check()
         return PokeReturnValue(is_done=done, xcom_value=summary)
 
+    def _get_next_poke_interval(
+        self,
+        started_at: datetime | float,
+        run_duration: Callable[[], float],
+        poke_count: int,
+    ) -> float:
+        """Airflow's wait before the next poke (``poke_interval``, or its exponential backoff),
+        cut short to the moment the send reaches ``min_age`` when that comes sooner: the check
+        that can first succeed happens then, not up to a ``poke_interval`` later. Used by both
+        ``poke`` (the sleep) and ``reschedule`` (the reschedule date) modes."""
+        interval = super()._get_next_poke_interval(started_at, run_duration, poke_count)
+        _, _, _, sent_at, _, min_age = self._arguments()
+        return next_check_in(interval, old_enough_at(sent_at, min_age), _utcnow())
+
     # ------------------------------------------------------------------ deferrable
 
     def execute(self, context: Context) -> Any:
@@ -174,10 +192,15 @@ class SendAnalyticsSensor(BaseSensorOperator):
 
         campaign_id, send_id, length, sent_at, min_sent, min_age = self._arguments()
         broadcast, grace = self._untracked_arguments()
+        ready = old_enough_at(sent_at, min_age)
         self.log.info(
-            "Deferred: the triggerer checks Braze every %.0f s until %s; no worker slot is held.",
+            "Deferred: the triggerer checks Braze every %.0f s until %s; no worker slot is held.%s",
             self.poke_interval,
             end_at.isoformat(timespec="seconds"),
+            f" It checks again as soon as the send is {min_age} old, at "
+            f"{ready.isoformat(timespec='seconds')}."
+            if ready is not None and ready > _utcnow()
+            else "",
         )
         self.defer(
             trigger=SendAnalyticsTrigger(
@@ -391,6 +414,24 @@ def check_send_analytics(
 #: UTC-12 (it ends 12 hours after UTC's).
 _EASTERNMOST_OFFSET = timedelta(hours=14)
 _WESTERNMOST_OFFSET = timedelta(hours=12)
+
+
+def old_enough_at(sent_at: datetime | None, min_age: timedelta | None) -> datetime | None:
+    """When the send reaches ``min_age``: known only with ``sent_at`` (without it, the send's age
+    comes from the analytics themselves, so there is no moment to aim the next check at)."""
+    if sent_at is None or min_age is None:
+        return None
+    return sent_at + min_age
+
+
+def next_check_in(interval: float, old_enough: datetime | None, now: datetime) -> float:
+    """Seconds until the next check: ``interval``, or fewer when the send reaches ``min_age``
+    (``old_enough``) sooner, so the check that can first succeed happens at that moment. Used
+    by the sensor on a worker and by its trigger."""
+    if old_enough is None:
+        return interval
+    until = (old_enough - now).total_seconds()
+    return until if 0 < until < interval else interval
 
 
 def _utcnow() -> datetime:

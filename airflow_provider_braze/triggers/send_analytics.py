@@ -8,7 +8,7 @@ met, and wakes the task only when it is, when the time is up, or when waiting ca
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timezone
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
@@ -93,9 +93,16 @@ class SendAnalyticsTrigger(BaseTrigger):
             BrazeTransportError,
         )
         from airflow_provider_braze.hooks.braze import BrazeHook
+        from airflow_provider_braze.sensors import send_analytics as sensor
 
         hook = BrazeHook(braze_conn_id=self.braze_conn_id)
         end_at = datetime.fromisoformat(self.end_at)
+        # The first check that can succeed is when the send reaches min_age (if sent_at says
+        # when): the wait before it is cut short to then; the others are poke_interval.
+        old_enough = sensor.old_enough_at(
+            datetime.fromisoformat(self.sent_at) if self.sent_at else None,
+            timedelta(seconds=self.min_age_seconds) if self.min_age_seconds is not None else None,
+        )
         summary: dict[str, Any] | None = None
         try:
             while True:
@@ -119,18 +126,18 @@ class SendAnalyticsTrigger(BaseTrigger):
                 if done:
                     yield _event({"status": "done", "summary": summary})
                     return
-                left = (end_at - datetime.now(timezone.utc)).total_seconds()
+                now = sensor._utcnow()
+                left = (end_at - now).total_seconds()
                 if left <= 0:
                     yield _event({"status": "timeout", "summary": summary, "message": failure})
                     return
-                self.log.info("Checking again in %.0f s.", min(self.poke_interval, left))
-                await asyncio.sleep(min(self.poke_interval, left))
+                wait = min(sensor.next_check_in(self.poke_interval, old_enough, now), left)
+                self.log.info("Checking again in %.0f s.", wait)
+                await asyncio.sleep(wait)
         finally:
             hook.close()
 
     def _check(self, hook: Any) -> tuple[bool, dict[str, Any]]:
-        from datetime import timedelta
-
         from airflow_provider_braze.sensors.send_analytics import DEFAULT_NO_DATA_GRACE, check_send_analytics
 
         return check_send_analytics(

@@ -12,6 +12,7 @@ import pytest
 
 from airflow_provider_braze.experiments import Assigner
 from airflow_provider_braze.sandbox import BrazeSandbox
+from airflow_provider_braze.send_ids import run_key
 from tests.conftest import REPO_ROOT
 from tests.integration.conftest import load_dag, xcoms
 from tests.integration.test_example_pipeline import BEHAVIOUR_RUNS, runs_id, untracked_failure
@@ -47,7 +48,7 @@ def run_experiment(sandbox: BrazeSandbox, tmp_path: Path, **conf: Any) -> tuple[
 def test_experiment_splits_sends_each_variant_once_and_compares(
     airflow_db: None, braze_sandbox: BrazeSandbox, tmp_path: Path
 ) -> None:
-    _, values = run_experiment(braze_sandbox, tmp_path)
+    dag_run, values = run_experiment(braze_sandbox, tmp_path)
     variants = values[("generate_variants", "return_value")]
     assert list(variants) == ["control", "a", "b"]
 
@@ -81,7 +82,7 @@ def test_experiment_splits_sends_each_variant_once_and_compares(
     assert summary["verdicts"]["b"].startswith("b beats control on opens, p < 0.001, holm-adjusted")
     assert "b beats control on clicks" in summary["verdicts"]["b"]
     table = Path(summary["table"].removeprefix("file://"))
-    assert table.parent == tmp_path / DAG_ID / "20261102T080000"
+    assert table.parent == tmp_path / DAG_ID / run_key(dag_run)
     rows = list(csv.DictReader(table.open()))
     assert {(r["variant"], r["metric"]) for r in rows} == {
         (v, m) for v in variants for m in ("delivered", "opens", "clicks", "conversions")

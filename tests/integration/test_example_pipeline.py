@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from airflow_provider_braze.sandbox import BrazeSandbox
+from airflow_provider_braze.send_ids import run_key, run_send_id
 from tests.conftest import AIRFLOW_HOME, REPO_ROOT
 from tests.integration.conftest import load_dag, xcoms
 
@@ -85,7 +86,8 @@ def test_pipeline_creates_sends_waits_and_stores_analytics(
     (entry,) = canary_sandbox.ledger("POST /sends/id/create")
     send_id = entry["response"]["send_id"]
     assert entry["request"] == {"campaign_id": "sandbox-api-campaign", "send_id": send_id}
-    assert send_id.startswith("picks-20261102-")
+    # Of this run (the day it was due, a digest of its run ID), whatever its logical date.
+    assert send_id == run_send_id("picks", dag_run)
 
     # Every generated recipient got the message exactly once, tagged with that send ID.
     audience = {f"example-user-{n:06d}" for n in range(3_000)}
@@ -119,8 +121,8 @@ def test_pipeline_creates_sends_waits_and_stores_analytics(
     # The analytics of exactly that send, stored as CSV, and a per-channel summary.
     assert values[("wait_for_analytics", "return_value")]["sent"] == 3_000
     path = values[("fetch_analytics", "return_value")]
-    assert path == f"file://{tmp_path}/{DAG_ID}-20261102T080000.csv"
-    rows = list(csv.DictReader((tmp_path / f"{DAG_ID}-20261102T080000.csv").open()))
+    assert path == f"file://{tmp_path}/{DAG_ID}-{run_key(dag_run)}.csv"
+    rows = list(csv.DictReader((tmp_path / f"{DAG_ID}-{run_key(dag_run)}.csv").open()))
     # The sandbox's default series covers the whole window, zeros on the days before the send.
     assert len(rows) == 14
     sent_rows = [

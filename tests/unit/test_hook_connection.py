@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 from typing import Any
 from unittest import mock
@@ -245,25 +246,51 @@ def test_constructor_does_no_io(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "session" not in hook.__dict__
 
 
+def form_test(monkeypatch: pytest.MonkeyPatch, random_id: str, **fields: Any) -> dict[str, Any]:
+    """Airflow's own ``POST /connections/test`` function (3.3.x), its random ID chosen: it makes
+    a transient connection under that ID, exports it and calls the hook's test_connection."""
+    from unittest.mock import MagicMock
+
+    from airflow.api_fastapi.core_api.datamodels.connections import ConnectionBody
+    from airflow.api_fastapi.core_api.routes.public import connections as route
+    from airflow.exceptions import AirflowNotFoundException
+    from airflow.models.connection import Connection
+
+    def not_stored(*args: Any, **kwargs: Any) -> Any:
+        raise AirflowNotFoundException("not stored")
+
+    monkeypatch.setenv("AIRFLOW__CORE__TEST_CONNECTION", "Enabled")
+    monkeypatch.setattr(route, "get_random_string", lambda: random_id)
+    monkeypatch.setattr(Connection, "get_team_name", staticmethod(lambda *a, **k: None))
+    monkeypatch.setattr(Connection, "get_connection_from_secrets", classmethod(not_stored))
+    body = ConnectionBody(connection_id="braze_in_the_form", conn_type="braze", **fields)
+    answer = route.test_connection(body, user=MagicMock(), auth_manager=MagicMock())
+    assert f"AIRFLOW_CONN_{random_id.upper()}" not in os.environ
+    return answer.model_dump()
+
+
+@pytest.mark.parametrize("random_id", ["vkQS3iIp", "rm7zg2ph", "K2J9QX0A", "12345678"])
 def test_a_connection_under_test_in_the_form_is_not_named_by_its_random_id(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, random_id: str
 ) -> None:
-    """Airflow tests a form through a transient connection with a random 8-character ID."""
+    """Whatever the random ID Airflow gives the form's transient connection looks like."""
+    answer = form_test(monkeypatch, random_id, host="US-42", password=API_KEY)
+    assert answer["status"] is False
+    # (Airflow exports the form as a URI, which lower-cases the host.)
+    assert answer["message"].startswith("This Braze connection: unknown instance code 'us-42'")
+    assert random_id not in answer["message"]
+
+
+def test_a_chosen_id_is_named_even_when_it_looks_random(monkeypatch: pytest.MonkeyPatch) -> None:
     from airflow_provider_braze.hooks.connection import connection_label
 
-    monkeypatch.setenv("AIRFLOW_CONN_VKQS3IIP", braze_connection(host="US-42"))
-    assert connection_label("vkQS3iIp") == "This Braze connection"
-    ok, reason = BrazeHook(braze_conn_id="vkQS3iIp").test_connection()
+    for conn_id in ("vkQS3iIp", "rm7zg2ph", "brazeprd", "BRAZEPRD", "braze_eu"):
+        monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", braze_connection(host="US-42"))
+        assert connection_label(conn_id) == f"Braze connection {conn_id!r}"
+    # `airflow connections test` and a direct call name the connection too.
+    ok, reason = BrazeHook(braze_conn_id="rm7zg2ph").test_connection()
     assert ok is False
-    assert reason.startswith("This Braze connection: unknown instance code 'US-42'")
-    assert "vkQS3iIp" not in reason
-    # A chosen ID is named, even an 8-character one not under test.
-    assert connection_label("braze_eu") == "Braze connection 'braze_eu'"
-    assert connection_label("brazeUS1") == "Braze connection 'brazeUS1'"
-    # ... and one exported as AIRFLOW_CONN_BRAZEPRD (one letter case: not Airflow's random ID).
-    monkeypatch.setenv("AIRFLOW_CONN_BRAZEPRD", braze_connection())
-    assert connection_label("brazeprd") == "Braze connection 'brazeprd'"
-    assert connection_label("BRAZEPRD") == "Braze connection 'BRAZEPRD'"
+    assert reason.startswith("Braze connection 'rm7zg2ph': unknown instance code 'US-42'")
 
 
 KEY_LIKE = "9f1c2d3e-aaaa-bbbb-cccc-0123456789ab"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -333,3 +334,64 @@ def test_the_sandbox_command_says_in_one_line_when_it_cannot_listen() -> None:
     assert (
         done.stderr.strip().splitlines()[-1].endswith("error: --port must be between 0 and 65535, got 99999")
     )
+
+
+# ---------------------------------------------------------------------------- the demo's arguments
+
+
+def test_the_demo_says_what_it_takes_without_installing_anything(tmp_path: Path) -> None:
+    venv = tmp_path / "never-created"
+    done = script("demo", {"VENV": str(venv), "PYTHON": "/bin/false"}, "--help")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("Usage: scripts/demo [--pipeline | --experiment]\n")
+    for option in ("--pipeline", "--experiment", "--help"):
+        assert f"\n  {option}" in done.stdout or f", {option}" in done.stdout
+    assert not venv.exists()
+    # Every scripts/demo option a docstring or the README mentions is one it takes.
+    mentioned = set()
+    for path in [REPO / "README.md", *(REPO / "example_dags").glob("*.py")]:
+        mentioned |= set(re.findall(r"scripts/demo (--[a-z-]+)", path.read_text()))
+    assert mentioned
+    assert mentioned <= {"--pipeline", "--experiment", "--help"}
+
+
+@pytest.mark.parametrize("args", [["--nope"], ["--pipeline", "--experiment"], ["extra"]])
+def test_the_demo_refuses_unknown_arguments_in_one_line(tmp_path: Path, args: list[str]) -> None:
+    venv = tmp_path / "never-created"
+    done = script("demo", {"VENV": str(venv)}, *args)
+    assert done.returncode == 2
+    assert done.stderr.strip() == (
+        f"scripts/demo: unknown arguments: {' '.join(args)}; scripts/demo --help says what it takes."
+    )
+    assert not venv.exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "ran"),
+    [
+        ([], ["braze_send_id_pipeline", "braze_content_experiment"]),
+        (["--pipeline"], ["braze_send_id_pipeline"]),
+        (["--experiment"], ["braze_content_experiment"]),
+    ],
+)
+def test_the_demo_runs_the_examples_asked_for(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: list[str], ran: list[str]
+) -> None:
+    module = run_example()
+    monkeypatch.setattr(module, "WORK", tmp_path)
+    dags: list[str] = []
+
+    def fake_run(command: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
+        if command[1:3] == ["dags", "test"]:
+            dags.append(command[3])
+        return subprocess.CompletedProcess(command, 0)
+
+    monkeypatch.setattr(module.subprocess, "run", fake_run)
+    # The pipeline's own checks read what the sandbox received: here it received nothing.
+    monkeypatch.setattr(
+        module,
+        "_pipeline",
+        lambda airflow, env, *rest: fake_run([airflow, "dags", "test", module.DAG_ID]) and None,
+    )
+    assert module.main(args) == 0
+    assert dags == ran
