@@ -5,6 +5,7 @@ A fake clock: nothing here sleeps."""
 from __future__ import annotations
 
 import asyncio
+import threading
 from datetime import datetime, timedelta, timezone
 from typing import Any
 from unittest import mock
@@ -33,12 +34,19 @@ class Clock:
     def __init__(self) -> None:
         self.now = START
         self.waits: list[float] = []
+        self._thread = threading.get_ident()
+        self._real_asleep = asyncio.sleep
 
     def sleep(self, seconds: float) -> None:
         self.waits.append(seconds)
         self.now += timedelta(seconds=seconds)
 
     async def asleep(self, seconds: float) -> None:
+        # Patching asyncio.sleep patches it for every thread: a sandbox's uvicorn loop left
+        # running by an earlier test polls it every 0.1 s. Only this test's thread is faked.
+        if threading.get_ident() != self._thread:
+            await self._real_asleep(seconds)
+            return
         self.sleep(seconds)
 
 
