@@ -189,8 +189,7 @@ class BrazeAnalyticsUntrackedError(BrazeAnalyticsUnavailableError):
 
 class BrazeDeliveryStoppedError(BrazeError):
     """A send was stopped (task killed or timed out, or a newer try took over); the checkpoint
-    says where it stopped and a retry resumes from there. (Named ``DeliveryStopped`` before
-    0.2; that name works until 0.3.)
+    says where it stopped and a retry resumes from there.
 
     :param summary: The delivery summary when the send got far enough to have one (also pushed
         to XCom under ``summary``).
@@ -203,7 +202,7 @@ class BrazeDeliveryStoppedError(BrazeError):
 
 class BrazeDeliveryIncompleteError(BrazeError):
     """Some batches of a send were not delivered, or their outcome is unknown; the message lists
-    them. (Named ``DeliveryIncomplete`` before 0.2; that name works until 0.3.)
+    them.
 
     :param summary: The delivery summary (also pushed to XCom under ``summary``).
     """

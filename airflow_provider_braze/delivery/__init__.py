@@ -65,8 +65,6 @@ Checked after every step of the simulation of fault histories (``tests/reliabili
 README.md ("The delivery guarantee, in plain words") states the same for users.
 """
 
-from typing import Any
-
 from airflow_provider_braze.delivery.audience import (
     Audience,
     read_audience,
@@ -115,10 +113,3 @@ __all__ = [
     "spool_root",
     "task_prefix",
 ]
-
-
-def __getattr__(name: str) -> Any:
-    from airflow_provider_braze._deprecation import renamed_attribute
-    from airflow_provider_braze.delivery.engine import _RENAMED
-
-    return renamed_attribute(__name__, name, _RENAMED)

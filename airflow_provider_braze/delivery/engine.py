@@ -39,7 +39,6 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_braze._deprecation import renamed_attribute
 from airflow_provider_braze._words import clip, plural
 from airflow_provider_braze.delivery.audience import recipient_identity
 from airflow_provider_braze.delivery.checkpoint import (
@@ -61,7 +60,6 @@ from airflow_provider_braze.exceptions import (
     BrazeBadRequestError,
     BrazeCheckpointError,
     BrazeConfigurationError,
-    BrazeDeliveryIncompleteError,  # noqa: F401 - the old name DeliveryIncomplete resolves to it here
     BrazeDeliveryStoppedError,
     BrazeError,
     BrazeNotFoundError,
@@ -1294,14 +1292,3 @@ def audience_counts(audience: Audience) -> dict[str, Any]:
         "duplicates": audience.duplicates,
         "batches": audience.batch_count,
     }
-
-
-#: Names before 0.2, kept for one release: the errors now follow the ``Braze...Error`` naming.
-_RENAMED = {
-    "DeliveryIncomplete": "BrazeDeliveryIncompleteError",
-    "DeliveryStopped": "BrazeDeliveryStoppedError",
-}
-
-
-def __getattr__(name: str) -> Any:
-    return renamed_attribute(__name__, name, _RENAMED)

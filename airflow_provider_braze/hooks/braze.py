@@ -637,25 +637,6 @@ class BrazeHook(BaseHook):
             endpoint=str(LIST_CAMPAIGNS),
         )
 
-    # ------------------------------------------------- names before 0.2, kept for one release
-
-    def trigger_campaign_send(self, campaign_id: str, **kwargs: Any) -> dict[str, Any]:
-        """Deprecated: use :meth:`send_triggered_campaign` (one name pattern for the send verbs)."""
-        _deprecated("BrazeHook.trigger_campaign_send", "BrazeHook.send_triggered_campaign")
-        return self.send_triggered_campaign(campaign_id, **kwargs)
-
-    def schedule_campaign_trigger(self, campaign_id: str, **kwargs: Any) -> dict[str, Any]:
-        """Deprecated: use :meth:`schedule_triggered_campaign`."""
-        _deprecated("BrazeHook.schedule_campaign_trigger", "BrazeHook.schedule_triggered_campaign")
-        return self.schedule_triggered_campaign(campaign_id, **kwargs)
-
-    def get_send_data_series(
-        self, campaign_id: str, send_id: str, length: int, ending_at: datetime | str | None = None
-    ) -> dict[str, Any]:
-        """Deprecated: use :meth:`get_send_analytics` (the operator and sensor say "analytics" too)."""
-        _deprecated("BrazeHook.get_send_data_series", "BrazeHook.get_send_analytics")
-        return self.get_send_analytics(campaign_id, send_id, length, ending_at)
-
     def test_connection(self) -> tuple[bool, str]:
         """Check the endpoint and key with a harmless read (``GET /campaigns/list``, page 0).
 
@@ -953,18 +934,6 @@ def _check_schedule_given(schedule: Any) -> None:
     # The prepare_* methods read a None schedule as "send now": a schedule verb must not.
     if schedule is None:
         raise BrazeValidationError("schedule is required: Braze's schedule endpoints need a schedule.time.")
-
-
-def _deprecated(old: str, new: str) -> None:
-    import warnings
-
-    from airflow.exceptions import AirflowProviderDeprecationWarning
-
-    warnings.warn(
-        f"{old} is deprecated and will be removed in the next release; use {new}.",
-        AirflowProviderDeprecationWarning,
-        stacklevel=3,
-    )
 
 
 def _without_nones(body: dict[str, Any]) -> dict[str, Any]:

@@ -7,7 +7,6 @@ Braze's rate-limit headers, and exactly once across task retries: see
 
 from __future__ import annotations
 
-import warnings
 from datetime import datetime, timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -64,8 +63,6 @@ class _BrazeSendOperator(BaseOperator):
         as listed. By default each is sent once and the summary counts the entries skipped.
         Braze delivers a user listed twice in one request (50 entries) once, so a repeat within
         one request is refused before anything is sent.
-    :param validate_recipients: Deprecated, no effect: recipients are always read and checked
-        once before anything is sent (that is how duplicates and changed recipients are found).
     :param exclude_recipients: Optional. Recipients to leave out of every batch still to send,
         without changing ``recipients`` (which a retry must read unchanged): the way to send the
         rest of a batch Braze refused because of some of its recipients. Given in the same forms
@@ -107,7 +104,6 @@ class _BrazeSendOperator(BaseOperator):
         checkpoint: Any = "variable",
         checkpoint_retention: timedelta | float | None = DEFAULT_CHECKPOINT_RETENTION,
         allow_duplicate_recipients: bool = False,
-        validate_recipients: bool | None = None,
         exclude_recipients: Any = None,
         progress_interval: float = 15.0,
         max_rejected_batches: int = 10,
@@ -131,15 +127,6 @@ class _BrazeSendOperator(BaseOperator):
         self.checkpoint_retention = checkpoint_retention
         self.allow_duplicate_recipients = allow_duplicate_recipients
         self.exclude_recipients = exclude_recipients
-        if validate_recipients is not None:
-            from airflow.exceptions import AirflowProviderDeprecationWarning
-
-            warnings.warn(
-                "validate_recipients has no effect and will be removed: recipients are always read "
-                "and checked once before anything is sent.",
-                AirflowProviderDeprecationWarning,
-                stacklevel=2,
-            )
         self.progress_interval = progress_interval
         self.max_rejected_batches = max_rejected_batches
         self.braze_conn_id = braze_conn_id
@@ -893,16 +880,3 @@ class ScheduleTriggeredCampaignOperator(SendTriggeredCampaignOperator):
             attachments=self.attachments,
             **self._trigger_arguments(),
         )
-
-
-#: Names before 0.2, kept for one release: one name pattern (send/schedule + what is sent).
-_RENAMED = {
-    "TriggerCampaignSendOperator": "SendTriggeredCampaignOperator",
-    "ScheduleCampaignTriggerOperator": "ScheduleTriggeredCampaignOperator",
-}
-
-
-def __getattr__(name: str) -> Any:
-    from airflow_provider_braze._deprecation import renamed_attribute
-
-    return renamed_attribute(__name__, name, _RENAMED)

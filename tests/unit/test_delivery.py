@@ -1221,32 +1221,6 @@ def test_success_and_failure_summaries_have_the_same_keys() -> None:
     assert json.loads(json.dumps(good.to_json())) == good.to_json()
 
 
-@pytest.mark.parametrize(
-    ("old", "new"),
-    [
-        ("DeliveryIncomplete", "BrazeDeliveryIncompleteError"),
-        ("DeliveryStopped", "BrazeDeliveryStoppedError"),
-    ],
-)
-@pytest.mark.parametrize(
-    "module", ["airflow_provider_braze.delivery", "airflow_provider_braze.delivery.engine"]
-)
-def test_renamed_errors_keep_their_old_names_for_one_release(module: str, old: str, new: str) -> None:
-    import importlib
-
-    from airflow.exceptions import AirflowProviderDeprecationWarning
-
-    from airflow_provider_braze import exceptions
-    from airflow_provider_braze.exceptions import BrazeError
-
-    with pytest.warns(AirflowProviderDeprecationWarning, match=f"{old} is deprecated .* use {new}"):
-        cls = getattr(importlib.import_module(module), old)
-    assert cls is getattr(exceptions, new)
-    assert issubclass(cls, BrazeError)
-    with pytest.raises(AttributeError):
-        importlib.import_module(module).NoSuchName  # noqa: B018
-
-
 def test_a_try_records_counts_are_one_typed_object_that_round_trips() -> None:
     stats = TryStats(
         accepted=150, dispatch_count=3, dispatch_ids=["a", "b", "c"], batches_with_non_fatal_errors=1

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 from typing import Any
-from unittest import mock
 
 import pytest
 import requests
@@ -402,30 +401,6 @@ def test_a_prepared_send_is_checked_once_and_batches_only_add_recipients(
 def test_prepare_refuses_what_the_endpoint_cannot_take(hook: BrazeHook, call: Any, message: str) -> None:
     with pytest.raises(BrazeValidationError, match=message):
         call(hook)
-
-
-@pytest.mark.parametrize(
-    ("old", "new", "args"),
-    [
-        ("trigger_campaign_send", "send_triggered_campaign", ("camp",)),
-        ("schedule_campaign_trigger", "schedule_triggered_campaign", ("camp",)),
-        ("get_send_data_series", "get_send_analytics", ("camp", "s1", 14)),
-    ],
-)
-def test_renamed_verbs_keep_working_for_one_release(
-    hook: BrazeHook, old: str, new: str, args: tuple[Any, ...]
-) -> None:
-    from airflow.exceptions import AirflowProviderDeprecationWarning
-
-    kwargs = {"broadcast": True} if old != "get_send_data_series" else {}
-    warning = f"BrazeHook.{old} is deprecated .* use BrazeHook.{new}"
-    with (
-        mock.patch.object(BrazeHook, new, return_value={"ok": True}) as target,
-        pytest.warns(AirflowProviderDeprecationWarning, match=warning),
-    ):
-        answer = getattr(hook, old)(*args, **kwargs)
-    assert answer == {"ok": True}
-    assert target.call_count == 1
 
 
 @pytest.mark.parametrize("status", [413, 400])

@@ -38,3 +38,37 @@ def test_module_import_is_light(module: str) -> None:
     assert result.returncode == 0, result.stderr
     (line,) = [line for line in result.stdout.splitlines() if line.startswith("HEAVY:")]
     assert line == "HEAVY:", f"importing {module} also imports {line[6:]}"
+
+
+def test_no_names_are_kept_for_an_unreleased_version() -> None:
+    """0.1.0 is the first release: nothing warns of a deprecation (there is nothing earlier to be
+    compatible with), and the names an unreleased draft used are gone."""
+    import ast
+    from pathlib import Path
+
+    import airflow_provider_braze
+
+    package = Path(airflow_provider_braze.__file__).parent
+    found = []
+    for path in sorted(package.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, (ast.Name, ast.Attribute)):
+                name = node.id if isinstance(node, ast.Name) else node.attr
+                if "Deprecat" in name:
+                    found.append(f"{path.relative_to(package)}:{node.lineno}: {name}")
+    assert found == []
+    from airflow_provider_braze import delivery
+    from airflow_provider_braze.delivery import engine
+    from airflow_provider_braze.hooks.braze import BrazeHook
+    from airflow_provider_braze.operators import messages
+
+    for owner, name in [
+        (messages, "TriggerCampaignSendOperator"),
+        (messages, "ScheduleCampaignTriggerOperator"),
+        (delivery, "DeliveryIncomplete"),
+        (engine, "DeliveryStopped"),
+        (BrazeHook, "get_send_data_series"),
+        (BrazeHook, "trigger_campaign_send"),
+        (BrazeHook, "schedule_campaign_trigger"),
+    ]:
+        assert not hasattr(owner, name), f"{owner.__name__}.{name} still exists"

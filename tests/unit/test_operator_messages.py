@@ -420,13 +420,6 @@ def test_duplicates_allowed_within_one_request_are_refused_before_sending(
     assert sandbox.state.deliveries() == {}
 
 
-def test_validate_recipients_is_deprecated() -> None:
-    from airflow.exceptions import AirflowProviderDeprecationWarning
-
-    with pytest.warns(AirflowProviderDeprecationWarning, match="validate_recipients has no effect"):
-        SendMessagesOperator(task_id="send", recipients=["u"], messages=EMAIL, validate_recipients=False)
-
-
 @pytest.mark.parametrize("retention", ["30d", timedelta(hours=2)])
 def test_checkpoint_retention_is_checked(sandbox: BrazeSandbox, tmp_path: Path, retention: Any) -> None:
     with pytest.raises(BrazeValidationError, match="checkpoint_retention"):
@@ -596,22 +589,6 @@ def test_the_request_is_built_and_checked_once_per_send(
     shared = [{k: v for k, v in r.items() if k != "external_user_ids"} for r in requests]
     assert all(body == shared[0] for body in shared)
     assert sorted(u for r in requests for u in r["external_user_ids"]) == sorted(users(170))
-
-
-@pytest.mark.parametrize(
-    ("old", "new"),
-    [
-        ("TriggerCampaignSendOperator", SendTriggeredCampaignOperator),
-        ("ScheduleCampaignTriggerOperator", ScheduleTriggeredCampaignOperator),
-    ],
-)
-def test_renamed_operators_keep_working_for_one_release(old: str, new: type) -> None:
-    from airflow.exceptions import AirflowProviderDeprecationWarning
-
-    from airflow_provider_braze.operators import messages
-
-    with pytest.warns(AirflowProviderDeprecationWarning, match=f"{old} is deprecated .* use {new.__name__}"):
-        assert getattr(messages, old) is new
 
 
 def test_a_duplicate_with_a_text_flag_is_not_sent_twice(sandbox: BrazeSandbox, tmp_path: Path) -> None:
