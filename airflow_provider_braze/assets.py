@@ -22,6 +22,8 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_braze.exceptions import BrazeValidationError
+
 if TYPE_CHECKING:
     from urllib.parse import SplitResult
 
@@ -61,7 +63,7 @@ def normalize_instance(instance: str) -> str:
     if _HOST_NAME.match(text) and text.endswith((".braze.com", ".braze.eu")):
         return text
     codes = ", ".join(code.lower() for code in BRAZE_INSTANCES)
-    raise ValueError(
+    raise BrazeValidationError(
         f"A braze:// asset names a Braze instance by its code ({codes}), a Braze REST host or "
         f"'sandbox', without a port or credentials; got {instance!r}."
     )
@@ -86,15 +88,15 @@ def sanitize_uri(uri: SplitResult) -> SplitResult:
     :raises ValueError: the URI is not ``braze://<instance>/campaigns/<campaign_id>``.
     """
     if uri.port is not None or uri.username or uri.password:
-        raise ValueError(f"A braze:// asset URI has no port or credentials: {uri.geturl()!r}.")
+        raise BrazeValidationError(f"A braze:// asset URI has no port or credentials: {uri.geturl()!r}.")
     instance = normalize_instance(uri.hostname or "")
     parts = uri.path.strip("/").split("/")
     if len(parts) != 2 or parts[0] != "campaigns" or not _CAMPAIGN_ID.match(parts[1]):
-        raise ValueError(
+        raise BrazeValidationError(
             f"A braze:// asset URI is braze://<instance>/campaigns/<campaign_id>; got {uri.geturl()!r}."
         )
     if uri.query:
-        raise ValueError(f"A braze:// asset URI has no query: {uri.geturl()!r}.")
+        raise BrazeValidationError(f"A braze:// asset URI has no query: {uri.geturl()!r}.")
     return uri._replace(scheme=SCHEME, netloc=instance, path=f"/campaigns/{parts[1]}", fragment="")
 
 
@@ -103,7 +105,7 @@ def campaign_asset_uri(campaign_id: str, *, instance: str) -> str:
     from urllib.parse import urlsplit, urlunsplit
 
     if not isinstance(campaign_id, str) or not _CAMPAIGN_ID.match(campaign_id):
-        raise ValueError(
+        raise BrazeValidationError(
             "A braze:// asset's campaign ID is 1 to 200 letters, digits, '.', '_', '~' or '-' "
             f"(Braze's API identifiers are UUIDs); got {campaign_id!r}."
         )
@@ -144,7 +146,7 @@ def campaign_dataset_name(uri: str) -> tuple[str, str]:
     """
     named = campaign_of(uri)
     if named is None:
-        raise ValueError(f"Not a braze:// asset URI: {uri!r}.")
+        raise BrazeValidationError(f"Not a braze:// asset URI: {uri!r}.")
     instance, campaign_id = named
     return f"{SCHEME}://{instance}", f"campaigns/{campaign_id}"
 

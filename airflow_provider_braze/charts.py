@@ -11,6 +11,8 @@ from __future__ import annotations
 import io
 from typing import TYPE_CHECKING
 
+from airflow_provider_braze.exceptions import BrazeValidationError
+
 if TYPE_CHECKING:
     from airflow_provider_braze.comparison import Comparison
 
@@ -27,7 +29,7 @@ def draw_comparison(comparison: Comparison, chart_format: str = "svg") -> bytes:
     bar per variant (the control first), error bars for each rate's interval, significant
     differences from the control starred."""
     if chart_format not in CHART_FORMATS:
-        raise ValueError(f"chart_format must be 'svg' or 'png', got {chart_format!r}")
+        raise BrazeValidationError(f"chart_format must be 'svg' or 'png', got {chart_format!r}")
     try:
         from matplotlib import rc_context
         from matplotlib.figure import Figure

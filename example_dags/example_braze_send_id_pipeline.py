@@ -147,7 +147,7 @@ with DAG(
         line = (
             f"Braze send ID {summary['send_id']}: {summary['accepted']} of {summary['recipients']} "
             f"recipients accepted in {summary['dispatch_count']} requests "
-            f"(unknown outcome: {summary['ambiguous']}, not sent: {summary['not_sent']})."
+            f"(in doubt: {summary['in_doubt']}, not sent: {summary['not_sent']})."
         )
         print(line)
         return line

@@ -84,7 +84,7 @@ from airflow_provider_braze.delivery.checkpoint import (
     task_prefix,
 )
 from airflow_provider_braze.delivery.engine import (
-    AMBIGUOUS_DETAIL_LIMIT,
+    IN_DOUBT_DETAIL_LIMIT,
     SUMMARY_LIST_LIMIT,
     BatchDelivery,
     merge_outcomes,
@@ -92,8 +92,8 @@ from airflow_provider_braze.delivery.engine import (
 from airflow_provider_braze.exceptions import BrazeDeliveryIncompleteError, BrazeDeliveryStoppedError
 
 __all__ = [
-    "AMBIGUOUS_DETAIL_LIMIT",
     "DEFAULT_RETENTION",
+    "IN_DOUBT_DETAIL_LIMIT",
     "SUMMARY_LIST_LIMIT",
     "Audience",
     "BatchDelivery",

@@ -540,7 +540,7 @@ class TryStats:
     accepted: int = 0
     #: Recipients left out (``exclude_recipients``) of batches this try sent and Braze confirmed.
     excluded: int = 0
-    resent_ambiguous: int = 0
+    resent_in_doubt: int = 0
     dispatch_count: int = 0
     batches_with_non_fatal_errors: int = 0
     dispatch_ids: list[str] = field(default_factory=list)

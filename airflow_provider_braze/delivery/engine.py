@@ -77,8 +77,8 @@ if TYPE_CHECKING:
 #: How many items of each list the summary keeps (it travels through XCom).
 SUMMARY_LIST_LIMIT = 20
 #: In-doubt batches whose recipients are listed in the summary (the task log names them all).
-AMBIGUOUS_DETAIL_LIMIT = SUMMARY_LIST_LIMIT
-#: Index ranges kept in the summary's ``ambiguous_ranges`` and ``not_sent_ranges`` (the rest are
+IN_DOUBT_DETAIL_LIMIT = SUMMARY_LIST_LIMIT
+#: Index ranges kept in the summary's ``in_doubt_ranges`` and ``not_sent_ranges`` (the rest are
 #: in the task log, and ``ranges_truncated`` says so).
 RANGES_KEPT = 500
 #: Most bytes one send writes to its checkpoint in all (invariant I5): reservations reach further
@@ -243,7 +243,8 @@ class BatchDelivery:
     :param identity: What every record of this send must agree on (endpoint, campaign, ...).
     :param log: The task's logger.
     :param concurrency: Batches in flight at once (1 to 32).
-    :param at_least_once: Resend batches whose outcome is unknown instead of reporting them.
+    :param at_least_once: Resend batches in doubt (Braze may or may not have processed them)
+        instead of reporting them.
     :param try_number: This try's number (Airflow's ``ti.try_number``); newer tries own the send.
     :param run_after: When the DAG run was due; with ``retention``, decides whether a retry that
         finds no checkpoint can prove that earlier tries sent nothing.
@@ -251,7 +252,7 @@ class BatchDelivery:
         runs are pruned when a send completes.
     :param progress_interval: Seconds between progress lines in the log.
     :param save_interval: Most seconds between checkpoint writes while outcomes come in.
-    :param max_rejected_batches: Stop sending after Braze refuses (4xx) more than this many batches.
+    :param max_refused_batches: Stop sending after Braze refuses (4xx) more than this many batches.
     :param outage_batches: Stop sending after this many batches in a row failed or ended in doubt
         (default ``max(4, 2 x concurrency)``): Braze or the network is down beyond the retry budget.
     :param rate_limit_status: Returns a text on the rate-limit headroom, for progress lines.
@@ -277,13 +278,13 @@ class BatchDelivery:
         retention: timedelta | None = DEFAULT_RETENTION,
         progress_interval: float = 30.0,
         save_interval: float = 2.0,
-        max_rejected_batches: int = 10,
+        max_refused_batches: int = 10,
         outage_batches: int | None = None,
         rate_limit_status: Callable[[], str] | None = None,
         redact: Callable[[Any], Any] | None = None,
         excluded: Collection[Hashable] = frozenset(),
     ) -> None:
-        check_delivery_options(concurrency, progress_interval, max_rejected_batches)
+        check_delivery_options(concurrency, progress_interval, max_refused_batches)
         if retention is not None and retention < timedelta(days=2):
             raise BrazeValidationError(
                 "checkpoint_retention must be at least 2 days, or None to keep forever."
@@ -300,7 +301,7 @@ class BatchDelivery:
         self._retention = retention
         self._progress_interval = progress_interval
         self._save_interval = save_interval
-        self._max_rejected = max_rejected_batches
+        self._max_refused = max_refused_batches
         self._outage_batches = outage_batches or max(4, 2 * concurrency)
         self._rate_limit_status = rate_limit_status
         self._redact = redact or (lambda value: value)
@@ -321,7 +322,7 @@ class BatchDelivery:
             "skipped": 0,
             "skipped_batches": 0,
             "sent_batches": 0,
-            "rejected_now": 0,
+            "refused_now": 0,
             "failures_in_a_row": 0,
         }
         self._doubt_recipients: dict[int, list[str]] = {}
@@ -639,9 +640,7 @@ class BatchDelivery:
                 self._drain_resends(pool, in_flight)
                 self._collect(in_flight, block=True)
             for index, batch in self._resend:  # halted before they could be sent again
-                self._note_doubt(
-                    index, batch, "its outcome is unknown and the send stopped before resending it"
-                )
+                self._note_doubt(index, batch, "in doubt, and the send stopped before resending it")
         except BaseException:
             self._stop.set()
             while in_flight:
@@ -682,7 +681,7 @@ class BatchDelivery:
         if self._halted():
             return False
         if resend:
-            own.stats.resent_ambiguous += len(batch)
+            own.stats.resent_in_doubt += len(batch)
             self.log.warning("Resending batch %d, whose outcome was unknown (at_least_once=True).", index)
         in_flight[pool.submit(self._attempt, batch)] = (index, batch)
         self._dispatched_upto = max(self._dispatched_upto, index + 1)
@@ -740,7 +739,7 @@ class BatchDelivery:
         try:
             return "done", self._send_batch(batch)
         except BrazeAmbiguousRequestError as err:  # includes a 2xx whose body cannot be read
-            return "unknown", err
+            return "in_doubt", err
         except BrazeRateLimitError as err:  # 429: Braze processed nothing; the hook waited what it could
             return "rate_limited", err
         except (BrazeAuthError, BrazeNotFoundError, BrazeValidationError, BrazeConfigurationError) as err:
@@ -752,7 +751,7 @@ class BatchDelivery:
         except Exception as err:
             # Not one of the hook's errors: nothing says whether the request went out, so the
             # batch is in doubt (never resent by a retry), and the send stops.
-            return "unknown_abort", err
+            return "in_doubt_abort", err
 
     def _collect(
         self, in_flight: dict[Future[tuple[str, Any]], tuple[int, list[Any]]], *, block: bool
@@ -787,34 +786,32 @@ class BatchDelivery:
             return
         text = str(self._redact(str(value)))
         status_code = getattr(value, "status_code", None)
-        if outcome == "unknown_abort":
+        if outcome == "in_doubt_abort":
             own.outcomes[index] = Outcome.IN_DOUBT
             self._note_doubt(index, batch, f"{type(value).__name__}: {clip(text, 200)}")
             if self._abort is None:
                 self._abort = value if isinstance(value, BaseException) else BrazeError(text)
                 self._stopped_early = f"{type(value).__name__}: {clip(text, 300)}"
             self.log.error("Stopping the send: batch %d ended in an unexpected error: %s", index, text)
-        elif outcome == "unknown":
+        elif outcome == "in_doubt":
             own.outcomes[index] = Outcome.IN_DOUBT
             if self._at_least_once and self._resends[index] < RESENDS_PER_TRY:
                 self._resends[index] += 1
                 self._resend.append((index, batch))
-                self.log.error(
-                    "Batch %d: outcome unknown; sending it again (at_least_once=True): %s", index, text
-                )
+                self.log.error("Batch %d: in doubt; sending it again (at_least_once=True): %s", index, text)
             else:
-                self.log.error("Batch %d: outcome unknown, not resent: %s", index, text)
+                self.log.error("Batch %d: in doubt, not resent: %s", index, text)
                 self._note_doubt(index, batch, clip(text, 200))
         elif outcome == "refused":
             own.outcomes[index] = Outcome.REFUSED
-            self._counts["rejected_now"] += 1
+            self._counts["refused_now"] += 1
             self.log.error("Batch %d was refused by Braze: %s", index, text)
-            if self._counts["rejected_now"] > self._max_rejected and self._abort is None:
+            if self._counts["refused_now"] > self._max_refused and self._abort is None:
                 self._abort = BrazeBadRequestError(
-                    f"Braze refused more than {self._max_rejected} batches; stopped sending. Last: {text}"
+                    f"Braze refused more than {self._max_refused} batches; stopped sending. Last: {text}"
                 )
                 self._stopped_early = (
-                    f"Braze refused more than {self._max_rejected} batches (last: {clip(text, 200)})"
+                    f"Braze refused more than {self._max_refused} batches (last: {clip(text, 200)})"
                 )
         elif outcome == "abort":
             own.outcomes[index] = Outcome.NOT_SENT
@@ -837,7 +834,7 @@ class BatchDelivery:
             # A resend (at_least_once) that failed says nothing about the first request, which
             # may have gone through: the batch stays in doubt, never resent by a plain retry.
             own.outcomes[index] = Outcome.IN_DOUBT
-            self._note_doubt(index, batch, f"outcome unknown; sending it again failed too: {clip(text, 200)}")
+            self._note_doubt(index, batch, f"in doubt; sending it again failed too: {clip(text, 200)}")
         if outcome != "refused":
             self._counts["failures_in_a_row"] += 1
             if self._counts["failures_in_a_row"] >= self._outage_batches and self._stopped_early is None:
@@ -880,10 +877,10 @@ class BatchDelivery:
             return
         self._doubt_logged.add(index)
         if self.audience.broadcast:
-            self.log.error("Unknown outcome, the broadcast request%s.", f" ({reason})" if reason else "")
+            self.log.error("In doubt: the broadcast request%s.", f" ({reason})" if reason else "")
         else:
             self.log.error(
-                "Unknown outcome, batch %d%s: %s", index, f" ({reason})" if reason else "", ", ".join(keys)
+                "In doubt: batch %d%s: %s", index, f" ({reason})" if reason else "", ", ".join(keys)
             )
 
     # ------------------------------------------------------------------ the checkpoint
@@ -1085,19 +1082,19 @@ class BatchDelivery:
             accepted=audience.recipients_in(done) - total("excluded"),
             accepted_batches=len(done),
             excluded=total("excluded"),
-            ambiguous=audience.recipients_in(doubt),
-            ambiguous_requests=len(doubt),
-            ambiguous_batches=[self._doubt_detail(i) for i in doubt[:SUMMARY_LIST_LIMIT]],
+            in_doubt=audience.recipients_in(doubt),
+            in_doubt_batches=len(doubt),
+            in_doubt_details=[self._doubt_detail(i) for i in doubt[:SUMMARY_LIST_LIMIT]],
             # Every batch in doubt or not sent, as [first, last + 1) ranges of batch numbers;
             # batch i holds recipients 50 i + 1 to 50 (i + 1) of the send, in the order read.
-            ambiguous_ranges=_ranges(doubt),
+            in_doubt_ranges=_ranges(doubt),
             not_sent=audience.recipients_in(failed),
-            rejected=audience.recipients_in(refused),
-            not_sent_batches=[self._failure_detail(i, view[i]) for i in failed[:SUMMARY_LIST_LIMIT]],
+            refused=audience.recipients_in(refused),
+            not_sent_details=[self._failure_detail(i, view[i]) for i in failed[:SUMMARY_LIST_LIMIT]],
             not_sent_ranges=_ranges(failed),
-            not_sent_requests=len(failed),
+            not_sent_batches=len(failed),
             ranges_truncated=len(_ranges(doubt)) == RANGES_KEPT or len(_ranges(failed)) == RANGES_KEPT,
-            resent_ambiguous=total("resent_ambiguous"),
+            resent_in_doubt=total("resent_in_doubt"),
             skipped_already_sent=self._counts["skipped"],
             non_fatal_errors=gathered("non_fatal_errors"),
             batches_with_non_fatal_errors=total("batches_with_non_fatal_errors"),
@@ -1141,7 +1138,7 @@ class BatchDelivery:
 
     def _doubt_detail(self, index: int) -> dict[str, Any]:
         error = self._error_for(index)
-        if error is not None and error.get("outcome") in ("unknown", "unknown_abort"):
+        if error is not None and error.get("outcome") in ("in_doubt", "in_doubt_abort"):
             reason = error["error"]
         elif (
             index in self._doubt_reasons
@@ -1165,7 +1162,7 @@ class BatchDelivery:
             else:
                 tries = [r.try_number for r in self._records() if r.outcome(index) == Outcome.IN_DOUBT]
                 where = f"try {tries[-1]}" if tries else "an earlier try"
-                reason = f"sent, but the outcome is unknown (the error is in the log of {where})"
+                reason = f"sent, and in doubt (the error is in the log of {where})"
         detail: dict[str, Any] = {"batch": index, "count": self.audience.batch_size(index), "reason": reason}
         if index in self._doubt_recipients:
             detail["recipients"] = self._doubt_recipients[index][:_RECIPIENTS_PER_DETAIL]
@@ -1198,7 +1195,7 @@ class BatchDelivery:
         if not doubt:
             return
         self.log.error(
-            "%d batch%s (%d recipients) have an unknown outcome and are not resent: batches %s.",
+            "%d batch%s (%d recipients) in doubt, not resent: batches %s.",
             len(doubt),
             "" if len(doubt) == 1 else "es",
             self.audience.recipients_in(doubt),
@@ -1227,7 +1224,7 @@ class BatchDelivery:
             parts.append(f"ETA {left / rate:.0f} s")
         outcomes = own.outcomes
         if outcomes.count(Outcome.IN_DOUBT):
-            parts.append(f"{outcomes.count(Outcome.IN_DOUBT)} batches with unknown outcome")
+            parts.append(f"{outcomes.count(Outcome.IN_DOUBT)} batches in doubt")
         failed = outcomes.count(Outcome.NOT_SENT) + outcomes.count(Outcome.REFUSED)
         if failed:
             parts.append(f"{failed} batches not sent")
@@ -1266,7 +1263,7 @@ def _ranges(indexes: list[int], limit: int | None = RANGES_KEPT) -> list[list[in
     return ranges
 
 
-def check_delivery_options(concurrency: Any, progress_interval: Any, max_rejected_batches: Any) -> None:
+def check_delivery_options(concurrency: Any, progress_interval: Any, max_refused_batches: Any) -> None:
     """The delivery's numbers, checked (types too: ``"4"`` from a template is not 4)."""
     from airflow_provider_braze.validation import is_integer, is_number
 
@@ -1278,9 +1275,9 @@ def check_delivery_options(concurrency: Any, progress_interval: Any, max_rejecte
         raise BrazeValidationError(
             f"progress_interval must be a positive number of seconds, got {progress_interval!r}."
         )
-    if not is_integer(max_rejected_batches) or max_rejected_batches < 0:
+    if not is_integer(max_refused_batches) or max_refused_batches < 0:
         raise BrazeValidationError(
-            f"max_rejected_batches must be a whole number, not negative, got {max_rejected_batches!r}."
+            f"max_refused_batches must be a whole number, not negative, got {max_refused_batches!r}."
         )
 
 

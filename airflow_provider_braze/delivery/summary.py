@@ -25,17 +25,17 @@ COUNT_KEYS = (
     "accepted",
     "accepted_batches",
     "excluded",
-    "ambiguous",
-    "ambiguous_requests",
-    "ambiguous_batches",
-    "ambiguous_ranges",
+    "in_doubt",
+    "in_doubt_batches",
+    "in_doubt_details",
+    "in_doubt_ranges",
     "not_sent",
-    "rejected",
-    "not_sent_batches",
+    "refused",
+    "not_sent_details",
     "not_sent_ranges",
-    "not_sent_requests",
+    "not_sent_batches",
     "ranges_truncated",
-    "resent_ambiguous",
+    "resent_in_doubt",
     "skipped_already_sent",
     "non_fatal_errors",
     "batches_with_non_fatal_errors",
@@ -55,7 +55,7 @@ EVENT_KEYS = (
     "dry_run",
     "recipients",
     "accepted",
-    "ambiguous",
+    "in_doubt",
     "not_sent",
     "dispatch_count",
     "schedule_ids",
@@ -89,17 +89,17 @@ class SendSummary(Mapping[str, Any]):
     accepted: int | None = None
     accepted_batches: int | None = None
     excluded: int | None = None
-    ambiguous: int | None = None
-    ambiguous_requests: int | None = None
-    ambiguous_batches: list[dict[str, Any]] | None = None
-    ambiguous_ranges: list[list[int]] | None = None
+    in_doubt: int | None = None
+    in_doubt_batches: int | None = None
+    in_doubt_details: list[dict[str, Any]] | None = None
+    in_doubt_ranges: list[list[int]] | None = None
     not_sent: int | None = None
-    rejected: int | None = None
-    not_sent_batches: list[dict[str, Any]] | None = None
+    refused: int | None = None
+    not_sent_details: list[dict[str, Any]] | None = None
     not_sent_ranges: list[list[int]] | None = None
-    not_sent_requests: int | None = None
+    not_sent_batches: int | None = None
     ranges_truncated: bool | None = None
-    resent_ambiguous: int | None = None
+    resent_in_doubt: int | None = None
     skipped_already_sent: int | None = None
     non_fatal_errors: list[Any] | None = None
     batches_with_non_fatal_errors: int | None = None

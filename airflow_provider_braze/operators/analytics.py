@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.sdk import BaseOperator
 
+from airflow_provider_braze.exceptions import BrazeValidationError
 from airflow_provider_braze.hooks.braze import BrazeHook
 from airflow_provider_braze.validation import (
     to_utc_iso,
@@ -245,7 +246,7 @@ class CompareSendsOperator(BaseOperator):
         # At parse time, so a DAG with a typo fails to load instead of at the end of a run.
         check_correction(correction)
         if chart_format not in (None, "svg", "png"):
-            raise ValueError(f"chart_format must be 'svg', 'png' or None, got {chart_format!r}.")
+            raise BrazeValidationError(f"chart_format must be 'svg', 'png' or None, got {chart_format!r}.")
         check_confidence(confidence)
         self.sends = sends
         self.campaign_id = campaign_id

@@ -6,6 +6,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.sdk import BaseOperator
 
+from airflow_provider_braze.exceptions import BrazeValidationError
+
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
@@ -77,7 +79,9 @@ class SplitAudienceOperator(BaseOperator):
     ) -> None:
         super().__init__(**kwargs)
         if recipient_kind not in ("users", "recipients"):
-            raise ValueError(f"recipient_kind must be 'users' or 'recipients', got {recipient_kind!r}.")
+            raise BrazeValidationError(
+                f"recipient_kind must be 'users' or 'recipients', got {recipient_kind!r}."
+            )
         self.recipients = recipients
         self.experiment = experiment
         self.shares = shares

@@ -15,6 +15,7 @@ from airflow.sdk import BaseOperator
 
 from airflow_provider_braze._words import clip, plural
 from airflow_provider_braze.delivery.checkpoint import DEFAULT_RETENTION, retention_of
+from airflow_provider_braze.exceptions import BrazeValidationError
 from airflow_provider_braze.hooks.braze import BrazeHook
 from airflow_provider_braze.validation import (
     MAX_RECIPIENTS_PER_REQUEST,
@@ -51,7 +52,7 @@ class _BrazeSendOperator(BaseOperator):
     :param broadcast: Send to the campaign's segment, a ``segment_id`` or an ``audience``
         without listing recipients: one request, no batching.
     :param concurrency: Batches in flight at once (1 to 32).
-    :param at_least_once: Resend batches whose outcome is unknown (read timeout, dropped
+    :param at_least_once: Resend batches in doubt (read timeout, dropped
         connection) instead of reporting them; such recipients may get the message twice.
     :param checkpoint: Where progress is kept across task retries: ``"variable"`` (Airflow
         Variables, the default), a folder path or ObjectStoragePath URL (``s3://bucket/prefix``),
@@ -69,7 +70,7 @@ class _BrazeSendOperator(BaseOperator):
         as ``recipients`` (a list, or a file path or URL); a recipient in a batch already sent is
         not affected. The summary counts them as ``excluded``. (templated)
     :param progress_interval: Seconds between progress lines in the task log.
-    :param max_rejected_batches: Stop after Braze refuses (4xx) more than this many batches.
+    :param max_refused_batches: Stop after Braze refuses (4xx) more than this many batches.
     :param dry_run: Rehearse instead of sending: render, check every recipient and messaging
         object, the send ID and the checkpoint store, log the first request body exactly as it
         would go out, the number of requests and an estimated duration, and send nothing. A
@@ -106,16 +107,16 @@ class _BrazeSendOperator(BaseOperator):
         allow_duplicate_recipients: bool = False,
         exclude_recipients: Any = None,
         progress_interval: float = 15.0,
-        max_rejected_batches: int = 10,
+        max_refused_batches: int = 10,
         dry_run: bool = False,
         braze_conn_id: str = BrazeHook.default_conn_name,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         if not isinstance(dry_run, bool):
-            raise ValueError(f"dry_run must be True or False, got {dry_run!r}.")
+            raise BrazeValidationError(f"dry_run must be True or False, got {dry_run!r}.")
         # Not self.dry_run: BaseOperator.dry_run() renders the templates (``airflow tasks render``).
-        self.rehearse = dry_run
+        self._dry_run = dry_run
         self.campaign_id = campaign_id
         self.send_id = send_id
         self.recipients = recipients
@@ -128,7 +129,7 @@ class _BrazeSendOperator(BaseOperator):
         self.allow_duplicate_recipients = allow_duplicate_recipients
         self.exclude_recipients = exclude_recipients
         self.progress_interval = progress_interval
-        self.max_rejected_batches = max_rejected_batches
+        self.max_refused_batches = max_refused_batches
         self.braze_conn_id = braze_conn_id
         self._delivery: BatchDelivery | None = None
         self._prepared: PreparedSend | None = None
@@ -158,7 +159,7 @@ class _BrazeSendOperator(BaseOperator):
         # The summary is pushed on every way a send ends, failures and kills included.
         rehearsing: bool | None = None  # unknown until the run's braze_dry_run is read
         try:
-            rehearsing = is_rehearsal(self.rehearse, context)
+            rehearsing = is_rehearsal(self._dry_run, context)
             outlets = self._braze_outlets()
             if rehearsing:
                 summary = self._rehearse(context)
@@ -241,7 +242,7 @@ class _BrazeSendOperator(BaseOperator):
 
         for name in ("broadcast", "at_least_once", "allow_duplicate_recipients"):
             check_flag(getattr(self, name), name)
-        check_delivery_options(self.concurrency, self.progress_interval, self.max_rejected_batches)
+        check_delivery_options(self.concurrency, self.progress_interval, self.max_refused_batches)
         if self.recipients_format is not None and not is_path(self.recipients):
             raise BrazeValidationError(
                 "recipients_format applies to a recipient file; the recipients are not a file path."
@@ -356,7 +357,7 @@ class _BrazeSendOperator(BaseOperator):
             run_after=_run_after(context),
             retention=retention,
             progress_interval=self.progress_interval,
-            max_rejected_batches=self.max_rejected_batches,
+            max_refused_batches=self.max_refused_batches,
             rate_limit_status=self._rate_limit_status,
             redact=_redactor(self.hook),
             excluded=self._excluded(),
@@ -473,15 +474,15 @@ class _BrazeSendOperator(BaseOperator):
             # Nothing was sent: these counts are known, and zero.
             accepted=0,
             accepted_batches=0,
-            ambiguous=0,
-            ambiguous_requests=0,
-            ambiguous_batches=[],
-            ambiguous_ranges=[],
+            in_doubt=0,
+            in_doubt_batches=0,
+            in_doubt_details=[],
+            in_doubt_ranges=[],
             not_sent=0,
-            rejected=0,
-            not_sent_batches=[],
+            refused=0,
+            not_sent_details=[],
             not_sent_ranges=[],
-            not_sent_requests=0,
+            not_sent_batches=0,
             dispatch_ids=[],
             dispatch_count=0,
             schedule_ids=[],
@@ -623,27 +624,32 @@ def _incomplete_message(summary: SendSummary, at_least_once: bool) -> str:
     if summary.get("broadcast"):
         lines = [
             "The broadcast request "
-            + ("has an unknown outcome." if summary["ambiguous_requests"] else "was not sent.")
+            + (
+                "is in doubt: Braze may or may not have processed it."
+                if summary["in_doubt_batches"]
+                else "was not sent."
+            )
         ]
     else:
         lines = [
-            f"{summary['accepted']} recipients accepted by Braze, but {summary['ambiguous']} (in "
-            f"{summary['ambiguous_requests']} requests) have an unknown outcome and {summary['not_sent']} "
-            f"(in {summary['not_sent_requests']} requests) were not sent."
+            f"{summary['accepted']} recipients accepted by Braze, but {summary['in_doubt']} (in "
+            f"{plural(summary['in_doubt_batches'], 'batch', 'batches')}) are in doubt and "
+            f"{summary['not_sent']} (in {plural(summary['not_sent_batches'], 'batch', 'batches')}) were "
+            "not sent."
         ]
     if summary.get("stopped_early"):
         lines.append(f"The send stopped early: {summary['stopped_early']}.")
-    for record in summary["ambiguous_batches"]:
+    for record in summary["in_doubt_details"]:
         who = ", ".join(record.get("recipients", [])[:5])
         lines.append(
-            f"  unknown outcome, batch {record['batch']} ({record['count']} recipients: {who}...): "
+            f"  in doubt, batch {record['batch']} ({record['count']} recipients: {who}...): "
             f"{record['reason']}"
         )
-    for record in summary["not_sent_batches"]:
+    for record in summary["not_sent_details"]:
         lines.append(f"  not sent, batch {record['batch']} ({record['count']} recipients): {record['error']}")
-    if summary["ambiguous_requests"] > len(summary["ambiguous_batches"]):
-        lines.append("  (the task log names every recipient whose outcome is unknown)")
-    if summary.get("rejected"):
+    if summary["in_doubt_batches"] > len(summary["in_doubt_details"]):
+        lines.append("  (the task log names every recipient in doubt)")
+    if summary.get("refused"):
         lines.append(
             "Braze refused some batches (4xx): nothing of them was sent. If some of their "
             "recipients are the cause, leave them out with exclude_recipients (keep recipients "
@@ -651,10 +657,10 @@ def _incomplete_message(summary: SendSummary, at_least_once: bool) -> str:
         )
     lines.append(
         "A retry of this task sends the batches that were not sent and skips everything Braze "
-        "confirmed. Batches with an unknown outcome may or may not have reached the users: they "
+        "confirmed. Batches in doubt may or may not have reached the users: they "
         + (
             "were sent again (at_least_once=True) as often as this try allows, and are listed here "
-            "because their outcome stayed unknown."
+            "because they stayed in doubt."
             if at_least_once
             else "are not resent, so nobody gets the message twice. Check in Braze, then mark the task "
             "successful to accept the loss, or set at_least_once=True to resend them (those Braze did "

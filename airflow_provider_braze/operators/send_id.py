@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 
 from airflow_provider_braze.delivery.checkpoint import DEFAULT_RETENTION, retention_of
+from airflow_provider_braze.exceptions import BrazeValidationError
 from airflow_provider_braze.hooks.braze import BrazeHook
 from airflow_provider_braze.validation import validate_campaign_id, validate_send_id
 
@@ -98,9 +99,9 @@ class CreateSendIdOperator(BaseOperator):
     ) -> None:
         super().__init__(**kwargs)
         if not isinstance(dry_run, bool):
-            raise ValueError(f"dry_run must be True or False, got {dry_run!r}.")
+            raise BrazeValidationError(f"dry_run must be True or False, got {dry_run!r}.")
         # Not self.dry_run: BaseOperator.dry_run() renders the templates (``airflow tasks render``).
-        self.rehearse = dry_run
+        self._dry_run = dry_run
         self.campaign_id = campaign_id
         self.send_id = send_id
         self.checkpoint = checkpoint
@@ -120,7 +121,7 @@ class CreateSendIdOperator(BaseOperator):
         ti = context["ti"]
         from airflow_provider_braze.rehearsal import is_rehearsal
 
-        if is_rehearsal(self.rehearse, context):
+        if is_rehearsal(self._dry_run, context):
             # Always the placeholder, even when a send_id is given: a real send downstream
             # refuses it, so a rehearsal can never tag real messages with an ID never created.
             self.log.info(

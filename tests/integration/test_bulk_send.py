@@ -64,14 +64,14 @@ def test_ambiguous_batches_are_reported_not_resent(airflow_db: None, braze_sandb
     braze_sandbox.set_faults(drop_after=1.0, paths=["/messages/send"], max_faults=2)
     dag_run = run_bulk_send(recipients=2_000)
     states = task_states(dag_run)
-    assert states["send"] == ("failed", 3)  # every try reports the unknown outcomes; none resends them
+    assert states["send"] == ("failed", 3)  # every try reports the batches in doubt; none resends them
     delivered = braze_sandbox.state.deliveries("sandbox-api-campaign", "bulk")
     assert max(delivered.values()) == 1
     summary = xcoms(dag_run.run_id, "braze_bulk_send")[("send", "summary")]
-    reported = {r for batch in summary["ambiguous_batches"] for r in batch["recipients"]}
-    assert summary["ambiguous"] == len(reported) == 100
+    reported = {r for batch in summary["in_doubt_details"] for r in batch["recipients"]}
+    assert summary["in_doubt"] == len(reported) == 100
     assert set(delivered) == set(USERS[:2_000])  # the doubtful batches had in fact arrived, once
-    assert summary["accepted"] + summary["ambiguous"] == 2_000
+    assert summary["accepted"] + summary["in_doubt"] == 2_000
 
 
 def test_deferrable_sensor_defers_and_resumes(

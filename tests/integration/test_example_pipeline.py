@@ -114,7 +114,7 @@ def test_pipeline_creates_sends_waits_and_stores_analytics(
     assert summary["complete"] is True
     line = (
         f"Braze send ID {send_id}: 3000 of 3000 recipients accepted in 60 requests "
-        "(unknown outcome: 0, not sent: 0)."
+        "(in doubt: 0, not sent: 0)."
     )
     assert values[("log_summary", "return_value")] == line
 

@@ -17,7 +17,7 @@ the sandbox's ledger and the checkpoint store:
   new DAG runs started on advice), except with ``at_least_once=True``, and then only people an
   earlier try reported (or a killed try left) in doubt;
 - I2: a try that succeeds means every distinct recipient was delivered exactly once;
-- I3: every recipient not delivered is named (``not_sent_ranges``/``ambiguous_ranges``, batches
+- I3: every recipient not delivered is named (``not_sent_ranges``/``in_doubt_ranges``, batches
   of 50 in read order) by the try that ended; and (precision) in a history with no kill and no
   failed checkpoint write, a batch named in doubt was handed to Braze by some try;
 - I4: following an error message's advice literally never sends anyone twice (I1/I2 checked
@@ -1115,10 +1115,10 @@ class Simulation:
         index = self.batch_of(send)
         named: set[int] = set()
         doubt: set[int] = set()
-        for key in ("not_sent_ranges", "ambiguous_ranges"):
+        for key in ("not_sent_ranges", "in_doubt_ranges"):
             for start, end in summary.get(key) or []:
                 named.update(range(start, end))
-                if key == "ambiguous_ranges":
+                if key == "in_doubt_ranges":
                     doubt.update(range(start, end))
         # Recipients left out on purpose (exclude_recipients) are named by the user, and counted.
         unnamed = [
@@ -1140,7 +1140,7 @@ class Simulation:
             never = [i for i in sorted(doubt) if not any(r in send.attempted for r in by_batch.get(i, []))]
             if never:
                 reasons = [
-                    b.get("reason") for b in summary.get("ambiguous_batches") or [] if b.get("batch") in never
+                    b.get("reason") for b in summary.get("in_doubt_details") or [] if b.get("batch") in never
                 ]
                 self.found(
                     "I3-doubt",

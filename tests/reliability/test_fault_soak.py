@@ -1,5 +1,5 @@
 """Fault soak: 20,000 recipients through 20 % mixed faults. Every recipient ends up in the ledger
-exactly once or is reported as having an unknown outcome; nobody is lost or duplicated silently."""
+exactly once or is reported in doubt; nobody is lost or duplicated silently."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ def send(checkpoint: Path, **options: Any) -> dict[str, Any]:
         checkpoint=str(checkpoint),
         concurrency=16,
         progress_interval=5,
-        max_rejected_batches=1_000,
+        max_refused_batches=1_000,
         **options,
     )
     ti = mock.MagicMock(dag_id="soak", task_id="send", run_id="soak", map_index=-1)
@@ -80,13 +80,13 @@ def test_mixed_faults(
     assert final["not_sent"] == 0
     # Unknown outcomes are listed batch by batch in the summary (up to 20 batches) and in the
     # checkpoint; the counts must add up and cover everybody not delivered.
-    assert final["accepted"] + final["ambiguous"] == len(RECIPIENTS)
-    assert final["ambiguous"] > 0
+    assert final["accepted"] + final["in_doubt"] == len(RECIPIENTS)
+    assert final["in_doubt"] > 0
     missing = set(RECIPIENTS) - set(delivered)
-    assert len(missing) <= final["ambiguous"]
+    assert len(missing) <= final["in_doubt"]
     # Every recipient Braze did not get is in a batch the summary reports as in doubt (batch i
     # holds recipients 50 i to 50 i + 49 of this list, which has no duplicates)...
-    in_doubt = {i for start, end in final["ambiguous_ranges"] for i in range(start, end)}
+    in_doubt = {i for start, end in final["in_doubt_ranges"] for i in range(start, end)}
     assert all(RECIPIENTS.index(r) // 50 in in_doubt for r in missing), "a lost recipient was not reported"
     # ... and named in the task log.
     logged = "".join(capfd.readouterr()) + caplog.text  # Airflow's loggers may write to either

@@ -82,11 +82,11 @@ def test_a_connections_instance(base_url: str, instance: str) -> None:
 
 
 def test_an_event_carries_the_summarys_identity_and_counts_only() -> None:
-    summary = SendSummary(send_id="s", campaign_id="c", accepted=3, ambiguous_batches=[{"big": "list"}])
+    summary = SendSummary(send_id="s", campaign_id="c", accepted=3, in_doubt_details=[{"big": "list"}])
     extra = summary.event_extra()
     assert extra["send_id"] == "s"
     assert extra["accepted"] == 3
-    assert "ambiguous_batches" not in extra
+    assert "in_doubt_details" not in extra
     assert set(extra) == {
         "endpoint",
         "campaign_id",
@@ -96,7 +96,7 @@ def test_an_event_carries_the_summarys_identity_and_counts_only() -> None:
         "dry_run",
         "recipients",
         "accepted",
-        "ambiguous",
+        "in_doubt",
         "not_sent",
         "dispatch_count",
         "schedule_ids",

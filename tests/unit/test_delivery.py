@@ -240,7 +240,7 @@ def test_batches_not_sent_are_sent_by_the_next_try() -> None:
     braze = FakeBraze({50: [BrazeServerError("503 after retries")], 150: [BrazeBadRequestError("400")]})
     first = engine(braze, users(200), cp).run()
     assert (first["complete"], first["not_sent"]) == (False, 100)
-    assert {r["batch"] for r in first["not_sent_batches"]} == {1, 3}
+    assert {r["batch"] for r in first["not_sent_details"]} == {1, 3}
     assert first["not_sent_ranges"] == [[1, 2], [3, 4]]
     second = engine(braze, users(200), cp, try_number=2).run()
     assert second["complete"] is True
@@ -253,17 +253,17 @@ def test_unknown_outcomes_are_reported_and_never_resent() -> None:
     braze = FakeBraze({100: ["deliver-then-lose-answer"], 200: [BrazeAmbiguousRequestError("dropped")]})
     summary = engine(braze, users(500), cp).run()
     assert summary["complete"] is False
-    assert summary["ambiguous"] == 100
-    assert [r["batch"] for r in summary["ambiguous_batches"]] == [2, 4]
-    assert summary["ambiguous_batches"][0]["recipients"][:2] == ["u100", "u101"]
-    assert summary["ambiguous_ranges"] == [[2, 3], [4, 5]]
+    assert summary["in_doubt"] == 100
+    assert [r["batch"] for r in summary["in_doubt_details"]] == [2, 4]
+    assert summary["in_doubt_details"][0]["recipients"][:2] == ["u100", "u101"]
+    assert summary["in_doubt_ranges"] == [[2, 3], [4, 5]]
 
     retry = engine(braze, users(500), cp, try_number=2).run()  # a task retry: nothing sent twice
     assert braze.calls == 10
     assert max(braze.delivered.values()) == 1
-    assert retry["ambiguous"] == 100
+    assert retry["in_doubt"] == 100
     assert retry["skipped_already_sent"] == 400
-    assert retry["ambiguous_batches"][0]["recipients"][:2] == ["u100", "u101"]
+    assert retry["in_doubt_details"][0]["recipients"][:2] == ["u100", "u101"]
 
 
 def test_at_least_once_resends_batches_in_doubt_and_counts_them() -> None:
@@ -272,7 +272,7 @@ def test_at_least_once_resends_batches_in_doubt_and_counts_them() -> None:
     engine(braze, users(200), cp).run()
     summary = engine(braze, users(200), cp, at_least_once=True, try_number=2).run()
     assert summary["complete"] is True
-    assert summary["resent_ambiguous"] == 50
+    assert summary["resent_in_doubt"] == 50
     assert braze.delivered["u100"] == 2  # the price of at-least-once, and it is counted
     assert braze.delivered["u0"] == 1
 
@@ -282,7 +282,7 @@ def test_a_2xx_answer_that_cannot_be_read_is_an_unknown_outcome() -> None:
     cp = checkpoint()
     braze = FakeBraze({50: [unreadable]})
     summary = engine(braze, users(150), cp).run()
-    assert (summary["ambiguous"], summary["not_sent"]) == (50, 0)
+    assert (summary["in_doubt"], summary["not_sent"]) == (50, 0)
     engine(braze, users(150), cp, try_number=2).run()
     assert braze.calls == 3  # never resent
 
@@ -304,15 +304,15 @@ def test_an_auth_error_stops_the_send_and_keeps_progress(tmp_path: Path) -> None
 def test_too_many_refused_batches_stop_the_send() -> None:
     braze = FakeBraze({i * 50: [BrazeBadRequestError("bad", status_code=400)] for i in range(20)})
     with pytest.raises(BrazeBadRequestError, match="refused more than 3 batches"):
-        engine(braze, users(1_000), checkpoint(), concurrency=1, max_rejected_batches=3).run()
+        engine(braze, users(1_000), checkpoint(), concurrency=1, max_refused_batches=3).run()
     assert braze.calls == 4
 
 
-def test_rejected_counts_only_braze_refusals() -> None:
+def test_refused_counts_only_braze_refusals() -> None:
     refusal = BrazeBadRequestError("400 Invalid", status_code=400)
     braze = FakeBraze({0: [refusal], 50: [BrazeServerError("503", status_code=503)]})
     summary = engine(braze, users(150), checkpoint()).run()
-    assert (summary["not_sent"], summary["rejected"]) == (100, 50)
+    assert (summary["not_sent"], summary["refused"]) == (100, 50)
 
 
 def test_a_broadcast_is_one_request() -> None:
@@ -361,11 +361,11 @@ def test_batches_in_flight_when_a_try_died_are_in_doubt() -> None:
     summary = engine(
         braze, users(1_000), cp, concurrency=2, try_number=2, identity=IDENTITY | {"deduplicate": True}
     ).run()
-    assert summary["ambiguous"] == 200
-    assert [r["batch"] for r in summary["ambiguous_batches"]] == [6, 7, 8, 9]
+    assert summary["in_doubt"] == 200
+    assert [r["batch"] for r in summary["in_doubt_details"]] == [6, 7, 8, 9]
     assert (
         "try 1 was still running while this batch may have been in flight"
-        in summary["ambiguous_batches"][0]["reason"]
+        in summary["in_doubt_details"][0]["reason"]
     )
     assert not set(braze.delivered) & {f"u{i}" for i in range(500)}
     assert summary["complete"] is False
@@ -730,12 +730,12 @@ def test_overlapping_tries_send_nobody_twice_beyond_the_batches_in_flight(at_lea
     else:
         # Batches the older try had in flight when the newer one ended are reported as in doubt;
         # batches it only reserved, and released when it stopped, are not sent (never "in doubt").
-        assert summary["ambiguous"] + summary["not_sent"] > 0
-        assert summary["accepted"] + summary["ambiguous"] + summary["not_sent"] == 6_000
+        assert summary["in_doubt"] + summary["not_sent"] > 0
+        assert summary["accepted"] + summary["in_doubt"] + summary["not_sent"] == 6_000
     # Once both have ended, the next try sees every fact: complete, nobody twice (or only those).
     final = engine(FakeBraze(), users(6_000), cp, concurrency=concurrency, try_number=3).run()
-    assert final["accepted"] + final["ambiguous"] == 6_000
-    assert final["complete"] is (final["ambiguous"] == 0)
+    assert final["accepted"] + final["in_doubt"] == 6_000
+    assert final["complete"] is (final["in_doubt"] == 0)
 
 
 def test_the_checkpoint_never_says_complete_while_a_batch_is_in_doubt() -> None:
@@ -750,7 +750,7 @@ def test_the_checkpoint_never_says_complete_while_a_batch_is_in_doubt() -> None:
     )
     summary = engine(FakeBraze(), users(500), cp, try_number=2).run()
     assert summary["complete"] is False
-    assert summary["ambiguous_ranges"] == [[2, 4]]
+    assert summary["in_doubt_ranges"] == [[2, 4]]
     assert not any("__done_" in key for key in own_keys(cp))
 
 
@@ -845,8 +845,8 @@ def test_an_outage_lists_everything_not_sent_as_not_sent() -> None:
     summary = engine(braze, users(1_000), checkpoint(), concurrency=1).run()
     assert braze.calls == 4  # max(4, 2 x concurrency) failures in a row
     assert summary["not_sent"] == 1_000
-    assert summary["not_sent_batches"][0]["error"] == "503 after retries"
-    assert summary["not_sent_batches"][4]["error"].startswith("not attempted: 4 batches in a row failed")
+    assert summary["not_sent_details"][0]["error"] == "503 after retries"
+    assert summary["not_sent_details"][4]["error"].startswith("not attempted: 4 batches in a row failed")
 
 
 def test_a_try_record_stays_small_whatever_the_outcomes() -> None:
@@ -863,7 +863,7 @@ def test_a_try_record_stays_small_whatever_the_outcomes() -> None:
             rng.choice([Outcome.DONE, Outcome.NOT_SENT, Outcome.IN_DOUBT]) for _ in range(20_000)
         ),  # 1,000,000 recipients
         errors=[
-            {"batch": i, "outcome": "unknown", "status_code": 504, "error": "x" * 300}
+            {"batch": i, "outcome": "in_doubt", "status_code": 504, "error": "x" * 300}
             for i in range(ERRORS_KEPT)
         ],
         stats=TryStats(
@@ -1093,22 +1093,22 @@ def test_every_recipient_in_doubt_is_named_in_the_log_however_many(caplog: pytes
     caplog.set_level(logging.ERROR)
     lost = {i * 50: ["deliver-then-lose-answer"] for i in range(0, 1_200, 2)}  # 600 batches in doubt
     summary = engine(FakeBraze(lost), users(60_000), checkpoint(), concurrency=8).run()
-    assert summary["ambiguous_requests"] == 600
-    assert summary["ambiguous"] == 30_000
-    assert len(summary["ambiguous_ranges"]) == 500  # the summary stays bounded, and says so
+    assert summary["in_doubt_batches"] == 600
+    assert summary["in_doubt"] == 30_000
+    assert len(summary["in_doubt_ranges"]) == 500  # the summary stays bounded, and says so
     assert summary["ranges_truncated"] is True
     logged = caplog.text
     assert all(f"u{i}," in logged or f"u{i}\n" in logged for i in range(0, 60_000, 100)), "not named"
-    assert "600 batches (30000 recipients) have an unknown outcome" in logged
+    assert "600 batches (30000 recipients) in doubt, not resent" in logged
 
 
 def test_at_least_once_resends_in_the_same_try() -> None:
     braze = FakeBraze({100: ["deliver-then-lose-answer"], 200: [BrazeAmbiguousRequestError("x")] * 5})
     summary = engine(braze, users(300), checkpoint(), at_least_once=True).run()
     assert braze.delivered["u100"] == 2  # resent at once, and counted
-    assert summary["resent_ambiguous"] == 50 + 2 * 50  # batch 4 twice, then it stays in doubt
-    assert (summary["complete"], summary["ambiguous"]) == (False, 50)
-    assert summary["ambiguous_batches"][0]["batch"] == 4
+    assert summary["resent_in_doubt"] == 50 + 2 * 50  # batch 4 twice, then it stays in doubt
+    assert (summary["complete"], summary["in_doubt"]) == (False, 50)
+    assert summary["in_doubt_details"][0]["batch"] == 4
 
 
 def test_a_refused_retry_does_not_claim_what_was_sent() -> None:
@@ -1120,14 +1120,14 @@ def test_a_refused_retry_does_not_claim_what_was_sent() -> None:
     summary = delivery.result
     assert summary is not None
     assert summary["complete"] is False
-    assert (summary["accepted"], summary["not_sent"], summary["ambiguous"], summary["tries"]) == (None,) * 4
+    assert (summary["accepted"], summary["not_sent"], summary["in_doubt"], summary["tries"]) == (None,) * 4
     assert summary["recipients"] == 999
     assert summary["error"].startswith("BrazeValidationError: The recipients changed since try 1")
 
 
 def test_a_send_stopped_by_refusals_says_why() -> None:
     braze = FakeBraze({i * 50: [BrazeBadRequestError("bad", status_code=400)] for i in range(20)})
-    delivery = engine(braze, users(1_000), checkpoint(), concurrency=1, max_rejected_batches=1)
+    delivery = engine(braze, users(1_000), checkpoint(), concurrency=1, max_refused_batches=1)
     with pytest.raises(BrazeBadRequestError):
         delivery.run()
     assert delivery.result is not None
@@ -1139,7 +1139,7 @@ def test_a_broadcast_in_doubt_is_counted_as_a_request() -> None:
         raise BrazeAmbiguousRequestError("dropped")
 
     summary = engine(lose, Audience.broadcast_audience(), checkpoint()).run()
-    assert (summary["ambiguous_requests"], summary["complete"]) == (1, False)
+    assert (summary["in_doubt_batches"], summary["complete"]) == (1, False)
 
 
 def test_emails_that_differ_only_in_case_are_one_recipient() -> None:
@@ -1149,7 +1149,7 @@ def test_emails_that_differ_only_in_case_are_one_recipient() -> None:
     assert (found.read, found.unique) == (3, 2)
 
 
-@pytest.mark.parametrize(("argument", "value"), [("progress_interval", 0), ("max_rejected_batches", -1)])
+@pytest.mark.parametrize(("argument", "value"), [("progress_interval", 0), ("max_refused_batches", -1)])
 def test_nonsense_engine_settings_are_refused(argument: str, value: float) -> None:
     with pytest.raises(BrazeValidationError, match=argument):
         engine(FakeBraze(), users(1), checkpoint(), **{argument: value})
@@ -1181,7 +1181,7 @@ def test_an_unexpected_error_from_a_send_puts_the_batch_in_doubt_and_stops() -> 
     with pytest.raises(OverflowError):
         delivery.run()
     assert delivery.result is not None
-    assert (delivery.result["ambiguous"], delivery.result["accepted"]) == (50, 100)
+    assert (delivery.result["in_doubt"], delivery.result["accepted"]) == (50, 100)
     retry = FakeBraze()
     engine(retry, users(1_000), cp, concurrency=1, try_number=2).run()
     assert "u100" not in retry.delivered  # never resent
@@ -1193,8 +1193,8 @@ def test_a_resend_that_fails_leaves_the_batch_in_doubt() -> None:
     cp = checkpoint()
     braze = FakeBraze({0: ["deliver-then-lose-answer", BrazeBadRequestError("400", status_code=400)] * 2})
     summary = engine(braze, users(150), cp, at_least_once=True).run()
-    assert (summary["ambiguous"], summary["not_sent"], summary["rejected"]) == (50, 0, 0)
-    assert summary["ambiguous_batches"][0]["reason"] == "read timeout after sending"  # why it is in doubt
+    assert (summary["in_doubt"], summary["not_sent"], summary["refused"]) == (50, 0, 0)
+    assert summary["in_doubt_details"][0]["reason"] == "read timeout after sending"  # why it is in doubt
     retry = FakeBraze()
     engine(retry, users(150), cp, try_number=2).run()
     assert "u0" not in retry.delivered
@@ -1418,7 +1418,7 @@ def test_a_retry_of_an_abandoned_send_names_the_batches_not_delivered() -> None:
     assert braze.calls == 0
     summary = refused.result
     assert summary is not None
-    assert summary["ambiguous_ranges"] == [[2, 3]]
+    assert summary["in_doubt_ranges"] == [[2, 3]]
     assert summary["not_sent_ranges"] == [[4, 6]]
     assert summary["accepted"] == 150
     assert summary["complete"] is False

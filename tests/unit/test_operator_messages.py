@@ -130,8 +130,8 @@ def test_a_bad_row_fails_before_anything_is_sent(sandbox: BrazeSandbox, tmp_path
         # Options given as text (a template's output) are refused, never read as truthy.
         ({"concurrency": "4"}, "concurrency must be a whole number between 1 and 32, got '4'"),
         ({"concurrency": True}, "concurrency must be a whole number"),
-        ({"max_rejected_batches": -1}, "max_rejected_batches must be a whole number, not negative"),
-        ({"max_rejected_batches": "10"}, "max_rejected_batches must be a whole number"),
+        ({"max_refused_batches": -1}, "max_refused_batches must be a whole number, not negative"),
+        ({"max_refused_batches": "10"}, "max_refused_batches must be a whole number"),
         ({"allow_duplicate_recipients": "false"}, "allow_duplicate_recipients must be True or False"),
         ({"at_least_once": "false"}, "at_least_once must be True or False, got 'false'"),
         ({"broadcast": "false"}, "broadcast must be True or False, got 'false'"),
@@ -165,22 +165,22 @@ def test_broadcast_is_one_request(sandbox: BrazeSandbox, tmp_path: Path) -> None
     assert summary["dispatch_count"] == 1
 
 
-def test_ambiguous_batches_fail_the_task_with_a_report(sandbox: BrazeSandbox, tmp_path: Path) -> None:
+def test_batches_in_doubt_fail_the_task_with_a_report(sandbox: BrazeSandbox, tmp_path: Path) -> None:
     # The first 2 send requests die before Braze processes them; the operator cannot tell.
     sandbox.set_faults(drop_before=1.0, paths=["/messages/send"], max_faults=2)
     task_instance = ti()
     with pytest.raises(BrazeDeliveryIncompleteError) as err:
         run(send_op(tmp_path, users(1_000)), task_instance)
     summary = err.value.summary
-    assert summary["ambiguous"] == 100
+    assert summary["in_doubt"] == 100
     text = str(err.value)
-    assert "have an unknown outcome" in text
-    assert "unknown outcome, batch" in text
+    assert "are in doubt" in text
+    assert "in doubt, batch" in text
     assert "set at_least_once=True to resend them" in text
     task_instance.xcom_push.assert_called_once_with(key="summary", value=summary)
     delivered = sandbox.state.deliveries(API, "sid")
     assert max(delivered.values()) == 1
-    reported = {r for b in summary["ambiguous_batches"] for r in b["recipients"]}
+    reported = {r for b in summary["in_doubt_details"] for r in b["recipients"]}
     assert set(users(1_000)) - set(delivered) == reported  # nobody lost silently
 
     sandbox.set_faults()
@@ -191,7 +191,7 @@ def test_ambiguous_batches_fail_the_task_with_a_report(sandbox: BrazeSandbox, tm
     final = run(send_op(tmp_path, users(1_000), at_least_once=True))
     assert final["complete"] is True
     assert sandbox.state.deliveries(API, "sid") == Counter(users(1_000))  # they had not arrived
-    assert final["resent_ambiguous"] == summary["ambiguous"]
+    assert final["resent_in_doubt"] == summary["in_doubt"]
 
 
 def test_on_kill_stops_promptly_and_the_retry_finishes(sandbox: BrazeSandbox, tmp_path: Path) -> None:
@@ -338,7 +338,7 @@ def test_the_summary_is_pushed_on_every_way_a_send_ends(
         recipients = users(1_000)  # Braze refuses every batch: the campaign does not exist
         kwargs["campaign_id"] = "no-such-campaign"
         kwargs["send_id"] = None
-        kwargs["max_rejected_batches"] = 2
+        kwargs["max_refused_batches"] = 2
     elif ending == "killed":
         sandbox.set_faults(latency_ms=20)
     elif ending == "bad row":
@@ -378,9 +378,9 @@ def test_a_success_answered_with_an_unreadable_body_is_reported_not_resent(
     sandbox: BrazeSandbox, tmp_path: Path
 ) -> None:
     sandbox.set_faults(unreadable_success=1.0, paths=["/messages/send"], max_faults=2)
-    with pytest.raises(BrazeDeliveryIncompleteError, match="have an unknown outcome") as err:
+    with pytest.raises(BrazeDeliveryIncompleteError, match="are in doubt") as err:
         run(send_op(tmp_path, users(500)))
-    assert err.value.summary["ambiguous"] == 100
+    assert err.value.summary["in_doubt"] == 100
     assert sandbox.state.deliveries(API, "sid") == Counter(users(500))  # Braze did process them
     with pytest.raises(BrazeDeliveryIncompleteError):  # a retry does not resend them
         run(send_op(tmp_path, users(500)))
@@ -478,13 +478,13 @@ def test_the_summary_of_an_incomplete_send_has_its_error(sandbox: BrazeSandbox, 
         run(send_op(tmp_path, users(100), concurrency=1), task_instance)
     pushed = task_instance.xcom_push.call_args.kwargs["value"]
     assert pushed["error"].startswith(
-        "BrazeDeliveryIncompleteError: 50 recipients accepted by Braze, but 50 (in 1 requests)"
+        "BrazeDeliveryIncompleteError: 50 recipients accepted by Braze, but 50 (in 1 batch) are in doubt"
     )
 
 
-def test_a_broadcast_with_an_unknown_outcome_says_so(sandbox: BrazeSandbox, tmp_path: Path) -> None:
+def test_a_broadcast_in_doubt_says_so(sandbox: BrazeSandbox, tmp_path: Path) -> None:
     sandbox.set_faults(drop_after=1.0, paths=["/messages/send"], max_faults=1)
-    with pytest.raises(BrazeDeliveryIncompleteError, match="The broadcast request has an unknown outcome"):
+    with pytest.raises(BrazeDeliveryIncompleteError, match="The broadcast request is in doubt"):
         run(send_op(tmp_path, None, segment_id="seg", broadcast=True, send_id=None))
 
 
@@ -605,7 +605,7 @@ def test_a_duplicate_with_a_text_flag_is_not_sent_twice(sandbox: BrazeSandbox, t
         ((4, float("nan"), 10), "progress_interval must be a positive number"),
         ((4, True, 10), "progress_interval must be a positive number"),
         ((4.0, 15, 10), "concurrency must be a whole number"),
-        ((4, 15, 2.5), "max_rejected_batches must be a whole number"),
+        ((4, 15, 2.5), "max_refused_batches must be a whole number"),
     ],
 )
 def test_delivery_options_are_checked_with_their_types(options: tuple[Any, Any, Any], message: str) -> None:

@@ -1,0 +1,71 @@
+"""Every bad argument raises BrazeValidationError (a ValueError that fails the task without
+retries), whichever operator or helper is given it."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+
+from airflow_provider_braze.exceptions import BrazeValidationError
+
+
+def _send_messages_dry_run() -> Any:
+    from airflow_provider_braze.operators.messages import SendMessagesOperator
+
+    return SendMessagesOperator(task_id="t", recipients=["u"], messages={}, dry_run="yes")
+
+
+def _create_send_id_dry_run() -> Any:
+    from airflow_provider_braze.operators.send_id import CreateSendIdOperator
+
+    return CreateSendIdOperator(task_id="t", campaign_id="c", dry_run="yes")
+
+
+def _split_recipient_kind() -> Any:
+    from airflow_provider_braze.operators.experiments import SplitAudienceOperator
+
+    return SplitAudienceOperator(
+        task_id="t",
+        recipients=["u"],
+        experiment="e",
+        shares={"a": 0.5, "b": 0.5},
+        output_path="/tmp/x",
+        recipient_kind="emails",
+    )
+
+
+def _compare_chart_format() -> Any:
+    from airflow_provider_braze.operators.analytics import CompareSendsOperator
+
+    sends = {"a": "s1", "b": "s2"}
+    return CompareSendsOperator(task_id="t", sends=sends, campaign_id="c", chart_format="gif")
+
+
+def _chart_format() -> Any:
+    from airflow_provider_braze.charts import draw_comparison
+
+    return draw_comparison(None, chart_format="gif")  # type: ignore[arg-type]
+
+
+def _asset_uri() -> Any:
+    from airflow_provider_braze.assets import sanitize_uri
+
+    return sanitize_uri(urlsplit("braze://user:pw@us-01/campaigns/c"))
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (_send_messages_dry_run, "dry_run must be True or False"),
+        (_create_send_id_dry_run, "dry_run must be True or False"),
+        (_split_recipient_kind, "recipient_kind must be 'users' or 'recipients'"),
+        (_compare_chart_format, "chart_format must be 'svg', 'png' or None"),
+        (_chart_format, "chart_format must be 'svg' or 'png'"),
+        (_asset_uri, "no port or credentials"),
+    ],
+)
+def test_a_bad_argument_raises_braze_validation_error(make: Any, message: str) -> None:
+    with pytest.raises(BrazeValidationError, match=message):
+        make()
