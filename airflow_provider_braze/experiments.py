@@ -1,7 +1,8 @@
 """Content experiments: split an audience into named variants, deterministically and streamed.
 
-Each recipient goes to a variant by a stable hash of its key (external user ID, alias or email,
-as :func:`airflow_provider_braze.recipients.recipient_key` names it) salted with the experiment's
+Each recipient goes to a variant by a stable hash of who it is (its external user ID, alias or
+email, as :func:`airflow_provider_braze.recipients.recipient_key` writes its identity: an email
+address in any case is one person) salted with the experiment's
 name: the same person always lands in the same variant of the same experiment, in any process,
 whatever ``PYTHONHASHSEED``; another experiment name reshuffles everyone independently.
 

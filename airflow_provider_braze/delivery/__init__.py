@@ -68,7 +68,6 @@ README.md ("The delivery guarantee, in plain words") states the same for users.
 from airflow_provider_braze.delivery.audience import (
     Audience,
     read_audience,
-    recipient_identity,
     spool_folder,
     spool_root,
 )
@@ -90,6 +89,7 @@ from airflow_provider_braze.delivery.engine import (
     merge_outcomes,
 )
 from airflow_provider_braze.exceptions import BrazeDeliveryIncompleteError, BrazeDeliveryStoppedError
+from airflow_provider_braze.recipients import recipient_identity
 
 __all__ = [
     "DEFAULT_RETENTION",

@@ -47,11 +47,11 @@ from itertools import compress, count, islice
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from airflow_provider_braze.exceptions import BrazeValidationError
-from airflow_provider_braze.recipients import iter_recipients, recipient_key
+from airflow_provider_braze.recipients import iter_recipients, recipient_identity, recipient_key
 from airflow_provider_braze.validation import MAX_RECIPIENTS_PER_REQUEST
 
 if TYPE_CHECKING:
-    from collections.abc import Generator, Hashable, Iterator
+    from collections.abc import Generator, Iterator
 
     from airflow_provider_braze.recipients import RecipientKind
 
@@ -75,55 +75,10 @@ _POSITIONS_BUFFERED = 1 << 12
 _SEGMENT = struct.Struct("<QQ?")
 #: Bytes in a hash (a C ssize_t, struct's "n").
 _WORD = struct.calcsize("n")
-#: Identity keys are text, and a lone surrogate is never in a recipient (iter_recipients refuses
-#: it, and the spool is written first, strictly as UTF-8): so it can mark an alias or an email
-#: apart from an external user ID.
-_MARK = "\ud800"
-
 #: Each try's own folder inside a spool folder is named ``try-...``, and holds this lock file
 #: while the try runs; the spool folder's own lock file guards creating and removing them.
 _TRY_PREFIX = "try-"
 _LOCK = ".lock"
-
-
-def recipient_identity(recipient: Any) -> Hashable:
-    """Who a recipient is, for finding duplicates: an external user ID, an alias or an email.
-
-    Two entries with the same identity are the same person (whatever else they carry, such as
-    different ``trigger_properties``), so sending both would message that person twice. Email
-    addresses are compared without regard to case.
-    """
-    if type(recipient) is str:
-        return recipient
-    if "user_alias" in recipient:
-        alias = recipient["user_alias"]
-        return ("alias", alias["alias_label"], alias["alias_name"])
-    if "alias_name" in recipient:
-        return ("alias", recipient["alias_label"], recipient["alias_name"])
-    if "email" in recipient:
-        # One inbox, however its address is capitalised: mail providers ignore case.
-        return ("email", str(recipient["email"]).strip().casefold())
-    if "braze_id" in recipient:
-        return ("braze_id", str(recipient["braze_id"]))
-    return str(recipient["external_user_id"])
-
-
-def _identity_key(recipient: Any) -> str:
-    """:func:`recipient_identity` as one string, one to one: an external user ID is itself; an
-    alias or an email starts with a mark that no recipient holds (see _MARK)."""
-    if type(recipient) is str:
-        return recipient
-    if "user_alias" in recipient:
-        alias = recipient["user_alias"]
-    elif "alias_name" in recipient:
-        alias = recipient
-    elif "email" in recipient:
-        return f"{_MARK}e{str(recipient['email']).strip().casefold()}"
-    elif "braze_id" in recipient:
-        return f"{_MARK}b{recipient['braze_id']}"
-    else:
-        return str(recipient["external_user_id"])
-    return f"{_MARK}a{alias['alias_label']}{_MARK}{alias['alias_name']}"
 
 
 # ------------------------------------------------------------------------------------ where files go
@@ -299,8 +254,9 @@ class _Repeats:
 class _RepeatFinder:
     """Finds entries whose identity repeats an earlier entry's, exactly, in bounded memory.
 
-    :meth:`add` spreads identity keys (:func:`_identity_key`) over 64 partitions, by the low bits
-    of Python's hash of the key, with each entry's position; :meth:`finish` then checks one
+    :meth:`add` spreads identity keys
+    (:func:`~airflow_provider_braze.recipients.recipient_identity`) over 64 partitions, by the
+    low bits of Python's hash of the key, with each entry's position; :meth:`finish` then checks one
     partition at a time against a set of the keys it holds. Keys are compared whole, so the hash
     decides only where a key is checked, never whether it repeats: the result is the same
     whatever PYTHONHASHSEED says, and no collision can drop a distinct recipient. The hash is
@@ -308,9 +264,9 @@ class _RepeatFinder:
     partition.
 
     On disk a partition is a series of segments, one per spill: the positions (8 bytes each),
-    then the keys as UTF-8 (``surrogatepass``: alias and email keys hold _MARK), one per line.
-    Splitting that text at line ends gives the keys back exactly when none of them holds a line
-    end, which the count of line ends proves; a segment where one does is written with marshal
+    then the keys as UTF-8 (``surrogatepass``: alias and email keys hold ``IDENTITY_MARK``), one
+    per line. Splitting that text at line ends gives the keys back exactly when none of them
+    holds a line end, which the count of line ends proves; a segment where one does is written with marshal
     instead. Either way a key is read back as its UTF-8 bytes (one to one with the text), and
     whole bytes are what the sets compare.
     """
@@ -332,7 +288,7 @@ class _RepeatFinder:
             hashes = list(map(hash, chunk))
             keys = chunk
         except TypeError:  # objects (aliases, emails, trigger recipients) are not hashable
-            keys = list(map(_identity_key, chunk))
+            keys = list(map(recipient_identity, chunk))
             hashes = list(map(hash, keys))
         # Each key's partition, from one byte of its hash (the lowest on little-endian machines),
         # at C speed: the hashes as machine words, every word's first byte, then a table of
@@ -511,7 +467,7 @@ class Audience:
             return []
         found: list[tuple[int, Any]] = []
         for index, batch in enumerate(self.batches()):
-            seen: set[Hashable] = set()
+            seen: set[str] = set()
             for recipient in batch:
                 identity = recipient_identity(recipient)
                 if identity in seen:

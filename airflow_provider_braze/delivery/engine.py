@@ -40,7 +40,6 @@ from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_braze._words import clip, plural
-from airflow_provider_braze.delivery.audience import recipient_identity
 from airflow_provider_braze.delivery.checkpoint import (
     CHECKPOINT_FORMAT,
     DEFAULT_RETENTION,
@@ -66,7 +65,7 @@ from airflow_provider_braze.exceptions import (
     BrazeRateLimitError,
     BrazeValidationError,
 )
-from airflow_provider_braze.recipients import recipient_key
+from airflow_provider_braze.recipients import recipient_identity, recipient_key
 
 if TYPE_CHECKING:
     import logging
@@ -258,9 +257,10 @@ class BatchDelivery:
     :param rate_limit_status: Returns a text on the rate-limit headroom, for progress lines.
     :param redact: Applied to every text this engine keeps or shows (error messages, Braze's
         non-fatal errors): removes the API key.
-    :param excluded: Identities (:func:`~.audience.recipient_identity`) left out of every batch
-        this try sends: the recovery for recipients Braze refuses, without changing the send's
-        recipients (a batch Braze refused sent nothing, so the rest of it is then sent once).
+    :param excluded: Identities (:func:`~airflow_provider_braze.recipients.recipient_identity`)
+        left out of every batch this try sends: the recovery for recipients Braze refuses,
+        without changing the send's recipients (a batch Braze refused sent nothing, so the rest
+        of it is then sent once).
     """
 
     def __init__(

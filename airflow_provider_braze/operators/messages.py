@@ -365,9 +365,8 @@ class _BrazeSendOperator(BaseOperator):
 
     def _excluded(self) -> frozenset[Any]:
         """The identities of ``exclude_recipients``, checked like recipients, each named in the log."""
-        from airflow_provider_braze.delivery.audience import recipient_identity
         from airflow_provider_braze.exceptions import BrazeValidationError
-        from airflow_provider_braze.recipients import iter_recipients, recipient_key
+        from airflow_provider_braze.recipients import iter_recipients, recipient_identity, recipient_key
 
         if self.exclude_recipients is None:
             return frozenset()

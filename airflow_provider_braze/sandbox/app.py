@@ -17,6 +17,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from airflow_provider_braze.recipients import recipient_key
 from airflow_provider_braze.sandbox import rules
 from airflow_provider_braze.sandbox.analytics import (
     TRIGGERED_CAMPAIGN_CHANNEL,
@@ -378,7 +379,7 @@ async def _message_send(
     # the shared hourly pool.
     window = _consume_send(state, key, body, broadcast_limits=broadcast and not scheduled)
     _apply_rules(state, ENDPOINT_PATHS[permission], body, window)
-    aliases = [_alias_key(a) for a in body.get("user_aliases") or []]
+    aliases = [recipient_key({"user_alias": a}) for a in body.get("user_aliases") or []]
     keys = _once_each([*(body.get("external_user_ids") or []), *aliases])
     campaign_id, send_id = _campaign_and_send_id(state, key, body, "api", broadcast, window)
     _check_variations(state, body["messages"], campaign_id, window)
@@ -429,7 +430,7 @@ async def _trigger_send(
         state, key, body, broadcast_limits=broadcast and (not scheduled or scheduled_as_broadcast)
     )
     _apply_rules(state, ENDPOINT_PATHS[permission], body, window)
-    keys = _once_each([_recipient_key(r) for r in body.get("recipients") or []])
+    keys = _once_each([recipient_key(r) for r in body.get("recipients") or []])
     campaign_id, send_id = _campaign_and_send_id(state, key, body, "api_triggered", broadcast, window)
     return _accept(state, key, permission, body, campaign_id, send_id, keys, window, scheduled)
 
@@ -533,21 +534,6 @@ def _check_schedule(state: SandboxState, schedule: Any, window: Window) -> float
     if refusal is not None:
         raise _bad_request("Bad Request", window, [refusal])
     return wall_clock.replace(tzinfo=timezone.utc).timestamp()
-
-
-def _alias_key(alias: dict[str, str]) -> str:
-    return f"alias:{alias['alias_label']}:{alias['alias_name']}"
-
-
-def _recipient_key(recipient: dict[str, Any]) -> str:
-    """The ledger key of a trigger recipient the rule table has accepted."""
-    if recipient.get("user_alias") is not None:
-        return _alias_key(recipient["user_alias"])
-    if recipient.get("email") is not None:
-        return f"email:{recipient['email']}"
-    if recipient.get("braze_id") is not None:
-        return f"braze_id:{recipient['braze_id']}"
-    return str(recipient["external_user_id"])
 
 
 def _parse_time(value: str) -> datetime:

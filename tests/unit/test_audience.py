@@ -121,7 +121,7 @@ def test_identities_emails_ignore_case_and_aliases_compare_whole() -> None:
             rows[4],
             {"external_user_id": "email:ada@example.com"},
         ]
-        assert audience.duplicate_examples == ("email: ada@example.COM ", "u1", "alias:a:bc")
+        assert audience.duplicate_examples == ("email:ada@example.com", "u1", "alias:a:bc")
 
 
 def test_allowed_duplicates_are_all_sent_in_order(small_buffers: None) -> None:

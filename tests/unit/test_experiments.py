@@ -280,3 +280,26 @@ def test_split_reads_and_writes_object_storage_paths(tmp_path: Path) -> None:
     assert [v.recipients for v in variants] == [f"file://{tmp_path}/out/{n}.jsonl" for n in SHARES]
     read = [u for v in variants for u in iter_recipients(v.recipients, "users")]
     assert sorted(read) == USERS[:1000]
+
+
+def test_one_inbox_lands_in_one_variant_however_its_address_is_written(tmp_path: Path) -> None:
+    """The split, the duplicate pass and the sandbox share one identity: an email address in
+    another case (or with spaces around it) is the same person, so the same variant."""
+    written = []
+    for n in range(200):
+        for form in (f"user{n}@example.com", f"User{n}@Example.COM", f" USER{n}@EXAMPLE.COM "):
+            written.append({"email": form, "prioritization": ["identified"]})
+    out = split_audience(
+        written,
+        experiment="case",
+        shares={"a": 0.5, "b": 0.5},
+        output_path=tmp_path,
+        recipient_kind="recipients",
+    )
+    variant_of: dict[str, set[str]] = {}
+    for variant in out:
+        for recipient in iter_recipients(variant.recipients, "recipients"):
+            variant_of.setdefault(recipient["email"].strip().lower(), set()).add(variant.variant)
+    assert len(variant_of) == 200
+    assert all(len(names) == 1 for names in variant_of.values())
+    assert {name for names in variant_of.values() for name in names} == {"a", "b"}

@@ -422,3 +422,14 @@ def test_rate_limited_answers_use_the_errors_page_wording(braze_sandbox: BrazeSa
     answers = [call(braze_sandbox, "/messages/send", body) for _ in range(2)]
     assert [a.status_code for a in answers] == [201, 429]
     assert answers[-1].json()["message"] == "Rate Limited"
+
+
+def test_the_ledger_counts_one_inbox_once_however_its_address_is_written(braze_sandbox: BrazeSandbox) -> None:
+    """The sandbox names recipients with the client's one identity: a second send to the same
+    inbox in another case is a second delivery to the same person, which an exactly-once check
+    on the ledger must see."""
+    for address in ("Ada@Example.com", "ada@example.com "):
+        recipient = {"email": address, "prioritization": ["identified"]}
+        body = {"campaign_id": TRIGGERED, "recipients": [recipient]}
+        assert call(braze_sandbox, "/campaigns/trigger/send", body).status_code == 201
+    assert braze_sandbox.state.deliveries(TRIGGERED) == {"email:ada@example.com": 2}
