@@ -19,6 +19,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, TypeGuard
 
 from airflow_provider_braze.exceptions import BrazeUnexpectedResponseError, BrazeValidationError
+from airflow_provider_braze.hooks.endpoints import GET_SEND_ANALYTICS
 
 #: Braze keeps send analytics this long after the send.
 RETENTION_DAYS = 14
@@ -356,8 +357,8 @@ def _number(value: Any, where: str) -> float | int | None:
 
 def _unexpected(detail: str) -> BrazeUnexpectedResponseError:
     return BrazeUnexpectedResponseError(
-        f"Braze's answer to GET /sends/data_series is not in the documented shape: {detail}.",
-        endpoint="GET /sends/data_series",
+        f"Braze's answer to {GET_SEND_ANALYTICS} is not in the documented shape: {detail}.",
+        endpoint=str(GET_SEND_ANALYTICS),
     )
 
 

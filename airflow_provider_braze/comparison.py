@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_braze.analytics import PUSH_CHANNELS, channel_statistics
 from airflow_provider_braze.exceptions import BrazeUnexpectedResponseError, BrazeValidationError
+from airflow_provider_braze.hooks.endpoints import GET_SEND_ANALYTICS
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
@@ -263,7 +264,7 @@ def variant_totals(
                     raise BrazeUnexpectedResponseError(
                         f"Braze reported a negative {name} ({value}) for send {send_id!r} on "
                         f"{row.get('date')}: analytics counts cannot be negative.",
-                        endpoint="GET /sends/data_series",
+                        endpoint=str(GET_SEND_ANALYTICS),
                     )
                 counts[name] = (counts.get(name) or 0) + value
                 if value > 0:

@@ -41,12 +41,12 @@ from airflow_provider_braze.hooks.connection import (
 )
 from airflow_provider_braze.hooks.endpoints import (
     CREATE_SEND_ID,
+    GET_SEND_ANALYTICS,
     LIST_CAMPAIGNS,
-    SCHEDULE_CAMPAIGN_TRIGGER,
     SCHEDULE_MESSAGES,
-    SEND_DATA_SERIES,
+    SCHEDULE_TRIGGERED_CAMPAIGN,
     SEND_MESSAGES,
-    TRIGGER_CAMPAIGN_SEND,
+    SEND_TRIGGERED_CAMPAIGN,
     BrazeEndpoint,
 )
 from airflow_provider_braze.hooks.errors import (
@@ -521,14 +521,14 @@ class BrazeHook(BaseHook):
                     "Braze does not take attachments with broadcast=True on /campaigns/trigger/send."
                 )
             body["attachments"] = check_attachments(attachments)
-            endpoint = TRIGGER_CAMPAIGN_SEND
+            endpoint = SEND_TRIGGERED_CAMPAIGN
         else:
             if attachments is not None:
                 raise BrazeValidationError(
                     "Braze's schedule endpoint for triggered campaigns takes no attachments."
                 )
             body["schedule"] = normalize_schedule(schedule)
-            endpoint = SCHEDULE_CAMPAIGN_TRIGGER
+            endpoint = SCHEDULE_TRIGGERED_CAMPAIGN
         return PreparedSend(endpoint, _without_nones(body), "recipients", bool(broadcast))
 
     def send_prepared(self, prepared: PreparedSend, recipients: list[Any] | None = None) -> dict[str, Any]:
@@ -607,7 +607,7 @@ class BrazeHook(BaseHook):
         }
         if ending_at is not None:
             params["ending_at"] = to_utc_iso(ending_at, what="ending_at")
-        return self._request(SEND_DATA_SERIES, params=params, idempotent=True)
+        return self._request(GET_SEND_ANALYTICS, params=params, idempotent=True)
 
     def campaign_exists(self, campaign_id: str, *, max_pages: int = 100) -> bool:
         """Whether the workspace has this campaign (``GET /campaigns/list``, permission

@@ -1,4 +1,8 @@
-"""The Braze REST endpoints the hook calls, and what the request path needs to know of each."""
+"""The Braze REST endpoints the hook calls, and what the request path needs to know of each.
+
+Each constant is named after the hook verb that calls it (``send_triggered_campaign`` calls
+:data:`SEND_TRIGGERED_CAMPAIGN`); everything else that names an endpoint uses these.
+"""
 
 from __future__ import annotations
 
@@ -26,11 +30,12 @@ CREATE_SEND_ID = BrazeEndpoint(
     "sends.id.create",
     rate_limit_note="Braze allows 100 custom send IDs per workspace per day",
 )
+#: ``campaign_exists`` and ``test_connection`` page through it.
 LIST_CAMPAIGNS = BrazeEndpoint("GET", "/campaigns/list", "campaigns.list")
 SEND_MESSAGES = BrazeEndpoint("POST", "/messages/send", "messages.send")
-TRIGGER_CAMPAIGN_SEND = BrazeEndpoint("POST", "/campaigns/trigger/send", "campaigns.trigger.send")
+SEND_TRIGGERED_CAMPAIGN = BrazeEndpoint("POST", "/campaigns/trigger/send", "campaigns.trigger.send")
 SCHEDULE_MESSAGES = BrazeEndpoint("POST", "/messages/schedule/create", "messages.schedule.create")
-SCHEDULE_CAMPAIGN_TRIGGER = BrazeEndpoint(
+SCHEDULE_TRIGGERED_CAMPAIGN = BrazeEndpoint(
     "POST", "/campaigns/trigger/schedule/create", "campaigns.trigger.schedule.create"
 )
-SEND_DATA_SERIES = BrazeEndpoint("GET", "/sends/data_series", "sends.data_series")
+GET_SEND_ANALYTICS = BrazeEndpoint("GET", "/sends/data_series", "sends.data_series")

@@ -17,6 +17,12 @@ from airflow_provider_braze._words import clip, plural
 from airflow_provider_braze.delivery.checkpoint import DEFAULT_RETENTION, retention_of
 from airflow_provider_braze.exceptions import BrazeValidationError
 from airflow_provider_braze.hooks.braze import BrazeHook
+from airflow_provider_braze.hooks.endpoints import (
+    SCHEDULE_MESSAGES,
+    SCHEDULE_TRIGGERED_CAMPAIGN,
+    SEND_MESSAGES,
+    SEND_TRIGGERED_CAMPAIGN,
+)
 from airflow_provider_braze.validation import (
     MAX_RECIPIENTS_PER_REQUEST,
     check_broadcast,
@@ -717,7 +723,7 @@ class SendMessagesOperator(_BrazeSendOperator):
         "audience",
     )
     _recipient_kind = "users"
-    _endpoint = "POST /messages/send"
+    _endpoint = str(SEND_MESSAGES)
 
     def __init__(
         self,
@@ -786,7 +792,7 @@ class SendTriggeredCampaignOperator(_BrazeSendOperator):
 
     template_fields: Sequence[str] = (*_BrazeSendOperator.template_fields, "trigger_properties", "audience")
     _recipient_kind = "recipients"
-    _endpoint = "POST /campaigns/trigger/send"
+    _endpoint = str(SEND_TRIGGERED_CAMPAIGN)
 
     def __init__(
         self,
@@ -834,7 +840,7 @@ class ScheduleMessagesOperator(SendMessagesOperator):
     """
 
     template_fields: Sequence[str] = (*SendMessagesOperator.template_fields, "schedule")
-    _endpoint = "POST /messages/schedule/create"
+    _endpoint = str(SCHEDULE_MESSAGES)
 
     def __init__(
         self, *, schedule: Any, override_messaging_limits: bool | None = None, **kwargs: Any
@@ -872,7 +878,7 @@ class ScheduleTriggeredCampaignOperator(SendTriggeredCampaignOperator):
     """
 
     template_fields: Sequence[str] = (*SendTriggeredCampaignOperator.template_fields, "schedule")
-    _endpoint = "POST /campaigns/trigger/schedule/create"
+    _endpoint = str(SCHEDULE_TRIGGERED_CAMPAIGN)
 
     def __init__(self, *, schedule: Any, **kwargs: Any) -> None:
         super().__init__(**kwargs)

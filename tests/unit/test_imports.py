@@ -72,3 +72,35 @@ def test_no_names_are_kept_for_an_unreleased_version() -> None:
         (BrazeHook, "schedule_campaign_trigger"),
     ]:
         assert not hasattr(owner, name), f"{owner.__name__}.{name} still exists"
+
+
+def test_endpoints_are_named_only_in_their_module() -> None:
+    """The client names each Braze endpoint once (``hooks/endpoints.py``); the rest of it uses
+    those constants. Docstrings and the sandbox (Braze's side, with its own routes) aside."""
+    import ast
+    import re
+    from pathlib import Path
+
+    import airflow_provider_braze
+
+    package = Path(airflow_provider_braze.__file__).parent
+    endpoint = re.compile(r"^((GET|POST) )?/(messages|campaigns|sends)/[a-z_/]+$")
+    found = []
+    for path in sorted(package.rglob("*.py")):
+        relative = path.relative_to(package).as_posix()
+        if relative == "hooks/endpoints.py" or relative.startswith("sandbox/"):
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        docstrings = {
+            id(node.body[0].value)
+            for node in ast.walk(tree)
+            if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+            and node.body
+            and isinstance(node.body[0], ast.Expr)
+            and isinstance(node.body[0].value, ast.Constant)
+        }
+        for node in ast.walk(tree):
+            text = node.value if isinstance(node, ast.Constant) else None
+            if isinstance(text, str) and id(node) not in docstrings and endpoint.match(text):
+                found.append(f"{relative}:{node.lineno}: {node.value!r}")
+    assert found == []
