@@ -119,7 +119,7 @@ class SendSummary(Mapping[str, Any]):
     #: A rehearsal (True), a real send (False), or not known when it failed (None).
     dry_run: bool | None = None
     # A rehearsal's findings (None for a real send).
-    requests: int | None = None
+    batches_to_send: int | None = None
     recipients_to_send: int | None = None
     estimated_seconds: float | None = None
     rate_limit: str | None = None

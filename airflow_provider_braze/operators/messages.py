@@ -392,112 +392,26 @@ class _BrazeSendOperator(BaseOperator):
         return frozenset(distinct)
 
     def _rehearse(self, context: Context) -> SendSummary:
-        """Everything a send does before its first request, then a report instead of sending:
-        the delivery engine's own plan (what the checkpoint says is left), the first request of
-        it exactly as it would go out, how many, and how long they should take."""
-        import json
-
-        from airflow_provider_braze.delivery.engine import audience_counts
-        from airflow_provider_braze.delivery.summary import SendSummary
-        from airflow_provider_braze.rate_limit import estimate_send_seconds
+        """Everything a send does before its first request, then a report instead of sending
+        (:func:`~airflow_provider_braze.rehearsal.rehearse_send`)."""
+        from airflow_provider_braze.rehearsal import rehearse_send
 
         checkpoint = self._checkpoint(context["ti"])
         self._check_options()
         prepared = self._prepare()
         retention = retention_of(self.checkpoint_retention)
-        redact = _redactor(self.hook)
-        audience = self._read_audience(context["ti"])
-        with audience:
-            plan = self._new_delivery(context, audience, checkpoint, retention).plan()
-            # After the plan: it refuses a missing folder on a retry, before anything creates it.
-            store_note = _check_checkpoint_store(checkpoint)
-            to_send = plan["to_send"]
-            first = None
-            if to_send:
-                batches = audience.batches()
-                try:
-                    for index, batch in enumerate(batches):
-                        if index == to_send[0]:
-                            first = batch
-                            break
-                finally:
-                    batches.close()
-            requests = len(to_send)
-            recipients = audience.recipients_in(to_send)
-            body = prepared.request_body(first) if first is not None else None
-            status, latency, source = self.hook.rate_limit_now()
-            seconds, how = estimate_send_seconds(
-                requests,
-                concurrency=self.concurrency,
-                status=status,
-                now=self.hook.server_clock.now(),
-                latency=latency,
-            )
-            counts = audience_counts(audience)
-        if plan["already_complete"]:
-            checkpoint_note = (
-                f"{checkpoint.describe()}: this send is already complete, a real run would send nothing"
-            )
-        elif plan["earlier_tries"]:
-            checkpoint_note = (
-                f"{checkpoint.describe()}: a real run resumes from "
-                f"{plural(plan['earlier_tries'], 'earlier try', 'earlier tries')}: "
-                f"{plural(plan['done'], 'batch', 'batches')} done, {plan['in_doubt']} in doubt "
-                f"(not resent), {requests} to send"
-            )
-        else:
-            checkpoint_note = f"{store_note}, no earlier tries"
-        shown = redact(json.dumps(body, ensure_ascii=False)) if body is not None else "(none)"
-        self.log.info("Rehearsal (dry run): nothing is sent to Braze.")
-        if requests:
-            self.log.info(
-                "It would send %s to %s in %d request%s, %d at a time; estimated at least %s (%s).",
-                self._endpoint,
-                "the broadcast audience" if self.broadcast else f"{recipients:,} recipients",
-                requests,
-                "" if requests == 1 else "s",
-                self.concurrency,
-                _duration(seconds),
-                how,
-            )
-        else:
-            self.log.info(
-                "It would send nothing: %s.",
-                "the send is complete" if plan["already_complete"] else "no recipients are left to send",
-            )
-        self.log.info("Rate limit from %s%s.", source, f": {status.describe()}" if status else "")
-        self.log.info("Checkpoint: %s.", checkpoint_note)
-        self.log.info(
-            "The first request, as it would go out (Authorization: Bearer ***): %s %s",
-            self._endpoint,
-            shown,
-        )
-        return SendSummary.unknown(
-            self._send_identity(), error=None, try_number=None, checkpoint=checkpoint.describe()
-        ).but(
-            **counts,
-            # Nothing was sent: these counts are known, and zero.
-            accepted=0,
-            accepted_batches=0,
-            in_doubt=0,
-            in_doubt_batches=0,
-            in_doubt_details=[],
-            in_doubt_ranges=[],
-            not_sent=0,
-            refused=0,
-            not_sent_details=[],
-            not_sent_ranges=[],
-            not_sent_batches=0,
-            dispatch_ids=[],
-            dispatch_count=0,
-            schedule_ids=[],
-            dry_run=True,
-            requests=requests,
-            recipients_to_send=recipients,
-            already_complete=plan["already_complete"],
-            estimated_seconds=round(seconds, 1),
-            rate_limit=status.describe() if status is not None else None,
-            first_request=redact(body),
+        return rehearse_send(
+            hook=self.hook,
+            log=self.log,
+            endpoint=self._endpoint,
+            broadcast=bool(self.broadcast),
+            concurrency=self.concurrency,
+            prepared=prepared,
+            audience=self._read_audience(context["ti"]),
+            checkpoint=checkpoint,
+            plan=lambda audience: self._new_delivery(context, audience, checkpoint, retention).plan(),
+            identity=self._send_identity(),
+            redact=_redactor(self.hook),
         )
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Lineage | None:
@@ -572,33 +486,6 @@ def _repeats_in_one_request(repeats: list[tuple[int, Any]]) -> Exception:
         "would be lost. Order the recipients so that a repeat falls in another request, or send the "
         "repeats in another task. Nothing was sent."
     )
-
-
-def _check_checkpoint_store(checkpoint: Any) -> str:
-    """Write then delete a probe (the engine's plan has read this send's records): a store a
-    real run could not use fails the rehearsal the same way. Returns what was found."""
-    from airflow_provider_braze.exceptions import BrazeCheckpointError
-
-    probe = checkpoint.probe_key
-    try:
-        checkpoint.store.write(probe, {"kind": "rehearsal"})
-        checkpoint.store.delete(probe)
-    except BrazeCheckpointError:
-        raise
-    except Exception as err:
-        raise BrazeCheckpointError(
-            f"The checkpoint store cannot be written ({checkpoint.describe()}): {err}. A real run "
-            "would refuse to send."
-        ) from err
-    return f"{checkpoint.describe()}: readable and writable"
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 90:
-        return f"{seconds:.1f} s"
-    if seconds < 5400:
-        return f"{seconds / 60:.1f} min"
-    return f"{seconds / 3600:.1f} h"
 
 
 def _int_or(value: Any, default: int) -> int:

@@ -172,7 +172,7 @@ def test_a_whole_run_rehearses_with_the_run_level_switch(
     assert states["wait_for_analytics"] == "skipped"
     assert states["fetch_analytics"] == "skipped"
     summary = xcoms(run.run_id, "braze_send_id_pipeline")[("send", "summary")]
-    assert (summary["dry_run"], summary["requests"], summary["recipients"]) == (True, 3, 120)
+    assert (summary["dry_run"], summary["batches_to_send"], summary["recipients"]) == (True, 3, 120)
 
 
 def test_an_outlet_on_another_instance_stops_the_send(airflow_db: None, braze_sandbox: BrazeSandbox) -> None:

@@ -75,7 +75,7 @@ def test_a_rehearsal_checks_everything_logs_the_first_request_and_sends_nothing(
     assert sends(sandbox) == []
     assert sandbox.state.deliveries() == {}
     assert summary["dry_run"] is True
-    assert (summary["recipients"], summary["requests"], summary["accepted"], summary["complete"]) == (
+    assert (summary["recipients"], summary["batches_to_send"], summary["accepted"], summary["complete"]) == (
         120,
         3,
         0,
@@ -248,7 +248,7 @@ def test_every_send_operator_rehearses(
     assert sends(sandbox) == []
     assert summary["dry_run"] is True
     assert summary["endpoint"] == endpoint
-    assert summary["requests"] == 1
+    assert summary["batches_to_send"] == 1
     assert f"The first request, as it would go out (Authorization: Bearer ***): {endpoint} " in log
 
 
@@ -349,13 +349,13 @@ def test_a_resumed_send_is_rehearsed_as_it_would_resume(sandbox: BrazeSandbox, t
     retry = context()
     retry["ti"].try_number = 2
     rehearsal, log = execute(send_op(tmp_path, users, dry_run=True), retry)
-    assert (rehearsal["requests"], rehearsal["recipients_to_send"]) == (2, 100)
+    assert (rehearsal["batches_to_send"], rehearsal["recipients_to_send"]) == (2, 100)
     assert "a real run resumes from 1 earlier try: 1 batch done, 0 in doubt (not resent), 2 to send" in log
     execute(send_op(tmp_path, users), retry)
     sent_by_the_retry = sandbox.ledger("POST /messages/send")[1:]
     assert rehearsal["first_request"] == sent_by_the_retry[0]["request"]
     assert rehearsal["first_request"]["external_user_ids"][0] == "u50"
-    assert len(sent_by_the_retry) == rehearsal["requests"]
+    assert len(sent_by_the_retry) == rehearsal["batches_to_send"]
 
 
 def test_a_rehearsal_refuses_what_the_checkpoint_refuses(sandbox: BrazeSandbox, tmp_path: Path) -> None:
@@ -371,7 +371,11 @@ def test_a_rehearsal_refuses_what_the_checkpoint_refuses(sandbox: BrazeSandbox, 
         execute(other_send, context())
     assert len(sends(sandbox)) == before
     summary, log = execute(send_op(tmp_path, [f"u{i}" for i in range(60)], dry_run=True), context())
-    assert (summary["requests"], summary["already_complete"], summary["first_request"]) == (0, True, None)
+    assert (summary["batches_to_send"], summary["already_complete"], summary["first_request"]) == (
+        0,
+        True,
+        None,
+    )
     assert "It would send nothing: the send is complete." in log
 
 
@@ -413,7 +417,7 @@ def test_a_rehearsal_never_creates_a_missing_checkpoint_folder(sandbox: BrazeSan
     # A first try creates it, rehearsal or not (there is nothing earlier for it to hide), so a
     # real try 2 after a rehearsal as try 1 is not refused for ever (issue 16, break 5).
     summary, log = execute(send_op(tmp_path, checkpoint=str(folder), dry_run=True), context())
-    assert summary["requests"] == 3
+    assert summary["batches_to_send"] == 3
     assert "readable and writable" in log
     assert folder.is_dir()
     assert [p.name for p in folder.iterdir()] == [".braze-checkpoints"]
