@@ -472,3 +472,146 @@ def describe_table(comparison: Comparison) -> list[str]:
         "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
         for line in lines
     ]
+
+
+# ------------------------------------------------------------------ CompareSendsOperator's inputs
+
+
+def experiment_sends(
+    sends: Any, campaign_id: str | None, control: str, allow_mixed_campaigns: bool
+) -> list[dict[str, Any]]:
+    """``sends`` as a checked list of ``{variant, campaign_id, send_id, message_variation_id?,
+    variation_name?}``, the control first."""
+    from collections.abc import Iterable, Mapping, Sized
+
+    from airflow_provider_braze.experiments import VARIANT_NAME
+    from airflow_provider_braze.validation import validate_campaign_id, validate_required_send_id
+
+    if isinstance(sends, Mapping):
+        items = [
+            {"variant": name, **(spec if isinstance(spec, Mapping) else {"send_id": spec})}
+            for name, spec in sends.items()
+        ]
+    elif isinstance(sends, Iterable) and not isinstance(sends, (str, bytes)):
+        # A list, or what a mapped task's output gives downstream: a lazy sequence, read by
+        # index up to its length (iterating it probes one past the end, which Airflow logs as
+        # an error).
+        if isinstance(sends, Sized) and hasattr(sends, "__getitem__"):
+            sends = [sends[index] for index in range(len(sends))]
+        items = [dict(item) if isinstance(item, Mapping) else item for item in sends]
+    else:
+        raise BrazeValidationError(
+            f"sends must map variant names to send IDs (or objects), or list objects with a "
+            f"'variant'; got {type(sends).__name__}."
+        )
+    known = {"variant", "send_id", "campaign_id", "message_variation_id", "variation_name"}
+    specs: list[dict[str, Any]] = []
+    seen: dict[tuple[Any, ...], str] = {}
+    for position, item in enumerate(items):
+        where = f"sends[{position}]"
+        if not isinstance(item, dict):
+            raise BrazeValidationError(f"{where} must be an object, got {type(item).__name__}.")
+        unknown = sorted(set(item) - known)
+        if unknown:
+            raise BrazeValidationError(
+                f"{where} has unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}."
+            )
+        variant = item.get("variant")
+        if not isinstance(variant, str) or not VARIANT_NAME.fullmatch(variant):
+            raise BrazeValidationError(f"{where}.variant must be a variant name, got {variant!r}.")
+        if any(s["variant"] == variant for s in specs):
+            raise BrazeValidationError(f"Variant {variant!r} is given twice.")
+        if "message_variation_id" in item and "variation_name" in item:
+            raise BrazeValidationError(
+                f"Variant {variant!r}: give message_variation_id or variation_name, not both."
+            )
+        spec = {
+            "variant": variant,
+            "campaign_id": validate_campaign_id(item.get("campaign_id", campaign_id)),
+            "send_id": validate_required_send_id(item.get("send_id")),
+        }
+        for name in ("message_variation_id", "variation_name"):
+            if name in item:
+                if not isinstance(item[name], str) or not item[name].strip():
+                    raise BrazeValidationError(f"Variant {variant!r}: {name} must be a non-empty string.")
+                spec[name] = item[name]
+        variation = spec.get("message_variation_id") or spec.get("variation_name")
+        same = (spec["campaign_id"], spec["send_id"], variation)
+        if same in seen:
+            what = "send and variation" if variation else "send"
+            raise BrazeValidationError(
+                f"Variants {seen[same]!r} and {variant!r} are the same {what} ({spec['send_id']!r}): a "
+                "comparison needs a different send ID or message variation per variant."
+            )
+        seen[same] = variant
+        specs.append(spec)
+    names = [s["variant"] for s in specs]
+    if control not in names:
+        raise BrazeValidationError(f"The control {control!r} is not one of the variants: {', '.join(names)}.")
+    if len(specs) < 2:
+        raise BrazeValidationError("A comparison needs the control and at least one other variant.")
+    campaigns = sorted({s["campaign_id"] for s in specs})
+    if len(campaigns) > 1 and not allow_mixed_campaigns:
+        raise BrazeValidationError(
+            f"The sends belong to different campaigns ({', '.join(campaigns)}): their audiences and "
+            "content may differ in more than the variant. Pass allow_mixed_campaigns=True if that "
+            "is intended."
+        )
+    return sorted(specs, key=lambda s: s["variant"] != control)
+
+
+def check_no_overlap(
+    specs: list[dict[str, Any]], rows_by_send: dict[tuple[str, str], list[dict[str, Any]]], channel: str
+) -> None:
+    """Two variants must not count the same people: the same variation named by API ID and by
+    name, or a whole send and one of its variations."""
+    taken: dict[tuple[Any, ...], str] = {}
+    for spec in specs:
+        rows = selected_rows(
+            rows_by_send[(spec["campaign_id"], spec["send_id"])],
+            variant=spec["variant"],
+            send_id=spec["send_id"],
+            channel=channel,
+            message_variation_id=spec.get("message_variation_id"),
+            variation_name=spec.get("variation_name"),
+        )
+        for row in rows:
+            key = (
+                spec["campaign_id"],
+                spec["send_id"],
+                row.get("date"),
+                row.get("variation_name"),
+                row.get("variation_api_id"),
+            )
+            other = taken.setdefault(key, spec["variant"])
+            if other != spec["variant"]:
+                variation = row.get("variation_name") or row.get("variation_api_id")
+                raise BrazeValidationError(
+                    f"Variants {other!r} and {spec['variant']!r} both count send {spec['send_id']!r}"
+                    f"{f', variation {variation!r}' if variation else ''}: a comparison needs variants "
+                    "made of different people (a send ID or a message variation each)."
+                )
+
+
+def check_table_path(path: Any) -> None:
+    from airflow_provider_braze.storage import FILE_FORMATS, suffix_of
+
+    if suffix_of(str(path)) not in FILE_FORMATS:
+        raise BrazeValidationError(
+            f"output_path must name the table's file, ending in .csv or .jsonl (both are written, "
+            f"and the chart next to them), got {str(path)!r}."
+        )
+
+
+def only_channel(rows_by_send: dict[tuple[str, str], list[dict[str, Any]]]) -> str:
+    channels = sorted({r["channel"] for rows in rows_by_send.values() for r in rows if r.get("channel")})
+    if len(channels) == 1:
+        return str(channels[0])
+    if not channels:
+        raise BrazeValidationError(
+            "None of the sends has analytics yet (Braze reports them a while after the send and "
+            "keeps them 14 days); wait for them, e.g. with SendAnalyticsSensor."
+        )
+    raise BrazeValidationError(
+        f"The sends used several channels ({', '.join(channels)}): pass channel= to say which to compare."
+    )
