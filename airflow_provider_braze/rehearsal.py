@@ -150,23 +150,9 @@ def rehearse_send(
         endpoint,
         shown,
     )
-    return SendSummary.unknown(identity, error=None, try_number=None, checkpoint=checkpoint.describe()).but(
+    summary = SendSummary.unknown(identity, error=None, try_number=None, checkpoint=checkpoint.describe())
+    return summary.nothing_sent().but(
         **counts,
-        # Nothing was sent: these counts are known, and zero.
-        accepted=0,
-        accepted_batches=0,
-        in_doubt=0,
-        in_doubt_batches=0,
-        in_doubt_details=[],
-        in_doubt_ranges=[],
-        not_sent=0,
-        refused=0,
-        not_sent_details=[],
-        not_sent_ranges=[],
-        not_sent_batches=0,
-        dispatch_ids=[],
-        dispatch_count=0,
-        schedule_ids=[],
         dry_run=True,
         batches_to_send=requests,
         recipients_to_send=recipients,

@@ -165,6 +165,11 @@ class SendSummary(Mapping[str, Any]):
             checkpoint=checkpoint,
         )
 
+    def nothing_sent(self) -> SendSummary:
+        """A copy that says nothing was sent (a rehearsal, a send already complete): what was
+        sent is known, and zero; its lists are empty."""
+        return replace(self, **_NOTHING_SENT)
+
     def event_extra(self) -> dict[str, Any]:
         """What a ``braze://`` outlet's asset event carries."""
         return {key: getattr(self, key) for key in EVENT_KEYS}
@@ -172,3 +177,30 @@ class SendSummary(Mapping[str, Any]):
 
 _FIELDS = tuple(f.name for f in fields(SendSummary))
 _IDENTITY = ("endpoint", "campaign_id", "send_id", "broadcast")
+#: What was sent, when nothing was.
+_NOTHING_SENT: dict[str, Any] = {
+    **{
+        key: 0
+        for key in (
+            "accepted",
+            "accepted_batches",
+            "in_doubt",
+            "in_doubt_batches",
+            "not_sent",
+            "not_sent_batches",
+            "refused",
+            "dispatch_count",
+        )
+    },
+    **{
+        key: []
+        for key in (
+            "in_doubt_details",
+            "in_doubt_ranges",
+            "not_sent_details",
+            "not_sent_ranges",
+            "dispatch_ids",
+            "schedule_ids",
+        )
+    },
+}
