@@ -1,7 +1,7 @@
 """Content experiments: split an audience into named variants, deterministically and streamed.
 
 Each recipient goes to a variant by a stable hash of who it is (its external user ID, alias or
-email, as :func:`airflow_provider_braze.recipients.recipient_key` writes its identity: an email
+email, as :func:`airflow_provider_braze.identity.recipient_key` writes its identity: an email
 address in any case is one person) salted with the experiment's
 name: the same person always lands in the same variant of the same experiment, in any process,
 whatever ``PYTHONHASHSEED``; another experiment name reshuffles everyone independently.
@@ -22,7 +22,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from airflow_provider_braze.exceptions import BrazeError, BrazeValidationError
-from airflow_provider_braze.recipients import RecipientKind, iter_recipients, recipient_key
+from airflow_provider_braze.identity import recipient_key
+from airflow_provider_braze.recipients import RecipientKind, iter_recipients
 from airflow_provider_braze.storage import open_for_writing, storage_path
 from airflow_provider_braze.validation import is_number
 

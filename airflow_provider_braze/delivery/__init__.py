@@ -89,7 +89,7 @@ from airflow_provider_braze.delivery.engine import (
     merge_outcomes,
 )
 from airflow_provider_braze.exceptions import BrazeDeliveryIncompleteError, BrazeDeliveryStoppedError
-from airflow_provider_braze.recipients import recipient_identity
+from airflow_provider_braze.identity import recipient_identity
 
 __all__ = [
     "DEFAULT_RETENTION",

@@ -47,7 +47,8 @@ from itertools import compress, count, islice
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from airflow_provider_braze.exceptions import BrazeValidationError
-from airflow_provider_braze.recipients import iter_recipients, recipient_identity, recipient_key
+from airflow_provider_braze.identity import recipient_identity, recipient_key
+from airflow_provider_braze.recipients import iter_recipients
 from airflow_provider_braze.validation import MAX_RECIPIENTS_PER_REQUEST
 
 if TYPE_CHECKING:
@@ -255,7 +256,7 @@ class _RepeatFinder:
     """Finds entries whose identity repeats an earlier entry's, exactly, in bounded memory.
 
     :meth:`add` spreads identity keys
-    (:func:`~airflow_provider_braze.recipients.recipient_identity`) over 64 partitions, by the
+    (:func:`~airflow_provider_braze.identity.recipient_identity`) over 64 partitions, by the
     low bits of Python's hash of the key, with each entry's position; :meth:`finish` then checks one
     partition at a time against a set of the keys it holds. Keys are compared whole, so the hash
     decides only where a key is checked, never whether it repeats: the result is the same

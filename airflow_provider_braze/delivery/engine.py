@@ -65,7 +65,7 @@ from airflow_provider_braze.exceptions import (
     BrazeRateLimitError,
     BrazeValidationError,
 )
-from airflow_provider_braze.recipients import recipient_identity, recipient_key
+from airflow_provider_braze.identity import recipient_identity, recipient_key
 
 if TYPE_CHECKING:
     import logging
@@ -257,7 +257,7 @@ class BatchDelivery:
     :param rate_limit_status: Returns a text on the rate-limit headroom, for progress lines.
     :param redact: Applied to every text this engine keeps or shows (error messages, Braze's
         non-fatal errors): removes the API key.
-    :param excluded: Identities (:func:`~airflow_provider_braze.recipients.recipient_identity`)
+    :param excluded: Identities (:func:`~airflow_provider_braze.identity.recipient_identity`)
         left out of every batch this try sends: the recovery for recipients Braze refuses,
         without changing the send's recipients (a batch Braze refused sent nothing, so the rest
         of it is then sent once).

@@ -372,7 +372,8 @@ class _BrazeSendOperator(BaseOperator):
     def _excluded(self) -> frozenset[Any]:
         """The identities of ``exclude_recipients``, checked like recipients, each named in the log."""
         from airflow_provider_braze.exceptions import BrazeValidationError
-        from airflow_provider_braze.recipients import iter_recipients, recipient_identity, recipient_key
+        from airflow_provider_braze.identity import recipient_identity, recipient_key
+        from airflow_provider_braze.recipients import iter_recipients
 
         if self.exclude_recipients is None:
             return frozenset()
@@ -474,7 +475,7 @@ def _repeats_in_one_request(repeats: list[tuple[int, Any]]) -> Exception:
     it once (it dedupes a request's recipients), and the second entry would be lost unreported."""
     from airflow_provider_braze.delivery.audience import BATCH_SIZE
     from airflow_provider_braze.exceptions import BrazeValidationError
-    from airflow_provider_braze.recipients import recipient_key
+    from airflow_provider_braze.identity import recipient_key
 
     named = ", ".join(
         f"{recipient_key(r)} (entries {i * BATCH_SIZE + 1:,} to {(i + 1) * BATCH_SIZE:,})" for i, r in repeats

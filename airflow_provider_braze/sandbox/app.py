@@ -17,7 +17,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from airflow_provider_braze.recipients import recipient_key
+from airflow_provider_braze.identity import recipient_key
 from airflow_provider_braze.sandbox import rules
 from airflow_provider_braze.sandbox.analytics import (
     TRIGGERED_CAMPAIGN_CHANNEL,

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from airflow_provider_braze.exceptions import BrazeValidationError
-from airflow_provider_braze.recipients import iter_recipients, recipient_key
+from airflow_provider_braze.identity import recipient_key
+from airflow_provider_braze.recipients import iter_recipients
 
 
 def test_generators_are_read_lazily() -> None:
