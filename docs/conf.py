@@ -15,7 +15,7 @@ os.environ.setdefault("AIRFLOW_HOME", str(ROOT / "docs" / "_build" / "airflow-ho
 from airflow_provider_braze import __version__  # noqa: E402
 
 project = "airflow-provider-braze"
-copyright = "airflow-provider-braze developers"  # noqa: A001
+copyright = "airflow-provider-braze developers"
 release = __version__
 version = __version__
 
