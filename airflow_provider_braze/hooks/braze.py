@@ -542,6 +542,7 @@ class BrazeHook(BaseHook):
 
         The last headers this hook saw when there are any; otherwise one harmless request
         (``GET /campaigns/list``, page 0, in the same hourly pool as the send endpoints).
+
         :return: ``(status or None, the request's latency in seconds or None, where it came
             from)``. A key without ``campaigns.list`` (403) is no error: it may be right for sends.
         :raises BrazeAuthError: Braze did not accept the key (401): sends would fail too.

@@ -1,0 +1,100 @@
+"""The documentation's own consistency, without building it (scripts/docs builds it with Sphinx).
+
+README.md stays short; every example a docs page includes exists between its markers (so the docs
+show the example DAGs the tests run); every page is reachable from a toctree; README's links lead
+to files that exist.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+DOCS = REPO / "docs"
+PAGES = sorted(DOCS.rglob("*.md"))
+PAGES = [page for page in PAGES if "_build" not in page.relative_to(DOCS).parts]
+
+LITERALINCLUDE = re.compile(r"```\{literalinclude\}\s+(?P<path>\S+)\n(?P<options>(?:[ \t]*:[^\n]*\n)*)")
+OPTION = re.compile(r"^[ \t]*:(?P<name>[a-z-]+):[ \t]*(?P<value>.*?)[ \t]*$", re.MULTILINE)
+TOCTREE = re.compile(r"```\{toctree\}\n(?P<body>.*?)```", re.DOTALL)
+MARKDOWN_LINK = re.compile(r"\]\((?P<target>[^)\s]+)\)")
+
+
+def unquote(value: str) -> str:
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+        return value[1:-1]
+    return value
+
+
+def includes() -> list[tuple[Path, Path, dict[str, str]]]:
+    found = []
+    for page in PAGES:
+        for match in LITERALINCLUDE.finditer(page.read_text(encoding="utf-8")):
+            options = {m["name"]: unquote(m["value"]) for m in OPTION.finditer(match["options"])}
+            found.append((page, (page.parent / match["path"]).resolve(), options))
+    return found
+
+
+def test_readme_is_at_most_300_lines() -> None:
+    lines = (REPO / "README.md").read_text(encoding="utf-8").splitlines()
+    assert len(lines) <= 300, f"README.md has {len(lines)} lines; move the detail to a page under docs/"
+
+
+def test_docs_have_pages_and_examples() -> None:
+    assert (DOCS / "index.md").is_file()
+    assert len(includes()) >= 10
+
+
+@pytest.mark.parametrize(
+    ("page", "source", "options"),
+    includes(),
+    ids=lambda value: str(value.relative_to(REPO)) if isinstance(value, Path) else "",
+)
+def test_every_literalinclude_names_markers_that_exist(
+    page: Path, source: Path, options: dict[str, str]
+) -> None:
+    assert source.is_file(), f"{page.relative_to(REPO)} includes {source}, which does not exist"
+    assert source.is_relative_to(REPO / "example_dags"), "docs examples come from example_dags/"
+    text = source.read_text(encoding="utf-8")
+    start, end = options.get("start-after"), options.get("end-before")
+    assert start, f"{page.relative_to(REPO)}: include {source.name} from a [START ...] marker"
+    assert end, f"{page.relative_to(REPO)}: include {source.name} up to an [END ...] marker"
+    assert re.fullmatch(r"\[START \w+\]", start), start
+    assert end == start.replace("[START ", "[END ", 1), (start, end)
+    assert text.count(f"# {start}\n") == 1, f"{source.name} has no single '# {start}' line"
+    assert text.count(f"# {end}\n") == 1, f"{source.name} has no single '# {end}' line"
+    assert text.index(start) < text.index(end)
+
+
+def test_every_operator_sensor_and_trigger_page_includes_an_example() -> None:
+    pages = {page for page, _, _ in includes()}
+    for folder in ("operators", "sensors", "triggers"):
+        for page in (DOCS / folder).glob("*.md"):
+            assert page in pages, f"{page.relative_to(REPO)} includes no example from example_dags/"
+
+
+def test_every_docs_page_is_in_a_toctree() -> None:
+    listed = {DOCS / "index.md"}
+    for page in PAGES:
+        for tree in TOCTREE.finditer(page.read_text(encoding="utf-8")):
+            for line in tree["body"].splitlines():
+                entry = line.strip()
+                if entry and not entry.startswith(":"):
+                    target = (page.parent / f"{entry}.md").resolve()
+                    assert target.is_file(), f"{page.relative_to(REPO)}'s toctree lists {entry}: no such page"
+                    listed.add(target)
+    missing = sorted(str(page.relative_to(REPO)) for page in PAGES if page.resolve() not in listed)
+    assert not missing, f"pages in no toctree: {missing}"
+
+
+def test_readme_relative_links_point_at_files_that_exist() -> None:
+    targets = MARKDOWN_LINK.findall((REPO / "README.md").read_text(encoding="utf-8"))
+    relative = [t for t in targets if not re.match(r"[a-z]+:", t)]
+    assert relative, "README.md links to no docs page"
+    for target in relative:
+        path = target.split("#", 1)[0]
+        assert path, f"README.md links to an anchor of its own ({target}): link the docs page instead"
+        assert (REPO / path).exists(), f"README.md links to {target}, which does not exist"
