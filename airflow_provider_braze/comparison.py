@@ -5,7 +5,7 @@ conversions of recipients...) with Wilson score intervals; each variant is compa
 control by a two-sided two-proportion z-test (pooled) and a Newcombe interval for the
 difference, and the p-values of every comparison in the table are adjusted together (Holm by
 default) so that testing several variants and metrics does not make a false "winner" likely.
-README.md ("Experiments") says what this assumes.
+docs/experiments.md says what this assumes.
 """
 
 from __future__ import annotations

@@ -263,7 +263,8 @@ def normalize_schedule(value: Any) -> dict[str, Any]:
         # Braze refuses a local-time send whose time has passed; it has passed everywhere once
         # it has in the westernmost zone (UTC-12). Refused here, before the first batch (an
         # optimal-time send is judged the same way). Under a company-zone reading Braze may
-        # refuse earlier: schedule local-time sends at least a day ahead (see the README).
+        # refuse earlier: schedule local-time sends at least a day ahead
+        # (docs/operators/schedule_messages.md).
         wall_clock = datetime.fromisoformat(schedule["time"]).replace(tzinfo=timezone.utc)
         if wall_clock + timedelta(hours=12) < now:
             raise BrazeValidationError(

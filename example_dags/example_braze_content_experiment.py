@@ -5,7 +5,7 @@ build_audience -> split_audience (control 10 %, a 45 %, b 45 %, by a stable hash
 -> send_variant (mapped: each variant's file, content and send ID) -> wait_for_analytics (mapped,
 deferrable) -> compare (rates, 95 % intervals, tests against the control, verdicts, CSV + chart)
 
-Runs against the local Braze sandbox (README.md: ``scripts/demo --experiment``), whose made-up
+Runs against the local Braze sandbox (``scripts/demo --experiment``), whose made-up
 engagement depends on each variant's content, deterministically: variant ``b`` performs
 differently from the control, variant ``a`` barely does, so the comparison shows both a clear
 verdict and "no significant difference yet". Against real Braze, pass your API campaign, its

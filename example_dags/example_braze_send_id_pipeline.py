@@ -4,7 +4,7 @@ generate_content -> create_send_id -> build_audience (a JSON-lines file) -> send
                                                     -> wait_for_analytics -> fetch_analytics
                                                     -> log_channel_summary
 
-Runs against the local Braze sandbox by default (see README.md: ``scripts/demo``). Against real
+Runs against the local Braze sandbox by default (``scripts/demo``). Against real
 Braze, point the ``braze_default`` connection at your REST endpoint, replace ``build_audience``
 with your own audience (a query result written to a file, or an ``s3://`` URL) and pass one of
 your API campaign, its email message variation, your email app ID and sender:

@@ -62,7 +62,7 @@ Checked after every step of the simulation of fault histories (``tests/reliabili
   tell from the newest, and which would forget what was sent after it was taken).
 - **I5** A record is at most 64 KB and a send writes at most 20 MB in all.
 
-README.md ("The delivery guarantee, in plain words") states the same for users.
+docs/delivery.md states the same for users.
 """
 
 from airflow_provider_braze.delivery.audience import (

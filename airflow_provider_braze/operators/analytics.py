@@ -30,7 +30,7 @@ class GetSendAnalyticsOperator(BaseOperator):
 
     One row per (day, channel, variation) with every statistic Braze returns (``sent``,
     ``delivered``, opens, clicks, conversions, ``revenue``...) and the day's totals as
-    ``day_conversions``, ``day_unique_recipients``, ``day_revenue``... (README.md lists the
+    ``day_conversions``, ``day_unique_recipients``, ``day_revenue``... (docs/analytics.md lists the
     columns). The rows are the return value; with ``output_path`` they are written there as CSV
     or JSON lines instead, and the path is returned, so XCom stays small. Per-channel totals are
     logged and pushed to XCom as ``channel_totals``; the row count as ``row_count``.
@@ -181,7 +181,7 @@ class CompareSendsOperator(BaseOperator):
     confidence interval; and against the control, the difference with its interval, a
     two-proportion z-test's p-value adjusted for the number of comparisons (Holm by default),
     and a verdict ("b beats control on clicks, p = 0.003, holm-adjusted", or "no significant
-    difference from control yet at this sample size"). README.md ("Experiments") says how to
+    difference from control yet at this sample size"). docs/experiments.md says how to
     read it and what the statistics assume.
 
     The table goes to the task log and, with ``output_path``, to CSV and JSON lines (same name,

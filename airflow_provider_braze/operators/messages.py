@@ -2,7 +2,7 @@
 
 Each sends its recipients in batches of at most 50 (Braze's limit), several at a time, paced by
 Braze's rate-limit headers, and exactly once across task retries: see
-:mod:`airflow_provider_braze.delivery` for how, and README.md for the guarantee in plain words.
+:mod:`airflow_provider_braze.delivery` for how, and docs/delivery.md for the guarantee in plain words.
 """
 
 from __future__ import annotations
@@ -586,7 +586,7 @@ class SendMessagesOperator(_BrazeSendOperator):
 
     Recipients are external user ID strings or user aliases (``{"alias_name", "alias_label"}``);
     in files, an ``external_user_id`` or ``alias_name`` + ``alias_label`` column (CSV) or such a
-    value per line (JSON lines). Returns the delivery summary (see README.md).
+    value per line (JSON lines). Returns the delivery summary (see docs/operators/send_messages.md).
 
     .. seealso::
         https://www.braze.com/docs/api/endpoints/messaging/send_messages/post_send_messages/
@@ -666,7 +666,7 @@ class SendTriggeredCampaignOperator(_BrazeSendOperator):
     string means an external user ID. CSV files use the columns ``external_user_id``,
     ``alias_name``/``alias_label``, ``email``, ``prioritization`` (``|``-separated),
     ``trigger_properties`` (JSON), ``trigger_properties.<name>``, ``send_to_existing_only`` and
-    ``attributes`` (JSON). Returns the delivery summary (see README.md).
+    ``attributes`` (JSON). Returns the delivery summary (see docs/operators/send_messages.md).
 
     .. seealso::
         https://www.braze.com/docs/api/endpoints/messaging/send_messages/post_send_triggered_campaigns/

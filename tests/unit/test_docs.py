@@ -98,3 +98,36 @@ def test_readme_relative_links_point_at_files_that_exist() -> None:
         path = target.split("#", 1)[0]
         assert path, f"README.md links to an anchor of its own ({target}): link the docs page instead"
         assert (REPO / path).exists(), f"README.md links to {target}, which does not exist"
+
+
+def test_the_readme_quickstart_builds_a_dag_whose_send_ids_differ_per_run() -> None:
+    """The Quickstart's code is a DAG as written: it builds, its tasks are chained as the text
+    says, and its send ID template gives two runs of one day two send IDs."""
+    from types import SimpleNamespace
+
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    quickstart = text[text.index("## Quickstart") :]
+    start = quickstart.index("```python\n") + len("```python\n")
+    code = quickstart[start : quickstart.index("\n```", start)]
+    namespace: dict[str, object] = {}
+    exec(compile(code, "README.md (Quickstart)", "exec"), namespace)  # noqa: S102 - our own README
+    dag = namespace["send"].dag  # type: ignore[attr-defined]
+    assert dag.task_dict.keys() == {"create_send_id", "send", "wait_for_analytics", "fetch_analytics"}
+    assert dag.task_dict["send"].downstream_task_ids == {"wait_for_analytics"}
+    assert dag.task_dict["wait_for_analytics"].downstream_task_ids == {"fetch_analytics"}
+    assert "create_send_id" in dag.task_dict["send"].upstream_task_ids
+    from datetime import datetime, timezone
+
+    from jinja2 import Environment
+
+    template = Environment(autoescape=False).from_string(  # noqa: S701 - a send ID, not HTML
+        dag.task_dict["create_send_id"].send_id
+    )
+    macros = dag.user_defined_macros or {}
+    same_day = datetime(2026, 12, 3, 9, tzinfo=timezone.utc)
+    ids = {
+        template.render(**macros, dag_run=SimpleNamespace(run_id=run_id, run_after=same_day))
+        for run_id in ("manual__2026-12-03T09:00:00+00:00", "manual__2026-12-03T09:00:01+00:00")
+    }
+    assert len(ids) == 2
+    assert all(i.startswith("newsletter-20261203-") for i in ids)
