@@ -244,9 +244,15 @@ def test_one_client_and_one_lookup_serve_a_loop(monkeypatch: pytest.MonkeyPatch)
     async def many() -> set[int]:
         hooks = [BrazeAsyncHook() for _ in range(50)]
         await asyncio.gather(*(h.get_send_analytics("c", "s", 14) for h in hooks))
-        clients = {id(h._client(await h.get_settings())) for h in hooks}
+        settings = [await h.get_settings() for h in hooks]
+        clients = {id(lane.client) for h, s in zip(hooks, settings, strict=True) for lane in [h._lane(s)]}
+        clients |= {
+            id(lane.client)
+            for lane in braze_async._loop_shared().lanes[next(iter(braze_async._loop_shared().lanes))]
+        }
         await braze_async.aclose_shared_clients()
         return clients
 
-    assert len(asyncio.run(many())) == 1
+    # One set of shared clients for the loop, not one per hook.
+    assert len(asyncio.run(many())) == braze_async.MAX_CONNECTIONS // braze_async.CONNECTIONS_PER_CLIENT
     assert len(lookups) == 1
