@@ -63,13 +63,14 @@ MAX_CONNECTIONS = 200
 #: ... split over clients of this many connections each: httpcore's pool scans all its
 #: connections, and its queued requests, at every request's start and end, so one pool of 200
 #: under load costs the loop milliseconds per request (measured: it saturated the loop with a
-#: thousand triggers); pools of 20 cost a tenth of that.
+#: thousand triggers); pools of 20 cost far less.
 CONNECTIONS_PER_CLIENT = 20
 #: Seconds between two requests' starts, per connection settings and event loop (at most 200
 #: a second). A thousand triggers starting together would otherwise send a thousand requests in
 #: the same millisecond, and their answers, arriving together, would each cost the loop about
 #: 2 ms in one stretch (measured: half a second and more); spaced, they interleave with
-#: everything else. Far below Braze's limits, so it never slows a triggerer that is not bursting.
+#: everything else. 200 a second is more than Braze's hourly limits allow on average (250,000
+#: an hour is 69 a second), so the spacing only shapes bursts.
 START_SPACING = 0.005
 #: A clock difference with Braze worth a warning (as the synchronous hook's).
 _SKEW_WORTH_REPORTING = 5.0

@@ -6,6 +6,7 @@ one table of answers."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 from email.utils import formatdate
 from typing import Any
 
@@ -256,3 +257,24 @@ def test_one_client_and_one_lookup_serve_a_loop(monkeypatch: pytest.MonkeyPatch)
     # One set of shared clients for the loop, not one per hook.
     assert len(asyncio.run(many())) == braze_async.MAX_CONNECTIONS // braze_async.CONNECTIONS_PER_CLIENT
     assert len(lookups) == 1
+
+
+def test_request_starts_are_spaced(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A burst of checks goes out START_SPACING apart, not all in the same millisecond."""
+    monkeypatch.setenv("AIRFLOW_CONN_BRAZE_DEFAULT", braze_connection())
+    started: list[float] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        started.append(asyncio.get_running_loop().time())
+        return httpx.Response(200, json=OK["json"])
+
+    monkeypatch.setattr(braze_async, "_transport_for_tests", httpx.MockTransport(handler))
+
+    async def burst() -> None:
+        await asyncio.gather(*(BrazeAsyncHook().get_send_analytics("c", "s", 14) for _ in range(5)))
+        await braze_async.aclose_shared_clients()
+
+    asyncio.run(burst())
+    gaps = [b - a for a, b in itertools.pairwise(started)]
+    assert len(started) == 5
+    assert min(gaps) >= braze_async.START_SPACING * 0.9  # never sooner; later is fine
