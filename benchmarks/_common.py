@@ -68,15 +68,14 @@ def echo_server() -> Iterator[str]:
 
 
 @contextmanager
-def sandbox(*args: str) -> Iterator[dict[str, Any]]:
-    """The Braze sandbox in its own process (so its work is not counted); yields url and api_key."""
+def sandbox(*args: str, launcher: list[str] | None = None) -> Iterator[dict[str, Any]]:
+    """The Braze sandbox in its own process (so its work is not counted); yields url and api_key.
+    ``launcher`` replaces ``python -m airflow_provider_braze.sandbox`` (a benchmark's wrapper)."""
     with tempfile.TemporaryDirectory(prefix="braze-bench-") as folder:
         ready = Path(folder) / "ready.json"
         process = subprocess.Popen(
             [
-                sys.executable,
-                "-m",
-                "airflow_provider_braze.sandbox",
+                *(launcher or [sys.executable, "-m", "airflow_provider_braze.sandbox"]),
                 "--port",
                 "0",
                 "--ready-file",

@@ -25,6 +25,7 @@ BENCHMARKS = (
     "validation_pass.py",
     "duplicate_memory.py",
     "checkpoint_cost.py",
+    "triggerer.py",
 )
 
 

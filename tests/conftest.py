@@ -180,3 +180,39 @@ def sandbox_call(
         headers={"Authorization": f"Bearer {key or sandbox.api_key}", "Content-Type": "application/json"},
         timeout=10,
     )
+
+
+@pytest.fixture
+def httpx_via_requests_mock(requests_mock: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The async hook's requests (httpx, in triggers) answered by this test's ``requests_mock``,
+    as the synchronous hook's are: one table of answers, one count of calls, for both hooks."""
+    import httpx
+    import requests
+
+    from airflow_provider_braze.hooks import braze_async
+
+    def forward(request: httpx.Request) -> httpx.Response:
+        try:
+            answer = requests.request(
+                request.method,
+                str(request.url),
+                headers=dict(request.headers),
+                data=request.content or None,
+                allow_redirects=False,
+                timeout=5,
+            )
+        except requests.exceptions.ConnectTimeout as err:
+            raise httpx.ConnectTimeout(str(err), request=request) from err
+        except requests.exceptions.ReadTimeout as err:
+            raise httpx.ReadTimeout(str(err), request=request) from err
+        except requests.exceptions.ConnectionError as err:
+            raise httpx.ConnectError(str(err), request=request) from err
+        return httpx.Response(
+            answer.status_code,
+            headers=[(k, v) for k, v in answer.headers.items() if k.lower() != "content-encoding"],
+            content=answer.content,
+            request=request,
+        )
+
+    monkeypatch.setattr(braze_async, "_transport_for_tests", httpx.MockTransport(forward))
+    return requests_mock

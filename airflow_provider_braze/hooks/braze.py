@@ -9,8 +9,6 @@ when the first request is made.
 
 from __future__ import annotations
 
-import json
-import random
 import time
 from dataclasses import dataclass
 from functools import cached_property
@@ -18,12 +16,9 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseHook
 
-from airflow_provider_braze import DISTRIBUTION_NAME, __version__
 from airflow_provider_braze._masking import register_secret
-from airflow_provider_braze._words import clip
 from airflow_provider_braze.exceptions import (
     BrazeAmbiguousRequestError,
-    BrazeAmbiguousResponseError,
     BrazeAuthError,
     BrazeError,
     BrazeTransportError,
@@ -51,14 +46,18 @@ from airflow_provider_braze.hooks.endpoints import (
 )
 from airflow_provider_braze.hooks.errors import (
     AMBIGUOUS_SUFFIX,
-    MESSAGE_CHARS,
     api_error,
-    describe_body,
     excerpt,
     is_retryable_transport,
-    json_or_none,
     transport_error,
-    with_retry_note,
+)
+from airflow_provider_braze.hooks.policy import (
+    RetryBudget,
+    backoff,
+    request_headers,
+    retry_delay,
+    shown_cause,
+    success_body,
 )
 from airflow_provider_braze.hooks.redaction import BearerAuth, redacted, secret_pattern
 from airflow_provider_braze.messaging import validate_messages
@@ -182,22 +181,12 @@ class BrazeHook(BaseHook):
     def session(self) -> requests.Session:
         """One HTTP session per hook, so connections are kept alive across calls."""
         import requests
-        from airflow import __version__ as airflow_version
         from requests.adapters import HTTPAdapter
 
         session = requests.Session()
         # An auth object (not a plain header) also stops requests from applying ~/.netrc.
         session.auth = BearerAuth(self.settings.api_key)
-        session.headers.update(
-            {
-                "Content-Type": "application/json",
-                "Accept": "application/json",
-                "User-Agent": (
-                    f"{DISTRIBUTION_NAME}/{__version__} apache-airflow/{airflow_version} "
-                    f"python-requests/{requests.__version__}"
-                ),
-            }
-        )
+        session.headers.update(request_headers(f"python-requests/{requests.__version__}"))
         # Retries are ours (see _request); urllib3 must not retry behind our back.
         # Room for the send operators' largest concurrency (32) to reuse connections.
         adapter = HTTPAdapter(pool_connections=1, pool_maxsize=32, max_retries=0)
@@ -697,30 +686,19 @@ class BrazeHook(BaseHook):
         settings = self.settings
         session = self.session
         url = f"{settings.base_url}{endpoint.path}"
-        max_retries = settings.max_retries if retry else 0
-        waited = 0.0
+        budget = RetryBudget(settings.max_retries if retry else 0, settings.retry_budget)
         attempt = 0
         sent_before = False  # an earlier attempt may have taken effect
 
-        def pause(error: Exception, delay: float) -> bool:
-            """Wait ``delay`` before the next attempt, if the retry budget allows it."""
-            nonlocal waited
-            if waited + delay > settings.retry_budget:
-                return False
-            self.log.warning("%s Retrying in %.1f s (attempt %d).", error, delay, attempt + 1)
-            _sleep(delay)
-            waited += delay
-            return True
-
         while True:
             attempt += 1
-            retries_left = attempt <= max_retries
-            paced = self.pacer.acquire(endpoint.path, settings.retry_budget - waited)
+            retries_left = budget.retries_left(attempt)
+            paced = self.pacer.acquire(endpoint.path, budget.remaining())
             if paced:
                 # Pacing spreads requests out by fractions of a second: only a real wait is news.
                 log = self.log.info if paced >= 1 else self.log.debug
                 log("Waited %.1f s for the Braze rate limit of %s to reset.", paced, endpoint)
-                waited += paced
+                budget.waited += paced
             try:
                 response = session.request(
                     endpoint.method,
@@ -739,14 +717,19 @@ class BrazeHook(BaseHook):
                     raise
                 error = transport_error(endpoint, exc, attempt, settings.base_url, self._redact)
                 if isinstance(error, BrazeAmbiguousRequestError) and not idempotent:
-                    raise error from self._shown_cause(exc)
-                delay = self._backoff(attempt)
-                if retries_left and is_retryable_transport(exc) and pause(error, delay):
+                    raise error from shown_cause(exc, self._redact)
+                delay = backoff(attempt)
+                if (
+                    retries_left
+                    and is_retryable_transport(exc)
+                    and budget.pause(error, delay, attempt, self.log)
+                ):
+                    _sleep(delay)
                     sent_before = sent_before or isinstance(error, BrazeAmbiguousRequestError)
                     continue
                 if attempt > 1:
                     error.args = (f"{error} Gave up after {attempt} attempts.",)
-                raise error from self._shown_cause(exc)
+                raise error from shown_cause(exc, self._redact)
             self._observe_clock(response)
             answered_at = http_date(response.headers.get("Date"))
             rate = RateLimitStatus.from_headers(
@@ -756,7 +739,9 @@ class BrazeHook(BaseHook):
             if rate is not None:
                 self.last_rate_limit = rate
             if 200 <= response.status_code < 300:
-                return self._success_body(endpoint, response, idempotent=idempotent)
+                return success_body(
+                    endpoint, response, idempotent=idempotent, redact=self._redact, log=self.log
+                )
 
             failure = api_error(
                 endpoint,
@@ -767,92 +752,20 @@ class BrazeHook(BaseHook):
                 base_url=settings.base_url,
                 redact=self._redact,
             )
-            status = response.status_code
-            if status == 504 and not idempotent:
-                # A gateway timed out waiting for Braze, which may still have processed the call.
-                raise BrazeAmbiguousRequestError(
-                    f"{failure} A gateway timeout leaves the outcome unknown, so the call was not repeated.",
-                    endpoint=str(endpoint),
-                    attempts=attempt,
-                )
-            if status == 429:
-                reset_in = self._seconds_until_reset(rate, response)
-                # Wait for the reset plus a little jitter so parallel callers do not stampede. A
-                # reset that looks past (a clock that cannot be trusted) gets a plain backoff.
-                delay = reset_in + random.uniform(0.0, 1.0) if reset_in else self._backoff(attempt)
-            elif status >= 500:
-                delay = self._backoff(attempt)
-            else:
-                raise failure
-            if retries_left and pause(failure, delay):
-                continue
-            raise with_retry_note(failure, settings.retry_budget, waited, delay, retries_left)
-
-    def _shown_cause(self, exc: BaseException) -> BaseException | None:
-        """``exc`` to chain under our error, or None when it or any exception behind it carries
-        the key (a key pasted into the host comes back lowercased in urllib3's errors, where
-        tracebacks show it): our error's message already says what failed, redacted."""
-        seen: set[int] = set()
-        current: BaseException | None = exc
-        while current is not None and id(current) not in seen:
-            seen.add(id(current))
-            for text in (str(current), repr(current)):
-                if self._redact(text) != text:
-                    return None
-            current = current.__cause__ or current.__context__
-        return exc
-
-    @staticmethod
-    def _backoff(attempt: int) -> float:
-        """Exponential backoff with jitter: about 0.5, 1, 2, 4 ... s, at most 30 s."""
-        base: float = min(30.0, 0.5 * 2 ** (attempt - 1))
-        return base * random.uniform(0.5, 1.0)
-
-    def _success_body(
-        self, endpoint: BrazeEndpoint, response: requests.Response, *, idempotent: bool
-    ) -> dict[str, Any]:
-        body = json_or_none(response)
-        if not isinstance(body, dict):
-            text = (
-                f"Braze answered {endpoint} with {response.status_code} but "
-                f"{describe_body(response, self._redact)}, not a JSON object."
-            )
-            details: dict[str, Any] = {
-                "status_code": response.status_code,
-                "message": describe_body(response, self._redact),
-                "endpoint": str(endpoint),
-            }
-            if not idempotent:
-                # Something answered success, so the call may have taken effect; the body does
-                # not confirm it. Never a reason to repeat the call.
-                raise BrazeAmbiguousResponseError(
-                    f"{text} The call may have taken effect, so it was not repeated.", **details
-                )
-            raise BrazeUnexpectedResponseError(text, **details)
-        # A proxy that echoes request headers could put the key anywhere in the body: redact it
-        # before anyone keeps or shows any part of it.
-        clean: dict[str, Any] = redacted(body, self._redact)
-        errors = clean.get("errors")
-        if errors:
-            # Non-fatal: Braze processed the call; the listed parts were not applied.
-            self.log.warning(
-                "Braze accepted %s with non-fatal errors: %s",
+            delay = retry_delay(
                 endpoint,
-                clip(json.dumps(errors, ensure_ascii=False, default=str), MESSAGE_CHARS),
+                failure,
+                response.status_code,
+                idempotent=idempotent,
+                attempt=attempt,
+                rate=rate,
+                date_header=response.headers.get("Date"),
+                server_clock=self.server_clock,
             )
-        return clean
-
-    def _seconds_until_reset(self, rate: RateLimitStatus | None, response: requests.Response) -> float | None:
-        """How long until the rate limit resets: from the answer's own ``Date`` when it has one
-        (both times are then on Braze's clock, whatever this worker's says), else from the
-        learnt clock."""
-        if rate is None or rate.reset_at is None:
-            return None
-        answered_at = http_date(response.headers.get("Date"))
-        if answered_at is not None:
-            # Date has whole seconds: the reset is at most this far; a moment too long is safe.
-            return max(0.0, rate.reset_at.timestamp() - answered_at)
-        return rate.seconds_until_reset(self.server_clock.now())
+            if retries_left and budget.pause(failure, delay, attempt, self.log):
+                _sleep(delay)
+                continue
+            raise budget.give_up(failure, delay, retries_left)
 
     def _observe_clock(self, response: requests.Response) -> None:
         """Learn Braze's clock from the answer's ``Date``; say once when this worker's is far off."""

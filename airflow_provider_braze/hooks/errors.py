@@ -5,7 +5,7 @@ retry; this module only describes."""
 from __future__ import annotations
 
 from http import HTTPStatus
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from airflow_provider_braze._words import clip
 from airflow_provider_braze.exceptions import (
@@ -21,12 +21,34 @@ from airflow_provider_braze.exceptions import (
 from airflow_provider_braze.hooks.redaction import redacted
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
-    import requests
+    from collections.abc import Callable, Mapping
 
     from airflow_provider_braze.hooks.endpoints import BrazeEndpoint
     from airflow_provider_braze.rate_limit import RateLimitStatus
+
+
+class Response(Protocol):
+    """What this module reads of an answer: a ``requests.Response`` or an ``httpx.Response``
+    (whose reason is ``reason_phrase``; see :func:`reason_of`)."""
+
+    @property
+    def status_code(self) -> int: ...
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+    @property
+    def content(self) -> bytes: ...
+    @property
+    def text(self) -> str: ...
+    def json(self) -> Any: ...
+
+
+def reason_of(response: Response) -> str | None:
+    """The answer's reason phrase: ``reason`` in requests, ``reason_phrase`` in httpx."""
+    reason = getattr(response, "reason", None)
+    if reason is None:
+        reason = getattr(response, "reason_phrase", None)
+    return reason if isinstance(reason, str) else None
+
 
 _BODY_EXCERPT_CHARS = 200
 #: Longest message, and longest text of the errors list, an error's text keeps from Braze's answer
@@ -62,7 +84,7 @@ def transport_error(
 
 def api_error(
     endpoint: BrazeEndpoint,
-    response: requests.Response,
+    response: Response,
     rate: RateLimitStatus | None,
     attempt: int,
     sent_before: bool,
@@ -81,7 +103,7 @@ def api_error(
     else:
         message = describe_body(response, redact)
         errors = []
-    reason = reason_phrase(status, response.reason)
+    reason = reason_phrase(status, reason_of(response))
     text = f"Braze answered {status}{reason} to {endpoint}: {message}"
     if not text.endswith((".", "!", "?")):
         text += "."
@@ -168,7 +190,7 @@ def with_retry_note(
     return error
 
 
-def describe_body(response: requests.Response, redact: Callable[[str], str]) -> str:
+def describe_body(response: Response, redact: Callable[[str], str]) -> str:
     text = response.text or ""
     if not text.strip():
         return "an empty body"
@@ -177,7 +199,7 @@ def describe_body(response: requests.Response, redact: Callable[[str], str]) -> 
     return f"a non-JSON body ({excerpt(content_type)}): {excerpt(redact(text))!r}"
 
 
-def json_or_none(response: requests.Response) -> Any:
+def json_or_none(response: Response) -> Any:
     if not response.content:
         return None
     try:
@@ -225,6 +247,20 @@ def root_causes(exc: BaseException) -> list[BaseException]:
 
 def may_have_been_sent(exc: Exception) -> bool:
     """False only when the failure provably happened before the request left this machine."""
+    if _is_httpx(exc):
+        import httpx
+
+        return not isinstance(
+            exc,
+            (
+                httpx.ConnectError,
+                httpx.ConnectTimeout,
+                httpx.PoolTimeout,
+                httpx.ProxyError,
+                httpx.UnsupportedProtocol,
+                httpx.LocalProtocolError,
+            ),
+        )
     import requests
     from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
 
@@ -250,6 +286,16 @@ def may_have_been_sent(exc: Exception) -> bool:
 
 def is_retryable_transport(exc: Exception) -> bool:
     """TLS verification and malformed-request failures will fail the same way again."""
+    if _is_httpx(exc):
+        import ssl
+
+        import httpx
+
+        if isinstance(exc, (httpx.UnsupportedProtocol, httpx.LocalProtocolError)):
+            return False
+        return not (
+            isinstance(exc, httpx.ConnectError) and any(isinstance(c, ssl.SSLError) for c in root_causes(exc))
+        )
     import requests
 
     return not isinstance(
@@ -264,22 +310,18 @@ def is_retryable_transport(exc: Exception) -> bool:
 
 
 def describe_transport_failure(exc: Exception, base_url: str = "") -> str:
-    """One plain sentence for what went wrong on the way to Braze."""
-    import socket
-
-    import requests
-    from urllib3.exceptions import NameResolutionError
-
+    """One plain sentence for what went wrong on the way to Braze, in the same words whichever
+    HTTP library (requests or httpx) failed."""
     from airflow_provider_braze.hooks.connection import host_of
 
     host = host_of(base_url) if base_url else "the endpoint"
-    causes = root_causes(exc)
-    if isinstance(exc, requests.exceptions.ReadTimeout):
+    kind = _httpx_failure_kind(exc) if _is_httpx(exc) else _requests_failure_kind(exc)
+    if kind == "read_timeout":
         return "no answer within the read timeout"
-    if isinstance(exc, requests.exceptions.ConnectTimeout):
+    if kind == "connect_timeout":
         return f"could not connect to {host} within the connect timeout"
-    if isinstance(exc, requests.exceptions.SSLError):
-        text = str(exc)
+    if kind == "tls":
+        text = " ".join(dict.fromkeys(str(c) for c in root_causes(exc)))
         if "WRONG_VERSION_NUMBER" in text or "record layer failure" in text:
             return (
                 f"{host} does not speak HTTPS (the TLS handshake got a plain answer): check the "
@@ -291,21 +333,87 @@ def describe_transport_failure(exc: Exception, base_url: str = "") -> str:
                 "issuing CA in the connection's ca_bundle extra"
             )
         return (
-            f"the TLS handshake with {host} failed ({excerpt(text)}); check the endpoint and its certificate"
+            f"the TLS handshake with {host} failed ({excerpt(str(exc))}); check the endpoint and its "
+            "certificate"
         )
-    if isinstance(exc, requests.exceptions.ProxyError):
+    if kind == "proxy":
         return f"the proxy refused or failed the connection to {host}; check the proxy settings"
-    if any(isinstance(c, (NameResolutionError, socket.gaierror)) for c in causes):
+    if kind == "dns":
         return (
             f"could not resolve {host}: check the connection's host, and this machine's DNS and "
             "network access"
         )
-    if any(isinstance(c, ConnectionRefusedError) for c in causes):
+    if kind == "refused":
         return f"{host} refused the connection: check the host and port, and that nothing blocks it"
-    if any(isinstance(c, ConnectionResetError) for c in causes):
+    if kind == "reset":
         return f"{host} closed the connection while answering"
-    if isinstance(exc, requests.exceptions.ConnectionError):
-        if any(type(c).__name__ in ("RemoteDisconnected", "ProtocolError") for c in causes):
-            return f"{host} closed the connection without answering"
+    if kind == "closed":
+        return f"{host} closed the connection without answering"
+    if kind == "network":
         return f"could not reach {host} (a network error: check the host and this machine's network)"
     return f"{type(exc).__name__} ({excerpt(str(exc))})"
+
+
+def _is_httpx(exc: BaseException) -> bool:
+    """Whether httpx raised it (checked by name: httpx is imported only by the async hook)."""
+    return type(exc).__module__.split(".")[0] == "httpx"
+
+
+def _common_kind(causes: list[BaseException]) -> str | None:
+    import socket
+
+    if any(isinstance(c, socket.gaierror) or type(c).__name__ == "NameResolutionError" for c in causes):
+        return "dns"
+    if any(isinstance(c, ConnectionRefusedError) for c in causes):
+        return "refused"
+    if any(isinstance(c, ConnectionResetError) for c in causes):
+        return "reset"
+    return None
+
+
+def _requests_failure_kind(exc: Exception) -> str:
+    import requests
+
+    if isinstance(exc, requests.exceptions.ReadTimeout):
+        return "read_timeout"
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return "connect_timeout"
+    if isinstance(exc, requests.exceptions.SSLError):
+        return "tls"
+    if isinstance(exc, requests.exceptions.ProxyError):
+        return "proxy"
+    causes = root_causes(exc)
+    kind = _common_kind(causes)
+    if kind is not None:
+        return kind
+    if isinstance(exc, requests.exceptions.ConnectionError):
+        if any(type(c).__name__ in ("RemoteDisconnected", "ProtocolError") for c in causes):
+            return "closed"
+        return "network"
+    return "other"
+
+
+def _httpx_failure_kind(exc: Exception) -> str:
+    import ssl
+
+    import httpx
+
+    if isinstance(exc, httpx.ReadTimeout):
+        return "read_timeout"
+    if isinstance(exc, httpx.ConnectTimeout):
+        return "connect_timeout"
+    if isinstance(exc, httpx.ProxyError):
+        return "proxy"
+    causes = root_causes(exc)
+    if isinstance(exc, httpx.ConnectError) and any(isinstance(c, ssl.SSLError) for c in causes):
+        return "tls"
+    kind = _common_kind(causes)
+    if kind is not None:
+        return kind
+    if isinstance(exc, httpx.RemoteProtocolError):
+        return "closed"
+    if isinstance(exc, httpx.ReadError):
+        return "reset"
+    if isinstance(exc, (httpx.ConnectError, httpx.WriteError, httpx.NetworkError)):
+        return "network"
+    return "other"

@@ -20,8 +20,11 @@ if TYPE_CHECKING:
 class SendAnalyticsTrigger(BaseTrigger):
     """Check a send's analytics until they meet the sensor's condition.
 
-    Braze is called through the provider's (synchronous) hook in a worker thread, so the
-    triggerer's event loop is never blocked; each check is one ``GET /sends/data_series``.
+    Braze is called through the provider's async hook
+    (:class:`~airflow_provider_braze.hooks.braze_async.BrazeAsyncHook`, on httpx, with the
+    synchronous hook's rules), so the triggerer's event loop is never blocked and no thread is
+    held; each check is one ``GET /sends/data_series``, judged by the sensor's own check
+    (:mod:`airflow_provider_braze.analytics_check`).
 
     :param campaign_id: The campaign the send ID belongs to.
     :param send_id: The send ID.
@@ -85,6 +88,7 @@ class SendAnalyticsTrigger(BaseTrigger):
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
+        from airflow_provider_braze import analytics_check as check
         from airflow_provider_braze.exceptions import (
             BrazeAnalyticsUnavailableError,
             BrazeAnalyticsUntrackedError,
@@ -92,14 +96,13 @@ class SendAnalyticsTrigger(BaseTrigger):
             BrazeServerError,
             BrazeTransportError,
         )
-        from airflow_provider_braze.hooks.braze import BrazeHook
-        from airflow_provider_braze.sensors import send_analytics as sensor
+        from airflow_provider_braze.hooks.braze_async import BrazeAsyncHook
 
-        hook = BrazeHook(braze_conn_id=self.braze_conn_id)
+        hook = BrazeAsyncHook(braze_conn_id=self.braze_conn_id)
         end_at = datetime.fromisoformat(self.end_at)
         # The first check that can succeed is when the send reaches min_age (if sent_at says
         # when): the wait before it is cut short to then; the others are poke_interval.
-        old_enough = sensor.old_enough_at(
+        old_enough = check.old_enough_at(
             datetime.fromisoformat(self.sent_at) if self.sent_at else None,
             timedelta(seconds=self.min_age_seconds) if self.min_age_seconds is not None else None,
         )
@@ -108,7 +111,7 @@ class SendAnalyticsTrigger(BaseTrigger):
             while True:
                 failure = None
                 try:
-                    done, summary = await asyncio.to_thread(self._check, hook)
+                    done, summary = await self._check(hook)
                 except BrazeAnalyticsUnavailableError as err:
                     untracked = isinstance(err, BrazeAnalyticsUntrackedError)
                     yield _event({"status": "unavailable", "message": str(err), "untracked": untracked})
@@ -126,21 +129,21 @@ class SendAnalyticsTrigger(BaseTrigger):
                 if done:
                     yield _event({"status": "done", "summary": summary})
                     return
-                now = sensor._utcnow()
+                now = check._utcnow()
                 left = (end_at - now).total_seconds()
                 if left <= 0:
                     yield _event({"status": "timeout", "summary": summary, "message": failure})
                     return
-                wait = min(sensor.next_check_in(self.poke_interval, old_enough, now), left)
+                wait = min(check.next_check_in(self.poke_interval, old_enough, now), left)
                 self.log.info("Checking again in %.0f s.", wait)
                 await asyncio.sleep(wait)
         finally:
-            hook.close()
+            await hook.close()
 
-    def _check(self, hook: Any) -> tuple[bool, dict[str, Any]]:
-        from airflow_provider_braze.sensors.send_analytics import DEFAULT_NO_DATA_GRACE, check_send_analytics
+    async def _check(self, hook: Any) -> tuple[bool, dict[str, Any]]:
+        from airflow_provider_braze.analytics_check import DEFAULT_NO_DATA_GRACE, acheck_send_analytics
 
-        return check_send_analytics(
+        return await acheck_send_analytics(
             hook,
             campaign_id=self.campaign_id,
             send_id=self.send_id,

@@ -220,9 +220,9 @@ NOW = datetime(2026, 11, 26, 20, 0, tzinfo=timezone.utc)
 
 @pytest.fixture
 def frozen_now(monkeypatch: pytest.MonkeyPatch) -> datetime:
-    from airflow_provider_braze.sensors import send_analytics
+    from airflow_provider_braze import analytics_check
 
-    monkeypatch.setattr(send_analytics, "_utcnow", lambda: NOW)
+    monkeypatch.setattr(analytics_check, "_utcnow", lambda: NOW)
     return NOW
 
 
@@ -399,7 +399,11 @@ def test_a_task_deferred_by_the_old_timer_resumes(braze_conn: str, requests_mock
     ],
 )
 def test_the_trigger_checks_braze_until_the_condition_is_met(
-    braze_conn: str, requests_mock: rm.Mocker, answers: list[dict[str, Any]], expected: str
+    braze_conn: str,
+    httpx_via_requests_mock: rm.Mocker,
+    requests_mock: rm.Mocker,
+    answers: list[dict[str, Any]],
+    expected: str,
 ) -> None:
     import asyncio
 
@@ -636,7 +640,9 @@ def test_deferrable_follows_airflows_default_deferrable(
     assert sensor(deferrable=not expected).deferrable is (not expected)  # an explicit value wins
 
 
-def test_a_trigger_timing_out_while_braze_is_down_says_why(braze_conn: str, requests_mock: rm.Mocker) -> None:
+def test_a_trigger_timing_out_while_braze_is_down_says_why(
+    braze_conn: str, httpx_via_requests_mock: rm.Mocker, requests_mock: rm.Mocker
+) -> None:
     import asyncio
 
     from airflow.sdk.exceptions import AirflowSensorTimeout

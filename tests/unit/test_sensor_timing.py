@@ -13,7 +13,7 @@ from unittest import mock
 import pytest
 import requests_mock as rm
 
-from airflow_provider_braze.sensors import send_analytics as sensor_module
+from airflow_provider_braze import analytics_check
 from airflow_provider_braze.sensors.send_analytics import SendAnalyticsSensor, next_check_in
 from tests.conftest import REST_ENDPOINT
 
@@ -53,7 +53,7 @@ class Clock:
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     clock = Clock()
-    monkeypatch.setattr(sensor_module, "_utcnow", lambda: clock.now)
+    monkeypatch.setattr(analytics_check, "_utcnow", lambda: clock.now)
     return clock
 
 
@@ -143,6 +143,7 @@ def test_a_sensor_without_sent_at_keeps_poke_interval(
 )
 def test_the_trigger_waits_until_min_age_then_poke_interval(
     braze_conn: str,
+    httpx_via_requests_mock: rm.Mocker,
     requests_mock: rm.Mocker,
     clock: Clock,
     monkeypatch: pytest.MonkeyPatch,

@@ -12,13 +12,13 @@ from unittest import mock
 import pytest
 import requests_mock as rm
 
+from airflow_provider_braze import analytics_check
 from airflow_provider_braze.exceptions import (
     BrazeAnalyticsUnavailableError,
     BrazeAnalyticsUntrackedError,
     BrazeValidationError,
 )
 from airflow_provider_braze.sandbox import BrazeSandbox, email_message
-from airflow_provider_braze.sensors import send_analytics as sensor_module
 from airflow_provider_braze.sensors.send_analytics import MAYBE_UNTRACKED, SendAnalyticsSensor
 from tests.conftest import REST_ENDPOINT, sandbox_call
 
@@ -33,7 +33,7 @@ UNTRACKED = (
 
 @pytest.fixture(autouse=True)
 def frozen_now(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(sensor_module, "_utcnow", lambda: NOW)
+    monkeypatch.setattr(analytics_check, "_utcnow", lambda: NOW)
 
 
 def sensor(**kwargs: Any) -> SendAnalyticsSensor:
@@ -143,7 +143,7 @@ def test_bad_arguments_are_refused(
 
 
 def test_the_trigger_says_untracked_and_the_task_fails_with_the_reason(
-    braze_conn: str, requests_mock: rm.Mocker
+    braze_conn: str, httpx_via_requests_mock: rm.Mocker, requests_mock: rm.Mocker
 ) -> None:
     from airflow.sdk.exceptions import AirflowSkipException, TaskDeferred
 
@@ -205,7 +205,7 @@ def test_against_the_sandbox_under_each_tracking(
 ) -> None:
     """No grace at all: under all_sends the send has analytics at once (no false alarm), under
     broadcast_only it never will, and the sensor says why at its first check."""
-    monkeypatch.setattr(sensor_module, "_utcnow", lambda: datetime.now(timezone.utc))
+    monkeypatch.setattr(analytics_check, "_utcnow", lambda: datetime.now(timezone.utc))
     braze_sandbox.state.set_behaviours(send_tracking=tracking)
     campaign = "sandbox-api-campaign"
     assert sandbox_call(braze_sandbox, "/sends/id/create", {"campaign_id": campaign, "send_id": "s"}).ok
