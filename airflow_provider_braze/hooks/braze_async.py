@@ -28,7 +28,7 @@ from airflow.sdk import BaseHook
 
 from airflow_provider_braze.exceptions import BrazeAmbiguousRequestError
 from airflow_provider_braze.hooks.connection import BrazeConnectionSettings, read_settings
-from airflow_provider_braze.hooks.endpoints import SEND_DATA_SERIES
+from airflow_provider_braze.hooks.endpoints import GET_SEND_ANALYTICS
 from airflow_provider_braze.hooks.errors import api_error, is_retryable_transport, transport_error
 from airflow_provider_braze.hooks.policy import (
     RetryBudget,
@@ -328,7 +328,7 @@ class BrazeAsyncHook(BaseHook):
         }
         if ending_at is not None:
             params["ending_at"] = to_utc_iso(ending_at, what="ending_at")
-        return await self._request(SEND_DATA_SERIES, params=params, idempotent=True)
+        return await self._request(GET_SEND_ANALYTICS, params=params, idempotent=True)
 
     # ----------------------------------------------------------------------------- request path
 

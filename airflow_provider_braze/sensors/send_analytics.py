@@ -216,7 +216,7 @@ class SendAnalyticsSensor(BaseSensorOperator):
             timeout=end_at - datetime.now(timezone.utc) + timedelta(minutes=5),
         )
 
-    def execute_complete(self, context: Context, event: Any = None, started_at: str | None = None) -> Any:
+    def execute_complete(self, context: Context, event: Any = None) -> Any:
         """Called when the trigger fires: the condition is met, the time is up, or it failed."""
         from airflow.sdk.exceptions import AirflowSensorTimeout, AirflowSkipException
 
@@ -227,13 +227,7 @@ class SendAnalyticsSensor(BaseSensorOperator):
         )
 
         if not isinstance(event, dict):
-            # Deferred by a version of this sensor that waited with a plain timer: check now.
-            done, summary = self._check()
-            if done:
-                return summary
-            start = datetime.fromisoformat(started_at) if started_at else datetime.now(timezone.utc)
-            self._defer(start + timedelta(seconds=self.timeout))
-            return None
+            raise BrazeError(f"The triggerer woke the sensor without its event (got {event!r}).")
         status = event.get("status")
         if status == "done":
             return event.get("summary")

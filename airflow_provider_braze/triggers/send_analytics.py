@@ -65,7 +65,6 @@ class SendAnalyticsTrigger(BaseTrigger):
         self.poke_interval = poke_interval
         self.end_at = end_at
         self.braze_conn_id = braze_conn_id
-        # Defaults for triggers serialized by an earlier version, which had neither.
         self.broadcast = broadcast
         self.no_data_grace_seconds = no_data_grace_seconds
 

@@ -370,15 +370,10 @@ def test_what_the_trigger_says_decides_the_task(braze_conn: str) -> None:
         )
 
 
-def test_a_task_deferred_by_the_old_timer_resumes(braze_conn: str, requests_mock: rm.Mocker) -> None:
-    """A task deferred before the trigger existed resumes with event=None: it checks, then
-    defers to the trigger."""
-    from airflow.sdk.exceptions import TaskDeferred
-
-    requests_mock.get(SERIES_URL, [{"json": {"message": "success", "data": []}}, {"json": series(3)}])
-    with pytest.raises(TaskDeferred):
-        sensor(deferrable=True).execute_complete(context(), event=None, started_at=days_ago(0))
-    assert sensor(deferrable=True).execute_complete(context(), event=None)["sent"] == 3
+def test_a_wake_up_without_an_event_is_an_error_not_a_guess(braze_conn: str) -> None:
+    """Only SendAnalyticsTrigger defers this sensor, and it always sends an event."""
+    with pytest.raises(BrazeError, match="without its event"):
+        sensor(deferrable=True).execute_complete(context(), event=None)
 
 
 @pytest.mark.parametrize(
