@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
+import itertools
 import json
 import os
 import pwd
@@ -31,11 +33,13 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator, Mapping
 
 REPO = Path(__file__).resolve().parent.parent
 WORK = REPO / ".deployment-check"
@@ -109,7 +113,9 @@ class Delivery:
         return "; ".join(parts)
 
 
-def check_delivery(counts: Mapping[str, int], expected: Iterable[str], in_doubt: Iterable[str] = ()) -> Delivery:
+def check_delivery(
+    counts: Mapping[str, int], expected: Iterable[str], in_doubt: Iterable[str] = ()
+) -> Delivery:
     """Every expected recipient delivered exactly once, or (never more than once) reported in
     doubt; nobody delivered twice; nobody delivered who was not expected."""
     expected_set = set(expected)
@@ -123,7 +129,9 @@ def check_delivery(counts: Mapping[str, int], expected: Iterable[str], in_doubt:
     return Delivery(once, twice, missing, doubt_delivered, doubt_missing, unexpected)
 
 
-def batch_recipients(recipients: list[str], ranges: Iterable[Iterable[int]], batch_size: int = 50) -> set[str]:
+def batch_recipients(
+    recipients: list[str], ranges: Iterable[Iterable[int]], batch_size: int = 50
+) -> set[str]:
     """The recipients of ``[first, last + 1)`` ranges of batch numbers (a send's summary's
     ``ambiguous_ranges``): batch i holds recipients ``batch_size * i`` to ``batch_size * (i + 1) - 1``
     of the send, in the order read."""
@@ -154,7 +162,9 @@ def without_announcement(text: str) -> str:
     """The sandbox's output without the lines it prints at start to announce the key it issues
     (``API key: ...`` and the connection's ``export`` line): everything else it logs is searched."""
     return "\n".join(
-        line for line in text.splitlines() if not line.startswith(("API key: ", "Airflow connection: export "))
+        line
+        for line in text.splitlines()
+        if not line.startswith(("API key: ", "Airflow connection: export "))
     )
 
 
@@ -170,9 +180,15 @@ def throughput(times: list[float], limit: int, window: float, gap: float = 5.0) 
     times = sorted(times)
     rate = limit / window
     if len(times) < 2:
-        return {"requests": float(len(times)), "seconds": 0.0, "ratio": 0.0, "active_seconds": 0.0, "active_ratio": 0.0}
+        return {
+            "requests": float(len(times)),
+            "seconds": 0.0,
+            "ratio": 0.0,
+            "active_seconds": 0.0,
+            "active_ratio": 0.0,
+        }
     seconds = times[-1] - times[0]
-    steps = [b - a for a, b in zip(times, times[1:]) if b - a <= gap]
+    steps = [b - a for a, b in itertools.pairwise(times) if b - a <= gap]
     active = sum(steps)
     return {
         "requests": float(len(times)),
@@ -183,7 +199,9 @@ def throughput(times: list[float], limit: int, window: float, gap: float = 5.0) 
     }
 
 
-def share_429(statuses: Mapping[str, Mapping[str, int]], before: Mapping[str, Mapping[str, int]], path: str) -> tuple[int, int]:
+def share_429(
+    statuses: Mapping[str, Mapping[str, int]], before: Mapping[str, Mapping[str, int]], path: str
+) -> tuple[int, int]:
     """(429 answers, all answers) for ``path`` between two ``/_sandbox/statuses`` readings."""
     now, then = statuses.get(path, {}), before.get(path, {})
     delta = {code: count - then.get(code, 0) for code, count in now.items()}
@@ -266,34 +284,26 @@ def _stop_group(process: subprocess.Popen[bytes], sig: int, timeout: float) -> N
     """Signal the process's whole group (and its descendants that left the group), wait, then
     SIGKILL whatever is left."""
     pids = [process.pid, *descendants(process.pid)]
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(process.pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
     for pid in pids[1:]:
         _signal(pid, sig)
-    try:
+    with contextlib.suppress(subprocess.TimeoutExpired):
         process.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        pass
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline and any(_alive(p) for p in pids[1:]):
         time.sleep(0.2)
     for pid in [process.pid, *pids[1:]]:
         if _alive(pid):
             _signal(pid, signal.SIGKILL)
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(process.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
     process.wait()
 
 
 def _signal(pid: int, sig: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.kill(pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def _alive(pid: int) -> bool:
@@ -459,6 +469,7 @@ class Checker:
         self.work = work
         self.keep = keep
         self.results: list[Result] = []
+        self.command = PROG + (" --executor celery" if executor == "celery" else "")
         self.started = time.monotonic()
         self.python = sys.executable
         self.airflow = str(Path(sys.executable).parent / "airflow")
@@ -476,7 +487,14 @@ class Checker:
     def say(self, text: str) -> None:
         print(f"[{time.monotonic() - self.started:6.1f}s] {text}", flush=True)
 
-    def check(self, name: str, ok: bool, detail: str, log: Path | str | None = None, expected_failure: str | None = None) -> None:
+    def check(
+        self,
+        name: str,
+        ok: bool,
+        detail: str,
+        log: Path | str | None = None,
+        expected_failure: str | None = None,
+    ) -> None:
         result = Result(name, ok, detail, str(log) if log else None, expected_failure)
         self.results.append(result)
         where = f" (read {log})" if log and not ok else ""
@@ -549,14 +567,34 @@ class Checker:
         migrate_log = self.work / "logs" / "db-migrate.log"
         with migrate_log.open("wb") as out:
             code = subprocess.run(
-                [self.airflow, "db", "migrate"], env=env, stdout=out, stderr=subprocess.STDOUT, check=False, cwd=self.work
+                [self.airflow, "db", "migrate"],
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                check=False,
+                cwd=self.work,
             ).returncode
         if code:
             raise CheckError(f"'airflow db migrate' failed (exit {code}); see {migrate_log}")
 
         start = self.deployment.start
-        self.say(f"starting api-server on {api_url}, scheduler, dag-processor, triggerer ({self.executor} executor)")
-        start("api-server", [self.airflow, "api-server", "--host", "127.0.0.1", "--port", str(ports["api-server"]), "--workers", "1"])
+        self.say(
+            f"starting api-server on {api_url}, scheduler, dag-processor, triggerer "
+            f"({self.executor} executor)"
+        )
+        start(
+            "api-server",
+            [
+                self.airflow,
+                "api-server",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(ports["api-server"]),
+                "--workers",
+                "1",
+            ],
+        )
         start("scheduler", [self.airflow, "scheduler", "--skip-serve-logs"])
         start("dag-processor", [self.airflow, "dag-processor"])
         start("triggerer", [self.airflow, "triggerer", "--skip-serve-logs"])
@@ -565,13 +603,22 @@ class Checker:
                 self._start_worker(n)
 
         self.api = Api(api_url)
-        _wait_for("the api-server", lambda: _http("GET", f"{api_url}/api/v2/monitor/health"), 180, log=self._log("api-server"))
+        _wait_for(
+            "the api-server",
+            lambda: _http("GET", f"{api_url}/api/v2/monitor/health"),
+            180,
+            log=self._log("api-server"),
+        )
         self.api.login()
         self.say("api-server up; token from GET /auth/token (simple auth manager, all admins)")
         try:
             self.api("GET", f"/pools/{POOL}")
         except urllib.error.HTTPError:
-            self.api("POST", "/pools", {"name": POOL, "slots": POOL_SLOTS, "description": "One Braze workspace's senders"})
+            self.api(
+                "POST",
+                "/pools",
+                {"name": POOL, "slots": POOL_SLOTS, "description": "One Braze workspace's senders"},
+            )
         examples = sorted(
             re.search(r'dag_id="([^"]+)"', p.read_text())[1]  # type: ignore[index]
             for p in (REPO / "example_dags").glob("*.py")
@@ -591,7 +638,9 @@ class Checker:
                 not errors,
                 f"{len(examples)} DAGs, no import errors"
                 if not errors
-                else "; ".join(f"{e['filename']}: {e['stack_trace'].strip().splitlines()[-1]}" for e in errors),
+                else "; ".join(
+                    f"{e['filename']}: {e['stack_trace'].strip().splitlines()[-1]}" for e in errors
+                ),
                 self._log("dag-processor"),
             )
         for dag_id in examples:
@@ -610,14 +659,28 @@ class Checker:
 
     def _start_sandbox(self, port: int) -> str:
         ready = self.work / "sandbox-ready.json"
-        argv = [self.python, "-m", "airflow_provider_braze.sandbox", "--host", "127.0.0.1", "--port", str(port)]
+        argv = [
+            self.python,
+            "-m",
+            "airflow_provider_braze.sandbox",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ]
         argv += ["--api-key", self.api_key, "--ready-file", str(ready)]
         if self.executor == "celery":
             argv += ["--rate-limit", f"shared={SHARED_LIMIT[0]}/{SHARED_LIMIT[1]}"]
         env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
         env["PYTHONPATH"] = str(REPO)
         self.deployment.start("sandbox", argv, env=env)
-        info = _wait_for("the Braze sandbox", lambda: ready.exists() and json.loads(ready.read_text()), 60, 0.2, self._log("sandbox"))
+        info = _wait_for(
+            "the Braze sandbox",
+            lambda: ready.exists() and json.loads(ready.read_text()),
+            60,
+            0.2,
+            self._log("sandbox"),
+        )
         ready.unlink()  # it holds the key
         self.say(f"Braze sandbox on {info['url']}")
         return str(info["url"])
@@ -625,7 +688,9 @@ class Checker:
     def _start_postgres(self) -> str:
         bins = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
         if not bins:
-            raise CheckError("PostgreSQL's initdb not found under /usr/lib/postgresql/*/bin (apt-get install postgresql)")
+            raise CheckError(
+                "PostgreSQL's initdb not found under /usr/lib/postgresql/*/bin (apt-get install postgresql)"
+            )
         bindir = bins[-1].parent
         port = self.deployment.ports["postgres"] = free_port()
         self.pg_dir = Path(tempfile.mkdtemp(prefix="braze-deploycheck-pg-"))
@@ -640,8 +705,10 @@ class Checker:
             try:
                 user = pwd.getpwnam("postgres")
             except KeyError:
-                raise CheckError("running as root, and there is no postgres user to run PostgreSQL as "
-                                 "(apt-get install postgresql creates it)") from None
+                raise CheckError(
+                    "running as root, and there is no postgres user to run PostgreSQL as "
+                    "(apt-get install postgresql creates it)"
+                ) from None
             os.chmod(self.pg_dir, 0o700)
             for path in (self.pg_dir, sockets, self.pg_dir / "pw"):
                 os.chown(path, user.pw_uid, user.pw_gid)
@@ -649,18 +716,48 @@ class Checker:
         init_log = self._log("postgres-initdb")
         with init_log.open("wb") as out:
             code = subprocess.run(
-                [str(bindir / "initdb"), "-D", str(data), "-U", "airflow", f"--pwfile={self.pg_dir / 'pw'}",
-                 "--auth=scram-sha-256", "-E", "UTF8", "--no-sync"],
-                stdout=out, stderr=subprocess.STDOUT, check=False, cwd=self.pg_dir,
-                extra_groups=[] if run_as else None, **run_as,
+                [
+                    str(bindir / "initdb"),
+                    "-D",
+                    str(data),
+                    "-U",
+                    "airflow",
+                    f"--pwfile={self.pg_dir / 'pw'}",
+                    "--auth=scram-sha-256",
+                    "-E",
+                    "UTF8",
+                    "--no-sync",
+                ],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                check=False,
+                cwd=self.pg_dir,
+                extra_groups=[] if run_as else None,
+                **run_as,
             ).returncode
         if code:
             raise CheckError(f"initdb failed (exit {code}); see {init_log}")
         self.deployment.start(
             "postgres",
-            [str(bindir / "postgres"), "-D", str(data), "-p", str(port), "-k", str(sockets),
-             "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "synchronous_commit=off",
-             "-c", "full_page_writes=off", "-c", "max_connections=200"],
+            [
+                str(bindir / "postgres"),
+                "-D",
+                str(data),
+                "-p",
+                str(port),
+                "-k",
+                str(sockets),
+                "-c",
+                "listen_addresses=127.0.0.1",
+                "-c",
+                "fsync=off",
+                "-c",
+                "synchronous_commit=off",
+                "-c",
+                "full_page_writes=off",
+                "-c",
+                "max_connections=200",
+            ],
             stop_signal=signal.SIGINT,  # fast shutdown
             **run_as,
         )
@@ -668,14 +765,19 @@ class Checker:
 
         def ready() -> bool:
             probe = subprocess.run(
-                [str(bindir / "pg_isready"), "-h", "127.0.0.1", "-p", str(port)], capture_output=True, check=False
+                [str(bindir / "pg_isready"), "-h", "127.0.0.1", "-p", str(port)],
+                capture_output=True,
+                check=False,
             )
             return probe.returncode == 0
 
         _wait_for("PostgreSQL", ready, 60, 0.5, self._log("postgres"))
         created = subprocess.run(
             [str(bindir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "airflow", "airflow"],
-            env=env, capture_output=True, text=True, check=False,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
         )
         if created.returncode:
             raise CheckError(f"createdb failed: {created.stderr.strip()}")
@@ -689,8 +791,21 @@ class Checker:
         port = self.deployment.ports["redis"] = free_port()
         self.deployment.start(
             "redis",
-            [redis, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no",
-             "--daemonize", "no", "--dir", str(self.work)],
+            [
+                redis,
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--daemonize",
+                "no",
+                "--dir",
+                str(self.work),
+            ],
         )
 
         def ready() -> bool:
@@ -705,8 +820,16 @@ class Checker:
     def _start_worker(self, n: int) -> Component:
         return self.deployment.start(
             f"worker{n}",
-            [self.airflow, "celery", "worker", "--celery-hostname", f"worker{n}@deploycheck", "--concurrency", "3",
-             "--skip-serve-logs"],
+            [
+                self.airflow,
+                "celery",
+                "worker",
+                "--celery-hostname",
+                f"worker{n}@deploycheck",
+                "--concurrency",
+                "3",
+                "--skip-serve-logs",
+            ],
         )
 
     # ------------------------------------------------------------------ runs
@@ -723,14 +846,17 @@ class Checker:
     def run_state(self, dag_id: str, run_id: str) -> str:
         return str(self.api("GET", f"/dags/{dag_id}/dagRuns/{urllib.parse.quote(run_id, safe='')}")["state"])
 
-    def xcom(self, dag_id: str, run_id: str, task_id: str, key: str = "return_value", map_index: int = -1) -> Any:
-        path = (
-            f"/dags/{dag_id}/dagRuns/{urllib.parse.quote(run_id, safe='')}/taskInstances/{task_id}/xcomEntries/{key}"
-        )
+    def xcom(
+        self, dag_id: str, run_id: str, task_id: str, key: str = "return_value", map_index: int = -1
+    ) -> Any:
+        run = urllib.parse.quote(run_id, safe="")
+        path = f"/dags/{dag_id}/dagRuns/{run}/taskInstances/{task_id}/xcomEntries/{key}"
         value = self.api("GET", path, map_index=map_index, deserialize="true", stringify="false")["value"]
-        return json.loads(value) if isinstance(value, str) and value[:1] in "[{\"" else value
+        return json.loads(value) if isinstance(value, str) and value[:1] in '[{"' else value
 
-    def watch(self, runs: dict[str, str], timeout: float, asset_consumer: str | None = None, since: str = "") -> dict[str, tuple[str, str]]:
+    def watch(
+        self, runs: dict[str, str], timeout: float, asset_consumer: str | None = None, since: str = ""
+    ) -> dict[str, tuple[str, str]]:
         """Poll runs (dag_id -> run_id) until all are finished; note sensor states; pick up the
         asset-triggered run of ``asset_consumer`` once the scheduler creates it."""
         watched = {dag_id: (run_id, "queued") for dag_id, run_id in runs.items()}
@@ -763,27 +889,54 @@ class Checker:
         runs = {
             "braze_send_id_pipeline": self.trigger(
                 "braze_send_id_pipeline",
-                {"audience_size": 3000, "analytics_wait_seconds": 20, "analytics_path": f"file://{analytics}"},
+                {
+                    "audience_size": 3000,
+                    "analytics_wait_seconds": 20,
+                    "analytics_path": f"file://{analytics}",
+                },
             ),
             "braze_content_experiment": self.trigger(
                 "braze_content_experiment",
-                {"audience_size": 2000, "analytics_wait_seconds": 20, "output_path": f"file://{self.work / 'experiments'}"},
+                {
+                    "audience_size": 2000,
+                    "analytics_wait_seconds": 20,
+                    "output_path": f"file://{self.work / 'experiments'}",
+                },
             ),
             "braze_send_with_asset": self.trigger("braze_send_with_asset", {}),
         }
         watched = self.watch(runs, 300, asset_consumer="braze_analytics_on_send", since=since)
         for dag_id, (run_id, state) in sorted(watched.items()):
             failed = [] if state == "success" else self._failed_tasks(dag_id, run_id)
-            self.check(f"run {dag_id}", state == "success", f"{run_id}: {state}{'; ' + '; '.join(failed) if failed else ''}",
-                       self._log("scheduler"))
+            self.check(
+                f"run {dag_id}",
+                state == "success",
+                f"{run_id}: {state}{'; ' + '; '.join(failed) if failed else ''}",
+                self._log("scheduler"),
+            )
         if "braze_analytics_on_send" not in watched:
-            self.check("run braze_analytics_on_send", False, "the asset event from braze_send_with_asset started no run",
-                       self._log("scheduler"))
-        ledger = _http("GET", f"{self.sandbox_url}/_sandbox/ledger?endpoint={urllib.parse.quote(SEND_ENDPOINT)}")
+            self.check(
+                "run braze_analytics_on_send",
+                False,
+                "the asset event from braze_send_with_asset started no run",
+                self._log("scheduler"),
+            )
+        ledger = _http(
+            "GET", f"{self.sandbox_url}/_sandbox/ledger?endpoint={urllib.parse.quote(SEND_ENDPOINT)}"
+        )
         expectations = {
-            "braze_send_id_pipeline": ([("create_send_id", "return_value")], [f"example-user-{n:06d}" for n in range(3000)]),
-            "braze_send_with_asset": ([("create_send_id", "return_value")], [f"example-user-{n:04d}" for n in range(250)]),
-            "braze_content_experiment": ([("generate_variants", "return_value")], [f"example-user-{n:06d}" for n in range(2000)]),
+            "braze_send_id_pipeline": (
+                [("create_send_id", "return_value")],
+                [f"example-user-{n:06d}" for n in range(3000)],
+            ),
+            "braze_send_with_asset": (
+                [("create_send_id", "return_value")],
+                [f"example-user-{n:04d}" for n in range(250)],
+            ),
+            "braze_content_experiment": (
+                [("generate_variants", "return_value")],
+                [f"example-user-{n:06d}" for n in range(2000)],
+            ),
         }
         for dag_id, (sources, expected) in expectations.items():
             run_id = runs[dag_id]
@@ -793,15 +946,25 @@ class Checker:
                     value = self.xcom(dag_id, run_id, task_id, key)
                     send_ids += [v["send_id"] for v in value.values()] if isinstance(value, dict) else [value]
             except (urllib.error.HTTPError, KeyError, TypeError) as err:
-                self.check(f"exactly once {dag_id}", False, f"cannot read the run's send IDs from XCom: {err}")
+                self.check(
+                    f"exactly once {dag_id}", False, f"cannot read the run's send IDs from XCom: {err}"
+                )
                 continue
             delivery = check_delivery(ledger_counts(ledger, send_ids), expected)
-            self.check(f"exactly once {dag_id}", delivery.ok and delivery.delivered_once == len(expected),
-                       f"send ID(s) {', '.join(send_ids)}: {delivery.describe()} of {len(expected)}")
+            self.check(
+                f"exactly once {dag_id}",
+                delivery.ok and delivery.delivered_once == len(expected),
+                f"send ID(s) {', '.join(send_ids)}: {delivery.describe()} of {len(expected)}",
+            )
         for dag_id in ("braze_send_id_pipeline", "braze_content_experiment"):
             seen = self.deferred_seen.get((dag_id, "wait_for_analytics"), set())
-            self.check(f"sensor deferred {dag_id}", "deferred" in seen,
-                       f"wait_for_analytics states seen: {', '.join(sorted(s for s in seen if s != 'None')) or 'none'}", self._log("triggerer"))
+            self.check(
+                f"sensor deferred {dag_id}",
+                "deferred" in seen,
+                "wait_for_analytics states seen: "
+                + (", ".join(sorted(s for s in seen if s != "None")) or "none"),
+                self._log("triggerer"),
+            )
 
     def _failed_tasks(self, dag_id: str, run_id: str) -> list[str]:
         return [
@@ -826,7 +989,9 @@ class Checker:
         dag_id = "braze_sharded_send"
         before = _http("GET", f"{self.sandbox_url}/_sandbox/statuses")
         sent_before = sum(v for k, v in before.get("/messages/send", {}).items() if k.startswith("2"))
-        run_id = self.trigger(dag_id, {"audience_size": SHARDED_AUDIENCE, "output_path": f"file://{self.work / 'shards'}"})
+        run_id = self.trigger(
+            dag_id, {"audience_size": SHARDED_AUDIENCE, "output_path": f"file://{self.work / 'shards'}"}
+        )
         path = f"/dags/{dag_id}/dagRuns/{urllib.parse.quote(run_id, safe='')}"
         killed: str | None = None
         killed_tis: list[int] = []
@@ -845,22 +1010,30 @@ class Checker:
                         self.ti_workers[(ti["task_id"], ti["map_index"], ti["try_number"])] = worker
             if killed is None:
                 statuses = _http("GET", f"{self.sandbox_url}/_sandbox/statuses")
-                sent = sum(v for k, v in statuses.get("/messages/send", {}).items() if k.startswith("2")) - sent_before
+                sent = (
+                    sum(v for k, v in statuses.get("/messages/send", {}).items() if k.startswith("2"))
+                    - sent_before
+                )
                 running = [ti for ti in tis if ti["task_id"] == "send_shard" and ti["state"] == "running"]
                 if sent >= KILL_AFTER_REQUESTS and running:
                     per_worker = Counter(
-                        self.ti_workers.get(("send_shard", ti["map_index"], ti["try_number"])) for ti in running
+                        self.ti_workers.get(("send_shard", ti["map_index"], ti["try_number"]))
+                        for ti in running
                     )
                     per_worker.pop(None, None)
                     if per_worker:
                         killed = per_worker.most_common(1)[0][0]
                         assert killed is not None
                         killed_tis = [
-                            ti["map_index"] for ti in running
-                            if self.ti_workers.get(("send_shard", ti["map_index"], ti["try_number"])) == killed
+                            ti["map_index"]
+                            for ti in running
+                            if self.ti_workers.get(("send_shard", ti["map_index"], ti["try_number"]))
+                            == killed
                         ]
-                        self.say(f"{sent} send requests accepted: SIGKILL to {killed}'s process group "
-                                 f"(running send_shard {killed_tis})")
+                        self.say(
+                            f"{sent} send requests accepted: SIGKILL to {killed}'s process group "
+                            f"(running send_shard {killed_tis})"
+                        )
                         self.deployment.stop(killed, sig=signal.SIGKILL, timeout=10)
                         kill_time = time.monotonic()
             elif not restarted and time.monotonic() - kill_time > 5:
@@ -874,28 +1047,43 @@ class Checker:
         self.say(f"{dag_id} {run_id}: {state}")
         self._check_shards(dag_id, run_id, state, killed, killed_tis, before)
 
-    def _check_shards(self, dag_id: str, run_id: str, state: str, killed: str | None, killed_tis: list[int], before: Any) -> None:
+    def _check_shards(
+        self, dag_id: str, run_id: str, state: str, killed: str | None, killed_tis: list[int], before: Any
+    ) -> None:
         if killed is None:
-            self.check("worker killed mid-send", False, f"no send_shard was seen running after {KILL_AFTER_REQUESTS} "
-                       f"requests (run {state})", self._log("worker1"))
+            self.check(
+                "worker killed mid-send",
+                False,
+                f"no send_shard was seen running after {KILL_AFTER_REQUESTS} requests (run {state})",
+                self._log("worker1"),
+            )
             return
-        tis = {ti["map_index"]: ti for ti in self.task_instances(dag_id, run_id) if ti["task_id"] == "send_shard"}
+        tis = {
+            ti["map_index"]: ti for ti in self.task_instances(dag_id, run_id) if ti["task_id"] == "send_shard"
+        }
         summaries = {i: self.xcom(dag_id, run_id, "send_shard", "summary", i) for i in tis}
         send_id = self.xcom(dag_id, run_id, "create_send_id")
         variants = self.xcom(dag_id, run_id, "shard_audience", "variants")
         audience: list[str] = []
         in_doubt: set[str] = set()
         for index, variant in enumerate(variants):
-            shard = [json.loads(line) for line in Path(urllib.parse.urlsplit(variant["recipients"]).path).read_text().splitlines()]
+            shard = [
+                json.loads(line)
+                for line in Path(urllib.parse.urlsplit(variant["recipients"]).path).read_text().splitlines()
+            ]
             audience += shard
             in_doubt |= batch_recipients(shard, (summaries[index] or {}).get("ambiguous_ranges") or [])
-        ledger = _http("GET", f"{self.sandbox_url}/_sandbox/ledger?endpoint={urllib.parse.quote(SEND_ENDPOINT)}")
+        ledger = _http(
+            "GET", f"{self.sandbox_url}/_sandbox/ledger?endpoint={urllib.parse.quote(SEND_ENDPOINT)}"
+        )
         counts = ledger_counts(ledger, [send_id])
         delivery = check_delivery(counts, audience, in_doubt)
-        self.check("sharded send: every recipient exactly once or reported in doubt",
-                   delivery.ok and len(audience) == SHARDED_AUDIENCE,
-                   f"send ID {send_id}, {len(audience)} recipients in {len(variants)} shards: {delivery.describe()}",
-                   self._log("scheduler"))
+        self.check(
+            "sharded send: every recipient exactly once or reported in doubt",
+            delivery.ok and len(audience) == SHARDED_AUDIENCE,
+            f"send ID {send_id}, {len(audience)} recipients in {len(variants)} shards: {delivery.describe()}",
+            self._log("scheduler"),
+        )
         # The shards: the killed ones retried (try 2) and resumed; the others succeeded.
         lines = []
         ok = True
@@ -905,40 +1093,59 @@ class Checker:
             first = self.ti_workers.get(("send_shard", index, 1), "?")
             if index in killed_tis:
                 resumed = (summary.get("skipped_already_sent") or 0) > 0 and ti["try_number"] >= 2
-                only_doubt = ti["state"] == "success" or (summary.get("not_sent") == 0 and (summary.get("ambiguous") or 0) > 0)
+                only_doubt = ti["state"] == "success" or (
+                    summary.get("not_sent") == 0 and (summary.get("ambiguous") or 0) > 0
+                )
                 ok &= resumed and only_doubt
                 log_note = self._resume_line(dag_id, run_id, index, ti["try_number"])
                 lines.append(
-                    f"shard {index} (killed on {first}): try {ti['try_number']} on {worker} {ti['state']}, skipped "
-                    f"{summary.get('skipped_already_sent')} already sent, {summary.get('accepted')} accepted, "
-                    f"{summary.get('ambiguous')} in doubt, {summary.get('not_sent')} not sent; log: {log_note}"
+                    f"shard {index} (killed on {first}): try {ti['try_number']} on {worker} "
+                    f"{ti['state']}, skipped {summary.get('skipped_already_sent')} already sent, "
+                    f"{summary.get('accepted')} accepted, {summary.get('ambiguous')} in doubt, "
+                    f"{summary.get('not_sent')} not sent; log: {log_note}"
                 )
             else:
                 ok &= ti["state"] == "success"
                 lines.append(f"shard {index} on {worker}: {ti['state']}, {summary.get('accepted')} accepted")
         # A try killed outright leaves its reserved batches in doubt: never resent, so the retried
         # shard ends failed, naming them (README, "The delivery guarantee"), and so does the run.
-        note = f"run {state}" + (": a killed try's batches in doubt are reported, not resent" if state == "failed" else "")
-        self.check("sharded send: killed shard resumed from its checkpoint, the others succeeded", ok,
-                   f"{note}; " + "; ".join(lines), self._log("scheduler"))
+        note = f"run {state}" + (
+            ": a killed try's batches in doubt are reported, not resent" if state == "failed" else ""
+        )
+        self.check(
+            "sharded send: killed shard resumed from its checkpoint, the others succeeded",
+            ok,
+            f"{note}; " + "; ".join(lines),
+            self._log("scheduler"),
+        )
         statuses = _http("GET", f"{self.sandbox_url}/_sandbox/statuses")
         limited, total = share_429(statuses, before, "/messages/send")
-        self.check("sharded send: under 1 % of answers 429", total > 0 and limited / total < 0.01,
-                   f"{limited} of {total} answers ({100 * limited / max(total, 1):.2f} %)")
+        self.check(
+            "sharded send: under 1 % of answers 429",
+            total > 0 and limited / total < 0.01,
+            f"{limited} of {total} answers ({100 * limited / max(total, 1):.2f} %)",
+        )
         times = [
-            datetime.fromisoformat(e["at"]).timestamp() for e in ledger if (e.get("request") or {}).get("send_id") == send_id
+            datetime.fromisoformat(e["at"]).timestamp()
+            for e in ledger
+            if (e.get("request") or {}).get("send_id") == send_id
         ]
         figures = throughput(times, *SHARED_LIMIT)
         self.say(
             f"sharded send throughput: {int(figures['requests'])} requests in {figures['seconds']:.1f} s = "
-            f"{figures['ratio']:.2f} x the limit ({SHARED_LIMIT[0]}/{SHARED_LIMIT[1]} s); without pauses over 5 s "
+            f"{figures['ratio']:.2f} x the limit ({SHARED_LIMIT[0]}/{SHARED_LIMIT[1]} s); "
+            "without pauses over 5 s "
             f"({figures['active_seconds']:.1f} s): {figures['active_ratio']:.2f} x"
         )
-        self.check("sharded send: throughput against the sandbox's limit", figures["active_ratio"] > 0.5,
-                   f"{figures['ratio']:.2f} x overall, {figures['active_ratio']:.2f} x while sending")
+        self.check(
+            "sharded send: throughput against the sandbox's limit",
+            figures["active_ratio"] > 0.5,
+            f"{figures['ratio']:.2f} x overall, {figures['active_ratio']:.2f} x while sending",
+        )
 
     def _resume_line(self, dag_id: str, run_id: str, index: int, try_number: int) -> str:
-        path = f"/dags/{dag_id}/dagRuns/{urllib.parse.quote(run_id, safe='')}/taskInstances/send_shard/logs/{try_number}"
+        run = urllib.parse.quote(run_id, safe="")
+        path = f"/dags/{dag_id}/dagRuns/{run}/taskInstances/send_shard/logs/{try_number}"
         try:
             content = self.api("GET", path, map_index=index, full_content="true")["content"]
         except (urllib.error.HTTPError, KeyError) as err:
@@ -968,27 +1175,51 @@ class Checker:
             blocked += [f"{path}: {line}" for line in blocked_loop_lines(text)]
             if ".log.trigger." in path.name:
                 triggers += text.count(") starting")
-        self.check("no API key in any log", not leaked,
-                   f"{len(files)} files (task, trigger and component logs) searched for the key, base64 and "
-                   "URL-encoded" if not leaked else f"found in {', '.join(leaked)}", leaked[0] if leaked else None)
-        self.check("triggerer loop never blocked", triggers > 0 and not blocked,
-                   f"{triggers} trigger runs, no 'badly-written trigger' / 'was blocked' warning" if not blocked
-                   else f"{len(blocked)} warning(s), first: {blocked[0][:400]}", self._log("triggerer"))
+        self.check(
+            "no API key in any log",
+            not leaked,
+            f"{len(files)} files (task, trigger and component logs) searched for the key, base64 and "
+            "URL-encoded"
+            if not leaked
+            else f"found in {', '.join(leaked)}",
+            leaked[0] if leaked else None,
+        )
+        self.check(
+            "triggerer loop never blocked",
+            triggers > 0 and not blocked,
+            f"{triggers} trigger runs, no 'badly-written trigger' / 'was blocked' warning"
+            if not blocked
+            else f"{len(blocked)} warning(s), first: {blocked[0][:400]}",
+            self._log("triggerer"),
+        )
 
     def _listener_check(self) -> None:
         table = _processes()
-        pids = [pid for c in self.deployment.components.values() for pid in (c.pid, *descendants(c.pid, table))]
+        pids = [
+            pid for c in self.deployment.components.values() for pid in (c.pid, *descendants(c.pid, table))
+        ]
         listeners = listeners_of(pids)
-        wide = [f"{table.get(pid, (0, '?'))[1][:60]} on {address}:{port}" for pid, address, port in listeners
-                if address not in ("127.0.0.1", "::1")]
-        self.check("every component listens on loopback only", not wide,
-                   f"{len(listeners)} listening sockets, all on 127.0.0.1" if not wide else "; ".join(wide))
+        wide = [
+            f"{table.get(pid, (0, '?'))[1][:60]} on {address}:{port}"
+            for pid, address, port in listeners
+            if address not in ("127.0.0.1", "::1")
+        ]
+        self.check(
+            "every component listens on loopback only",
+            not wide,
+            f"{len(listeners)} listening sockets, all on 127.0.0.1" if not wide else "; ".join(wide),
+        )
 
     def _after_stop(self, ports: dict[str, int]) -> None:
         time.sleep(0.5)
         left = [f"{name} port {port}" for name, port in ports.items() if port_in_use(port)]
-        self.check("every process stopped, no port left listening", not left,
-                   f"ports {', '.join(f'{n} {p}' for n, p in ports.items())} free" if not left else "still listening: " + ", ".join(left))
+        self.check(
+            "every process stopped, no port left listening",
+            not left,
+            f"ports {', '.join(f'{n} {p}' for n, p in ports.items())} free"
+            if not left
+            else "still listening: " + ", ".join(left),
+        )
         if self.pg_dir is not None:
             shutil.rmtree(self.pg_dir, ignore_errors=True)
 
@@ -996,17 +1227,24 @@ class Checker:
         failed = [r for r in self.results if not r.ok]
         took = time.monotonic() - self.started
         if failed:
-            print(f"\n{PROG}{' --executor celery' if self.executor == 'celery' else ''}: FAIL ({len(failed)} of "
-                  f"{len(self.results)} checks failed, {took:.0f} s). Logs: {self.work / 'logs'}, task logs: "
-                  f"{self.home / 'logs'}.", flush=True)
+            print(
+                f"\n{self.command}: FAIL ({len(failed)} of "
+                f"{len(self.results)} checks failed, {took:.0f} s). Logs: {self.work / 'logs'}, task logs: "
+                f"{self.home / 'logs'}.",
+                flush=True,
+            )
             return 1
-        print(f"\n{PROG}{' --executor celery' if self.executor == 'celery' else ''}: PASS (all {len(self.results)} "
-              f"checks, {took:.0f} s).", flush=True)
+        print(
+            f"\n{self.command}: PASS (all {len(self.results)} checks, {took:.0f} s).",
+            flush=True,
+        )
         return 0
 
 
 def parse_arguments(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog=PROG, description="Run the example DAGs in a loopback Airflow deployment and check them.")
+    parser = argparse.ArgumentParser(
+        prog=PROG, description="Run the example DAGs in a loopback Airflow deployment and check them."
+    )
     parser.add_argument("--executor", choices=("local", "celery"), default="local")
     return parser.parse_args(argv)
 

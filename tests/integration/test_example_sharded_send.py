@@ -36,7 +36,9 @@ def test_every_recipient_gets_it_once_under_one_send_id(
     airflow_db: None, braze_sandbox: BrazeSandbox, tmp_path: Path
 ) -> None:
     dag = load_dag(REPO_ROOT / "example_dags", DAG_ID)
-    dag_run = dag.test(logical_date=None, run_conf={"audience_size": 2_000, "output_path": f"file://{tmp_path}"})
+    dag_run = dag.test(
+        logical_date=None, run_conf={"audience_size": 2_000, "output_path": f"file://{tmp_path}"}
+    )
     assert dag_run.state == "success", {ti.task_id: ti.state for ti in dag_run.get_task_instances()}
 
     send_id = run_send_id("shards", dag_run)

@@ -18,7 +18,9 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def load() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("deployment_check", REPO / "scripts" / "deployment_check.py")
+    spec = importlib.util.spec_from_file_location(
+        "deployment_check", REPO / "scripts" / "deployment_check.py"
+    )
     assert spec is not None
     assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
@@ -43,8 +45,10 @@ def test_the_ledger_counts_each_recipient_of_the_runs_send_ids_only() -> None:
         send("s2", ["c"]),
         send("other-run", ["a"]),
         send("s1", ["a"], endpoint="POST /campaigns/trigger/send"),
-        {"endpoint": "POST /messages/send", "request": {"send_id": "s1", "user_aliases": [
-            {"alias_label": "crm", "alias_name": "x"}]}},
+        {
+            "endpoint": "POST /messages/send",
+            "request": {"send_id": "s1", "user_aliases": [{"alias_label": "crm", "alias_name": "x"}]},
+        },
     ]
     counts = dc.ledger_counts(ledger, ["s1", "s2"])
     assert counts == {"a": 1, "b": 1, "c": 1, "alias:crm:x": 1}
@@ -83,7 +87,9 @@ def test_a_recipient_reported_in_doubt_may_be_missing_or_delivered_once() -> Non
 
 def test_in_doubt_ranges_are_batches_of_fifty_in_the_order_read() -> None:
     recipients = [f"u{n}" for n in range(230)]
-    assert dc.batch_recipients(recipients, [[1, 2], [4, 5]]) == {f"u{n}" for n in [*range(50, 100), *range(200, 230)]}
+    assert dc.batch_recipients(recipients, [[1, 2], [4, 5]]) == {
+        f"u{n}" for n in [*range(50, 100), *range(200, 230)]
+    }
     assert dc.batch_recipients(recipients, []) == set()
 
 
@@ -100,7 +106,7 @@ def test_the_key_is_found_in_every_form_it_may_leak_in() -> None:
         base64.urlsafe_b64encode(f"Bearer {key}".encode()).decode(),
     ):
         assert dc.leaks(f"log line {text} end", forms), text
-    assert dc.secret_forms("a b/c") and "a%20b%2Fc" in dc.secret_forms("a b/c")
+    assert "a%20b%2Fc" in dc.secret_forms("a b/c")
     assert dc.leaks("nothing here, not even deploycheck-0123", forms) == []
 
 
@@ -168,7 +174,9 @@ def test_the_script_says_what_it_takes_and_refuses_the_rest() -> None:
     shown = subprocess.run([script, "--help"], capture_output=True, text=True, env=env, check=False)
     assert shown.returncode == 0
     assert "--executor celery" in shown.stdout
-    refused = subprocess.run([script, "--executor", "kubernetes"], capture_output=True, text=True, env=env, check=False)
+    refused = subprocess.run(
+        [script, "--executor", "kubernetes"], capture_output=True, text=True, env=env, check=False
+    )
     assert refused.returncode == 2
     assert refused.stderr.count("\n") == 1
     assert not Path("/nonexistent-venv-not-created").exists()
