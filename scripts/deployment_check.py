@@ -34,7 +34,7 @@ import urllib.parse
 import urllib.request
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -447,6 +447,11 @@ def _wait_for(what: str, probe: Any, timeout: float, interval: float = 1.0, log:
     raise CheckError(f"timed out after {timeout:.0f} s waiting for {what} ({last}){where}")
 
 
+def _utc(text: str | None) -> datetime | None:
+    """An ISO-8601 time from the REST API (``...Z`` or ``+00:00``) as an aware datetime."""
+    return datetime.fromisoformat(text.replace("Z", "+00:00")) if text else None
+
+
 class CheckError(Exception):
     """The check cannot go on (a component did not start, a run never finished)."""
 
@@ -855,7 +860,11 @@ class Checker:
         return json.loads(value) if isinstance(value, str) and value[:1] in '[{"' else value
 
     def watch(
-        self, runs: dict[str, str], timeout: float, asset_consumer: str | None = None, since: str = ""
+        self,
+        runs: dict[str, str],
+        timeout: float,
+        asset_consumer: str | None = None,
+        since: datetime | None = None,
     ) -> dict[str, tuple[str, str]]:
         """Poll runs (dag_id -> run_id) until all are finished; note sensor states; pick up the
         asset-triggered run of ``asset_consumer`` once the scheduler creates it."""
@@ -865,7 +874,8 @@ class Checker:
             self.alive_or_fail()
             if asset_consumer and asset_consumer not in watched:
                 for run in self.api("GET", f"/dags/{asset_consumer}/dagRuns", limit=20)["dag_runs"]:
-                    if run["run_type"] == "asset_triggered" and run["queued_at"] >= since:
+                    queued = _utc(run.get("queued_at"))
+                    if run["run_type"] == "asset_triggered" and queued and (since is None or queued >= since):
                         watched[asset_consumer] = (run["dag_run_id"], run["state"])
                         self.say(f"{asset_consumer} started by the asset event: {run['dag_run_id']}")
             for dag_id, (run_id, state) in list(watched.items()):
@@ -884,7 +894,7 @@ class Checker:
         return watched
 
     def _examples(self) -> None:
-        since = datetime.now().astimezone().isoformat()
+        since = datetime.now(timezone.utc)
         analytics = self.work / "analytics"
         runs = {
             "braze_send_id_pipeline": self.trigger(

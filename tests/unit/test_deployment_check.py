@@ -180,3 +180,14 @@ def test_the_script_says_what_it_takes_and_refuses_the_rest() -> None:
     assert refused.returncode == 2
     assert refused.stderr.count("\n") == 1
     assert not Path("/nonexistent-venv-not-created").exists()
+
+
+def test_every_option_the_docs_mention_is_one_it_takes() -> None:
+    import re
+
+    mentioned = set()
+    for path in [REPO / "README.md", REPO / ".ci" / "run", *(REPO / "example_dags").glob("*.py")]:
+        mentioned |= set(re.findall(r"scripts/deployment-check (--[a-z-]+(?: [a-z]+)?)", path.read_text()))
+    assert mentioned == {"--executor celery"}
+    assert dc.parse_arguments(["--executor", "celery"]).executor == "celery"
+    assert dc.parse_arguments([]).executor == "local"
