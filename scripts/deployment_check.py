@@ -659,6 +659,9 @@ class Checker:
             if code is not None:
                 raise CheckError(f"{name} exited (status {code}); see {component.log}")
 
+    def _task_logs(self, dag_id: str) -> Path:
+        return self.home / "logs" / f"dag_id={dag_id}"
+
     def _log(self, name: str) -> Path:
         return self.work / "logs" / f"{name}.log"
 
@@ -957,7 +960,10 @@ class Checker:
                     send_ids += [v["send_id"] for v in value.values()] if isinstance(value, dict) else [value]
             except (urllib.error.HTTPError, KeyError, TypeError) as err:
                 self.check(
-                    f"exactly once {dag_id}", False, f"cannot read the run's send IDs from XCom: {err}"
+                    f"exactly once {dag_id}",
+                    False,
+                    f"cannot read the run's send IDs from XCom: {err}",
+                    self._task_logs(dag_id),
                 )
                 continue
             delivery = check_delivery(ledger_counts(ledger, send_ids), expected)
@@ -965,6 +971,7 @@ class Checker:
                 f"exactly once {dag_id}",
                 delivery.ok and delivery.delivered_once == len(expected),
                 f"send ID(s) {', '.join(send_ids)}: {delivery.describe()} of {len(expected)}",
+                self._task_logs(dag_id),
             )
         for dag_id in ("braze_send_id_pipeline", "braze_content_experiment"):
             seen = self.deferred_seen.get((dag_id, "wait_for_analytics"), set())
@@ -1092,7 +1099,7 @@ class Checker:
             "sharded send: every recipient exactly once or reported in doubt",
             delivery.ok and len(audience) == SHARDED_AUDIENCE,
             f"send ID {send_id}, {len(audience)} recipients in {len(variants)} shards: {delivery.describe()}",
-            self._log("scheduler"),
+            self._task_logs(dag_id),
         )
         # The shards: the killed ones retried (try 2) and resumed; the others succeeded.
         lines = []
@@ -1134,6 +1141,7 @@ class Checker:
             "sharded send: under 1 % of answers 429",
             total > 0 and limited / total < 0.01,
             f"{limited} of {total} answers ({100 * limited / max(total, 1):.2f} %)",
+            self._task_logs(dag_id),
         )
         times = [
             datetime.fromisoformat(e["at"]).timestamp()
@@ -1151,6 +1159,7 @@ class Checker:
             "sharded send: throughput against the sandbox's limit",
             figures["active_ratio"] > 0.5,
             f"{figures['ratio']:.2f} x overall, {figures['active_ratio']:.2f} x while sending",
+            self._task_logs(dag_id),
         )
 
     def _resume_line(self, dag_id: str, run_id: str, index: int, try_number: int) -> str:
