@@ -518,6 +518,9 @@ class Checker:
         except (CheckError, OSError, urllib.error.URLError) as err:
             self.check("deployment", False, f"{type(err).__name__}: {err}")
         finally:
+            # A second Ctrl-C or TERM must not cut the clean-up short.
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
             self.say("stopping every process started")
             ports = dict(self.deployment.ports)
             self.deployment.stop_all()
