@@ -532,6 +532,7 @@ class Checker:
         ports["api-server"] = free_port()
         ports["sandbox"] = free_port()
         self.home.mkdir(parents=True)
+        (self.work / "tmp").mkdir()
         (self.work / "logs").mkdir(exist_ok=True)
         self.sandbox_url = self._start_sandbox(ports["sandbox"])
         api_url = f"http://127.0.0.1:{ports['api-server']}"
@@ -539,6 +540,8 @@ class Checker:
         env.update(
             {
                 "AIRFLOW_HOME": str(self.home),
+                # The examples' generated audiences and spool files stay in the throwaway folder.
+                "TMPDIR": str(self.work / "tmp"),
                 # The checkout being checked wins over whatever the virtualenv has installed.
                 "PYTHONPATH": os.pathsep.join([str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])]),
                 "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "example_dags"),
