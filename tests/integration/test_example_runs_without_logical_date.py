@@ -103,3 +103,24 @@ def test_asset_pair_runs_twice_the_same_day_under_two_send_ids(
     _, values = run("braze_analytics_on_send", logical_date, analytics_grace_seconds=86_400)
     (which,) = values[("which_sends", "return_value")]
     assert which["send_id"] == ids[1]
+
+
+@WITH_AND_WITHOUT
+def test_sharded_send_runs_twice_the_same_day_under_two_send_ids(
+    airflow_db: None, braze_sandbox: BrazeSandbox, tmp_path: Path, logical_date: datetime | None
+) -> None:
+    conf = {"audience_size": 200, "output_path": f"file://{tmp_path}"}
+    runs = [run("braze_sharded_send", logical_date, **conf) for _ in range(2)]
+
+    ids = []
+    for dag_run, values in runs:
+        send_id = values[("create_send_id", "return_value")]
+        assert send_id == run_send_id("shards", dag_run)
+        # Each run's shards under their own folder: neither run overwrote the other's.
+        files = [v["recipients"] for v in values[("shard_audience", "variants")]]
+        assert all(f.startswith(f"file://{tmp_path}/braze_sharded_send/{run_key(dag_run)}/") for f in files)
+        delivered = braze_sandbox.state.deliveries("sandbox-api-campaign", send_id)
+        assert delivered == dict.fromkeys((f"shard-user-{n:07d}" for n in range(200)), 1)
+        ids.append(send_id)
+    assert ids[0] != ids[1]
+    assert created(braze_sandbox) == set(ids)
