@@ -133,7 +133,7 @@ def batch_recipients(
     recipients: list[str], ranges: Iterable[Iterable[int]], batch_size: int = 50
 ) -> set[str]:
     """The recipients of ``[first, last + 1)`` ranges of batch numbers (a send's summary's
-    ``ambiguous_ranges``): batch i holds recipients ``batch_size * i`` to ``batch_size * (i + 1) - 1``
+    ``in_doubt_ranges``): batch i holds recipients ``batch_size * i`` to ``batch_size * (i + 1) - 1``
     of the send, in the order read."""
     chosen: set[str] = set()
     for first, end in ranges:
@@ -1095,7 +1095,7 @@ class Checker:
                 for line in Path(urllib.parse.urlsplit(variant["recipients"]).path).read_text().splitlines()
             ]
             audience += shard
-            in_doubt |= batch_recipients(shard, (summaries[index] or {}).get("ambiguous_ranges") or [])
+            in_doubt |= batch_recipients(shard, (summaries[index] or {}).get("in_doubt_ranges") or [])
         ledger = _http(
             "GET", f"{self.sandbox_url}/_sandbox/ledger?endpoint={urllib.parse.quote(SEND_ENDPOINT)}"
         )
@@ -1117,14 +1117,14 @@ class Checker:
             if index in killed_tis:
                 resumed = (summary.get("skipped_already_sent") or 0) > 0 and ti["try_number"] >= 2
                 only_doubt = ti["state"] == "success" or (
-                    summary.get("not_sent") == 0 and (summary.get("ambiguous") or 0) > 0
+                    summary.get("not_sent") == 0 and (summary.get("in_doubt") or 0) > 0
                 )
                 ok &= resumed and only_doubt
                 log_note = self._resume_line(dag_id, run_id, index, ti["try_number"])
                 lines.append(
                     f"shard {index} (killed on {first}): try {ti['try_number']} on {worker} "
                     f"{ti['state']}, skipped {summary.get('skipped_already_sent')} already sent, "
-                    f"{summary.get('accepted')} accepted, {summary.get('ambiguous')} in doubt, "
+                    f"{summary.get('accepted')} accepted, {summary.get('in_doubt')} in doubt, "
                     f"{summary.get('not_sent')} not sent; log: {log_note}"
                 )
             else:

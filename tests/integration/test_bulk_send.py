@@ -58,7 +58,7 @@ def test_a_retried_task_resumes_after_the_confirmed_batches(
     assert len(braze_sandbox.ledger("POST /messages/send")) == 60  # 55 in the first try, 5 in the retry
 
 
-def test_ambiguous_batches_are_reported_not_resent(airflow_db: None, braze_sandbox: BrazeSandbox) -> None:
+def test_batches_in_doubt_are_reported_not_resent(airflow_db: None, braze_sandbox: BrazeSandbox) -> None:
     # The first 2 send requests are processed, then their connections dropped: Braze sent them,
     # but the operator cannot know.
     braze_sandbox.set_faults(drop_after=1.0, paths=["/messages/send"], max_faults=2)

@@ -192,3 +192,16 @@ def test_every_option_the_docs_mention_is_one_it_takes() -> None:
     assert mentioned == {"--executor celery"}
     assert dc.parse_arguments(["--executor", "celery"]).executor == "celery"
     assert dc.parse_arguments([]).executor == "local"
+
+
+def test_every_summary_key_the_check_reads_is_one_a_send_summary_has() -> None:
+    """The check judges the sharded send by the shards' XCom summaries: a key renamed in
+    SendSummary must not silently read as None there (it once did, for in_doubt)."""
+    import re
+
+    from airflow_provider_braze.delivery.summary import SendSummary
+
+    source = (REPO / "scripts" / "deployment_check.py").read_text()
+    read = set(re.findall(r"""summar(?:y|ies\[index\] or \{\}\))\.get\(["'](\w+)["']""", source))
+    assert {"in_doubt", "in_doubt_ranges", "not_sent", "accepted", "skipped_already_sent"} <= read
+    assert read <= set(SendSummary())
