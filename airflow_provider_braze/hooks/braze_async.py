@@ -144,6 +144,20 @@ async def aclose_shared_clients() -> None:
                 await lane.client.aclose()
 
 
+def prepare_transport(ca_bundle: str | None) -> None:
+    """Do the blocking part of the first request's set-up: import httpx, build the TLS context
+    for ``ca_bundle`` (None: certifi's CAs) and the headers. Callers on an event loop run it in a
+    thread (:meth:`BrazeAsyncHook.get_settings` does); it is cached, so later calls are free."""
+    _headers()
+    _bearer_class()
+    _ssl_context(ca_bundle)
+    _prepared.add(ca_bundle)
+
+
+#: The CA bundles whose transport is prepared in this process.
+_prepared: set[str | None] = set()
+
+
 @functools.lru_cache(maxsize=16)
 def _ssl_context(ca_bundle: str | None) -> ssl.SSLContext:
     """Certificates are always verified (certifi's CAs, or the connection's ca_bundle instead, as
@@ -254,6 +268,8 @@ class BrazeAsyncHook(BaseHook):
 
                         await asyncio.to_thread(register_secret, settings.api_key)
                         _registered_keys.add(settings.api_key)
+                    if settings.ca_bundle not in _prepared:
+                        await asyncio.to_thread(prepare_transport, settings.ca_bundle)
                     cached = shared.settings[key] = (_monotonic() + SETTINGS_TTL, settings)
         self._settings = cached[1]
         return cached[1]

@@ -87,6 +87,11 @@ class SendAnalyticsTrigger(BaseTrigger):
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
+        # The first trigger in a triggerer imports the hook, httpx and the check, and builds the
+        # TLS context: a quarter of a second of blocking work on a busy machine (Airflow's
+        # watchdog warned of it), so it is done in a thread; later triggers find it done.
+        if not _ready:
+            await asyncio.to_thread(_load)
         from airflow_provider_braze import analytics_check as check
         from airflow_provider_braze.exceptions import (
             BrazeAnalyticsUnavailableError,
@@ -158,6 +163,20 @@ class SendAnalyticsTrigger(BaseTrigger):
                 else DEFAULT_NO_DATA_GRACE
             ),
         )
+
+
+#: Whether this process has loaded what a check needs (see :func:`_load`).
+_ready = False
+
+
+def _load() -> None:
+    """Import what a check needs and build the TLS context, off the event loop (in a thread)."""
+    global _ready  # noqa: PLW0603 - once per process
+    from airflow_provider_braze import analytics_check  # noqa: F401 - imported for its cost
+    from airflow_provider_braze.hooks import braze_async
+
+    braze_async.prepare_transport(None)
+    _ready = True
 
 
 def _event(payload: dict[str, Any]) -> TriggerEvent:
