@@ -146,6 +146,19 @@ class _BrazeSendOperator(BaseOperator):
 
     # ------------------------------------------------------------------ subclass hooks
 
+    def _checked_prepare(self) -> PreparedSend:
+        """The prepared send, which must go to this operator's own endpoint: a schedule operator
+        whose ``schedule`` rendered to None must not send at once."""
+        from airflow_provider_braze.exceptions import BrazeValidationError
+
+        prepared = self._prepare()
+        if str(prepared.endpoint) != self._endpoint:
+            raise BrazeValidationError(
+                f"{type(self).__name__} calls {self._endpoint}, but its arguments make a request for "
+                f"{prepared.endpoint}; nothing was sent."
+            )
+        return prepared
+
     def _prepare(self) -> PreparedSend:
         """The send's request without recipients, checked once, before anything is read or
         sent (the hook's ``prepare_*``); each batch then only adds its recipients."""
@@ -283,7 +296,7 @@ class _BrazeSendOperator(BaseOperator):
         checkpoint = self._checkpoint(context["ti"])
         self._check_options()
         self._check_real_send_id()
-        self._prepared = self._prepare()
+        self._prepared = self._checked_prepare()
         retention = retention_of(self.checkpoint_retention)
 
         audience = self._read_audience(context["ti"])
@@ -399,7 +412,7 @@ class _BrazeSendOperator(BaseOperator):
 
         checkpoint = self._checkpoint(context["ti"])
         self._check_options()
-        prepared = self._prepare()
+        prepared = self._checked_prepare()
         retention = retention_of(self.checkpoint_retention)
         return rehearse_send(
             hook=self.hook,
@@ -487,6 +500,18 @@ def _repeats_in_one_request(repeats: list[tuple[int, Any]]) -> Exception:
         "would be lost. Order the recipients so that a repeat falls in another request, or send the "
         "repeats in another task. Nothing was sent."
     )
+
+
+def _require_schedule(schedule: Any) -> None:
+    """A schedule operator needs a schedule: None (or a template that rendered to None) would
+    otherwise make the request a send now."""
+    from airflow_provider_braze.exceptions import BrazeValidationError
+
+    if schedule is None or (isinstance(schedule, str) and schedule.strip() in ("", "None")):
+        raise BrazeValidationError(
+            f"schedule is required (got {schedule!r}): Braze's schedule endpoints need a "
+            "schedule.time, and without one the request would be a send now. Nothing was sent."
+        )
 
 
 def _int_or(value: Any, default: int) -> int:
@@ -746,6 +771,7 @@ class ScheduleMessagesOperator(SendMessagesOperator):
         self.override_messaging_limits = override_messaging_limits
 
     def _prepare(self) -> PreparedSend:
+        _require_schedule(self.schedule)
         return self.hook.prepare_messages(
             self.campaign_id,
             schedule=self.schedule,
@@ -773,6 +799,7 @@ class ScheduleTriggeredCampaignOperator(SendTriggeredCampaignOperator):
         self.schedule = schedule
 
     def _prepare(self) -> PreparedSend:
+        _require_schedule(self.schedule)
         return self.hook.prepare_triggered_campaign(
             self.campaign_id or "",
             schedule=self.schedule,

@@ -266,6 +266,32 @@ def test_bad_schedule_fails_before_sending(sandbox: BrazeSandbox, tmp_path: Path
     assert sandbox.ledger() == []
 
 
+@pytest.mark.parametrize("schedule", [None, "None", "  "])
+@pytest.mark.parametrize("kind", ["messages", "triggered"])
+def test_a_schedule_that_rendered_to_nothing_never_sends_now(
+    sandbox: BrazeSandbox, tmp_path: Path, schedule: Any, kind: str
+) -> None:
+    """A schedule operator whose schedule is None (a template or XCom that gave nothing) would
+    otherwise make its request a send now while saying it scheduled."""
+    op: Any
+    if kind == "messages":
+        op = ScheduleMessagesOperator(
+            task_id="send",
+            campaign_id=API,
+            recipients=users(3),
+            messages=EMAIL,
+            schedule=schedule,
+            checkpoint=None,
+        )
+    else:
+        op = ScheduleTriggeredCampaignOperator(
+            task_id="send", campaign_id=TRIGGERED, recipients=users(3), schedule=schedule, checkpoint=None
+        )
+    with pytest.raises(BrazeValidationError, match="schedule is required"):
+        run(op)
+    assert sandbox.ledger() == []
+
+
 def test_template_fields() -> None:
     assert set(SendMessagesOperator.template_fields) == {
         "campaign_id",
