@@ -93,6 +93,7 @@ def api_error(
     redact: Callable[[str], str],
 ) -> BrazeAPIError:
     """Braze's non-2xx answer as the matching error class, its message and errors redacted."""
+    base_url = redact(base_url)  # a key pasted into the host must not come back in the text
     status = response.status_code
     body = json_or_none(response)
     if isinstance(body, dict):

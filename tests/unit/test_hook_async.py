@@ -69,6 +69,10 @@ SCENARIOS: dict[str, tuple[dict[str, Any], list[dict[str, Any]]]] = {
         [{"status": 302, "text": "", "headers": {"Location": f"https://elsewhere.example/?k={API_KEY}"}}],
     ),
     "http-to-a-non-loopback-host-is-refused": ({"host": "http://rest.example.com"}, [OK]),
+    "key-pasted-into-the-host-is-redacted": (
+        {"host": f"{REST_ENDPOINT}/{API_KEY}"},
+        [{"status": 404, "text": "<html>not here</html>", "headers": {"Content-Type": "text/html"}}],
+    ),
     "instance-code-host": ({"host": "US-03"}, [OK]),
 }
 
@@ -162,7 +166,10 @@ def run_async(answers: list[dict[str, Any]]) -> tuple[dict[str, Any], list[float
 def test_both_hooks_answer_alike(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
     fields, answers = SCENARIOS[name]
     monkeypatch.setenv("AIRFLOW_CONN_BRAZE_DEFAULT", braze_connection(**fields))
-    base = {"US-03": "https://rest.iad-03.braze.com"}.get(fields.get("host", ""), REST_ENDPOINT)
+    host = fields.get("host", "")
+    base = {"US-03": "https://rest.iad-03.braze.com"}.get(
+        host, host if host.startswith("https") else REST_ENDPOINT
+    )
     sync, sync_slept, sync_seen = run_sync(answers, f"{base}/sends/data_series")
     async_, async_slept, async_seen = run_async(answers)
 
