@@ -184,6 +184,10 @@ class BrazeHook(BaseHook):
         from requests.adapters import HTTPAdapter
 
         session = requests.Session()
+        # Plain http goes only to loopback: never through a proxy from the environment, which
+        # would see the key in clear (and could not reach this machine's loopback anyway).
+        if self.settings.base_url.startswith("http://"):
+            session.trust_env = False
         # An auth object (not a plain header) also stops requests from applying ~/.netrc.
         session.auth = BearerAuth(self.settings.api_key)
         session.headers.update(request_headers(f"python-requests/{requests.__version__}"))

@@ -313,6 +313,9 @@ class BrazeAsyncHook(BaseHook):
                         limits=limits,
                         verify=_ssl_context(settings.ca_bundle),
                         follow_redirects=False,
+                        # Plain http goes only to loopback: never through a proxy from the
+                        # environment, which would see the key in clear.
+                        trust_env=not settings.base_url.startswith("http://"),
                         transport=_transport_for_tests,
                     ),
                     asyncio.Semaphore(size),
