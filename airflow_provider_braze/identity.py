@@ -4,7 +4,10 @@ no checks: the sandbox stands in for Braze and must not load the client's."""
 
 from __future__ import annotations
 
+import string
 from typing import Any
+
+_ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
 
 #: Identities are text, and a lone surrogate is never in a recipient (:func:`iter_recipients`
 #: refuses it, and the spool is strictly UTF-8): so it marks an alias, an email or a Braze ID
@@ -19,8 +22,10 @@ def recipient_identity(recipient: Any) -> str:
     they carry (such as different ``trigger_properties``).
 
     An external user ID is itself; an alias, an email or a Braze ID starts with
-    :data:`IDENTITY_MARK` and a letter. Email addresses are compared without regard to case or
-    surrounding spaces: one inbox, however its address is written.
+    :data:`IDENTITY_MARK` and a letter. Email addresses are compared without regard to ASCII case
+    or surrounding spaces: one inbox, however its address is capitalised. Only A-Z: Unicode case
+    folding would also merge addresses that are not the same (``straße`` and ``strasse``, a Kelvin
+    sign and ``k``), and a person merged away is never sent to.
     """
     if type(recipient) is str:
         return recipient
@@ -29,7 +34,7 @@ def recipient_identity(recipient: Any) -> str:
     elif "alias_name" in recipient:
         alias = recipient
     elif "email" in recipient:
-        return f"{IDENTITY_MARK}e{str(recipient['email']).strip().casefold()}"
+        return f"{IDENTITY_MARK}e{str(recipient['email']).strip().translate(_ASCII_LOWER)}"
     elif "braze_id" in recipient:
         return f"{IDENTITY_MARK}b{recipient['braze_id']}"
     else:

@@ -290,3 +290,19 @@ def test_bytes_that_are_not_utf8_at_an_object_storage_url(tmp_path: Path) -> Non
     assert str(err.value) == (
         f"file://{path} line 2 is not valid UTF-8: byte 0xa0 cannot be decoded; save the file as UTF-8."
     )
+
+
+def test_emails_are_one_person_in_any_ascii_case_but_no_unicode_folding() -> None:
+    """A-Z case and surrounding spaces do not make another inbox; Unicode folding would merge
+    people who are not the same (straße / strasse, the Kelvin sign / k), and a recipient merged
+    away as a duplicate is never sent to."""
+    from airflow_provider_braze.identity import recipient_identity
+
+    def same(a: str, b: str) -> bool:
+        return recipient_identity({"email": a}) == recipient_identity({"email": b})
+
+    assert same("Ada@Example.COM", " ada@example.com ")
+    assert not same("straße@example.de", "strasse@example.de")
+    assert not same("\u212a@example.com", "k@example.com")
+    assert not same("İ@example.com", "i@example.com")
+    assert recipient_key({"email": "Ada@Example.COM"}) == "email:ada@example.com"
