@@ -13,7 +13,7 @@ answer keep what Braze said as attributes (``status_code``, ``message``, ``error
     │   └── BrazeAnalyticsUntrackedError  a send to listed users has none long after: maybe untracked
     ├── BrazeCheckpointError          a send's checkpoint cannot be read, written or trusted
     ├── BrazeTransportError           no usable HTTP answer (connection failed, timed out)
-    │   └── BrazeAmbiguousRequestError    the request was sent but its outcome is unknown
+    │   └── BrazeAmbiguousRequestError    the request was sent and is in doubt
     └── BrazeAPIError                 Braze answered with an error status or an unusable body
         ├── BrazeBadRequestError          400 (and other 4xx without a class of their own)
         ├── BrazeAuthError                401 / 403: key, permission or instance URL
@@ -174,7 +174,7 @@ class BrazeAmbiguousResponseError(BrazeUnexpectedResponseError, BrazeAmbiguousRe
     """A send was answered 2xx with a body that cannot be read (empty, HTML, not JSON).
 
     Something answered success, so Braze may well have processed the send, but the answer does
-    not say so: its outcome is unknown, and it is never repeated automatically.
+    not say so: it is in doubt, and never repeated automatically.
     """
 
 
@@ -201,7 +201,7 @@ class BrazeDeliveryStoppedError(BrazeError):
 
 
 class BrazeDeliveryIncompleteError(BrazeError):
-    """Some batches of a send were not delivered, or their outcome is unknown; the message lists
+    """Some batches of a send were not delivered, or are in doubt; the message lists
     them.
 
     :param summary: The delivery summary (also pushed to XCom under ``summary``).

@@ -272,7 +272,7 @@ class BrazeHook(BaseHook):
         """Send messages now (``POST /messages/send``; permission ``messages.send``).
 
         At most 50 external user IDs and aliases together; the send operators batch larger
-        lists. Not retried after an unknown outcome (read timeout, dropped connection, 504):
+        lists. Not retried when in doubt (read timeout, dropped connection, 504):
         that raises :class:`~airflow_provider_braze.exceptions.BrazeAmbiguousRequestError`.
 
         :param campaign_id: Optional. The API campaign, needed for dashboard statistics.
@@ -568,7 +568,7 @@ class BrazeHook(BaseHook):
         return status, latency, "one GET /campaigns/list"
 
     def _send(self, endpoint: BrazeEndpoint, body: dict[str, Any]) -> dict[str, Any]:
-        """POST a send: never repeated after an unknown outcome; non-fatal errors kept."""
+        """POST a send: never repeated when in doubt; non-fatal errors kept."""
         answer = self._request(endpoint, json=body, idempotent=False)
         errors = answer.get("errors")
         answer["errors"] = errors if isinstance(errors, list) else ([errors] if errors else [])
@@ -680,7 +680,7 @@ class BrazeHook(BaseHook):
     ) -> dict[str, Any]:
         """Send one API call, with the retry policy, and return Braze's JSON body.
 
-        :param idempotent: Whether repeating the call after an unknown outcome (read timeout,
+        :param idempotent: Whether repeating the call when it is in doubt (read timeout,
             connection dropped after sending) is harmless. When False such an outcome raises
             BrazeAmbiguousRequestError at once.
         :param retry: False to make a single attempt (used by test_connection).

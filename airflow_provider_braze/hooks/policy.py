@@ -87,7 +87,8 @@ def retry_delay(
     if status == 504 and not idempotent:
         # A gateway timed out waiting for Braze, which may still have processed the call.
         raise BrazeAmbiguousRequestError(
-            f"{failure} A gateway timeout leaves the outcome unknown, so the call was not repeated.",
+            f"{failure} A gateway timeout leaves the call in doubt (Braze may or may not have "
+            "processed it), so it was not repeated.",
             endpoint=str(endpoint),
             attempts=attempt,
         )

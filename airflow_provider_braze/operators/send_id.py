@@ -216,8 +216,8 @@ class CreateSendIdOperator(BaseOperator):
     def _settle_refusal(
         self, campaign_id: str, send_id: str, refusal: BrazeAPIError, memory: _SendIdMemory
     ) -> str:
-        """Braze refused (4xx) a request whose identical twin, sent by an earlier try, had an
-        unknown outcome. Braze refuses a request that is wrong, and may refuse an ID that exists.
+        """Braze refused (4xx) a request whose identical twin, sent by an earlier try, was in
+        doubt. Braze refuses a request that is wrong, and may refuse an ID that exists.
         The send ID passed the documented rules (ASCII, at most 64 characters) before either was
         sent, so what is left to check is the campaign: if the workspace has it, the refusal is
         for an ID that exists, created by the earlier request."""
@@ -248,8 +248,8 @@ class CreateSendIdOperator(BaseOperator):
                 "Fix campaign_id, then retry."
             ) from refusal
         self.log.warning(
-            "Braze refused to create send ID %r again (%s). An earlier try's identical request had an "
-            "unknown outcome; the send ID is valid and campaign %r exists, so Braze refused an ID that "
+            "Braze refused to create send ID %r again (%s). An earlier try's identical request was in "
+            "doubt; the send ID is valid and campaign %r exists, so Braze refused an ID that "
             "exists: the earlier request created it. Using it.",
             send_id,
             refusal,

@@ -220,7 +220,7 @@ def test_a_retry_after_a_lost_answer_ends_with_the_send_id_whatever_braze_does(
     assert create(tmp_path, "spring", 3) == "spring"  # and later tries do not ask again
     if recreation["send_id_recreate"] == "refuse":
         assert (
-            "An earlier try's identical request had an unknown outcome; the send ID is valid and campaign "
+            "An earlier try's identical request was in doubt; the send ID is valid and campaign "
             "'sandbox-api-campaign' exists, so Braze refused an ID that exists: the earlier request "
             "created it. Using it."
         ) in capsys.readouterr().out
