@@ -27,7 +27,7 @@ from airflow_provider_braze.operators.analytics import CompareSendsOperator
 from airflow_provider_braze.operators.experiments import SplitAudienceOperator
 from airflow_provider_braze.operators.messages import SendMessagesOperator
 from airflow_provider_braze.operators.send_id import CreateSendIdOperator
-from airflow_provider_braze.send_ids import MACROS, run_send_id
+from airflow_provider_braze.send_ids import MACROS, run_key, run_send_id
 from airflow_provider_braze.sensors.send_analytics import SendAnalyticsSensor
 
 #: Who gets what: the control keeps today's email; a and b try new subject lines and bodies.
@@ -106,7 +106,8 @@ with DAG(
         """Stand-in for an audience query: one external user ID per line."""
         folder = os.path.join(tempfile.gettempdir(), "braze-example-audiences")
         os.makedirs(folder, exist_ok=True)
-        path = os.path.join(folder, f"experiment-{context['params']['audience_size']}.jsonl")
+        # One file per run: two runs at once must not rewrite each other's audience.
+        path = os.path.join(folder, f"{context['dag'].dag_id}-{run_key(context)}.jsonl")
         with open(path, "w", encoding="utf-8") as fh:
             for number in range(context["params"]["audience_size"]):
                 fh.write(json.dumps(f"example-user-{number:06d}") + "\n")
