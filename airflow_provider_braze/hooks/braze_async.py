@@ -95,6 +95,8 @@ class _LoopShared:
     lookups: dict[tuple[str, tuple[Any, ...]], asyncio.Lock] = field(default_factory=dict)
     lanes: dict[tuple[Any, ...], list[_Lane]] = field(default_factory=dict)
     next_start: dict[tuple[Any, ...], float] = field(default_factory=dict)
+    #: When a window an answer left empty resets (this machine's epoch), per connection settings.
+    exhausted_until: dict[tuple[Any, ...], float] = field(default_factory=dict)
 
 
 @dataclass
@@ -356,11 +358,15 @@ class BrazeAsyncHook(BaseHook):
     ) -> dict[str, Any]:
         """One API call with the shared retry policy (:mod:`.policy`); Braze's JSON body.
 
-        Rate limits are observed (``last_rate_limit``, the 429 wait until the reset) but not
-        paced ahead: the pacer is the synchronous hook's, shared by threads."""
+        Rate limits: a call waits for the reset when an answer (to any hook of this event loop
+        with these settings) left no requests in the window, as the synchronous hook does; a 429
+        waits for its reset. There is no finer pacing: the pacer is the synchronous hook's,
+        shared by threads, and checks are minutes apart."""
         import httpx
 
         settings = await self.get_settings()
+        shared = _loop_shared()
+        window_key = (settings.base_url, settings.api_key)
         auth = _bearer(settings.api_key)
         url = f"{settings.base_url}{endpoint.path}"
         budget = RetryBudget(settings.max_retries, settings.retry_budget)
@@ -370,6 +376,11 @@ class BrazeAsyncHook(BaseHook):
         while True:
             attempt += 1
             retries_left = budget.retries_left(attempt)
+            empty_for = shared.exhausted_until.get(window_key, 0.0) - _wall_clock()
+            if 0 < empty_for <= budget.remaining():
+                self.log.info("Waiting %.1f s for the Braze rate limit of %s to reset.", empty_for, endpoint)
+                budget.waited += empty_for
+                await _asleep(empty_for)
             try:
                 await _spaced_start(settings)
                 lane = self._lane(settings)
@@ -402,6 +413,7 @@ class BrazeAsyncHook(BaseHook):
             )
             if rate is not None:
                 self.last_rate_limit = rate
+                self._note_window(shared, window_key, rate, answered_at)
             if 200 <= response.status_code < 300:
                 return success_body(
                     endpoint, response, idempotent=idempotent, redact=self._redact, log=self.log
@@ -429,6 +441,19 @@ class BrazeAsyncHook(BaseHook):
                 await _asleep(delay)
                 continue
             raise budget.give_up(failure, delay, retries_left)
+
+    def _note_window(
+        self, shared: _LoopShared, key: tuple[Any, ...], rate: RateLimitStatus, answered_at: float | None
+    ) -> None:
+        """Remember until when the window is empty (an answer with no requests left in it)."""
+        if rate.remaining == 0:
+            until_reset = rate.seconds_until_reset(
+                answered_at if answered_at is not None else self.server_clock.now()
+            )
+            if until_reset:
+                shared.exhausted_until[key] = _wall_clock() + until_reset
+                return
+        shared.exhausted_until.pop(key, None)
 
     def _observe_clock(self, response: httpx.Response) -> None:
         """Learn Braze's clock from the answer's ``Date``; say once when this machine's is far off."""

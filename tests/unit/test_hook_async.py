@@ -294,3 +294,39 @@ def test_request_starts_are_spaced(monkeypatch: pytest.MonkeyPatch) -> None:
     spacing = braze_async.START_SPACING
     # The first goes at once (no wait); the others wait one, two, three, four spacings.
     assert waits == pytest.approx([spacing * n for n in range(1, 5)])
+
+
+def test_an_empty_window_is_waited_out_before_the_next_call(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As the synchronous hook: an answer that left no requests in the window makes the next
+    call (of any hook of the loop with these settings) wait for the reset, not spend a 429."""
+    monkeypatch.setenv("AIRFLOW_CONN_BRAZE_DEFAULT", braze_connection())
+    slept: list[float] = []
+    empty = {
+        "Date": DATE,
+        "X-RateLimit-Limit": "100",
+        "X-RateLimit-Remaining": "0",
+        "X-RateLimit-Reset": str(int(FROZEN_NOW) + 3),
+    }
+    asked_at: list[float] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        asked_at.append(FROZEN_NOW + sum(slept))
+        headers = empty if len(asked_at) == 1 else {"Date": DATE, "X-RateLimit-Remaining": "99"}
+        return httpx.Response(200, json=OK["json"], headers=headers)
+
+    async def asleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    monkeypatch.setattr(braze_async, "_asleep", asleep)
+    monkeypatch.setattr(braze_async, "_wall_clock", lambda: FROZEN_NOW + sum(slept))
+    monkeypatch.setattr(braze_async, "_transport_for_tests", httpx.MockTransport(handler))
+
+    async def three_calls() -> None:
+        await BrazeAsyncHook().get_send_analytics("c", "s", 14)
+        await BrazeAsyncHook().get_send_analytics("c", "s", 14)
+        await BrazeAsyncHook().get_send_analytics("c", "s", 14)
+        await braze_async.aclose_shared_clients()
+
+    asyncio.run(three_calls())
+    assert slept == [pytest.approx(3.0)]
+    assert asked_at == [FROZEN_NOW, pytest.approx(FROZEN_NOW + 3.0), pytest.approx(FROZEN_NOW + 3.0)]
