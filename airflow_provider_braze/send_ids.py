@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from datetime import timezone
+from datetime import datetime, timezone
 from typing import Any
 
 from airflow_provider_braze.validation import SEND_ID_MAX_LENGTH, validate_send_id
@@ -36,11 +36,19 @@ def run_key(run: Any) -> str:
     :param run: The task context (a mapping with ``dag_run``), or the DAG run itself (anything
         with ``run_id`` and ``run_after``, as ``dag_run`` in a template).
     """
-    dag_run = run["dag_run"] if isinstance(run, Mapping) else run
-    run_after = dag_run.run_after
+    from airflow_provider_braze.exceptions import BrazeValidationError
+
+    dag_run = run.get("dag_run") if isinstance(run, Mapping) else run
+    run_after = getattr(dag_run, "run_after", None)
+    run_id = getattr(dag_run, "run_id", None)
+    if not isinstance(run_after, datetime) or run_id is None:
+        raise BrazeValidationError(
+            "run_key and run_send_id need the task context or its dag_run (with run_id and "
+            f"run_after), got {run!r}."
+        )
     if run_after.tzinfo is not None:
         run_after = run_after.astimezone(timezone.utc)
-    digest = hashlib.sha256(str(dag_run.run_id).encode()).hexdigest()[:8]
+    digest = hashlib.sha256(str(run_id).encode()).hexdigest()[:8]
     return f"{run_after:%Y%m%d}-{digest}"
 
 

@@ -23,6 +23,7 @@ import base64
 import contextlib
 import hashlib
 import json
+import math
 import os
 import re
 import threading
@@ -169,12 +170,15 @@ def retention_of(value: Any) -> timedelta | None:
     """An operator's ``checkpoint_retention``: a timedelta, seconds, or None (keep forever)."""
     from airflow_provider_braze.exceptions import BrazeValidationError
 
-    if value is None or isinstance(value, timedelta):
+    if value is None:
+        return None
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        value = timedelta(seconds=value)
+    if isinstance(value, timedelta) and value >= timedelta(0):
         return value
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return timedelta(seconds=value)
     raise BrazeValidationError(
-        f"checkpoint_retention must be a timedelta, a number of seconds or None, got {value!r}."
+        f"checkpoint_retention must be a timedelta, a number of seconds (not negative) or None, "
+        f"got {value!r}."
     )
 
 

@@ -84,6 +84,10 @@ class GetSendAnalyticsOperator(BaseOperator):
         self.ending_at = ending_at
         self.output_path = output_path
         self.output_format = output_format
+        if isinstance(max_xcom_rows, bool) or not isinstance(max_xcom_rows, int) or max_xcom_rows < 0:
+            raise BrazeValidationError(
+                f"max_xcom_rows must be a whole number, not negative, got {max_xcom_rows!r}."
+            )
         self.max_xcom_rows = max_xcom_rows
         self.braze_conn_id = braze_conn_id
         #: For OpenLineage: (campaign ID, send ID) once read, and the file written.

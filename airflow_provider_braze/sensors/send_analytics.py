@@ -136,6 +136,9 @@ class SendAnalyticsSensor(BaseSensorOperator):
         self.broadcast = broadcast
         self.no_data_grace = no_data_grace
         self.length = length
+        from airflow_provider_braze.validation import check_flag
+
+        check_flag(deferrable, "deferrable", optional=True)
         if deferrable is None:
             # Airflow's convention: [operators] default_deferrable decides when not given.
             from airflow.configuration import conf

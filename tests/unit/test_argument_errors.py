@@ -69,3 +69,50 @@ def _asset_uri() -> Any:
 def test_a_bad_argument_raises_braze_validation_error(make: Any, message: str) -> None:
     with pytest.raises(BrazeValidationError, match=message):
         make()
+
+
+def _get_analytics_max_rows(value: Any) -> Any:
+    from airflow_provider_braze.operators.analytics import GetSendAnalyticsOperator
+
+    return GetSendAnalyticsOperator(task_id="t", campaign_id="c", send_id="s", max_xcom_rows=value)
+
+
+def _sensor_deferrable(value: Any) -> Any:
+    from airflow_provider_braze.sensors.send_analytics import SendAnalyticsSensor
+
+    return SendAnalyticsSensor(task_id="t", campaign_id="c", send_id="s", deferrable=value)
+
+
+def _send_id_retention(value: Any) -> Any:
+    from airflow_provider_braze.operators.send_id import CreateSendIdOperator
+
+    op = CreateSendIdOperator(task_id="t", campaign_id="c", checkpoint_retention=value)
+    from airflow_provider_braze.delivery.checkpoint import retention_of
+
+    return retention_of(op.checkpoint_retention)
+
+
+def _run_send_id(run: Any) -> Any:
+    from airflow_provider_braze.send_ids import run_send_id
+
+    return run_send_id("p", run)
+
+
+@pytest.mark.parametrize(
+    ("make", "value", "message"),
+    [
+        *[
+            (_get_analytics_max_rows, v, "max_xcom_rows must be a whole number")
+            for v in (-1, 1.5, True, "", None)
+        ],
+        *[(_sensor_deferrable, v, "deferrable must be True or False") for v in ("yes", 1, "false")],
+        *[(_send_id_retention, v, "checkpoint_retention must be") for v in (-1, float("nan"), "1d")],
+        *[
+            (_run_send_id, v, "need the task context or its dag_run")
+            for v in (None, "x", {}, {"dag_run": None})
+        ],
+    ],
+)
+def test_more_bad_arguments_raise_braze_validation_error(make: Any, value: Any, message: str) -> None:
+    with pytest.raises(BrazeValidationError, match=message):
+        make(value)
