@@ -79,6 +79,9 @@ class BrazeTransportError(BrazeError):
         super().__init__(text)
         self.endpoint = endpoint
         self.attempts = attempts
+        # No HTTP answer, so no status: not AirflowException's default of 500, which code that
+        # treats 5xx as "Braze failed" would misread.
+        self.status_code = None  # type: ignore[assignment]  # AirflowException types it HTTPStatus
 
 
 class BrazeAmbiguousRequestError(BrazeTransportError):

@@ -116,3 +116,11 @@ def _run_send_id(run: Any) -> Any:
 def test_more_bad_arguments_raise_braze_validation_error(make: Any, value: Any, message: str) -> None:
     with pytest.raises(BrazeValidationError, match=message):
         make(value)
+
+
+def test_a_transport_error_has_no_http_status() -> None:
+    """No answer came back, so no status: not AirflowException's default 500."""
+    from airflow_provider_braze.exceptions import BrazeAmbiguousRequestError, BrazeTransportError
+
+    assert BrazeTransportError("x").status_code is None
+    assert BrazeAmbiguousRequestError("x").status_code is None
