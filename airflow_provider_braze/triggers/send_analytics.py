@@ -8,6 +8,7 @@ met, and wakes the task only when it is, when the time is up, or when waiting ca
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -169,10 +170,35 @@ class SendAnalyticsTrigger(BaseTrigger):
 _ready = False
 
 
+#: What the first check imports on its way (measured with an import hook): the hook and the
+#: check, and, lazily on the first request or connection lookup, httpx's async stack (anyio's
+#: asyncio backend, sniffio), asgiref (Airflow's async connection lookup) and the modules the
+#: check and the masking use. Imported in a thread, so none of it is imported on the loop.
+_FIRST_CHECK_IMPORTS = (
+    "airflow_provider_braze.analytics_check",
+    "airflow_provider_braze.analytics",
+    "airflow_provider_braze._masking",
+    "airflow_provider_braze.hooks.braze_async",
+    "httpx",
+    "httpcore",
+    "h11",
+    "sniffio",
+    "anyio",
+    "anyio._backends._asyncio",
+    "anyio.streams.tls",
+    "anyio.to_thread",
+    "asgiref.sync",
+)
+
+
 def _load() -> None:
     """Import what a check needs and build the TLS context, off the event loop (in a thread)."""
     global _ready  # noqa: PLW0603 - once per process
-    from airflow_provider_braze import analytics_check  # noqa: F401 - imported for its cost
+    import importlib
+
+    for name in _FIRST_CHECK_IMPORTS:
+        with contextlib.suppress(ImportError):  # asgiref, h11: only where Airflow uses them
+            importlib.import_module(name)
     from airflow_provider_braze.hooks import braze_async
 
     braze_async.prepare_transport(None)
