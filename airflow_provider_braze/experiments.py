@@ -86,13 +86,17 @@ def check_shares(shares: Any, *, control: str | None = None) -> dict[str, float]
 
 
 def check_experiment_name(experiment: Any) -> str:
-    """The experiment's name (the hash salt): a non-empty string."""
+    """The experiment's name (the hash salt), trimmed: a string that is not empty or blank.
+
+    Leading and trailing whitespace is dropped, so ``"exp "`` (a stray space in a template)
+    splits exactly as ``"exp"``.
+    """
     if not isinstance(experiment, str) or not experiment.strip():
         raise BrazeValidationError(
             "experiment must be a non-empty name (it salts the split: the same name always gives "
             f"the same split), got {experiment!r}."
         )
-    return experiment
+    return experiment.strip()
 
 
 def bucket(experiment: str, key: str) -> float:
@@ -103,16 +107,21 @@ def bucket(experiment: str, key: str) -> float:
 
 
 class Assigner:
-    """Assigns recipient keys to variants by their bucket and the shares' cumulative bounds."""
+    """Assigns recipient keys to variants by their bucket and the shares' cumulative bounds.
+
+    The buckets are laid out in the order of the sorted variant names, not the order the
+    shares were written in: ``{"control": .1, "a": .45, "b": .45}`` and the same shares in
+    another order assign everyone alike (a ``[0, .45)``, b ``[.45, .9)``, control ``[.9, 1)``).
+    """
 
     def __init__(self, experiment: str, shares: Mapping[str, float]) -> None:
         self.experiment = check_experiment_name(experiment)
         shares = check_shares(shares)
-        self.names = list(shares)
+        self.names = sorted(shares)
         total = math.fsum(shares.values())
         bounds, running = [], 0.0
-        for share in shares.values():
-            running += share / total
+        for name in self.names:
+            running += shares[name] / total
             bounds.append(running)
         bounds[-1] = 1.0  # whatever the rounding, every bucket below 1 has a variant
         self._bounds = bounds
@@ -151,11 +160,12 @@ def split_audience(
     """
     assigner = Assigner(experiment, shares)
     checked = check_shares(shares)
+    order = list(checked)
     if output_path is None or (isinstance(output_path, str) and not output_path.strip()):
         raise BrazeValidationError("output_path must name a folder for the variants' files.")
     folder = storage_path(output_path)
-    paths = {name: _child(folder, f"{name}.jsonl") for name in assigner.names}
-    counts = dict.fromkeys(assigner.names, 0)
+    paths = {name: _child(folder, f"{name}.jsonl") for name in order}
+    counts = dict.fromkeys(order, 0)
     handles: dict[str, Any] = {}
     try:
         for name, path in paths.items():
@@ -177,7 +187,7 @@ def split_audience(
         )
     return [
         VariantFile(variant=name, share=checked[name], recipients=str(paths[name]), count=counts[name])
-        for name in assigner.names
+        for name in order
     ]
 
 

@@ -15,7 +15,13 @@ from unittest import mock
 import pytest
 
 from airflow_provider_braze.exceptions import BrazeError, BrazeValidationError
-from airflow_provider_braze.experiments import Assigner, bucket, check_shares, split_audience
+from airflow_provider_braze.experiments import (
+    Assigner,
+    bucket,
+    check_experiment_name,
+    check_shares,
+    split_audience,
+)
 from airflow_provider_braze.operators.experiments import SplitAudienceOperator
 from airflow_provider_braze.operators.messages import SendMessagesOperator
 from airflow_provider_braze.recipients import iter_recipients
@@ -63,12 +69,31 @@ def test_another_experiment_reshuffles_independently() -> None:
     assert abs(same - expected) < 0.01
 
 
-def test_the_order_of_shares_is_the_order_of_the_buckets() -> None:
-    # A user's variant depends on their bucket, the shares and their order; not on other users.
+def test_the_sorted_variant_names_are_the_order_of_the_buckets() -> None:
+    # A user's variant depends on their bucket and the shares; not on other users, nor on the
+    # order the shares were written in: a [0, .45), b [.45, .9), control [.9, 1).
     assigner = Assigner("exp", SHARES)
     assert [assigner.variant_of(u) for u in USERS[:50]] == [
-        "control" if bucket("exp", u) < 0.1 else "a" if bucket("exp", u) < 0.55 else "b" for u in USERS[:50]
+        "a" if bucket("exp", u) < 0.45 else "b" if bucket("exp", u) < 0.9 else "control" for u in USERS[:50]
     ]
+
+
+def test_reordered_shares_assign_everyone_alike() -> None:
+    first = Assigner("exp", {"control": 0.1, "a": 0.45, "b": 0.45})
+    again = Assigner("exp", {"b": 0.45, "control": 0.1, "a": 0.45})
+    assert [first.variant_of(u) for u in USERS[:5000]] == [again.variant_of(u) for u in USERS[:5000]]
+
+
+def test_a_stray_space_in_the_name_gives_the_same_split() -> None:
+    trimmed, spaced = Assigner("exp", SHARES), Assigner(" exp ", SHARES)
+    assert spaced.experiment == "exp"
+    assert [spaced.variant_of(u) for u in USERS[:5000]] == [trimmed.variant_of(u) for u in USERS[:5000]]
+
+
+@pytest.mark.parametrize("experiment", ["", " ", "\t\n"])
+def test_a_blank_experiment_name_is_refused(experiment: str) -> None:
+    with pytest.raises(BrazeValidationError, match="experiment must be a non-empty name"):
+        check_experiment_name(experiment)
 
 
 @pytest.mark.parametrize(
@@ -145,7 +170,7 @@ def test_a_recipient_the_endpoint_cannot_take_names_its_line(tmp_path: Path) -> 
 
 
 def test_an_empty_variant_is_an_error_unless_allowed(tmp_path: Path) -> None:
-    with pytest.raises(BrazeValidationError, match=r"Variant\(s\) control got no recipients out of 3"):
+    with pytest.raises(BrazeValidationError, match=r"Variant\(s\) a got no recipients out of 3"):
         split_audience(["u1", "u2", "u3"], experiment="exp", shares=SHARES, output_path=tmp_path)
     variants = split_audience(
         ["u1", "u2", "u3"], experiment="exp", shares=SHARES, output_path=tmp_path, allow_empty_variants=True
