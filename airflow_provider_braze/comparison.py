@@ -2,9 +2,10 @@
 
 Each variant's rates are proportions of people (opens of deliveries, clicks of deliveries,
 conversions of recipients...) with Wilson score intervals; each variant is compared with the
-control by a two-sided two-proportion z-test (pooled) and a Newcombe interval for the
-difference, and the p-values of every comparison in the table are adjusted together (Holm by
-default) so that testing several variants and metrics does not make a false "winner" likely.
+control by a two-sided two-proportion z-test (pooled), a Newcombe interval for the
+difference and a log-ratio (Katz) interval for the relative lift, and the p-values of every
+comparison in the table are adjusted together (Holm by default) so that testing several
+variants and metrics does not make a false "winner" likely.
 docs/experiments.md says what this assumes.
 """
 
@@ -71,6 +72,9 @@ TABLE_FIELDS = (
     "difference",
     "difference_low",
     "difference_high",
+    "relative_lift",
+    "relative_lift_low",
+    "relative_lift_high",
     "p_value",
     "p_adjusted",
     "significant",
@@ -162,6 +166,27 @@ def difference_interval(
         difference - math.sqrt((p1 - low1) ** 2 + (high2 - p2) ** 2),
         difference + math.sqrt((high1 - p1) ** 2 + (p2 - low2) ** 2),
     )
+
+
+def relative_lift_interval(
+    count1: float, base1: float, count2: float, base2: float, confidence: float = 0.95
+) -> tuple[float, float | None, float | None] | None:
+    """The relative lift ``(count1/base1) / (count2/base2) - 1`` and its interval.
+
+    The interval is the log-ratio (Katz) interval of the ratio of two proportions:
+    ``exp(ln(ratio) +- z * sqrt(1/count1 - 1/base1 + 1/count2 - 1/base2)) - 1``.
+
+    :return: ``(lift, low, high)``; None when the second (control) proportion is 0 (no ratio);
+        the bounds are None when the first count is 0 (the log ratio has no variance estimate).
+    """
+    if count2 <= 0 or base1 <= 0 or base2 <= 0:
+        return None
+    ratio = (count1 / base1) / (count2 / base2)
+    if count1 <= 0:
+        return (ratio - 1, None, None)
+    se = math.sqrt(max(0.0, 1 / count1 - 1 / base1 + 1 / count2 - 1 / base2))
+    z = z_value(confidence)
+    return (ratio - 1, ratio * math.exp(-z * se) - 1, ratio * math.exp(z * se) - 1)
 
 
 def check_confidence(confidence: Any) -> float:
@@ -329,6 +354,9 @@ def compare(
                     row["difference_low"], row["difference_high"] = difference_interval(
                         x1, n1, x2, n2, confidence
                     )
+                    lift = relative_lift_interval(x1, n1, x2, n2, confidence)
+                    if lift is not None:
+                        row["relative_lift"], row["relative_lift_low"], row["relative_lift_high"] = lift
                     row["p_value"] = two_proportion_test(x1, n1, x2, n2)[1]
                     tests.append((len(rows), row["p_value"]))
             rows.append(row)
@@ -415,7 +443,18 @@ def _metric_verdict(row: dict[str, Any], control: str, correction: str, alpha: f
     if not row["significant"]:
         return f"no significant difference on {row['metric']} ({p}{adjusted})"
     word = "beats" if row["difference"] > 0 else "trails"
-    return f"{row['variant']} {word} {control} on {row['metric']}, {p}{adjusted}"
+    effect = f"{100 * row['difference']:+.1f} points"
+    if row["relative_lift"] is not None:
+        effect += f", {format_lift(row['relative_lift'])}"
+        if row["relative_lift_low"] is not None:
+            effect += f" [{format_lift(row['relative_lift_low'])}, {format_lift(row['relative_lift_high'])}]"
+    return f"{row['variant']} {word} {control} on {row['metric']}: {effect} ({p}{adjusted})"
+
+
+def format_lift(lift: float) -> str:
+    """A relative lift in percent: ``+9 %``; one decimal below 1 % (``+0.4 %``)."""
+    percent = 100 * lift
+    return f"{percent:+.0f} %" if abs(percent) >= 1 or percent == 0 else f"{percent:+.1f} %"
 
 
 def _variant_verdict(variant: str, rows: list[dict[str, Any]], control: str) -> str:

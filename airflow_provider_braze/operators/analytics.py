@@ -180,8 +180,9 @@ class CompareSendsOperator(BaseOperator):
     for email, direct opens for push...), conversions and revenue; each rate with its
     confidence interval; and against the control, the difference with its interval, a
     two-proportion z-test's p-value adjusted for the number of comparisons (Holm by default),
-    and a verdict ("b beats control on clicks, p = 0.003, holm-adjusted", or "no significant
-    difference from control yet at this sample size"). docs/experiments.md says how to
+    the relative lift with its interval, and a verdict ("b beats control on clicks: +0.9 points,
+    +9 % [+3 %, +15 %] (p = 0.003, holm-adjusted)", or "no significant difference from control
+    yet at this sample size"). docs/experiments.md says how to
     read it and what the statistics assume.
 
     The table goes to the task log and, with ``output_path``, to CSV and JSON lines (same name,

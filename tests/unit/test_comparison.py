@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from airflow_provider_braze.comparison import (
     compare,
     describe_table,
     difference_interval,
+    relative_lift_interval,
     two_proportion_test,
     wilson_interval,
 )
@@ -53,6 +55,51 @@ def test_statistics_match_the_reference(
     assert two_proportion_test(x1, n1, x2, n2)[1] == pytest.approx(p_value, rel=1e-6)
     assert wilson_interval(x1, n1) == pytest.approx(wilson, rel=1e-9)
     assert difference_interval(x1, n1, x2, n2) == pytest.approx(newcombe, rel=1e-9)
+
+
+def katz(x1: int, n1: int, x2: int, n2: int, z: float) -> tuple[float, float, float]:
+    """The log-ratio (Katz) interval written out: ln RR +- z sqrt(1/x1 - 1/n1 + 1/x2 - 1/n2)."""
+    ratio = (x1 * n2) / (n1 * x2)
+    se = math.sqrt(1 / x1 - 1 / n1 + 1 / x2 - 1 / n2)
+    return ratio - 1, math.exp(math.log(ratio) - z * se) - 1, math.exp(math.log(ratio) + z * se) - 1
+
+
+@pytest.mark.parametrize(
+    "counts", [(120, 2000, 60, 2000), (596, 8983, 51, 1890), (5, 20, 1, 25), (40, 900, 60, 1000)]
+)
+@pytest.mark.parametrize(("confidence", "z"), [(0.95, 1.959963984540054), (0.99, 2.5758293035489)])
+def test_relative_lift_is_the_katz_interval(
+    counts: tuple[int, int, int, int], confidence: float, z: float
+) -> None:
+    assert relative_lift_interval(*counts, confidence) == pytest.approx(katz(*counts, z), rel=1e-12)
+
+
+def test_relative_lift_of_a_worked_example() -> None:
+    # 20/100 vs 10/100: RR 2, SE of ln RR sqrt(0.13) = 0.36056, z = 1.95996: 95 % CI 0.9865 to
+    # 4.0545 (by hand; calculators rounding z to 1.96 print 0.9866 to 4.0546).
+    lift, low, high = relative_lift_interval(20, 100, 10, 100)  # type: ignore[misc]
+    assert lift == pytest.approx(1.0)
+    assert low == pytest.approx(0.9865 - 1, abs=1e-4)
+    assert high == pytest.approx(4.0545 - 1, abs=1e-4)
+
+
+def test_relative_lift_without_a_control_rate_is_none() -> None:
+    assert relative_lift_interval(5, 100, 0, 100) is None
+    assert relative_lift_interval(0, 100, 5, 100) == (-1.0, None, None)
+    rows = compare(
+        [email("control", 100, 10, 0, 0), email("a", 100, 20, 3, 0)], control="control", correction="none"
+    ).rows
+    clicks = next(r for r in rows if (r["variant"], r["metric"]) == ("a", "clicks"))
+    assert (clicks["relative_lift"], clicks["relative_lift_low"], clicks["relative_lift_high"]) == (
+        None,
+        None,
+        None,
+    )
+    opens = next(r for r in rows if (r["variant"], r["metric"]) == ("a", "opens"))
+    assert opens["relative_lift"] == pytest.approx(1.0)
+    assert (opens["relative_lift_low"], opens["relative_lift_high"]) == pytest.approx(
+        katz(20, 100, 10, 100, 1.959963984540054)[1:], rel=1e-12
+    )
 
 
 def test_nothing_to_tell_apart_is_p_one() -> None:
@@ -97,8 +144,8 @@ def test_verdicts_say_who_beats_whom_and_when_nothing_is_clear() -> None:
         comparison.verdicts["a"] == "a shows no significant difference from control yet at this sample size"
     )
     assert comparison.verdicts["b"] == (
-        "b beats control on opens, p < 0.001, holm-adjusted; "
-        "b beats control on clicks, p < 0.001, holm-adjusted"
+        "b beats control on opens: +7.0 points, +28 % [+16 %, +41 %] (p < 0.001, holm-adjusted); "
+        "b beats control on clicks: +3.0 points, +100 % [+48 %, +171 %] (p < 0.001, holm-adjusted)"
     )
     assert comparison.significant("b") == ["opens", "clicks"]
     rows = {(r["variant"], r["metric"]): r for r in comparison.rows}
@@ -115,7 +162,8 @@ def test_trailing_variants_are_named_as_such() -> None:
     comparison = compare(
         [email("control", 2000, 600, 60, 20), email("b", 2000, 450, 60, 20)], control="control"
     )
-    assert comparison.verdicts["b"].startswith("b trails control on opens, p < 0.001")
+    assert comparison.verdicts["b"].startswith("b trails control on opens: -7.5 points, -25 % [")
+    assert comparison.verdicts["b"].endswith("] (p < 0.001, holm-adjusted)")
 
 
 def test_the_correction_is_what_keeps_a_lucky_variant_from_winning() -> None:
@@ -129,7 +177,7 @@ def test_the_correction_is_what_keeps_a_lucky_variant_from_winning() -> None:
     assert 0.01 < raw < 0.05
     assert compare(variants, control="control", correction="none").significant("a") == ["clicks"]
     assert compare(variants, control="control", correction="none").verdicts["a"] == (
-        f"a beats control on clicks, p = {raw:.3f}"
+        f"a beats control on clicks: +1.4 points, +47 % [+6 %, +102 %] (p = {raw:.3f})"
     )
     assert compare(variants, control="control").significant("a") == []
     assert compare(variants, control="control", correction="bonferroni").significant("a") == []
@@ -260,8 +308,8 @@ def test_operator_fetches_each_send_once_and_writes_table_jsonl_and_chart(
         r.qs["campaign_id"] == ["camp"] and r.qs["length"] == ["14"] for r in requests_mock.request_history
     )
     assert summary["verdicts"] == {
-        "b": "b beats control on opens, p < 0.001, holm-adjusted; "
-        "b beats control on clicks, p < 0.001, holm-adjusted",
+        "b": "b beats control on opens: +7.0 points, +28 % [+16 %, +41 %] (p < 0.001, holm-adjusted); "
+        "b beats control on clicks: +3.0 points, +100 % [+48 %, +171 %] (p < 0.001, holm-adjusted)",
         "a": "a shows no significant difference from control yet at this sample size",
     }
     assert summary["variants"]["b"] == {
