@@ -6,6 +6,7 @@ import csv
 import json
 import math
 import sys
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -16,10 +17,12 @@ import requests_mock as rm
 from airflow_provider_braze.comparison import (
     VariantTotals,
     adjust_p_values,
+    chi2_sf,
     compare,
     describe_table,
     difference_interval,
     relative_lift_interval,
+    sample_ratio_test,
     two_proportion_test,
     wilson_interval,
 )
@@ -702,3 +705,173 @@ def test_a_negative_count_from_braze_is_an_unexpected_answer(
     mock_sends(requests_mock, {"s1": bad, "s2": SENDS["a"]})
     with pytest.raises(BrazeUnexpectedResponseError, match="negative unique_opens"):
         run(CompareSendsOperator(task_id="c", campaign_id="camp", sends={"control": "s1", "a": "s2"}))
+
+
+# --------------------------------------------------------------------------- sample ratio
+
+
+def reference_chi2_sf(x: float, df: int, digits: int = 400) -> float:
+    """Q(df/2, x/2) = 1 - P(df/2, x/2) in 400-digit decimal arithmetic, P by its power series
+    ``y^a e^-y / Gamma(a+1) * sum_n y^n / ((a+1)...(a+n))`` and pi by Machin's formula:
+    independent of the code under test (which sums the upper tail's finite series)."""
+    from decimal import Decimal, localcontext
+
+    with localcontext() as context:
+        context.prec = digits
+
+        def atan_inverse(n: int) -> Decimal:
+            x = Decimal(1) / n
+            term, total, k = x, x, 1
+            while True:
+                term *= -x * x
+                step = term / (2 * k + 1)
+                if step == 0:
+                    return total
+                total += step
+                k += 1
+
+        a, y = Decimal(df) / 2, Decimal(x) / 2
+        if df % 2 == 0:
+            gamma = Decimal(math.factorial(df // 2))
+        else:
+            m = (df + 1) // 2  # a + 1 = m + 1/2
+            pi = 16 * atan_inverse(5) - 4 * atan_inverse(239)
+            gamma = Decimal(math.factorial(2 * m)) / (Decimal(4) ** m * math.factorial(m)) * pi.sqrt()
+        total, term, n = Decimal(1), Decimal(1), 1
+        while term >= Decimal(10) ** (5 - digits) * total:
+            term = term * y / (a + n)
+            total += term
+            n += 1
+        return float(1 - (a * y.ln() - y).exp() / gamma * total)
+
+
+@pytest.mark.parametrize(
+    ("statistic", "df"),
+    [
+        (0.5, 1),
+        (3.0, 1),
+        (7.8, 3),
+        (10.0, 3),
+        (12.5, 10),
+        (30.0, 5),
+        (50.0, 40),
+        (100.0, 11),
+        (291.0, 7),
+        (1200.0, 30),
+        (1300.0, 1),
+        (1300.0, 9),
+        (1350.0, 2),
+    ],
+)
+def test_chi_square_tail_matches_a_high_precision_series(statistic: float, df: int) -> None:
+    expected = reference_chi2_sf(statistic, df)
+    assert expected > 1e-300
+    assert chi2_sf(statistic, df) == pytest.approx(expected, rel=1e-12)
+
+
+def test_chi_square_tail_of_the_familiar_quantiles() -> None:
+    assert chi2_sf(3.841458820694124, 1) == pytest.approx(0.05, rel=1e-12)
+    assert chi2_sf(5.991464547107979, 2) == pytest.approx(0.05, rel=1e-12)
+    assert chi2_sf(0.0, 3) == 1.0
+
+
+def test_the_issues_10_45_45_example_is_a_sample_ratio_mismatch() -> None:
+    planned = {"control": 0.1, "a": 0.45, "b": 0.45}
+    ratio = sample_ratio_test({"control": 10_000, "a": 50_000, "b": 45_000}, planned)
+    # Expected 10 500, 47 250, 47 250 of 105 000, in exact fractions.
+    statistic = Fraction(500**2, 10_500) + Fraction(2750**2, 47_250) + Fraction(2250**2, 47_250)
+    assert ratio.statistic == pytest.approx(float(statistic), rel=1e-13)
+    assert ratio.df == 2
+    assert ratio.p_value == pytest.approx(reference_chi2_sf(float(statistic), 2), rel=1e-12)
+    assert ratio.p_value == pytest.approx(6.44e-64, rel=1e-3)
+    assert ratio.mismatch
+    assert ratio.observed["a"] == pytest.approx(50_000 / 105_000)
+
+
+def srm_variants() -> list[VariantTotals]:
+    return [
+        email("control", 10_000, 2500, 300, 100),
+        email("a", 50_000, 12_600, 1500, 500),
+        email("b", 45_000, 14_400, 2700, 450),
+    ]
+
+
+def test_a_mismatch_judges_no_variant() -> None:
+    planned = {"control": 0.1, "a": 0.45, "b": 0.45}
+    unplanned = compare(srm_variants(), control="control")
+    assert unplanned.sample_ratio is None
+    assert unplanned.significant("b") == ["opens", "clicks"]
+    comparison = compare(srm_variants(), control="control", planned_shares=planned)
+    assert comparison.sample_ratio is not None
+    assert comparison.sample_ratio.mismatch
+    expected = (
+        "the sample ratio does not match the plan (planned control 10.0 %, a 45.0 %, b 45.0 %; observed "
+        "control 9.5 %, a 47.6 %, b 42.9 %; chi-square 291.01, 2 df, p = 6.4e-64): the split or the "
+        "sends lost or added people unevenly, so the variants are not comparable and no variant is "
+        "called better or worse"
+    )
+    assert comparison.verdicts == {"a": f"a: {expected}", "b": f"b: {expected}"}
+    assert comparison.significant("b") == []
+    assert {r["verdict"] for r in comparison.rows if r["variant"] != "control"} == {
+        "not judged: sample ratio mismatch"
+    }
+    assert comparison.notes[0] == f"Sample ratio mismatch: {expected}."
+    assert describe_table(comparison)[-1].startswith("Sample ratio MISMATCH: no variant is judged (planned")
+
+
+def test_a_matching_sample_ratio_changes_no_verdict() -> None:
+    variants = [email("control", 2000, 500, 60, 20), email("b", 2000, 640, 120, 22)]
+    plain = compare(variants, control="control")
+    checked = compare(variants, control="control", planned_shares='{"control": 0.5, "b": 0.5}')
+    assert checked.sample_ratio is not None
+    assert (checked.sample_ratio.statistic, checked.sample_ratio.p_value) == (0.0, 1.0)
+    assert not checked.sample_ratio.mismatch
+    assert checked.verdicts == plain.verdicts
+    assert describe_table(checked)[-1] == (
+        "Sample ratio matches the plan (planned control 50.0 %, b 50.0 %; observed control 50.0 %, "
+        "b 50.0 %; chi-square 0.00, 1 df, p = 1)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("planned", "message"),
+    [
+        ({"control": 0.5, "a": 0.25, "b": 0.25, "c": 0.0001}, "planned_shares: The shares must add up to 1"),
+        (
+            {"control": 0.5, "a": 0.2, "z": 0.3},
+            "planned_shares names variant\\(s\\) 'z' that are not compared",
+        ),
+        ({"control": 0.5, "a": 0.5}, "planned_shares has no share for variant\\(s\\) 'b'"),
+        ("{not json", "planned_shares is not a JSON object"),
+        ([0.5, 0.5], "planned_shares: shares must map each variant name"),
+    ],
+)
+def test_bad_planned_shares_are_refused(planned: Any, message: str) -> None:
+    with pytest.raises(BrazeValidationError, match=message):
+        compare(srm_variants(), control="control", planned_shares=planned)
+
+
+def test_operator_passes_planned_shares_and_reports_the_sample_ratio(
+    braze_conn: str, requests_mock: rm.Mocker
+) -> None:
+    mock_sends(requests_mock, {f"send-{n}": a for n, a in SENDS.items()})
+    planned = {"control": 0.1, "a": 0.45, "b": 0.45}
+    op = CompareSendsOperator(
+        task_id="compare",
+        campaign_id="camp",
+        sends={"b": "send-b", "control": "send-control", "a": "send-a"},
+        planned_shares=planned,
+    )
+    summary, _ = run(op)
+    ratio = summary["sample_ratio"]
+    assert ratio["mismatch"] is True  # 2000 each, planned 10/45/45
+    assert ratio["planned"] == planned
+    assert ratio["recipients"] == {"control": 2000, "a": 2000, "b": 2000}
+    assert all("the sample ratio does not match the plan" in v for v in summary["verdicts"].values())
+    assert summary["variants"]["b"]["significant"] == []
+    assert "planned_shares" in CompareSendsOperator.template_fields
+
+
+def test_operator_refuses_literal_planned_shares_that_do_not_add_up() -> None:
+    with pytest.raises(BrazeValidationError, match="The shares must add up to 1"):
+        CompareSendsOperator(task_id="c", sends={"control": "s1", "a": "s2"}, planned_shares={"control": 0.5})
