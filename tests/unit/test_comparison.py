@@ -875,3 +875,26 @@ def test_operator_passes_planned_shares_and_reports_the_sample_ratio(
 def test_operator_refuses_literal_planned_shares_that_do_not_add_up() -> None:
     with pytest.raises(BrazeValidationError, match="The shares must add up to 1"):
         CompareSendsOperator(task_id="c", sends={"control": "s1", "a": "s2"}, planned_shares={"control": 0.5})
+
+
+def test_a_dag_passes_the_splits_planned_shares_by_xcom() -> None:
+    from airflow.sdk import DAG, XComArg
+
+    from airflow_provider_braze.operators.experiments import SplitAudienceOperator
+
+    with DAG("planned_shares", schedule=None):
+        split = SplitAudienceOperator(
+            task_id="split",
+            recipients=["u1"],
+            experiment="e",
+            shares={"control": 0.5, "a": 0.5},
+            output_path="/tmp/x",
+        )
+        compare_task = CompareSendsOperator(
+            task_id="compare",
+            campaign_id="camp",
+            sends={"control": "s1", "a": "s2"},
+            planned_shares=XComArg(split, key="planned_shares"),
+        )
+    assert compare_task.upstream_task_ids == {"split"}
+    assert compare_task.planned_shares.key == "planned_shares"
