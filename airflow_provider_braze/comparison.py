@@ -2,9 +2,10 @@
 
 Each variant's rates are proportions of people (opens of deliveries, clicks of deliveries,
 conversions of recipients...) with Wilson score intervals; each variant is compared with the
-control by a two-sided two-proportion z-test (pooled) and a Newcombe interval for the
-difference, and the p-values of every comparison in the table are adjusted together (Holm by
-default) so that testing several variants and metrics does not make a false "winner" likely.
+control by a two-sided two-proportion z-test (pooled), a Newcombe interval for the
+difference and a log-ratio (Katz) interval for the relative lift, and the p-values of every
+comparison in the table are adjusted together (Holm by default) so that testing several
+variants and metrics does not make a false "winner" likely.
 docs/experiments.md says what this assumes.
 """
 
@@ -71,6 +72,9 @@ TABLE_FIELDS = (
     "difference",
     "difference_low",
     "difference_high",
+    "relative_lift",
+    "relative_lift_low",
+    "relative_lift_high",
     "p_value",
     "p_adjusted",
     "significant",
@@ -96,6 +100,32 @@ class VariantTotals:
         return value if value is not None else self.counts.get("sent")
 
 
+#: A sample ratio whose chi-square p-value is below this is a mismatch.
+SAMPLE_RATIO_THRESHOLD = 0.001
+
+
+@dataclass(frozen=True)
+class SampleRatio:
+    """The chi-square goodness-of-fit test of the variants' recipients against the planned
+    shares: a mismatch means the split or the sends lost or added people unevenly."""
+
+    statistic: float
+    df: int
+    p_value: float
+    mismatch: bool
+    planned: dict[str, float]
+    observed: dict[str, float]
+    recipients: dict[str, float]
+
+    def describe(self) -> str:
+        planned = ", ".join(f"{name} {100 * share:.1f} %" for name, share in self.planned.items())
+        observed = ", ".join(f"{name} {100 * share:.1f} %" for name, share in self.observed.items())
+        return (
+            f"planned {planned}; observed {observed}; chi-square {self.statistic:.2f}, {self.df} df, "
+            f"p = {format_tiny_p(self.p_value)}"
+        )
+
+
 @dataclass
 class Comparison:
     """The result: one table row per (variant, metric), verdicts per variant, and notes."""
@@ -107,6 +137,8 @@ class Comparison:
     rows: list[dict[str, Any]]
     verdicts: dict[str, str]
     notes: list[str] = field(default_factory=list)
+    #: The sample ratio check; None without planned shares.
+    sample_ratio: SampleRatio | None = None
 
     def significant(self, variant: str) -> list[str]:
         return [r["metric"] for r in self.rows if r["variant"] == variant and r["significant"]]
@@ -162,6 +194,115 @@ def difference_interval(
         difference - math.sqrt((p1 - low1) ** 2 + (high2 - p2) ** 2),
         difference + math.sqrt((high1 - p1) ** 2 + (p2 - low2) ** 2),
     )
+
+
+def relative_lift_interval(
+    count1: float, base1: float, count2: float, base2: float, confidence: float = 0.95
+) -> tuple[float, float | None, float | None] | None:
+    """The relative lift ``(count1/base1) / (count2/base2) - 1`` and its interval.
+
+    The interval is the log-ratio (Katz) interval of the ratio of two proportions:
+    ``exp(ln(ratio) +- z * sqrt(1/count1 - 1/base1 + 1/count2 - 1/base2)) - 1``.
+
+    :return: ``(lift, low, high)``; None when the second (control) proportion is 0 (no ratio);
+        the bounds are None when the first count is 0 (the log ratio has no variance estimate).
+    """
+    if count2 <= 0 or base1 <= 0 or base2 <= 0:
+        return None
+    ratio = (count1 / base1) / (count2 / base2)
+    if count1 <= 0:
+        return (ratio - 1, None, None)
+    se = math.sqrt(max(0.0, 1 / count1 - 1 / base1 + 1 / count2 - 1 / base2))
+    z = z_value(confidence)
+    return (ratio - 1, ratio * math.exp(-z * se) - 1, ratio * math.exp(z * se) - 1)
+
+
+def chi2_sf(statistic: float, df: int) -> float:
+    """P(X >= statistic) for X chi-square with ``df`` (a positive whole number) degrees of freedom.
+
+    The regularized upper incomplete gamma Q(df/2, statistic/2) as its exact finite series
+    (y = statistic/2): for even df ``exp(-y) sum_{j<df/2} y^j / j!``; for odd df
+    ``erfc(sqrt(y)) + exp(-y) sum_{j=1}^{(df-1)/2} y^(j-1/2) / Gamma(j+1/2)``. The terms are
+    summed in log space, so p-values down to about 1e-300 keep their relative precision (about
+    1e-13) instead of underflowing term by term. No scipy needed.
+    """
+    if isinstance(df, bool) or not isinstance(df, int) or df < 1:
+        raise BrazeValidationError(f"df must be a positive whole number, got {df!r}.")
+    if statistic <= 0:
+        return 1.0
+    y = statistic / 2
+    log_y = math.log(y)
+    if df % 2 == 0:
+        logs = [j * log_y - math.lgamma(j + 1) - y for j in range(df // 2)]
+        head = 0.0
+    else:
+        logs = [(j - 0.5) * log_y - math.lgamma(j + 0.5) - y for j in range(1, (df - 1) // 2 + 1)]
+        head = math.erfc(math.sqrt(y))
+    if not logs:
+        return min(1.0, head)
+    top = max(logs)
+    tail = math.exp(top) * math.fsum(math.exp(value - top) for value in logs)
+    return min(1.0, head + tail)
+
+
+def format_tiny_p(p: float) -> str:
+    """A p-value however small: ``0.31``, ``0.0004``, ``6.4e-64``."""
+    return f"{p:.2g}"
+
+
+def sample_ratio_test(recipients: Mapping[str, float], planned: Mapping[str, float]) -> SampleRatio:
+    """Pearson's chi-square goodness-of-fit test of ``recipients`` (variant -> count) against
+    the ``planned`` shares (variant -> share, the same variants), with variants - 1 degrees of
+    freedom."""
+    total = math.fsum(recipients.values())
+    planned_total = math.fsum(planned.values())
+    statistic = 0.0
+    for name, count in recipients.items():
+        expected = total * planned[name] / planned_total
+        statistic += (count - expected) ** 2 / expected
+    df = len(recipients) - 1
+    p_value = chi2_sf(statistic, df)
+    return SampleRatio(
+        statistic=statistic,
+        df=df,
+        p_value=p_value,
+        mismatch=p_value < SAMPLE_RATIO_THRESHOLD,
+        planned={name: planned[name] / planned_total for name in recipients},
+        observed={name: count / total for name, count in recipients.items()},
+        recipients=dict(recipients),
+    )
+
+
+def check_planned_shares(planned_shares: Any, variants: Iterable[str]) -> dict[str, float]:
+    """``planned_shares`` checked (:func:`~airflow_provider_braze.experiments.check_shares`):
+    one share per compared variant, no others. A JSON object in a string (a rendered template)
+    is read as the mapping."""
+    import json
+
+    from airflow_provider_braze.experiments import check_shares
+
+    if isinstance(planned_shares, str):
+        try:
+            planned_shares = json.loads(planned_shares)
+        except ValueError as err:
+            raise BrazeValidationError(f"planned_shares is not a JSON object: {err}") from err
+    names = list(variants)
+    try:
+        checked = check_shares(planned_shares)
+    except BrazeValidationError as err:
+        raise BrazeValidationError(f"planned_shares: {err}") from err
+    unknown = [name for name in checked if name not in names]
+    if unknown:
+        raise BrazeValidationError(
+            f"planned_shares names variant(s) {', '.join(map(repr, unknown))} that are not compared: "
+            f"{', '.join(names)}."
+        )
+    missing = [name for name in names if name not in checked]
+    if missing:
+        raise BrazeValidationError(
+            f"planned_shares has no share for variant(s) {', '.join(map(repr, missing))}."
+        )
+    return checked
 
 
 def check_confidence(confidence: Any) -> float:
@@ -283,8 +424,14 @@ def compare(
     control: str,
     confidence: float = 0.95,
     correction: str = "holm",
+    planned_shares: Mapping[str, float] | None = None,
 ) -> Comparison:
-    """Rates, intervals, tests against ``control`` and verdicts for ``variants`` (one channel)."""
+    """Rates, intervals, tests against ``control`` and verdicts for ``variants`` (one channel).
+
+    :param planned_shares: Optional. Variant -> planned share of the audience (e.g. the split's
+        ``planned_shares`` XCom): the variants' recipients are then tested against it
+        (:attr:`Comparison.sample_ratio`); on a mismatch no variant is called better or worse.
+    """
     check_confidence(confidence)
     check_correction(correction)
     by_name = {v.variant: v for v in variants}
@@ -300,6 +447,7 @@ def compare(
             f"Variants must be compared on one channel, got {', '.join(sorted(channels))}."
         )
     channel = channels.pop()
+    planned = None if planned_shares is None else check_planned_shares(planned_shares, by_name)
     metrics = (*EXPERIMENT_RATES.get(channel, ()), CONVERSIONS)
     notes: list[str] = []
     for v in variants:
@@ -329,6 +477,9 @@ def compare(
                     row["difference_low"], row["difference_high"] = difference_interval(
                         x1, n1, x2, n2, confidence
                     )
+                    lift = relative_lift_interval(x1, n1, x2, n2, confidence)
+                    if lift is not None:
+                        row["relative_lift"], row["relative_lift_low"], row["relative_lift_high"] = lift
                     row["p_value"] = two_proportion_test(x1, n1, x2, n2)[1]
                     tests.append((len(rows), row["p_value"]))
             rows.append(row)
@@ -347,6 +498,21 @@ def compare(
     verdicts = {
         v.variant: _variant_verdict(v.variant, rows, control) for v in variants if v.variant != control
     }
+    sample_ratio = None
+    if planned is not None:
+        sample_ratio = sample_ratio_test({v.variant: float(v.recipients or 0) for v in variants}, planned)
+    if sample_ratio is not None and sample_ratio.mismatch:
+        mismatch = (
+            f"the sample ratio does not match the plan ({sample_ratio.describe()}): the split or the "
+            "sends lost or added people unevenly, so the variants are not comparable and no variant "
+            "is called better or worse"
+        )
+        for row in rows:
+            if row["p_value"] is not None:
+                row["significant"] = False
+                row["verdict"] = "not judged: sample ratio mismatch"
+        verdicts = {name: f"{name}: {mismatch}" for name in verdicts}
+        notes.insert(0, f"Sample ratio mismatch: {mismatch}.")
     for v in variants:
         if v.variant != control and not any(
             r["variant"] == v.variant and r["p_value"] is not None for r in rows
@@ -358,7 +524,7 @@ def compare(
                 f"{v.variant}: nothing was tested: the {channel} analytics of {v.variant} or {control} "
                 f"lack what the rates need: {wanted}."
             )
-    return Comparison(channel, control, confidence, correction, rows, verdicts, notes)
+    return Comparison(channel, control, confidence, correction, rows, verdicts, notes, sample_ratio)
 
 
 def _rate_row(
@@ -415,7 +581,18 @@ def _metric_verdict(row: dict[str, Any], control: str, correction: str, alpha: f
     if not row["significant"]:
         return f"no significant difference on {row['metric']} ({p}{adjusted})"
     word = "beats" if row["difference"] > 0 else "trails"
-    return f"{row['variant']} {word} {control} on {row['metric']}, {p}{adjusted}"
+    effect = f"{100 * row['difference']:+.1f} points"
+    if row["relative_lift"] is not None:
+        effect += f", {format_lift(row['relative_lift'])}"
+        if row["relative_lift_low"] is not None:
+            effect += f" [{format_lift(row['relative_lift_low'])}, {format_lift(row['relative_lift_high'])}]"
+    return f"{row['variant']} {word} {control} on {row['metric']}: {effect} ({p}{adjusted})"
+
+
+def format_lift(lift: float) -> str:
+    """A relative lift in percent: ``+9 %``; one decimal below 1 % (``+0.4 %``)."""
+    percent = 100 * lift
+    return f"{percent:+.0f} %" if abs(percent) >= 1 or percent == 0 else f"{percent:+.1f} %"
 
 
 def _variant_verdict(variant: str, rows: list[dict[str, Any]], control: str) -> str:
@@ -468,10 +645,15 @@ def describe_table(comparison: Comparison) -> list[str]:
             p += " *" if row["significant"] else ""
         lines.append((row["variant"], row["metric"], counted, rate, diff, p))
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
-    return [
+    text = [
         "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
         for line in lines
     ]
+    ratio = comparison.sample_ratio
+    if ratio is not None:
+        verdict = "MISMATCH: no variant is judged" if ratio.mismatch else "matches the plan"
+        text.append(f"Sample ratio {verdict} ({ratio.describe()})")
+    return text
 
 
 # ------------------------------------------------------------------ CompareSendsOperator's inputs

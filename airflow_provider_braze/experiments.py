@@ -86,13 +86,17 @@ def check_shares(shares: Any, *, control: str | None = None) -> dict[str, float]
 
 
 def check_experiment_name(experiment: Any) -> str:
-    """The experiment's name (the hash salt): a non-empty string."""
+    """The experiment's name (the hash salt), trimmed: a string that is not empty or blank.
+
+    Leading and trailing whitespace is dropped, so ``"exp "`` (a stray space in a template)
+    splits exactly as ``"exp"``.
+    """
     if not isinstance(experiment, str) or not experiment.strip():
         raise BrazeValidationError(
             "experiment must be a non-empty name (it salts the split: the same name always gives "
             f"the same split), got {experiment!r}."
         )
-    return experiment
+    return experiment.strip()
 
 
 def bucket(experiment: str, key: str) -> float:
@@ -103,16 +107,21 @@ def bucket(experiment: str, key: str) -> float:
 
 
 class Assigner:
-    """Assigns recipient keys to variants by their bucket and the shares' cumulative bounds."""
+    """Assigns recipient keys to variants by their bucket and the shares' cumulative bounds.
+
+    The buckets are laid out in the order of the sorted variant names, not the order the
+    shares were written in: ``{"control": .1, "a": .45, "b": .45}`` and the same shares in
+    another order assign everyone alike (a ``[0, .45)``, b ``[.45, .9)``, control ``[.9, 1)``).
+    """
 
     def __init__(self, experiment: str, shares: Mapping[str, float]) -> None:
         self.experiment = check_experiment_name(experiment)
         shares = check_shares(shares)
-        self.names = list(shares)
+        self.names = sorted(shares)
         total = math.fsum(shares.values())
         bounds, running = [], 0.0
-        for share in shares.values():
-            running += share / total
+        for name in self.names:
+            running += shares[name] / total
             bounds.append(running)
         bounds[-1] = 1.0  # whatever the rounding, every bucket below 1 has a variant
         self._bounds = bounds
@@ -151,11 +160,12 @@ def split_audience(
     """
     assigner = Assigner(experiment, shares)
     checked = check_shares(shares)
+    order = list(checked)
     if output_path is None or (isinstance(output_path, str) and not output_path.strip()):
         raise BrazeValidationError("output_path must name a folder for the variants' files.")
     folder = storage_path(output_path)
-    paths = {name: _child(folder, f"{name}.jsonl") for name in assigner.names}
-    counts = dict.fromkeys(assigner.names, 0)
+    paths = {name: _child(folder, f"{name}.jsonl") for name in order}
+    counts = dict.fromkeys(order, 0)
     handles: dict[str, Any] = {}
     try:
         for name, path in paths.items():
@@ -177,7 +187,7 @@ def split_audience(
         )
     return [
         VariantFile(variant=name, share=checked[name], recipients=str(paths[name]), count=counts[name])
-        for name in assigner.names
+        for name in order
     ]
 
 
@@ -192,3 +202,87 @@ def _open_for_writing(path: Any) -> Any:
         return open_for_writing(path)
     except OSError as err:
         raise BrazeError(f"Cannot write the variant file {path}: {err}") from err
+
+
+def minimum_detectable_effect(
+    audience_size: Any,
+    shares: Mapping[str, float],
+    baseline_rate: Any,
+    *,
+    confidence: float = 0.95,
+    power: float = 0.8,
+    comparisons: int | None = None,
+    control: str = "control",
+) -> dict[str, float | None]:
+    """Each non-control variant's minimum detectable absolute effect against ``control``.
+
+    The smallest increase ``delta`` of the rate over ``baseline_rate`` that a two-sided
+    two-proportion z-test (pooled, as :class:`~airflow_provider_braze.comparison.Comparison`
+    runs it) detects with probability ``power``, for the group sizes the shares give the
+    audience: the textbook normal-approximation formula (Fleiss, without continuity correction)
+    ``z_alpha * sqrt(pbar (1 - pbar) (1/n_c + 1/n_v)) + z_power * sqrt(p1 q1 / n_c + p2 q2 / n_v)
+    = delta`` with ``p1 = baseline_rate``, ``p2 = baseline_rate + delta`` and ``pbar`` their
+    size-weighted mean, solved for ``delta`` by bisection (not the variance at the baseline
+    alone, which understates the effect a little for rising rates).
+
+    :param audience_size: How many recipients are split.
+    :param shares: Variant name -> share, as for the split.
+    :param baseline_rate: The control's expected rate, in (0, 1).
+    :param confidence: 1 - alpha of the test (two-sided).
+    :param power: The probability to detect the effect, in (0, 1).
+    :param comparisons: The number of comparisons alpha is divided among (Bonferroni). By
+        default the number of non-control variants (one metric each); pass 1 for no adjustment,
+        or variants x metrics to match the Holm-adjusted table of ``CompareSendsOperator``
+        (Holm is never less powerful than Bonferroni, so the figure is then on the safe side).
+    :param control: The control variant.
+    :return: Variant -> effect in rate units (0.02 is 2 points); None when even a rate of 1
+        would not be detected.
+    """
+    from statistics import NormalDist
+
+    checked = check_shares(shares, control=control)
+    if not is_number(audience_size) or audience_size <= 0:
+        raise BrazeValidationError(f"audience_size must be a positive number, got {audience_size!r}.")
+    if not is_number(baseline_rate) or not 0 < baseline_rate < 1:
+        raise BrazeValidationError(f"baseline_rate must be above 0 and below 1, got {baseline_rate!r}.")
+    if not is_number(power) or not 0 < power < 1:
+        raise BrazeValidationError(f"power must be above 0 and below 1, got {power!r}.")
+    if not is_number(confidence) or not 0 < confidence < 1:
+        raise BrazeValidationError(f"confidence must be above 0 and below 1, got {confidence!r}.")
+    others = [name for name in checked if name != control]
+    if not others:
+        raise BrazeValidationError("The shares need at least one variant besides the control.")
+    if comparisons is None:
+        comparisons = len(others)
+    if isinstance(comparisons, bool) or not isinstance(comparisons, int) or comparisons < 1:
+        raise BrazeValidationError(f"comparisons must be a positive whole number, got {comparisons!r}.")
+    alpha = (1 - confidence) / comparisons
+    z_alpha = NormalDist().inv_cdf(1 - alpha / 2)
+    z_power = NormalDist().inv_cdf(power)
+    p1 = float(baseline_rate)
+    n_control = audience_size * checked[control]
+
+    def shortfall(delta: float, n_variant: float) -> float:
+        p2 = p1 + delta
+        pooled = (n_control * p1 + n_variant * p2) / (n_control + n_variant)
+        needed = z_alpha * math.sqrt(pooled * (1 - pooled) * (1 / n_control + 1 / n_variant))
+        needed += z_power * math.sqrt(p1 * (1 - p1) / n_control + p2 * (1 - p2) / n_variant)
+        return needed - delta
+
+    effects: dict[str, float | None] = {}
+    for name in others:
+        n_variant = audience_size * checked[name]
+        low, high = 0.0, 1 - p1
+        if shortfall(high, n_variant) > 0:
+            effects[name] = None
+            continue
+        for _ in range(200):  # bisection to the float's precision
+            middle = (low + high) / 2
+            if middle in (low, high):
+                break
+            if shortfall(middle, n_variant) > 0:
+                low = middle
+            else:
+                high = middle
+        effects[name] = high
+    return effects

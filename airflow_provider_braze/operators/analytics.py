@@ -184,8 +184,9 @@ class CompareSendsOperator(BaseOperator):
     for email, direct opens for push...), conversions and revenue; each rate with its
     confidence interval; and against the control, the difference with its interval, a
     two-proportion z-test's p-value adjusted for the number of comparisons (Holm by default),
-    and a verdict ("b beats control on clicks, p = 0.003, holm-adjusted", or "no significant
-    difference from control yet at this sample size"). docs/experiments.md says how to
+    the relative lift with its interval, and a verdict ("b beats control on clicks: +0.9 points,
+    +9 % [+3 %, +15 %] (p = 0.003, holm-adjusted)", or "no significant difference from control
+    yet at this sample size"). docs/experiments.md says how to
     read it and what the statistics assume.
 
     The table goes to the task log and, with ``output_path``, to CSV and JSON lines (same name,
@@ -221,10 +222,15 @@ class CompareSendsOperator(BaseOperator):
         or ObjectStoragePath URL); both formats are written, and the chart. (templated)
     :param chart_format: ``svg`` (default), ``png``, or None for no chart.
     :param braze_conn_id: The Braze connection to use.
+    :param planned_shares: Optional. Variant -> planned share of the audience, one per compared
+        variant, adding up to 1: typically ``XComArg(split, key="planned_shares")`` from
+        ``SplitAudienceOperator``. The variants' recipients are then tested against it
+        (chi-square goodness of fit); on a sample ratio mismatch (p < 0.001) every verdict says
+        so and no variant is called better or worse. (templated)
     """
 
-    template_fields: Sequence[str] = ("sends", "campaign_id", "ending_at", "output_path")
-    template_fields_renderers: ClassVar[dict[str, str]] = {"sends": "json"}
+    template_fields: Sequence[str] = ("sends", "campaign_id", "ending_at", "output_path", "planned_shares")
+    template_fields_renderers: ClassVar[dict[str, str]] = {"sends": "json", "planned_shares": "json"}
     ui_color = "#ffa45c"
 
     def __init__(
@@ -242,10 +248,17 @@ class CompareSendsOperator(BaseOperator):
         output_path: Any = None,
         chart_format: str | None = "svg",
         braze_conn_id: str = BrazeHook.default_conn_name,
+        planned_shares: Any = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        from collections.abc import Mapping
+
         from airflow_provider_braze.comparison import check_confidence, check_correction
+        from airflow_provider_braze.experiments import check_shares
+
+        if isinstance(planned_shares, Mapping):
+            check_shares(planned_shares)  # a literal mapping is checked at parse time
 
         # At parse time, so a DAG with a typo fails to load instead of at the end of a run.
         check_correction(correction)
@@ -264,6 +277,7 @@ class CompareSendsOperator(BaseOperator):
         self.output_path = output_path
         self.chart_format = chart_format
         self.braze_conn_id = braze_conn_id
+        self.planned_shares = planned_shares
         #: For OpenLineage: the campaigns whose analytics were read, and the files written.
         self._read: list[str] = []
         self._written: list[str] = []
@@ -316,7 +330,11 @@ class CompareSendsOperator(BaseOperator):
             for spec in specs
         ]
         comparison = compare(
-            totals, control=self.control, confidence=self.confidence, correction=self.correction
+            totals,
+            control=self.control,
+            confidence=self.confidence,
+            correction=self.correction,
+            planned_shares=self.planned_shares,
         )
 
         self.log.info(
@@ -349,6 +367,7 @@ class CompareSendsOperator(BaseOperator):
                 for t in totals
             },
             "notes": comparison.notes,
+            "sample_ratio": _sample_ratio_summary(comparison.sample_ratio),
             **files,
         }
 
@@ -394,6 +413,12 @@ class CompareSendsOperator(BaseOperator):
 
         inputs = [campaign_dataset(campaign_id, self.hook, self.log) for campaign_id in self._read]
         return operator_lineage(inputs, [location_dataset(path) for path in self._written])
+
+
+def _sample_ratio_summary(ratio: Any) -> dict[str, Any] | None:
+    from dataclasses import asdict
+
+    return None if ratio is None else asdict(ratio)
 
 
 def _variants_text(totals: list[Any]) -> str:

@@ -28,7 +28,10 @@ class SplitAudienceOperator(BaseOperator):
     own arguments (its own ``send_id``, ``messages``...); for ``.expand()``, take the files with
     ``split.output.map(lambda v: v["recipients"])``. ``{variant, share, recipients, count}`` per
     variant is pushed to XCom as ``variants`` (``count`` counts entries as read: a recipient
-    listed twice counts twice, and the send operator sends it once).
+    listed twice counts twice, and the send operator sends it once). The shares as checked
+    (variant -> share) are pushed as ``planned_shares`` (``XComArg(split, key="planned_shares")``
+    in a DAG); they are not in the per-variant dicts, which must hold only the send operator's
+    arguments.
 
     .. code-block:: python
 
@@ -57,6 +60,11 @@ class SplitAudienceOperator(BaseOperator):
     :param recipients_format: Optional. ``csv`` or ``jsonl`` when the file name does not say.
     :param allow_empty_variants: Succeed even when a variant gets nobody (by default a failure:
         the audience is too small for the shares).
+    :param baseline_rate: Optional. The control's expected rate of the metric that matters (e.g.
+        0.1 for a 10 % click rate): the task then logs each variant's minimum detectable effect
+        for the audience it split (80 % power, 95 % confidence, Bonferroni over the non-control
+        variants: :func:`~airflow_provider_braze.experiments.minimum_detectable_effect`). Needs
+        ``control`` (or a variant named ``control``).
     """
 
     template_fields: Sequence[str] = ("recipients", "experiment", "shares", "output_path", "variant_kwargs")
@@ -75,9 +83,14 @@ class SplitAudienceOperator(BaseOperator):
         recipient_kind: str = "users",
         recipients_format: str | None = None,
         allow_empty_variants: bool = False,
+        baseline_rate: float | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        from airflow_provider_braze.validation import is_number
+
+        if baseline_rate is not None and (not is_number(baseline_rate) or not 0 < baseline_rate < 1):
+            raise BrazeValidationError(f"baseline_rate must be above 0 and below 1, got {baseline_rate!r}.")
         if recipient_kind not in ("users", "recipients"):
             raise BrazeValidationError(
                 f"recipient_kind must be 'users' or 'recipients', got {recipient_kind!r}."
@@ -91,6 +104,7 @@ class SplitAudienceOperator(BaseOperator):
         self.recipient_kind = recipient_kind
         self.recipients_format = recipients_format
         self.allow_empty_variants = allow_empty_variants
+        self.baseline_rate = baseline_rate
 
     def execute(self, context: Context) -> list[dict[str, Any]]:
         from airflow_provider_braze._words import plural
@@ -124,7 +138,10 @@ class SplitAudienceOperator(BaseOperator):
                 100 * v.share,
                 v.recipients,
             )
+        if self.baseline_rate is not None:
+            self._log_detectable_effects(total, shares)
         ti = context["ti"]
+        ti.xcom_push(key="planned_shares", value=shares)
         ti.xcom_push(
             key="variants",
             value=[
@@ -133,6 +150,37 @@ class SplitAudienceOperator(BaseOperator):
             ],
         )
         return [{"recipients": v.recipients, **extra.get(v.variant, {})} for v in variants]
+
+    def _log_detectable_effects(self, total: int, shares: dict[str, float]) -> None:
+        from airflow_provider_braze.experiments import minimum_detectable_effect
+
+        control = self.control or "control"
+        if control not in shares or len(shares) < 2 or total == 0:
+            self.log.info(
+                "No detectable effects to plan: they need a control variant (%r is not one) and recipients.",
+                control,
+            )
+            return
+        effects = minimum_detectable_effect(total, shares, self.baseline_rate, control=control)
+        self.log.info(
+            "Minimum detectable effects against %s at a baseline rate of %.2f%% (80%% power, 95%% "
+            "confidence, Bonferroni over %d comparison(s)):",
+            control,
+            100 * float(self.baseline_rate or 0),
+            len(effects),
+        )
+        for name, effect in effects.items():
+            if effect is None:
+                self.log.info("  %s: none: too few recipients to detect any effect", name)
+            else:
+                self.log.info(
+                    "  %s: +%.2f points (%.2f%% -> %.2f%%, +%.0f%% relative)",
+                    name,
+                    100 * effect,
+                    100 * float(self.baseline_rate or 0),
+                    100 * (float(self.baseline_rate or 0) + effect),
+                    100 * effect / float(self.baseline_rate or 1),
+                )
 
 
 def _checked_variant_kwargs(value: Any, shares: dict[str, float]) -> dict[str, dict[str, Any]]:

@@ -79,7 +79,8 @@ def test_experiment_splits_sends_each_variant_once_and_compares(
     assert (
         summary["verdicts"]["a"] == "a shows no significant difference from control yet at this sample size"
     )
-    assert summary["verdicts"]["b"].startswith("b beats control on opens, p < 0.001, holm-adjusted")
+    assert summary["verdicts"]["b"].startswith("b beats control on opens: +")
+    assert "(p < 0.001, holm-adjusted)" in summary["verdicts"]["b"]
     assert "b beats control on clicks" in summary["verdicts"]["b"]
     table = Path(summary["table"].removeprefix("file://"))
     assert table.parent == tmp_path / DAG_ID / run_key(dag_run)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import sys
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -15,9 +17,12 @@ import requests_mock as rm
 from airflow_provider_braze.comparison import (
     VariantTotals,
     adjust_p_values,
+    chi2_sf,
     compare,
     describe_table,
     difference_interval,
+    relative_lift_interval,
+    sample_ratio_test,
     two_proportion_test,
     wilson_interval,
 )
@@ -53,6 +58,51 @@ def test_statistics_match_the_reference(
     assert two_proportion_test(x1, n1, x2, n2)[1] == pytest.approx(p_value, rel=1e-6)
     assert wilson_interval(x1, n1) == pytest.approx(wilson, rel=1e-9)
     assert difference_interval(x1, n1, x2, n2) == pytest.approx(newcombe, rel=1e-9)
+
+
+def katz(x1: int, n1: int, x2: int, n2: int, z: float) -> tuple[float, float, float]:
+    """The log-ratio (Katz) interval written out: ln RR +- z sqrt(1/x1 - 1/n1 + 1/x2 - 1/n2)."""
+    ratio = (x1 * n2) / (n1 * x2)
+    se = math.sqrt(1 / x1 - 1 / n1 + 1 / x2 - 1 / n2)
+    return ratio - 1, math.exp(math.log(ratio) - z * se) - 1, math.exp(math.log(ratio) + z * se) - 1
+
+
+@pytest.mark.parametrize(
+    "counts", [(120, 2000, 60, 2000), (596, 8983, 51, 1890), (5, 20, 1, 25), (40, 900, 60, 1000)]
+)
+@pytest.mark.parametrize(("confidence", "z"), [(0.95, 1.959963984540054), (0.99, 2.5758293035489)])
+def test_relative_lift_is_the_katz_interval(
+    counts: tuple[int, int, int, int], confidence: float, z: float
+) -> None:
+    assert relative_lift_interval(*counts, confidence) == pytest.approx(katz(*counts, z), rel=1e-12)
+
+
+def test_relative_lift_of_a_worked_example() -> None:
+    # 20/100 vs 10/100: RR 2, SE of ln RR sqrt(0.13) = 0.36056, z = 1.95996: 95 % CI 0.9865 to
+    # 4.0545 (by hand; calculators rounding z to 1.96 print 0.9866 to 4.0546).
+    lift, low, high = relative_lift_interval(20, 100, 10, 100)  # type: ignore[misc]
+    assert lift == pytest.approx(1.0)
+    assert low == pytest.approx(0.9865 - 1, abs=1e-4)
+    assert high == pytest.approx(4.0545 - 1, abs=1e-4)
+
+
+def test_relative_lift_without_a_control_rate_is_none() -> None:
+    assert relative_lift_interval(5, 100, 0, 100) is None
+    assert relative_lift_interval(0, 100, 5, 100) == (-1.0, None, None)
+    rows = compare(
+        [email("control", 100, 10, 0, 0), email("a", 100, 20, 3, 0)], control="control", correction="none"
+    ).rows
+    clicks = next(r for r in rows if (r["variant"], r["metric"]) == ("a", "clicks"))
+    assert (clicks["relative_lift"], clicks["relative_lift_low"], clicks["relative_lift_high"]) == (
+        None,
+        None,
+        None,
+    )
+    opens = next(r for r in rows if (r["variant"], r["metric"]) == ("a", "opens"))
+    assert opens["relative_lift"] == pytest.approx(1.0)
+    assert (opens["relative_lift_low"], opens["relative_lift_high"]) == pytest.approx(
+        katz(20, 100, 10, 100, 1.959963984540054)[1:], rel=1e-12
+    )
 
 
 def test_nothing_to_tell_apart_is_p_one() -> None:
@@ -97,8 +147,8 @@ def test_verdicts_say_who_beats_whom_and_when_nothing_is_clear() -> None:
         comparison.verdicts["a"] == "a shows no significant difference from control yet at this sample size"
     )
     assert comparison.verdicts["b"] == (
-        "b beats control on opens, p < 0.001, holm-adjusted; "
-        "b beats control on clicks, p < 0.001, holm-adjusted"
+        "b beats control on opens: +7.0 points, +28 % [+16 %, +41 %] (p < 0.001, holm-adjusted); "
+        "b beats control on clicks: +3.0 points, +100 % [+48 %, +171 %] (p < 0.001, holm-adjusted)"
     )
     assert comparison.significant("b") == ["opens", "clicks"]
     rows = {(r["variant"], r["metric"]): r for r in comparison.rows}
@@ -115,7 +165,8 @@ def test_trailing_variants_are_named_as_such() -> None:
     comparison = compare(
         [email("control", 2000, 600, 60, 20), email("b", 2000, 450, 60, 20)], control="control"
     )
-    assert comparison.verdicts["b"].startswith("b trails control on opens, p < 0.001")
+    assert comparison.verdicts["b"].startswith("b trails control on opens: -7.5 points, -25 % [")
+    assert comparison.verdicts["b"].endswith("] (p < 0.001, holm-adjusted)")
 
 
 def test_the_correction_is_what_keeps_a_lucky_variant_from_winning() -> None:
@@ -129,7 +180,7 @@ def test_the_correction_is_what_keeps_a_lucky_variant_from_winning() -> None:
     assert 0.01 < raw < 0.05
     assert compare(variants, control="control", correction="none").significant("a") == ["clicks"]
     assert compare(variants, control="control", correction="none").verdicts["a"] == (
-        f"a beats control on clicks, p = {raw:.3f}"
+        f"a beats control on clicks: +1.4 points, +47 % [+6 %, +102 %] (p = {raw:.3f})"
     )
     assert compare(variants, control="control").significant("a") == []
     assert compare(variants, control="control", correction="bonferroni").significant("a") == []
@@ -260,8 +311,8 @@ def test_operator_fetches_each_send_once_and_writes_table_jsonl_and_chart(
         r.qs["campaign_id"] == ["camp"] and r.qs["length"] == ["14"] for r in requests_mock.request_history
     )
     assert summary["verdicts"] == {
-        "b": "b beats control on opens, p < 0.001, holm-adjusted; "
-        "b beats control on clicks, p < 0.001, holm-adjusted",
+        "b": "b beats control on opens: +7.0 points, +28 % [+16 %, +41 %] (p < 0.001, holm-adjusted); "
+        "b beats control on clicks: +3.0 points, +100 % [+48 %, +171 %] (p < 0.001, holm-adjusted)",
         "a": "a shows no significant difference from control yet at this sample size",
     }
     assert summary["variants"]["b"] == {
@@ -654,3 +705,196 @@ def test_a_negative_count_from_braze_is_an_unexpected_answer(
     mock_sends(requests_mock, {"s1": bad, "s2": SENDS["a"]})
     with pytest.raises(BrazeUnexpectedResponseError, match="negative unique_opens"):
         run(CompareSendsOperator(task_id="c", campaign_id="camp", sends={"control": "s1", "a": "s2"}))
+
+
+# --------------------------------------------------------------------------- sample ratio
+
+
+def reference_chi2_sf(x: float, df: int, digits: int = 400) -> float:
+    """Q(df/2, x/2) = 1 - P(df/2, x/2) in 400-digit decimal arithmetic, P by its power series
+    ``y^a e^-y / Gamma(a+1) * sum_n y^n / ((a+1)...(a+n))`` and pi by Machin's formula:
+    independent of the code under test (which sums the upper tail's finite series)."""
+    from decimal import Decimal, localcontext
+
+    with localcontext() as context:
+        context.prec = digits
+
+        def atan_inverse(n: int) -> Decimal:
+            x = Decimal(1) / n
+            term, total, k = x, x, 1
+            while True:
+                term *= -x * x
+                step = term / (2 * k + 1)
+                if step == 0:
+                    return total
+                total += step
+                k += 1
+
+        a, y = Decimal(df) / 2, Decimal(x) / 2
+        if df % 2 == 0:
+            gamma = Decimal(math.factorial(df // 2))
+        else:
+            m = (df + 1) // 2  # a + 1 = m + 1/2
+            pi = 16 * atan_inverse(5) - 4 * atan_inverse(239)
+            gamma = Decimal(math.factorial(2 * m)) / (Decimal(4) ** m * math.factorial(m)) * pi.sqrt()
+        total, term, n = Decimal(1), Decimal(1), 1
+        while term >= Decimal(10) ** (5 - digits) * total:
+            term = term * y / (a + n)
+            total += term
+            n += 1
+        return float(1 - (a * y.ln() - y).exp() / gamma * total)
+
+
+@pytest.mark.parametrize(
+    ("statistic", "df"),
+    [
+        (0.5, 1),
+        (3.0, 1),
+        (7.8, 3),
+        (10.0, 3),
+        (12.5, 10),
+        (30.0, 5),
+        (50.0, 40),
+        (100.0, 11),
+        (291.0, 7),
+        (1200.0, 30),
+        (1300.0, 1),
+        (1300.0, 9),
+        (1350.0, 2),
+    ],
+)
+def test_chi_square_tail_matches_a_high_precision_series(statistic: float, df: int) -> None:
+    expected = reference_chi2_sf(statistic, df)
+    assert expected > 1e-300
+    assert chi2_sf(statistic, df) == pytest.approx(expected, rel=1e-12)
+
+
+def test_chi_square_tail_of_the_familiar_quantiles() -> None:
+    assert chi2_sf(3.841458820694124, 1) == pytest.approx(0.05, rel=1e-12)
+    assert chi2_sf(5.991464547107979, 2) == pytest.approx(0.05, rel=1e-12)
+    assert chi2_sf(0.0, 3) == 1.0
+
+
+def test_the_issues_10_45_45_example_is_a_sample_ratio_mismatch() -> None:
+    planned = {"control": 0.1, "a": 0.45, "b": 0.45}
+    ratio = sample_ratio_test({"control": 10_000, "a": 50_000, "b": 45_000}, planned)
+    # Expected 10 500, 47 250, 47 250 of 105 000, in exact fractions.
+    statistic = Fraction(500**2, 10_500) + Fraction(2750**2, 47_250) + Fraction(2250**2, 47_250)
+    assert ratio.statistic == pytest.approx(float(statistic), rel=1e-13)
+    assert ratio.df == 2
+    assert ratio.p_value == pytest.approx(reference_chi2_sf(float(statistic), 2), rel=1e-12)
+    assert ratio.p_value == pytest.approx(6.44e-64, rel=1e-3)
+    assert ratio.mismatch
+    assert ratio.observed["a"] == pytest.approx(50_000 / 105_000)
+
+
+def srm_variants() -> list[VariantTotals]:
+    return [
+        email("control", 10_000, 2500, 300, 100),
+        email("a", 50_000, 12_600, 1500, 500),
+        email("b", 45_000, 14_400, 2700, 450),
+    ]
+
+
+def test_a_mismatch_judges_no_variant() -> None:
+    planned = {"control": 0.1, "a": 0.45, "b": 0.45}
+    unplanned = compare(srm_variants(), control="control")
+    assert unplanned.sample_ratio is None
+    assert unplanned.significant("b") == ["opens", "clicks"]
+    comparison = compare(srm_variants(), control="control", planned_shares=planned)
+    assert comparison.sample_ratio is not None
+    assert comparison.sample_ratio.mismatch
+    expected = (
+        "the sample ratio does not match the plan (planned control 10.0 %, a 45.0 %, b 45.0 %; observed "
+        "control 9.5 %, a 47.6 %, b 42.9 %; chi-square 291.01, 2 df, p = 6.4e-64): the split or the "
+        "sends lost or added people unevenly, so the variants are not comparable and no variant is "
+        "called better or worse"
+    )
+    assert comparison.verdicts == {"a": f"a: {expected}", "b": f"b: {expected}"}
+    assert comparison.significant("b") == []
+    assert {r["verdict"] for r in comparison.rows if r["variant"] != "control"} == {
+        "not judged: sample ratio mismatch"
+    }
+    assert comparison.notes[0] == f"Sample ratio mismatch: {expected}."
+    assert describe_table(comparison)[-1].startswith("Sample ratio MISMATCH: no variant is judged (planned")
+
+
+def test_a_matching_sample_ratio_changes_no_verdict() -> None:
+    variants = [email("control", 2000, 500, 60, 20), email("b", 2000, 640, 120, 22)]
+    plain = compare(variants, control="control")
+    checked = compare(variants, control="control", planned_shares='{"control": 0.5, "b": 0.5}')
+    assert checked.sample_ratio is not None
+    assert (checked.sample_ratio.statistic, checked.sample_ratio.p_value) == (0.0, 1.0)
+    assert not checked.sample_ratio.mismatch
+    assert checked.verdicts == plain.verdicts
+    assert describe_table(checked)[-1] == (
+        "Sample ratio matches the plan (planned control 50.0 %, b 50.0 %; observed control 50.0 %, "
+        "b 50.0 %; chi-square 0.00, 1 df, p = 1)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("planned", "message"),
+    [
+        ({"control": 0.5, "a": 0.25, "b": 0.25, "c": 0.0001}, "planned_shares: The shares must add up to 1"),
+        (
+            {"control": 0.5, "a": 0.2, "z": 0.3},
+            "planned_shares names variant\\(s\\) 'z' that are not compared",
+        ),
+        ({"control": 0.5, "a": 0.5}, "planned_shares has no share for variant\\(s\\) 'b'"),
+        ("{not json", "planned_shares is not a JSON object"),
+        ([0.5, 0.5], "planned_shares: shares must map each variant name"),
+    ],
+)
+def test_bad_planned_shares_are_refused(planned: Any, message: str) -> None:
+    with pytest.raises(BrazeValidationError, match=message):
+        compare(srm_variants(), control="control", planned_shares=planned)
+
+
+def test_operator_passes_planned_shares_and_reports_the_sample_ratio(
+    braze_conn: str, requests_mock: rm.Mocker
+) -> None:
+    mock_sends(requests_mock, {f"send-{n}": a for n, a in SENDS.items()})
+    planned = {"control": 0.1, "a": 0.45, "b": 0.45}
+    op = CompareSendsOperator(
+        task_id="compare",
+        campaign_id="camp",
+        sends={"b": "send-b", "control": "send-control", "a": "send-a"},
+        planned_shares=planned,
+    )
+    summary, _ = run(op)
+    ratio = summary["sample_ratio"]
+    assert ratio["mismatch"] is True  # 2000 each, planned 10/45/45
+    assert ratio["planned"] == planned
+    assert ratio["recipients"] == {"control": 2000, "a": 2000, "b": 2000}
+    assert all("the sample ratio does not match the plan" in v for v in summary["verdicts"].values())
+    assert summary["variants"]["b"]["significant"] == []
+    assert "planned_shares" in CompareSendsOperator.template_fields
+
+
+def test_operator_refuses_literal_planned_shares_that_do_not_add_up() -> None:
+    with pytest.raises(BrazeValidationError, match="The shares must add up to 1"):
+        CompareSendsOperator(task_id="c", sends={"control": "s1", "a": "s2"}, planned_shares={"control": 0.5})
+
+
+def test_a_dag_passes_the_splits_planned_shares_by_xcom() -> None:
+    from airflow.sdk import DAG, XComArg
+
+    from airflow_provider_braze.operators.experiments import SplitAudienceOperator
+
+    with DAG("planned_shares", schedule=None):
+        split = SplitAudienceOperator(
+            task_id="split",
+            recipients=["u1"],
+            experiment="e",
+            shares={"control": 0.5, "a": 0.5},
+            output_path="/tmp/x",
+        )
+        compare_task = CompareSendsOperator(
+            task_id="compare",
+            campaign_id="camp",
+            sends={"control": "s1", "a": "s2"},
+            planned_shares=XComArg(split, key="planned_shares"),
+        )
+    assert compare_task.upstream_task_ids == {"split"}
+    assert compare_task.planned_shares.key == "planned_shares"

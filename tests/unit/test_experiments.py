@@ -9,13 +9,21 @@ import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
+from statistics import NormalDist
 from typing import Any
 from unittest import mock
 
 import pytest
 
 from airflow_provider_braze.exceptions import BrazeError, BrazeValidationError
-from airflow_provider_braze.experiments import Assigner, bucket, check_shares, split_audience
+from airflow_provider_braze.experiments import (
+    Assigner,
+    bucket,
+    check_experiment_name,
+    check_shares,
+    minimum_detectable_effect,
+    split_audience,
+)
 from airflow_provider_braze.operators.experiments import SplitAudienceOperator
 from airflow_provider_braze.operators.messages import SendMessagesOperator
 from airflow_provider_braze.recipients import iter_recipients
@@ -63,12 +71,31 @@ def test_another_experiment_reshuffles_independently() -> None:
     assert abs(same - expected) < 0.01
 
 
-def test_the_order_of_shares_is_the_order_of_the_buckets() -> None:
-    # A user's variant depends on their bucket, the shares and their order; not on other users.
+def test_the_sorted_variant_names_are_the_order_of_the_buckets() -> None:
+    # A user's variant depends on their bucket and the shares; not on other users, nor on the
+    # order the shares were written in: a [0, .45), b [.45, .9), control [.9, 1).
     assigner = Assigner("exp", SHARES)
     assert [assigner.variant_of(u) for u in USERS[:50]] == [
-        "control" if bucket("exp", u) < 0.1 else "a" if bucket("exp", u) < 0.55 else "b" for u in USERS[:50]
+        "a" if bucket("exp", u) < 0.45 else "b" if bucket("exp", u) < 0.9 else "control" for u in USERS[:50]
     ]
+
+
+def test_reordered_shares_assign_everyone_alike() -> None:
+    first = Assigner("exp", {"control": 0.1, "a": 0.45, "b": 0.45})
+    again = Assigner("exp", {"b": 0.45, "control": 0.1, "a": 0.45})
+    assert [first.variant_of(u) for u in USERS[:5000]] == [again.variant_of(u) for u in USERS[:5000]]
+
+
+def test_a_stray_space_in_the_name_gives_the_same_split() -> None:
+    trimmed, spaced = Assigner("exp", SHARES), Assigner(" exp ", SHARES)
+    assert spaced.experiment == "exp"
+    assert [spaced.variant_of(u) for u in USERS[:5000]] == [trimmed.variant_of(u) for u in USERS[:5000]]
+
+
+@pytest.mark.parametrize("experiment", ["", " ", "\t\n"])
+def test_a_blank_experiment_name_is_refused(experiment: str) -> None:
+    with pytest.raises(BrazeValidationError, match="experiment must be a non-empty name"):
+        check_experiment_name(experiment)
 
 
 @pytest.mark.parametrize(
@@ -145,7 +172,7 @@ def test_a_recipient_the_endpoint_cannot_take_names_its_line(tmp_path: Path) -> 
 
 
 def test_an_empty_variant_is_an_error_unless_allowed(tmp_path: Path) -> None:
-    with pytest.raises(BrazeValidationError, match=r"Variant\(s\) control got no recipients out of 3"):
+    with pytest.raises(BrazeValidationError, match=r"Variant\(s\) a got no recipients out of 3"):
         split_audience(["u1", "u2", "u3"], experiment="exp", shares=SHARES, output_path=tmp_path)
     variants = split_audience(
         ["u1", "u2", "u3"], experiment="exp", shares=SHARES, output_path=tmp_path, allow_empty_variants=True
@@ -213,6 +240,46 @@ def test_operator_returns_mapping_ready_dicts_and_logs_counts(tmp_path: Path) ->
     share = 100 * (counts["control"] / 2000)
     assert lines[1] == f"  control: {counts['control']} recipients ({share:.1f}%, share 10.0%) -> {paths[0]}"
     assert len(lines) == 4
+    assert pushed["planned_shares"] == SHARES
+
+
+def test_operator_logs_the_planned_detectable_effects(tmp_path: Path) -> None:
+    op = SplitAudienceOperator(
+        task_id="split",
+        recipients=USERS[:2000],
+        experiment="exp",
+        shares=SHARES,
+        control="control",
+        output_path=str(tmp_path),
+        baseline_rate=0.1,
+    )
+    log = mock.MagicMock()
+    with mock.patch.object(SplitAudienceOperator, "log", new_callable=mock.PropertyMock, return_value=log):
+        op.execute({"ti": mock.MagicMock()})
+    effects = minimum_detectable_effect(2000, SHARES, 0.1)
+    lines = logged(log)
+    assert lines[4] == (
+        "Minimum detectable effects against control at a baseline rate of 10.00% (80% power, 95% "
+        "confidence, Bonferroni over 2 comparison(s)):"
+    )
+    a = effects["a"]
+    assert a is not None
+    relative = f"+{1000 * a:.0f}% relative"
+    assert lines[5] == f"  a: +{100 * a:.2f} points (10.00% -> {10 + 100 * a:.2f}%, {relative})"
+    assert len(lines) == 7
+
+
+@pytest.mark.parametrize("rate", [0, 1, -0.1, "0.1"])
+def test_operator_refuses_a_baseline_rate_outside_0_1(rate: Any) -> None:
+    with pytest.raises(BrazeValidationError, match="baseline_rate must be above 0 and below 1"):
+        SplitAudienceOperator(
+            task_id="split",
+            recipients=[],
+            experiment="e",
+            shares=SHARES,
+            output_path="/x",
+            baseline_rate=rate,
+        )
 
 
 def test_operator_output_feeds_the_send_operators_arguments(tmp_path: Path) -> None:
@@ -303,3 +370,73 @@ def test_one_inbox_lands_in_one_variant_however_its_address_is_written(tmp_path:
     assert len(variant_of) == 200
     assert all(len(names) == 1 for names in variant_of.values())
     assert {name for names in variant_of.values() for name in names} == {"a", "b"}
+
+
+# --------------------------------------------------------------------------- planning
+
+
+def textbook_sample_size(p1: float, p2: float, alpha: float, power: float) -> float:
+    """Per-group n of the two-sided two-proportion test (Fleiss, no continuity correction),
+    written out from the textbook, independently of the code under test."""
+    normal = NormalDist()
+    z_a, z_b = normal.inv_cdf(1 - alpha / 2), normal.inv_cdf(power)
+    pbar = (p1 + p2) / 2
+    root = z_a * math.sqrt(2 * pbar * (1 - pbar)) + z_b * math.sqrt(p1 * (1 - p1) + p2 * (1 - p2))
+    return root**2 / (p2 - p1) ** 2
+
+
+def test_the_classic_two_points_at_ten_percent_needs_3841_a_group() -> None:
+    # 10 % vs 12 %, alpha 0.05 two-sided, 80 % power: the textbook 3,841 per group.
+    assert math.ceil(textbook_sample_size(0.10, 0.12, 0.05, 0.8)) == 3841
+    effects = minimum_detectable_effect(2 * 3841, {"control": 0.5, "b": 0.5}, 0.10)
+    assert list(effects) == ["b"]
+    assert effects["b"] == pytest.approx(0.02, abs=2e-5)
+    # At the effect found, the textbook formula asks for exactly the group size given.
+    assert effects["b"] is not None
+    assert textbook_sample_size(0.10, 0.10 + effects["b"], 0.05, 0.8) == pytest.approx(3841, rel=1e-9)
+
+
+def test_more_variants_share_alpha_bonferroni() -> None:
+    shares = {"control": 0.2, "a": 0.4, "b": 0.4}
+    default = minimum_detectable_effect(100_000, shares, 0.05)
+    one = minimum_detectable_effect(100_000, shares, 0.05, comparisons=1)
+    eight = minimum_detectable_effect(100_000, shares, 0.05, comparisons=8, power=0.9)
+    assert default == minimum_detectable_effect(100_000, shares, 0.05, comparisons=2)
+    assert one["a"] is not None
+    assert default["a"] is not None
+    assert eight["a"] is not None
+    assert one["a"] < default["a"] < eight["a"]
+    assert default["a"] == default["b"]
+    # Unequal groups (20 000 vs 40 000) against the general formula, written out here.
+    normal = NormalDist()
+    z_a, z_b = normal.inv_cdf(1 - 0.05 / 4), normal.inv_cdf(0.8)
+    p1, p2, n1, n2 = 0.05, 0.05 + default["a"], 20_000, 40_000
+    pbar = (n1 * p1 + n2 * p2) / (n1 + n2)
+    needed = z_a * math.sqrt(pbar * (1 - pbar) * (1 / n1 + 1 / n2)) + z_b * math.sqrt(
+        p1 * (1 - p1) / n1 + p2 * (1 - p2) / n2
+    )
+    assert needed == pytest.approx(p2 - p1, rel=1e-9)
+
+
+def test_an_effect_beyond_reach_is_none() -> None:
+    assert minimum_detectable_effect(4, {"control": 0.5, "a": 0.5}, 0.5) == {"a": None}
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"baseline_rate": 0}, "baseline_rate must be above 0 and below 1"),
+        ({"baseline_rate": 1.0}, "baseline_rate must be above 0 and below 1"),
+        ({"power": 1}, "power must be above 0 and below 1"),
+        ({"power": 0}, "power must be above 0 and below 1"),
+        ({"audience_size": 0}, "audience_size must be a positive number"),
+        ({"comparisons": 0}, "comparisons must be a positive whole number"),
+        ({"shares": {"control": 0.5, "a": 0.4}}, "The shares must add up to 1"),
+        ({"shares": {"ctrl": 0.5, "a": 0.5}}, "The control variant 'control' is not one"),
+        ({"shares": {"control": 1.0}}, "at least one variant besides the control"),
+    ],
+)
+def test_bad_planning_arguments_are_refused(kwargs: dict[str, Any], message: str) -> None:
+    arguments: dict[str, Any] = {"audience_size": 1000, "shares": SHARES, "baseline_rate": 0.1, **kwargs}
+    with pytest.raises(BrazeValidationError, match=message):
+        minimum_detectable_effect(**arguments)
