@@ -73,12 +73,19 @@ def test_experiment_splits_sends_each_variant_once_and_compares(
     assert [v["variant"] for v in split] == ["control", "a", "b"]
     assert sum(v["count"] for v in split) == 20_000
 
-    # The comparison: b differs clearly, a does not (the sandbox's content effects, by seed).
+    # The comparison (the sandbox's content effects, by seed).
     summary = values[("compare", "return_value")]
     assert summary["channel"] == "email"
-    assert (
-        summary["verdicts"]["a"] == "a shows no significant difference from control yet at this sample size"
-    )
+    # b's content effect is large; a's is small, so whether one run's draws make it significant
+    # depends on the send IDs (unique per run) and the day: the test checks that a's verdict
+    # agrees with its rows, not which way it went (the statistics have their own unit tests).
+    a_significant = summary["variants"]["a"]["significant"]
+    if a_significant:
+        assert all(f"on {metric}" in summary["verdicts"]["a"] for metric in a_significant)
+    else:
+        assert summary["verdicts"]["a"] == (
+            "a shows no significant difference from control yet at this sample size"
+        )
     assert summary["verdicts"]["b"].startswith("b beats control on opens: +")
     assert "(p < 0.001, holm-adjusted)" in summary["verdicts"]["b"]
     assert "b beats control on clicks" in summary["verdicts"]["b"]
