@@ -259,6 +259,13 @@ class CompareSendsOperator(BaseOperator):
 
         if isinstance(planned_shares, Mapping):
             check_shares(planned_shares)  # a literal mapping is checked at parse time
+        from airflow_provider_braze.validation import check_flag
+
+        check_flag(allow_mixed_campaigns, "allow_mixed_campaigns")
+        if not isinstance(control, str) or not control:
+            raise BrazeValidationError(f"control must be a variant name, got {control!r}.")
+        if channel is not None and (not isinstance(channel, str) or not channel):
+            raise BrazeValidationError(f"channel must be a channel name such as 'email', got {channel!r}.")
 
         # At parse time, so a DAG with a typo fails to load instead of at the end of a run.
         check_correction(correction)

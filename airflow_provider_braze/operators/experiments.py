@@ -95,6 +95,16 @@ class SplitAudienceOperator(BaseOperator):
             raise BrazeValidationError(
                 f"recipient_kind must be 'users' or 'recipients', got {recipient_kind!r}."
             )
+        from airflow_provider_braze.validation import check_flag
+
+        check_flag(allow_empty_variants, "allow_empty_variants")
+        if control is not None and not isinstance(control, str):
+            raise BrazeValidationError(f"control must be a variant name, got {control!r}.")
+        if isinstance(output_path, (bool, int, float, list, tuple, dict, set)) or output_path is None:
+            raise BrazeValidationError(
+                "output_path must be a folder path or URL (text, or an ObjectStoragePath), "
+                f"got {output_path!r}."
+            )
         self.recipients = recipients
         self.experiment = experiment
         self.shares = shares

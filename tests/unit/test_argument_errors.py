@@ -124,3 +124,34 @@ def test_a_transport_error_has_no_http_status() -> None:
 
     assert BrazeTransportError("x").status_code is None
     assert BrazeAmbiguousRequestError("x").status_code is None
+
+
+def _split(**kwargs: Any) -> Any:
+    from airflow_provider_braze.operators.experiments import SplitAudienceOperator
+
+    arguments: dict[str, Any] = {"recipients": ["u"], "experiment": "e", "shares": {"a": 0.5, "b": 0.5}}
+    arguments.setdefault("output_path", "/tmp/x")
+    return SplitAudienceOperator(task_id="t", **{**arguments, **kwargs})
+
+
+def _compare(**kwargs: Any) -> Any:
+    from airflow_provider_braze.operators.analytics import CompareSendsOperator
+
+    return CompareSendsOperator(task_id="t", sends={"control": "s1", "b": "s2"}, campaign_id="c", **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("make", "kwargs", "message"),
+    [
+        (_split, {"allow_empty_variants": "yes"}, "allow_empty_variants must be True or False"),
+        (_split, {"control": {"a": 1}}, "control must be a variant name"),
+        (_split, {"output_path": 3}, "output_path must be a folder path or URL"),
+        (_split, {"output_path": ["x"]}, "output_path must be a folder path or URL"),
+        (_compare, {"allow_mixed_campaigns": 1}, "allow_mixed_campaigns must be True or False"),
+        (_compare, {"control": ["control"]}, "control must be a variant name"),
+        (_compare, {"channel": {"email": 1}}, "channel must be a channel name"),
+    ],
+)
+def test_experiment_operators_refuse_bad_arguments(make: Any, kwargs: dict[str, Any], message: str) -> None:
+    with pytest.raises(BrazeValidationError, match=message):
+        make(**kwargs)
