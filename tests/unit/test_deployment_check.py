@@ -205,3 +205,30 @@ def test_every_summary_key_the_check_reads_is_one_a_send_summary_has() -> None:
     read = set(re.findall(r"""summar(?:y|ies\[index\] or \{\}\))\.get\(["'](\w+)["']""", source))
     assert {"in_doubt", "in_doubt_ranges", "not_sent", "accepted", "skipped_already_sent"} <= read
     assert read <= set(SendSummary())
+
+
+def test_only_a_block_during_the_first_triggers_start_up_is_set_aside() -> None:
+    """A blocked-loop warning fails the check unless it falls in the first Braze trigger's
+    start-up (from its "starting" line to its first check's line, plus half a second)."""
+    first = (
+        '{"timestamp":"2026-12-04T08:34:29.393167Z","event":"trigger a (ID 1) starting"}\n'
+        '{"timestamp":"2026-12-04T08:34:30.009425Z","event":"Send s: waiting"}\n'
+    )
+    later = (
+        '{"timestamp":"2026-12-04T08:34:35.404359Z","event":"trigger b (ID 2) starting"}\n'
+        '{"timestamp":"2026-12-04T08:34:35.438783Z","event":"Send t: waiting"}\n'
+    )
+    window = dc.first_start_window([later, first])
+    assert window is not None
+    assert window[0].isoformat() == "2026-12-04T08:34:29.393167"
+
+    def warning(at: str) -> str:
+        return f"triggerer.log: {at}Z [info ] Triggerer's async thread was blocked for 0.37 seconds"
+
+    assert dc.blocks_outside_first_start([warning("2026-12-04T08:34:30.018883")], window) == []
+    outside = [warning("2026-12-04T08:34:35.420000"), warning("2026-12-04T08:34:29.100000")]
+    assert dc.blocks_outside_first_start(outside, window) == outside
+    assert dc.blocks_outside_first_start(outside, None) == outside
+    assert dc.blocks_outside_first_start(["no timestamp at all: blocked"], window) == [
+        "no timestamp at all: blocked"
+    ]
