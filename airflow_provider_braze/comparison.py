@@ -21,7 +21,7 @@ from airflow_provider_braze.exceptions import BrazeUnexpectedResponseError, Braz
 from airflow_provider_braze.hooks.endpoints import GET_SEND_ANALYTICS
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping
+    from collections.abc import Callable, Iterable, Mapping
 
 #: Multiple-comparison corrections: Holm (step-down; never less powerful than Bonferroni),
 #: Bonferroni, or none.
@@ -51,6 +51,36 @@ EXPERIMENT_RATES: dict[str, tuple[tuple[str, str, str], ...]] = {
     "webhook": (),
 }
 CONVERSIONS = ("conversions", "conversions", "recipients")
+#: Each channel's metrics where more is worse, offered as guardrails only: (metric, numerator,
+#: denominator), Braze's own names.
+HARM_RATES: dict[str, tuple[tuple[str, str, str], ...]] = {
+    **dict.fromkeys(PUSH_CHANNELS, (("bounces", "bounces", "sent"),)),
+    "email": (
+        ("unsubscribes", "unsubscribes", "delivered"),
+        ("bounces", "bounces", "sent"),
+        ("reported_spam", "reported_spam", "delivered"),
+    ),
+    "sms": (
+        ("opt_out", "opt_out", "delivered"),
+        ("delivery_failed", "delivery_failed", "sent"),
+        ("rejected", "rejected", "sent"),
+    ),
+    "whats_app": (("failed", "failed", "sent"),),
+    "content_cards": (("dismissals", "unique_dismissals", "sent"),),
+    "webhook": (),
+}
+#: Metrics that are a diagnostic, never part of a verdict unless chosen as the primary metric:
+#: e-mail opens, which Apple Mail Privacy Protection inflates.
+DIAGNOSTICS = frozenset({("email", "opens")})
+#: What a row's metric is for: ``primary`` decides the verdict (the primary metric, or every
+#: metric that is not a diagnostic when there is none), ``secondary`` is reported beside a primary
+#: metric, ``diagnostic`` never decides, ``guardrail`` must not get worse (one-sided test).
+ROLES = ("primary", "secondary", "diagnostic", "guardrail")
+MPP_NOTE = (
+    "Opens are a diagnostic here, not a verdict: Apple Mail Privacy Protection opens e-mails on "
+    "the device's behalf (images are fetched whether or not the person reads), so opens are "
+    "inflated, and more so for Apple Mail users; judge a variant by clicks or conversions"
+)
 
 #: The table's columns, in order (CSV header).
 TABLE_FIELDS = (
@@ -60,6 +90,7 @@ TABLE_FIELDS = (
     "variation",
     "channel",
     "metric",
+    "role",
     "count",
     "base",
     "rate",
@@ -72,11 +103,13 @@ TABLE_FIELDS = (
     "difference",
     "difference_low",
     "difference_high",
+    "interval_level",
     "relative_lift",
     "relative_lift_low",
     "relative_lift_high",
     "p_value",
     "p_adjusted",
+    "sided",
     "significant",
     "verdict",
 )
@@ -139,6 +172,20 @@ class Comparison:
     notes: list[str] = field(default_factory=list)
     #: The sample ratio check; None without planned shares.
     sample_ratio: SampleRatio | None = None
+    #: The metric that decides the verdicts; None: every metric that is not a diagnostic.
+    primary_metric: str | None = None
+    #: Metrics no variant may worsen.
+    guardrails: tuple[str, ...] = ()
+    #: Why the verdicts are provisional (too early, or another look at the same sends); None.
+    provisional: str | None = None
+
+    def harmed(self, variant: str) -> list[str]:
+        """The guardrails ``variant`` worsened."""
+        return [
+            r["metric"]
+            for r in self.rows
+            if r["variant"] == variant and r["role"] == "guardrail" and r["significant"]
+        ]
 
     def significant(self, variant: str) -> list[str]:
         return [r["metric"] for r in self.rows if r["variant"] == variant and r["significant"]]
@@ -181,40 +228,118 @@ def two_proportion_test(count1: float, base1: float, count2: float, base2: float
     return z, min(1.0, 2 * NormalDist().cdf(-abs(z)))
 
 
+def _decreasing_root(function: Callable[[float], float], low: float, high: float, target: float) -> float:
+    """The point of ``[low, high]`` where the decreasing ``function`` crosses ``target``, by
+    bisection down to the last representable step (no tolerance to tune)."""
+    for _ in range(2000):
+        middle = (low + high) / 2
+        if middle in (low, high):
+            break
+        if function(middle) > target:
+            low = middle
+        else:
+            high = middle
+    return (low + high) / 2
+
+
+def difference_score(count1: float, base1: float, count2: float, base2: float, delta: float) -> float:
+    """The score statistic of ``count1/base1 - count2/base2 = delta``: the observed difference
+    minus ``delta``, over its standard error at the two proportions that are most likely under
+    that hypothesis (their restricted maximum likelihood estimates, the closed-form cubic root of
+    Farrington and Manning, 1990). At ``delta = 0`` those are the pooled proportion, so this is
+    :func:`two_proportion_test`'s z."""
+    p1, p2 = count1 / base1, count2 / base2
+    theta = base2 / base1
+    a = 1 + theta
+    b = -(1 + theta + p1 + theta * p2 + delta * (theta + 2))
+    c = delta * delta + delta * (2 * p1 + theta + 1) + p1 + theta * p2
+    d = -p1 * delta * (1 + delta)
+    v = b**3 / (27 * a**3) - b * c / (6 * a * a) + d / (2 * a)
+    u = math.copysign(math.sqrt(max(0.0, b * b / (9 * a * a) - c / (3 * a))), v)
+    if u == 0:
+        q1 = -b / (3 * a)
+    else:
+        q1 = 2 * u * math.cos((math.pi + math.acos(max(-1.0, min(1.0, v / u**3)))) / 3) - b / (3 * a)
+    q1 = min(1.0, max(0.0, q1))
+    q2 = min(1.0, max(0.0, q1 - delta))
+    return _score(p1 - p2 - delta, q1 * (1 - q1) / base1 + q2 * (1 - q2) / base2)
+
+
+def ratio_score(count1: float, base1: float, count2: float, base2: float, ratio: float) -> float:
+    """The score statistic of ``(count1/base1) / (count2/base2) = ratio`` (Koopman's, without
+    Miettinen and Nurminen's small-sample factor): the restricted estimates are the root of a
+    quadratic. At ``ratio = 1`` it is :func:`two_proportion_test`'s z."""
+    p1, p2 = count1 / base1, count2 / base2
+    a = (base1 + base2) * ratio
+    b = -(ratio * (base1 + count2) + count1 + base2)
+    c = count1 + count2
+    # The smaller root, written so that it does not cancel when ``a`` is tiny (b < 0 < c).
+    q2 = 2 * c / (-b + math.sqrt(max(0.0, b * b - 4 * a * c)))
+    q1 = ratio * q2
+    return _score(p1 - ratio * p2, q1 * (1 - q1) / base1 + ratio * ratio * q2 * (1 - q2) / base2)
+
+
+def _score(difference: float, variance: float) -> float:
+    if variance > 0:
+        return difference / math.sqrt(variance)
+    return math.copysign(math.inf, difference) if difference else 0.0
+
+
 def difference_interval(
     count1: float, base1: float, count2: float, base2: float, confidence: float = 0.95
 ) -> tuple[float, float]:
-    """Newcombe's hybrid score interval for ``count1/base1 - count2/base2`` (from the two
-    Wilson intervals; good coverage even for small counts and rates near 0)."""
-    p1, p2 = count1 / base1, count2 / base2
-    low1, high1 = wilson_interval(count1, base1, confidence)
-    low2, high2 = wilson_interval(count2, base2, confidence)
-    difference = p1 - p2
-    return (
-        difference - math.sqrt((p1 - low1) ** 2 + (high2 - p2) ** 2),
-        difference + math.sqrt((high1 - p1) ** 2 + (p2 - low2) ** 2),
-    )
+    """The score interval for ``count1/base1 - count2/base2`` (Mee's: every difference the score
+    test at ``confidence`` does not reject, :func:`difference_score`). It inverts the same test
+    as :func:`two_proportion_test`, so it excludes 0 exactly when that test's p-value is below
+    ``1 - confidence``; it keeps good coverage for small counts and rates near 0 or 1."""
+    z = z_value(confidence)
+    estimate = count1 / base1 - count2 / base2
+
+    def score(delta: float) -> float:
+        return difference_score(count1, base1, count2, base2, delta)
+
+    low = -1.0 if score(-1.0) <= z else _decreasing_root(score, -1.0, estimate, z)
+    high = 1.0 if score(1.0) >= -z else _decreasing_root(score, estimate, 1.0, -z)
+    return (low, high)
 
 
 def relative_lift_interval(
     count1: float, base1: float, count2: float, base2: float, confidence: float = 0.95
-) -> tuple[float, float | None, float | None] | None:
+) -> tuple[float, float, float | None] | None:
     """The relative lift ``(count1/base1) / (count2/base2) - 1`` and its interval.
 
-    The interval is the log-ratio (Katz) interval of the ratio of two proportions:
-    ``exp(ln(ratio) +- z * sqrt(1/count1 - 1/base1 + 1/count2 - 1/base2)) - 1``.
+    The interval is the score interval of the ratio of two proportions (every ratio the score
+    test at ``confidence`` does not reject, :func:`ratio_score`), minus 1. Like
+    :func:`difference_interval` it inverts :func:`two_proportion_test`, so it excludes a lift of
+    0 exactly when the difference's interval excludes 0.
 
     :return: ``(lift, low, high)``; None when the second (control) proportion is 0 (no ratio);
-        the bounds are None when the first count is 0 (the log ratio has no variance estimate).
+        ``high`` is None when no ratio can be ruled out above (the first proportion is 1 and
+        the control's too small to tell).
     """
     if count2 <= 0 or base1 <= 0 or base2 <= 0:
         return None
-    ratio = (count1 / base1) / (count2 / base2)
-    if count1 <= 0:
-        return (ratio - 1, None, None)
-    se = math.sqrt(max(0.0, 1 / count1 - 1 / base1 + 1 / count2 - 1 / base2))
+    estimate = (count1 / base1) / (count2 / base2)
     z = z_value(confidence)
-    return (ratio - 1, ratio * math.exp(-z * se) - 1, ratio * math.exp(z * se) - 1)
+
+    def score(log_ratio: float) -> float:
+        return ratio_score(count1, base1, count2, base2, math.exp(log_ratio))
+
+    # Searched on the log scale, where the statistic is smooth in both directions.
+    # With no events in the variant the estimate is 0: start where the ratio is tiny but its
+    # variance does not underflow yet.
+    centre = math.log(estimate) if count1 > 0 else -690.0
+    low = 0.0
+    if count1 > 0:
+        edge = centre - 1
+        while score(edge) <= z and edge > -745:
+            edge -= 1
+        low = math.exp(_decreasing_root(score, edge, centre, z))
+    edge = centre + 1
+    while score(edge) >= -z and edge < 700:
+        edge += 1
+    high = None if score(edge) >= -z else math.exp(_decreasing_root(score, centre, edge, -z)) - 1
+    return (estimate - 1, low - 1, high)
 
 
 def chi2_sf(statistic: float, df: int) -> float:
@@ -425,12 +550,31 @@ def compare(
     confidence: float = 0.95,
     correction: str = "holm",
     planned_shares: Mapping[str, float] | None = None,
+    primary_metric: str | None = None,
+    guardrails: Iterable[str] = (),
+    provisional: str | None = None,
 ) -> Comparison:
     """Rates, intervals, tests against ``control`` and verdicts for ``variants`` (one channel).
+
+    Tests are grouped into families whose p-values are adjusted together (``correction``):
+    without ``primary_metric`` every two-sided test in the table is one family (and every metric
+    but e-mail opens decides the verdict); with it, the primary metric's tests of the variants
+    are one family and decide the verdict alone, the other metrics are a second family reported
+    beside it; each guardrail's tests of the variants are a family of their own. Each difference
+    and relative-lift interval is at the level its test was judged at within its family, so an
+    interval excludes 0 exactly when its row is significant (the level is in ``interval_level``).
 
     :param planned_shares: Optional. Variant -> planned share of the audience (e.g. the split's
         ``planned_shares`` XCom): the variants' recipients are then tested against it
         (:attr:`Comparison.sample_ratio`); on a mismatch no variant is called better or worse.
+    :param primary_metric: Optional. The one metric that decides the verdicts (e.g. ``clicks``
+        or ``conversions``; :func:`channel_metrics` lists them).
+    :param guardrails: Metrics no variant may worsen (e.g. ``unsubscribes``, ``bounces``,
+        ``reported_spam``): a one-sided test each, in the direction of harm; a variant that
+        worsens one has it named in its verdict.
+    :param provisional: Optional. Why these verdicts are not final (the sends are younger than
+        the planned analysis time, or the same sends were compared before); every verdict then
+        starts with it.
     """
     check_confidence(confidence)
     check_correction(correction)
@@ -448,7 +592,8 @@ def compare(
         )
     channel = channels.pop()
     planned = None if planned_shares is None else check_planned_shares(planned_shares, by_name)
-    metrics = (*EXPERIMENT_RATES.get(channel, ()), CONVERSIONS)
+    primary_metric, guarded = check_metric_choice(primary_metric, guardrails)
+    metrics = metric_roles(channel, primary_metric, guarded)
     notes: list[str] = []
     for v in variants:
         if not v.recipients:
@@ -464,40 +609,60 @@ def compare(
         )
 
     rows: list[dict[str, Any]] = []
-    tests: list[tuple[int, float]] = []  # (row index, p-value) of every comparison
+    families: dict[str, list[int]] = {}  # family -> indexes of its rows with a test
     reference = by_name[control]
     for v in variants:
-        for metric, numerator, denominator in metrics:
+        for metric, numerator, denominator, role, harm in metrics:
             row = _rate_row(v, metric, numerator, denominator, confidence, notes)
+            row["role"] = role
             if v.variant != control and row["rate"] is not None:
                 base_row = _rate_row(reference, metric, numerator, denominator, confidence, [])
                 if base_row["rate"] is not None:
                     x1, n1, x2, n2 = row["count"], row["base"], base_row["count"], base_row["base"]
                     row["difference"] = x1 / n1 - x2 / n2
-                    row["difference_low"], row["difference_high"] = difference_interval(
-                        x1, n1, x2, n2, confidence
-                    )
-                    lift = relative_lift_interval(x1, n1, x2, n2, confidence)
-                    if lift is not None:
-                        row["relative_lift"], row["relative_lift_low"], row["relative_lift_high"] = lift
-                    row["p_value"] = two_proportion_test(x1, n1, x2, n2)[1]
-                    tests.append((len(rows), row["p_value"]))
+                    z, two_sided = two_proportion_test(x1, n1, x2, n2)
+                    if role == "guardrail":
+                        # One-sided, towards harm: more of a harm metric, less of any other.
+                        row["p_value"] = NormalDist().cdf(-z if harm == "more" else z)
+                        row["sided"] = f"one-sided ({harm} is worse)"
+                    else:
+                        row["p_value"], row["sided"] = two_sided, "two-sided"
+                    family = metric if role == "guardrail" else _two_sided_family(role, primary_metric)
+                    families.setdefault(family, []).append(len(rows))
             rows.append(row)
     alpha = 1 - confidence
-    adjusted = adjust_p_values([p for _, p in tests], correction)
-    for (index, _), p_adjusted in zip(tests, adjusted, strict=True):
-        row = rows[index]
-        row["p_adjusted"] = p_adjusted
-        row["significant"] = p_adjusted < alpha
-        row["verdict"] = _metric_verdict(row, control, correction, alpha)
+    for indexes in families.values():
+        p_values = [rows[i]["p_value"] for i in indexes]
+        levels = judged_levels(p_values, correction, alpha)
+        for index, p_adjusted, level in zip(
+            indexes, adjust_p_values(p_values, correction), levels, strict=True
+        ):
+            row = rows[index]
+            row["p_adjusted"] = p_adjusted
+            row["significant"] = p_adjusted < alpha
+            # A one-sided test at ``level`` is one end of the two-sided interval at 1 - 2 level.
+            row["interval_level"] = 1 - (2 * level if row["role"] == "guardrail" else level)
+            _add_intervals(row, reference, metrics)
+            row["verdict"] = _metric_verdict(row, control, correction, alpha)
     for row in rows:
         if row["variant"] == control:
             row["verdict"] = "control"
         elif row["verdict"] is None:
             row["verdict"] = "not tested"
     verdicts = {
-        v.variant: _variant_verdict(v.variant, rows, control) for v in variants if v.variant != control
+        v.variant: _variant_verdict(v.variant, rows, control, correction, alpha)
+        for v in variants
+        if v.variant != control
     }
+    if any(r["metric"] == "opens" and r["rate"] is not None for r in rows) and channel == "email":
+        if primary_metric == "opens":
+            notes.append(
+                "Opens are the primary metric, but Apple Mail Privacy Protection opens e-mails on "
+                "the device's behalf, so opens are inflated and a difference in opens may not be "
+                "one in reading; clicks or conversions are the safer verdict."
+            )
+        else:
+            notes.append(f"{MPP_NOTE}.")
     sample_ratio = None
     if planned is not None:
         sample_ratio = sample_ratio_test({v.variant: float(v.recipients or 0) for v in variants}, planned)
@@ -513,18 +678,167 @@ def compare(
                 row["verdict"] = "not judged: sample ratio mismatch"
         verdicts = {name: f"{name}: {mismatch}" for name in verdicts}
         notes.insert(0, f"Sample ratio mismatch: {mismatch}.")
+    if provisional:
+        verdicts = {name: f"Provisional ({provisional}): {text}" for name, text in verdicts.items()}
+        notes.insert(0, f"Provisional verdicts: {provisional}. {PEEKING_NOTE}")
     for v in variants:
         if v.variant != control and not any(
             r["variant"] == v.variant and r["p_value"] is not None for r in rows
         ):
             wanted = ", ".join(
-                f"{metric} ({numerator} of {denominator})" for metric, numerator, denominator in metrics
+                f"{metric} ({numerator} of {denominator})" for metric, numerator, denominator, *_ in metrics
             )
             notes.append(
                 f"{v.variant}: nothing was tested: the {channel} analytics of {v.variant} or {control} "
                 f"lack what the rates need: {wanted}."
             )
-    return Comparison(channel, control, confidence, correction, rows, verdicts, notes, sample_ratio)
+    return Comparison(
+        channel,
+        control,
+        confidence,
+        correction,
+        rows,
+        verdicts,
+        notes,
+        sample_ratio,
+        primary_metric,
+        tuple(guarded),
+        provisional or None,
+    )
+
+
+#: Said with provisional verdicts.
+PEEKING_NOTE = (
+    "Every look at an experiment before its planned analysis time is another chance for chance "
+    "to look like a winner (docs/experiments.md, 'Look once'): decide at the planned time, once."
+)
+
+
+def channel_metrics(channel: str) -> dict[str, tuple[str, str, bool]]:
+    """The metrics a comparison on ``channel`` can test: metric -> (numerator, denominator,
+    whether more is worse). Harm metrics (unsubscribes...) serve as guardrails only."""
+    metrics = {
+        metric: (numerator, denominator, False)
+        for metric, numerator, denominator in (*EXPERIMENT_RATES.get(channel, ()), CONVERSIONS)
+    }
+    for metric, numerator, denominator in HARM_RATES.get(channel, ()):
+        metrics[metric] = (numerator, denominator, True)
+    return metrics
+
+
+def check_metric_choice(primary_metric: Any, guardrails: Any) -> tuple[str | None, list[str]]:
+    """``primary_metric`` (None or a name) and ``guardrails`` (names, or one name) checked for
+    their form, before the channel is known: no name twice, the primary metric not a guardrail."""
+    if primary_metric is not None and (not isinstance(primary_metric, str) or not primary_metric.strip()):
+        raise BrazeValidationError(
+            f"primary_metric must be a metric name such as 'clicks' or 'conversions', got {primary_metric!r}."
+        )
+    if isinstance(guardrails, str):
+        guardrails = [guardrails]
+    if guardrails is None:
+        guardrails = []
+    if not isinstance(guardrails, (list, tuple)) or not all(
+        isinstance(name, str) and name.strip() for name in guardrails
+    ):
+        raise BrazeValidationError(
+            "guardrails must be a list of metric names such as ['unsubscribes', 'bounces'], got "
+            f"{guardrails!r}."
+        )
+    names = [name.strip() for name in guardrails]
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise BrazeValidationError(f"guardrails names {', '.join(twice)} more than once.")
+    primary = primary_metric.strip() if primary_metric is not None else None
+    if primary is not None and primary in names:
+        raise BrazeValidationError(
+            f"{primary!r} is both the primary metric and a guardrail: a metric either decides the "
+            "verdict or must not get worse."
+        )
+    return primary, names
+
+
+def metric_roles(
+    channel: str, primary_metric: str | None, guardrails: list[str]
+) -> list[tuple[str, str, str, str, str]]:
+    """Each metric tested on ``channel`` as ``(metric, numerator, denominator, role, harm)``,
+    ``harm`` being which direction is worse for a guardrail (``more`` or ``less``). Unknown names
+    are an error listing the channel's metrics."""
+    known = channel_metrics(channel)
+    for name in [primary_metric, *guardrails]:
+        if name is not None and name not in known:
+            raise BrazeValidationError(
+                f"{channel} has no metric {name!r}: a comparison on {channel} tests "
+                f"{', '.join(known)} ({', '.join(m for m, spec in known.items() if spec[2])} only as "
+                "guardrails)."
+                if any(spec[2] for spec in known.values())
+                else f"{channel} has no metric {name!r}: a comparison on {channel} tests {', '.join(known)}."
+            )
+    if primary_metric is not None and known[primary_metric][2]:
+        raise BrazeValidationError(
+            f"{primary_metric!r} is a metric where more is worse: pass it in guardrails, and a "
+            "metric that shows success (clicks, conversions...) as primary_metric."
+        )
+    roles = []
+    for metric, (numerator, denominator, worse_when_more) in known.items():
+        if metric in guardrails:
+            roles.append((metric, numerator, denominator, "guardrail", "more" if worse_when_more else "less"))
+        elif worse_when_more:
+            continue
+        elif primary_metric is None:
+            role = "diagnostic" if (channel, metric) in DIAGNOSTICS else "primary"
+            roles.append((metric, numerator, denominator, role, ""))
+        elif metric == primary_metric:
+            roles.append((metric, numerator, denominator, "primary", ""))
+        else:
+            role = "diagnostic" if (channel, metric) in DIAGNOSTICS else "secondary"
+            roles.append((metric, numerator, denominator, role, ""))
+    return roles
+
+
+def _two_sided_family(role: str, primary_metric: str | None) -> str:
+    # Without a primary metric every two-sided test is one family (diagnostics included, so
+    # the table's adjustment stays what it always was); with one, the primary metric is a
+    # family of its own and everything else reported beside it another.
+    if primary_metric is None or role != "primary":
+        return " two-sided" if primary_metric is None else " secondary"
+    return " primary"
+
+
+def judged_levels(p_values: list[float], method: str, alpha: float) -> list[float]:
+    """The significance level each of a family's tests is judged at, so that its adjusted
+    p-value is below ``alpha`` exactly when its own p-value is below this level: ``alpha`` with
+    no correction; ``alpha / m`` for Bonferroni; for Holm, ``alpha / (m - k)`` for the k-th
+    smallest p-value while the step-down rejects, and for every test from the first it keeps,
+    the level it stopped at (each kept p-value is at least that level)."""
+    m = len(p_values)
+    if method == "none" or m <= 1:
+        return [alpha] * m
+    if method == "bonferroni":
+        return [alpha / m] * m
+    adjusted = adjust_p_values(p_values, "holm")
+    levels = [0.0] * m
+    stopped: int | None = None
+    for rank, index in enumerate(sorted(range(m), key=lambda i: p_values[i])):
+        if adjusted[index] < alpha:
+            levels[index] = alpha / (m - rank)
+        else:
+            stopped = rank if stopped is None else stopped
+            levels[index] = alpha / (m - stopped)
+    return levels
+
+
+def _add_intervals(
+    row: dict[str, Any], reference: VariantTotals, metrics: list[tuple[str, str, str, str, str]]
+) -> None:
+    """The row's difference and relative-lift intervals at its ``interval_level``."""
+    spec = next(m for m in metrics if m[0] == row["metric"])
+    base_row = _rate_row(reference, spec[0], spec[1], spec[2], row["interval_level"], [])
+    x1, n1, x2, n2 = row["count"], row["base"], base_row["count"], base_row["base"]
+    level = row["interval_level"]
+    row["difference_low"], row["difference_high"] = difference_interval(x1, n1, x2, n2, level)
+    lift = relative_lift_interval(x1, n1, x2, n2, level)
+    if lift is not None:
+        row["relative_lift"], row["relative_lift_low"], row["relative_lift_high"] = lift
 
 
 def _rate_row(
@@ -577,35 +891,138 @@ def format_p(p: float, alpha: float | None = None) -> str:
 
 def _metric_verdict(row: dict[str, Any], control: str, correction: str, alpha: float) -> str:
     adjusted = "" if correction == "none" else f", {correction}-adjusted"
-    p = format_p(row["p_adjusted"], alpha)
+    sided = ", one-sided" if row["role"] == "guardrail" else ""
+    p = f"({format_p(row['p_adjusted'], alpha)}{sided}{adjusted})"
+    metric, variant = row["metric"], row["variant"]
+    if row["role"] == "guardrail":
+        if row["significant"]:
+            return f"{variant} harms the guardrail {metric}: {_effect(row)} {p}"
+        return f"no harm detected on {metric} {p}; {_rules_out(row)}"
     if not row["significant"]:
-        return f"no significant difference on {row['metric']} ({p}{adjusted})"
+        return f"no significant difference on {metric} {p}; {_rules_out(row)}"
     word = "beats" if row["difference"] > 0 else "trails"
-    effect = f"{100 * row['difference']:+.1f} points"
+    return f"{variant} {word} {control} on {metric}: {_effect(row)} {p}"
+
+
+def _effect(row: dict[str, Any]) -> str:
+    """``+0.9 points, +9 % [+3 %, +15 %]``: the difference and the relative lift with its interval."""
+    effect = f"{format_points(row['difference'])} points"
     if row["relative_lift"] is not None:
         effect += f", {format_lift(row['relative_lift'])}"
         if row["relative_lift_low"] is not None:
-            effect += f" [{format_lift(row['relative_lift_low'])}, {format_lift(row['relative_lift_high'])}]"
-    return f"{row['variant']} {word} {control} on {row['metric']}: {effect} ({p}{adjusted})"
+            high = row["relative_lift_high"]
+            effect += (
+                f" [{format_lift(row['relative_lift_low'])}, {'+inf' if high is None else format_lift(high)}]"
+            )
+    return effect
+
+
+def _rules_out(row: dict[str, Any]) -> str:
+    """Which effects the data rule out, at the row's interval level: for a two-sided test both
+    ends of the interval, for a guardrail the harm its far end excludes."""
+    low, high, level = row["difference_low"], row["difference_high"], row["interval_level"]
+    lift_low, lift_high = row["relative_lift_low"], row["relative_lift_high"]
+    if row["role"] == "guardrail":
+        # The one-sided bound on the harmful side, at 1 - (1 - level) / 2.
+        one_sided = 1 - (1 - level) / 2
+        more = row["sided"].startswith("one-sided (more")
+        bound, lift = (high, lift_high) if more else (low, lift_low)
+        word = "an increase above" if more else "a decrease below"
+        relative = f" ({format_lift(lift)})" if lift is not None else ""
+        return (
+            f"the data rule out {word} {format_points(bound)} points{relative} at {format_level(one_sided)}"
+        )
+    relative = ""
+    if lift_low is not None and lift_high is not None:
+        relative = f" ({format_lift(lift_low)} to {format_lift(lift_high)})"
+    digits = interval_digits(low, high)
+    return (
+        f"the data rule out changes below {format_points(low, digits)} or above "
+        f"{format_points(high, digits)} points{relative} at {format_level(level)}"
+    )
+
+
+def format_points(fraction: float, digits: int | None = None) -> str:
+    """A difference of rates in percentage points, by default with at least one significant
+    digit: ``+0.9``, ``-12.3``, ``+0.03`` (a tiny effect is never printed as ``+0.0``)."""
+    points = 100 * fraction
+    if digits is None:
+        digits = 1 if points == 0 else max(1, -math.floor(math.log10(abs(points))))
+    return f"{points:+.{digits}f}"
+
+
+def interval_digits(low: float, high: float) -> int:
+    """Decimals for an interval in points (and its estimate): enough to tell its ends apart, at
+    least one (``+0.0 [-0.3, +0.3]``, ``+0.030 [+0.026, +0.034]``)."""
+    width = 100 * (high - low)
+    return 1 if width <= 0 else max(1, -math.floor(math.log10(width)))
+
+
+def _points_interval(estimate: float, low: float, high: float) -> str:
+    digits = interval_digits(low, high)
+    return f"{format_points(estimate, digits)} [{format_points(low, digits)}, {format_points(high, digits)}]"
 
 
 def format_lift(lift: float) -> str:
-    """A relative lift in percent: ``+9 %``; one decimal below 1 % (``+0.4 %``)."""
+    """A relative lift in percent: ``+9 %``; below 1 % with one significant digit (``+0.4 %``,
+    ``+0.03 %``)."""
     percent = 100 * lift
-    return f"{percent:+.0f} %" if abs(percent) >= 1 or percent == 0 else f"{percent:+.1f} %"
+    if abs(percent) >= 1 or percent == 0:
+        return f"{percent:+.0f} %"
+    return f"{percent:+.{max(1, -math.floor(math.log10(abs(percent))))}f} %"
 
 
-def _variant_verdict(variant: str, rows: list[dict[str, Any]], control: str) -> str:
+def format_level(level: float) -> str:
+    """A confidence level in percent, with the digits it needs, two decimals at most unless
+    more are needed to stay below 100: ``95 %``, ``97.5 %``, ``99.17 %``, ``99.998 %``."""
+    percent = 100 * level
+    digits = next((d for d in range(3) if abs(round(percent, d) - percent) < 1e-9), 2)
+    while f"{percent:.{digits}f}" == "100" + "." * bool(digits) + "0" * digits and digits < 12:
+        digits += 1
+    return f"{percent:.{digits}f} %"
+
+
+def _variant_verdict(
+    variant: str, rows: list[dict[str, Any]], control: str, correction: str, alpha: float
+) -> str:
     own = [r for r in rows if r["variant"] == variant]
-    found = [r["verdict"] for r in own if r["significant"]]
-    if found:
-        return "; ".join(found)
     if all(r["p_value"] is None for r in own):
         return (
             f"{variant} could not be compared with {control}: Braze reported none of the counts "
             "the rates need (see the notes)"
         )
-    return f"{variant} shows no significant difference from {control} yet at this sample size"
+    deciding = [r for r in own if r["role"] == "primary" and r["p_value"] is not None]
+    found = [r["verdict"] for r in deciding if r["significant"]]
+    if found:
+        text = "; ".join(found)
+    else:
+        single = len(deciding) == 1
+        on = f" on {deciding[0]['metric']}" if single else ""
+        adjusted = "" if correction == "none" else f", {correction}-adjusted"
+        text = f"{variant} shows no significant difference from {control}{on} yet at this sample size"
+        if single:
+            text += f" ({format_p(deciding[0]['p_adjusted'], alpha)}{adjusted}): {_rules_out(deciding[0])}"
+        elif deciding:
+            # One family, nothing rejected: every row is at the same level.
+            ranges = ", ".join(
+                f"{r['metric']} {format_points(r['difference_low'], digits)} to "
+                f"{format_points(r['difference_high'], digits)}"
+                for r in deciding
+                for digits in [interval_digits(r["difference_low"], r["difference_high"])]
+            )
+            text += (
+                f"; the data rule out effects outside these ranges (points, at "
+                f"{format_level(deciding[0]['interval_level'])}): {ranges}"
+            )
+    diagnostics = [r for r in own if r["role"] == "diagnostic" and r["significant"]]
+    if diagnostics and not found:
+        text += "; " + "; ".join(
+            f"{r['metric']} differ ({format_points(r['difference'])} points), a diagnostic only (see the "
+            f"note on {r['metric']})"
+            for r in diagnostics
+        )
+    harms = [r["verdict"] for r in own if r["role"] == "guardrail" and r["significant"]]
+    return "; ".join([text, *harms])
 
 
 def _variation_text(v: VariantTotals) -> str:
@@ -614,41 +1031,52 @@ def _variation_text(v: VariantTotals) -> str:
 
 def describe_table(comparison: Comparison) -> list[str]:
     """The table as aligned text lines, for the task log: rates and differences in percent
-    (points for differences), intervals in brackets, Holm- (or otherwise) adjusted p-values."""
-    level = f"{comparison.confidence:.0%}"
+    (points for differences), each difference's interval at the level its test was judged at
+    (the ``level`` column), adjusted p-values, and each metric's role."""
+    rate_level = format_level(comparison.confidence)
     header = (
         "variant",
         "metric",
+        "role",
         "count/base",
-        f"rate % [{level} CI]",
-        f"vs {comparison.control}, pts",
+        f"rate % [{rate_level} CI]",
+        f"vs {comparison.control}, pts [CI]",
+        "level",
         "p adj.",
     )
     lines = [header]
     for row in comparison.rows:
-        counted, rate, diff, p = "n/a", "n/a", "", ""
+        counted, rate, diff, level, p = "n/a", "n/a", "", "", ""
         if row["count"] is not None and row["base"] is not None:
             counted = f"{row['count']:g}/{row['base']:g}"
         if row["rate"] is not None:
             rate = f"{100 * row['rate']:.2f} [{100 * row['rate_low']:.2f}, {100 * row['rate_high']:.2f}]"
-        if row["difference"] is not None:
-            diff = (
-                f"{100 * row['difference']:+.2f} "
-                f"[{100 * row['difference_low']:+.2f}, {100 * row['difference_high']:+.2f}]"
-            )
+        if row["difference"] is not None and row["difference_low"] is not None:
+            diff = _points_interval(row["difference"], row["difference_low"], row["difference_high"])
+            level = format_level(row["interval_level"]).replace(" %", "%")
         if row["p_adjusted"] is not None:
             p = (
                 format_p(row["p_adjusted"], 1 - comparison.confidence)
                 .removeprefix("p = ")
                 .replace("p < ", "<")
             )
-            p += " *" if row["significant"] else ""
-        lines.append((row["variant"], row["metric"], counted, rate, diff, p))
+            if row["role"] == "guardrail":
+                p += " (1-sided)"
+            p += (" harm" if row["role"] == "guardrail" else " *") if row["significant"] else ""
+        role = "-" if row["variant"] == comparison.control else row["role"]
+        lines.append((row["variant"], row["metric"], role, counted, rate, diff, level, p))
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     text = [
         "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
         for line in lines
     ]
+    text.append(
+        "Each difference's interval is at the level its test was judged at after the "
+        f"{comparison.correction} adjustment ('level'), so it excludes 0 exactly when the row is "
+        "significant (*); a guardrail's is two-sided at 1 - 2 alpha, each end a one-sided bound."
+        if comparison.correction != "none"
+        else "Differences' intervals are unadjusted, like the p-values."
+    )
     ratio = comparison.sample_ratio
     if ratio is not None:
         verdict = "MISMATCH: no variant is judged" if ratio.mismatch else "matches the plan"

@@ -13,8 +13,11 @@ from unittest import mock
 
 import pytest
 import requests_mock as rm
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from airflow_provider_braze.comparison import (
+    MPP_NOTE,
     VariantTotals,
     adjust_p_values,
     chi2_sf,
@@ -33,62 +36,177 @@ from tests.conftest import REST_ENDPOINT
 SERIES_URL = f"{REST_ENDPOINT}/sends/data_series"
 
 # Reference values computed with statsmodels 0.15.0 (proportions_ztest, proportion_confint with
-# method="wilson", confint_proportions_2indep with method="newcomb", multipletests).
+# method="wilson").
 REFERENCE = [
-    # (x1, n1, x2, n2), p-value, Wilson (x1, n1), Newcombe difference interval
-    ((596, 8983, 51, 1890), 4.861204459012286e-11, (0.061383813164409676, 0.07168201027314093),
-     (0.029675194152613014, 0.047695930771049735)),
-    ((62, 9020, 17, 1915), 0.34705433337898284, (0.005365964697847709, 0.008801112527975078),
-     (-0.007507949392413236, 0.001841655711994419)),
-    ((5, 20, 1, 25), 0.039473223724636415, (0.11186170140766563, 0.4687008776187441),
-     (0.0020481274874634414, 0.4311622294176034)),
-    ((2883, 8983, 490, 1890), 1.3720772439158087e-07, (0.31136394292795133, 0.330668242157224),
-     (0.039297450573794836, 0.08325304647709694)),
+    # (x1, n1, x2, n2), p-value, Wilson (x1, n1)
+    ((596, 8983, 51, 1890), 4.861204459012286e-11, (0.061383813164409676, 0.07168201027314093)),
+    ((62, 9020, 17, 1915), 0.34705433337898284, (0.005365964697847709, 0.008801112527975078)),
+    ((5, 20, 1, 25), 0.039473223724636415, (0.11186170140766563, 0.4687008776187441)),
+    ((2883, 8983, 490, 1890), 1.3720772439158087e-07, (0.31136394292795133, 0.330668242157224)),
 ]  # fmt: skip
 
 
-@pytest.mark.parametrize(("counts", "p_value", "wilson", "newcombe"), REFERENCE)
+@pytest.mark.parametrize(("counts", "p_value", "wilson"), REFERENCE)
 def test_statistics_match_the_reference(
-    counts: tuple[int, int, int, int],
-    p_value: float,
-    wilson: tuple[float, float],
-    newcombe: tuple[float, float],
+    counts: tuple[int, int, int, int], p_value: float, wilson: tuple[float, float]
 ) -> None:
     x1, n1, x2, n2 = counts
     assert two_proportion_test(x1, n1, x2, n2)[1] == pytest.approx(p_value, rel=1e-6)
     assert wilson_interval(x1, n1) == pytest.approx(wilson, rel=1e-9)
-    assert difference_interval(x1, n1, x2, n2) == pytest.approx(newcombe, rel=1e-9)
 
 
-def katz(x1: int, n1: int, x2: int, n2: int, z: float) -> tuple[float, float, float]:
-    """The log-ratio (Katz) interval written out: ln RR +- z sqrt(1/x1 - 1/n1 + 1/x2 - 1/n2)."""
-    ratio = (x1 * n2) / (n1 * x2)
-    se = math.sqrt(1 / x1 - 1 / n1 + 1 / x2 - 1 / n2)
-    return ratio - 1, math.exp(math.log(ratio) - z * se) - 1, math.exp(math.log(ratio) + z * se) - 1
+# Score intervals of the difference and of the relative lift (ratio - 1), computed independently
+# of the code under test: the restricted maximum likelihood estimates found numerically
+# (scipy 1.16 minimize_scalar on the binomial log-likelihood, not the closed-form roots), the
+# score statistic inverted with brentq (xtol 1e-15). statsmodels 0.15.0's
+# confint_proportions_2indep(method="score", correction=False) agrees on equal groups, but its
+# restricted estimate is off for very unequal groups (e.g. 18604/23153 vs 1846/14337: its bound
+# 0.66790 has a score of 1.779, not 1.960) and often fails to bracket, so it is not the reference.
+SCORE_REFERENCE = [
+    # (x1, n1, x2, n2), confidence, difference interval, relative lift interval (None: unbounded)
+    (
+        (596, 8983, 51, 1890),
+        0.95,
+        (0.029765758958177405, 0.04779652335664938),
+        (0.8589031103565994, 2.258160832059672),
+    ),
+    (
+        (596, 8983, 51, 1890),
+        0.99,
+        (0.026433477301103743, 0.050278934956216756),
+        (0.7047956131122821, 2.5573726860992485),
+    ),
+    (
+        (62, 9020, 17, 1915),
+        0.95,
+        (-0.007494577422741433, 0.001861482933755182),
+        (-0.5430378960569497, 0.31384169240604964),
+    ),
+    (
+        (62, 9020, 17, 1915),
+        0.99,
+        (-0.00968530030468714, 0.002878039781169084),
+        (-0.6105182982309945, 0.542932667202388),
+    ),
+    (
+        (5, 20, 1, 25),
+        0.95,
+        (0.011700445131544817, 0.43656100856179825),
+        (0.07147019304455626, 37.787461366204845),
+    ),
+    (
+        (5, 20, 1, 25),
+        0.99,
+        (-0.06497391006676702, 0.5070052364830836),
+        (-0.28294379474963516, 58.065581032065865),
+    ),
+    (
+        (120, 2000, 60, 2000),
+        0.95,
+        (0.017327000912612987, 0.043161397814692914),
+        (0.47846285315385884, 1.7072771143805978),
+    ),
+    (
+        (120, 2000, 60, 2000),
+        0.99,
+        (0.01334132392487143, 0.04748747787493362),
+        (0.3461954181983433, 1.9746307346941965),
+    ),
+    (
+        (18604, 23153, 1846, 14337),
+        0.95,
+        (0.6671898314965659, 0.6821902240564964),
+        (4.978419831142432, 5.515940429154721),
+    ),
+    (
+        (18604, 23153, 1846, 14337),
+        0.99,
+        (0.6647772879873113, 0.6844913921518101),
+        (4.898683262338527, 5.605261499865067),
+    ),
+    (
+        (3, 25, 61342, 61514),
+        0.95,
+        (-0.9555373526398391, -0.6976455649832791),
+        (-0.9582149958807635, -0.6996020798564885),
+    ),
+    (
+        (3, 25, 61342, 61514),
+        0.99,
+        (-0.9663264998629741, -0.6286860034572135),
+        (-0.9690333583355815, -0.6304492473594183),
+    ),
+    ((0, 40, 6, 50), 0.95, (-0.23804817744154838, -0.027781339486212128), (-1.0, -0.2452277605073626)),
+    ((0, 40, 6, 50), 0.99, (-0.28432220444103035, 0.029998932147218126), (-1.0, 0.27836656769430346)),
+    (
+        (40, 40, 30, 50),
+        0.95,
+        (0.27608389224344865, 0.5381856247550681),
+        (0.3813755360680533, 1.1653721729657032),
+    ),
+    (
+        (40, 40, 30, 50),
+        0.99,
+        (0.23619431930371895, 0.5798037243946106),
+        (0.3220984763845205, 1.3798402180985443),
+    ),
+    (
+        (1234, 100000, 1100, 100000),
+        0.95,
+        (0.0003989721886464133, 0.0022831013668148633),
+        (0.03476585907195995, 0.21619671267414708),
+    ),
+    (
+        (1234, 100000, 1100, 100000),
+        0.99,
+        (0.00010300248470424134, 0.0025805744196625018),
+        (0.008854037229760081, 0.24743602590483915),
+    ),
+]
 
 
-@pytest.mark.parametrize(
-    "counts", [(120, 2000, 60, 2000), (596, 8983, 51, 1890), (5, 20, 1, 25), (40, 900, 60, 1000)]
-)
-@pytest.mark.parametrize(("confidence", "z"), [(0.95, 1.959963984540054), (0.99, 2.5758293035489)])
-def test_relative_lift_is_the_katz_interval(
-    counts: tuple[int, int, int, int], confidence: float, z: float
+@pytest.mark.parametrize(("counts", "confidence", "difference", "lift"), SCORE_REFERENCE)
+def test_score_intervals_match_the_reference(
+    counts: tuple[int, int, int, int],
+    confidence: float,
+    difference: tuple[float, float],
+    lift: tuple[float, float | None],
 ) -> None:
-    assert relative_lift_interval(*counts, confidence) == pytest.approx(katz(*counts, z), rel=1e-12)
+    assert difference_interval(*counts, confidence) == pytest.approx(difference, rel=1e-6, abs=1e-9)
+    found = relative_lift_interval(*counts, confidence)
+    assert found is not None
+    x1, n1, x2, n2 = counts
+    assert found[0] == pytest.approx((x1 * n2) / (n1 * x2) - 1, rel=1e-12)
+    assert found[1:] == pytest.approx(lift, rel=1e-6, abs=1e-9)
 
 
-def test_relative_lift_of_a_worked_example() -> None:
-    # 20/100 vs 10/100: RR 2, SE of ln RR sqrt(0.13) = 0.36056, z = 1.95996: 95 % CI 0.9865 to
-    # 4.0545 (by hand; calculators rounding z to 1.96 print 0.9866 to 4.0546).
-    lift, low, high = relative_lift_interval(20, 100, 10, 100)  # type: ignore[misc]
-    assert lift == pytest.approx(1.0)
-    assert low == pytest.approx(0.9865 - 1, abs=1e-4)
-    assert high == pytest.approx(4.0545 - 1, abs=1e-4)
+@given(
+    st.integers(1, 200_000).flatmap(lambda n1: st.tuples(st.integers(0, n1), st.just(n1))),
+    st.integers(1, 200_000).flatmap(lambda n2: st.tuples(st.integers(0, n2), st.just(n2))),
+    st.sampled_from([0.9, 0.95, 0.99, 0.9975, 0.99975]),
+)
+@settings(max_examples=400, deadline=None)
+def test_intervals_exclude_zero_exactly_when_the_test_rejects(
+    variant: tuple[int, int], control: tuple[int, int], confidence: float
+) -> None:
+    (x1, n1), (x2, n2) = variant, control
+    rejects = two_proportion_test(x1, n1, x2, n2)[1] < 1 - confidence
+    low, high = difference_interval(x1, n1, x2, n2, confidence)
+    assert low <= x1 / n1 - x2 / n2 <= high
+    assert (low > 0 or high < 0) == rejects
+    lift = relative_lift_interval(x1, n1, x2, n2, confidence)
+    if lift is not None:
+        lift_low, lift_high = lift[1], lift[2]
+        assert (lift_low > 0 or (lift_high is not None and lift_high < 0)) == rejects
 
 
 def test_relative_lift_without_a_control_rate_is_none() -> None:
     assert relative_lift_interval(5, 100, 0, 100) is None
-    assert relative_lift_interval(0, 100, 5, 100) == (-1.0, None, None)
+    lift = relative_lift_interval(0, 100, 5, 100)
+    assert lift is not None
+    assert lift[:2] == (-1.0, -1.0)
+    assert lift[2] is not None
+    assert -1 < lift[2] < 0.2
     rows = compare(
         [email("control", 100, 10, 0, 0), email("a", 100, 20, 3, 0)], control="control", correction="none"
     ).rows
@@ -100,8 +218,8 @@ def test_relative_lift_without_a_control_rate_is_none() -> None:
     )
     opens = next(r for r in rows if (r["variant"], r["metric"]) == ("a", "opens"))
     assert opens["relative_lift"] == pytest.approx(1.0)
-    assert (opens["relative_lift_low"], opens["relative_lift_high"]) == pytest.approx(
-        katz(20, 100, 10, 100, 1.959963984540054)[1:], rel=1e-12
+    assert (opens["relative_lift"], opens["relative_lift_low"], opens["relative_lift_high"]) == pytest.approx(
+        relative_lift_interval(20, 100, 10, 100, 0.95), rel=1e-12
     )
 
 
@@ -143,12 +261,16 @@ def test_verdicts_say_who_beats_whom_and_when_nothing_is_clear() -> None:
         ],
         control="control",
     )
-    assert (
-        comparison.verdicts["a"] == "a shows no significant difference from control yet at this sample size"
+    # No primary metric: every metric but opens decides, in one Holm family of 8 tests; what
+    # the data rule out is said at the level the kept tests were judged at (1 - 0.05/6).
+    assert comparison.verdicts["a"] == (
+        "a shows no significant difference from control yet at this sample size; the data rule "
+        "out effects outside these ranges (points, at 99.17 %): delivered -0.3 to +0.3, clicks "
+        "-1.4 to +1.6, conversions -0.9 to +1.0"
     )
+    # Opens also differ (+7 points) but are a diagnostic: the verdict is on clicks.
     assert comparison.verdicts["b"] == (
-        "b beats control on opens: +7.0 points, +28 % [+16 %, +41 %] (p < 0.001, holm-adjusted); "
-        "b beats control on clicks: +3.0 points, +100 % [+48 %, +171 %] (p < 0.001, holm-adjusted)"
+        "b beats control on clicks: +3.0 points, +100 % [+32 %, +203 %] (p < 0.001, holm-adjusted)"
     )
     assert comparison.significant("b") == ["opens", "clicks"]
     rows = {(r["variant"], r["metric"]): r for r in comparison.rows}
@@ -156,17 +278,36 @@ def test_verdicts_say_who_beats_whom_and_when_nothing_is_clear() -> None:
     assert (clicks["count"], clicks["base"], clicks["rate"]) == (120, 2000, 0.06)
     assert clicks["difference"] == pytest.approx(0.03)
     assert clicks["p_value"] == pytest.approx(two_proportion_test(120, 2000, 60, 2000)[1])
+    # Second smallest p of 8 in the Holm step-down: judged at 0.05 / 7.
+    assert clicks["interval_level"] == pytest.approx(1 - 0.05 / 7)
+    assert (clicks["difference_low"], clicks["difference_high"]) == pytest.approx(
+        difference_interval(120, 2000, 60, 2000, 1 - 0.05 / 7)
+    )
+    assert (rows[("b", "opens")]["role"], clicks["role"]) == ("diagnostic", "primary")
     assert rows[("control", "opens")]["verdict"] == "control"
     assert rows[("a", "opens")]["verdict"].startswith("no significant difference on opens (p = ")
     assert rows[("b", "conversions")]["revenue_per_recipient"] == pytest.approx(0.11)
+    assert comparison.notes == [f"{MPP_NOTE}."]
 
 
 def test_trailing_variants_are_named_as_such() -> None:
     comparison = compare(
+        [email("control", 2000, 600, 60, 20), email("b", 2000, 450, 20, 20)], control="control"
+    )
+    assert comparison.verdicts["b"].startswith("b trails control on clicks: -2.0 points, -67 % [")
+    assert comparison.verdicts["b"].endswith("] (p < 0.001, holm-adjusted)")
+
+
+def test_a_difference_in_opens_alone_is_a_diagnostic_not_a_verdict() -> None:
+    comparison = compare(
         [email("control", 2000, 600, 60, 20), email("b", 2000, 450, 60, 20)], control="control"
     )
-    assert comparison.verdicts["b"].startswith("b trails control on opens: -7.5 points, -25 % [")
-    assert comparison.verdicts["b"].endswith("] (p < 0.001, holm-adjusted)")
+    assert comparison.significant("b") == ["opens"]
+    assert comparison.verdicts["b"].startswith("b shows no significant difference from control yet")
+    assert comparison.verdicts["b"].endswith(
+        "; opens differ (-7.5 points), a diagnostic only (see the note on opens)"
+    )
+    assert "Apple Mail Privacy Protection" in comparison.notes[0]
 
 
 def test_the_correction_is_what_keeps_a_lucky_variant_from_winning() -> None:
@@ -191,7 +332,8 @@ def test_counts_that_are_not_a_share_of_people_are_not_tested() -> None:
     row = next(r for r in comparison.rows if (r["variant"], r["metric"]) == ("a", "conversions"))
     assert (row["rate"], row["p_value"], row["verdict"]) == (None, None, "not tested")
     assert comparison.notes == [
-        "a: conversions (150) exceed their base (100), so they are not a share of people and are not tested."
+        "a: conversions (150) exceed their base (100), so they are not a share of people and are not tested.",
+        f"{MPP_NOTE}.",
     ]
 
 
@@ -228,24 +370,71 @@ def test_the_log_table_is_aligned_and_marks_significance() -> None:
     assert lines[0].split() == [
         "variant",
         "metric",
+        "role",
         "count/base",
         "rate",
         "%",
-        "[95%",
+        "[95",
+        "%",
         "CI]",
         "vs",
         "control,",
         "pts",
+        "[CI]",
+        "level",
         "p",
         "adj.",
     ]
-    assert lines[5] == "b        delivered    2000/2000   100.00 [99.81, 100.00]  +0.00 [-0.19, +0.19]  1.000"
-    assert (
-        lines[6] == "b        opens        640/2000    32.00 [29.99, 34.08]    +7.00 [+4.20, +9.78]  <0.001 *"
+    assert lines[5].split() == [
+        "b",
+        "delivered",
+        "primary",
+        "2000/2000",
+        "100.00",
+        "[99.81,",
+        "100.00]",
+        "+0.0",
+        "[-0.3,",
+        "+0.3]",
+        "97.5%",
+        "1.000",
+    ]
+    assert lines[6].split() == [
+        "b",
+        "opens",
+        "diagnostic",
+        "640/2000",
+        "32.00",
+        "[29.99,",
+        "34.08]",
+        "+7.0",
+        "[+3.4,",
+        "+10.5]",
+        "98.75%",
+        "<0.001",
+        "*",
+    ]
+    assert lines[7].split() == [
+        "b",
+        "clicks",
+        "primary",
+        "120/2000",
+        "6.00",
+        "[5.04,",
+        "7.13]",
+        "+3.0",
+        "[+1.5,",
+        "+4.6]",
+        "98.33%",
+        "<0.001",
+        "*",
+    ]
+    assert lines[9].startswith(
+        "Each difference's interval is at the level its test was judged at after the holm"
     )
-    # Columns line up: each row's third column starts where the header's does.
+    # Columns line up: each row's fourth column starts where the header's does.
     start = lines[0].index("count/base")
-    assert all(line[start - 2 : start] == "  " and line[start] != " " for line in lines)
+    assert all(line[start - 2 : start] == "  " and line[start] != " " for line in lines[:9])
 
 
 # --------------------------------------------------------------------------- the operator
@@ -311,9 +500,10 @@ def test_operator_fetches_each_send_once_and_writes_table_jsonl_and_chart(
         r.qs["campaign_id"] == ["camp"] and r.qs["length"] == ["14"] for r in requests_mock.request_history
     )
     assert summary["verdicts"] == {
-        "b": "b beats control on opens: +7.0 points, +28 % [+16 %, +41 %] (p < 0.001, holm-adjusted); "
-        "b beats control on clicks: +3.0 points, +100 % [+48 %, +171 %] (p < 0.001, holm-adjusted)",
-        "a": "a shows no significant difference from control yet at this sample size",
+        "b": "b beats control on clicks: +3.0 points, +100 % [+32 %, +203 %] (p < 0.001, holm-adjusted)",
+        "a": "a shows no significant difference from control yet at this sample size; the data rule "
+        "out effects outside these ranges (points, at 99.17 %): delivered -0.3 to +0.3, clicks -1.4 "
+        "to +1.6, conversions -0.9 to +1.0",
     }
     assert summary["variants"]["b"] == {
         "campaign_id": "camp",
@@ -415,7 +605,7 @@ def test_variations_within_one_send_id(braze_conn: str, requests_mock: rm.Mocker
     summary, _ = run(op)
     assert len(requests_mock.request_history) == 1  # one send ID, fetched once
     assert summary["variants"]["new"]["variation"] == "var-2"
-    assert summary["verdicts"]["new"].startswith("new beats control on opens")
+    assert summary["verdicts"]["new"].startswith("new beats control on clicks")
 
 
 def test_variations_reported_by_name_need_their_name(braze_conn: str, requests_mock: rm.Mocker) -> None:
@@ -541,8 +731,11 @@ def test_several_channels_need_a_choice(braze_conn: str, requests_mock: rm.Mocke
         )
     )
     assert summary["channel"] == "ios_push"
-    assert (
-        summary["verdicts"]["a"] == "a shows no significant difference from control yet at this sample size"
+    # Push has no diagnostic: direct opens decide like the other metrics.
+    assert summary["verdicts"]["a"] == (
+        "a shows no significant difference from control yet at this sample size; the data rule out "
+        "effects outside these ranges (points, at 98.75 %): delivered -5.9 to +5.9, direct opens -9.2 "
+        "to +9.2, body clicks -7.4 to +7.4, conversions -6.7 to +6.7"
     )
 
 
