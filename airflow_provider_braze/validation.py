@@ -6,6 +6,7 @@ again in its public verbs, so direct hook users get the same errors.
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -457,3 +458,20 @@ def validate_audience(value: Any, where: str = "audience") -> Any:
         f"{where}: {name!r} is not a connected audience filter; Braze documents custom_attribute, "
         "push_subscription_status, email_subscription_status and last_used_app."
     )
+
+
+def check_duration(value: Any, name: str = "min_age") -> timedelta | None:
+    """``min_age`` (or ``name``) as a timedelta: a timedelta, or seconds as a number or text."""
+    if value is None or value == "" or isinstance(value, timedelta):
+        if isinstance(value, timedelta) and value < timedelta(0):
+            raise BrazeValidationError(f"{name} must not be negative, got {value!r}.")
+        return value or None
+    try:
+        seconds = float(str(value))
+    except ValueError:
+        raise BrazeValidationError(f"{name} must be a timedelta or seconds, got {value!r}.") from None
+    if not math.isfinite(seconds) or seconds > timedelta.max.total_seconds():
+        raise BrazeValidationError(f"{name} must be a finite number of seconds, got {value!r}.")
+    if seconds < 0:
+        raise BrazeValidationError(f"{name} must not be negative, got {value!r}.")
+    return timedelta(seconds=seconds)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from datetime import datetime, timedelta, timezone
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -21,6 +20,7 @@ from airflow_provider_braze.analytics_check import (
 )
 from airflow_provider_braze.hooks.braze import BrazeHook
 from airflow_provider_braze.validation import (
+    check_duration,
     parse_utc,
     validate_campaign_id,
     validate_required_send_id,
@@ -267,12 +267,12 @@ class SendAnalyticsSensor(BaseSensorOperator):
             validate_series_length(self.length),
             parse_utc(self.sent_at, what="sent_at") if self.sent_at else None,
             _whole_number(self.min_sent, "min_sent"),
-            _duration(self.min_age),
+            check_duration(self.min_age),
         )
 
     def _untracked_arguments(self) -> tuple[bool | None, timedelta]:
         """``broadcast`` and ``no_data_grace``, rendered and checked."""
-        return _flag(self.broadcast, "broadcast"), _duration(
+        return _flag(self.broadcast, "broadcast"), check_duration(
             self.no_data_grace, "no_data_grace"
         ) or timedelta(0)
 
@@ -306,25 +306,6 @@ def _whole_number(value: Any, name: str) -> int | None:
     if number < 0:
         raise BrazeValidationError(f"{name} must not be negative, got {value!r}.")
     return number
-
-
-def _duration(value: Any, name: str = "min_age") -> timedelta | None:
-    """``min_age`` (or ``name``) as a timedelta: a timedelta, or seconds as a number or text."""
-    from airflow_provider_braze.exceptions import BrazeValidationError
-
-    if value is None or value == "" or isinstance(value, timedelta):
-        if isinstance(value, timedelta) and value < timedelta(0):
-            raise BrazeValidationError(f"{name} must not be negative, got {value!r}.")
-        return value or None
-    try:
-        seconds = float(str(value))
-    except ValueError:
-        raise BrazeValidationError(f"{name} must be a timedelta or seconds, got {value!r}.") from None
-    if not math.isfinite(seconds) or seconds > timedelta.max.total_seconds():
-        raise BrazeValidationError(f"{name} must be a finite number of seconds, got {value!r}.")
-    if seconds < 0:
-        raise BrazeValidationError(f"{name} must not be negative, got {value!r}.")
-    return timedelta(seconds=seconds)
 
 
 def _flag(value: Any, name: str) -> bool | None:
