@@ -190,8 +190,9 @@ class CompareSendsOperator(BaseOperator):
     read it and what the statistics assume.
 
     The table goes to the task log and, with ``output_path``, to CSV and JSON lines (same name,
-    both suffixes) with a chart next to them (``chart_format``; needs the ``charts`` extra,
-    otherwise skipped and said so). The return value is a small summary: the verdicts, each
+    both suffixes) with a chart next to them (``chart_format``: a forest plot of each variant's
+    difference from the control with its interval, one panel per metric; needs the ``charts``
+    extra, otherwise skipped and said so). The return value is a small summary: the verdicts, each
     variant's recipients and significant metrics, and where the files went.
 
     .. code-block:: python
