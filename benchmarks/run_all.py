@@ -26,6 +26,7 @@ BENCHMARKS = (
     "duplicate_memory.py",
     "checkpoint_cost.py",
     "triggerer.py",
+    "peeking.py",
 )
 
 
