@@ -1084,6 +1084,57 @@ def describe_table(comparison: Comparison) -> list[str]:
     return text
 
 
+# ------------------------------------------------------------------ looks at the same sends
+
+
+def looks_prefix(specs: Iterable[Mapping[str, Any]]) -> str:
+    """The record-name prefix of every comparison of these sends (campaign, send ID and
+    variation of each variant; the variants' names and order do not matter)."""
+    import hashlib
+    import json
+
+    sends = sorted(
+        [
+            str(spec["campaign_id"]),
+            str(spec["send_id"]),
+            str(spec.get("message_variation_id") or spec.get("variation_name") or ""),
+        ]
+        for spec in specs
+    )
+    return f"braze_looks__{hashlib.sha256(json.dumps(sends).encode()).hexdigest()[:20]}__"
+
+
+def record_look(location: Any, prefix: str, task_instance: tuple[Any, ...], *, final: bool) -> list[str]:
+    """Record this look at the sends whose records start with ``prefix`` in the checkpoint store
+    at ``location``, and return when earlier *final* looks happened (UTC, oldest first).
+
+    One small record per look, named ``<prefix><task instance digest>__<final|provisional>__<UTC
+    time>``: a look is never rewritten, so concurrent comparisons cannot lose each other's, and a
+    retry of the same task instance finds its own record and is the same look. The store lists
+    strictly (a listing that fails is an error, never "no earlier look")."""
+    import hashlib
+    from datetime import datetime, timezone
+
+    from airflow_provider_braze.delivery.checkpoint import checkpoint_store
+
+    store = checkpoint_store(location)
+    own = hashlib.sha256(repr(tuple(str(part) for part in task_instance)).encode()).hexdigest()[:16]
+    earlier: list[str] = []
+    mine = False
+    for key in store.keys(prefix):
+        look, _, rest = key[len(prefix) :].partition("__")
+        kind, _, at = rest.partition("__")
+        if look == own:
+            mine = True
+        elif kind == "final":
+            earlier.append(at)
+    if not mine:
+        at = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        kind = "final" if final else "provisional"
+        store.write(f"{prefix}{own}__{kind}__{at}", {"look": kind, "at": at})
+    return sorted(earlier)
+
+
 # ------------------------------------------------------------------ CompareSendsOperator's inputs
 
 

@@ -228,9 +228,36 @@ class CompareSendsOperator(BaseOperator):
         ``SplitAudienceOperator``. The variants' recipients are then tested against it
         (chi-square goodness of fit); on a sample ratio mismatch (p < 0.001) every verdict says
         so and no variant is called better or worse. (templated)
+    :param primary_metric: Optional. The one metric that decides the verdicts, e.g. ``clicks`` or
+        ``conversions``: its tests of the variants are adjusted among themselves only, and the
+        other metrics are reported beside it. Without it every metric but e-mail opens decides,
+        all adjusted together.
+    :param guardrails: Optional. Metrics no variant may worsen, e.g. ``["unsubscribes",
+        "bounces", "reported_spam"]``: a one-sided test each (towards harm), and a variant that
+        harms one has it named in its verdict.
+    :param min_age: Optional. The planned analysis time: how old the sends must be (a timedelta,
+        or seconds), as given to ``SendAnalyticsSensor``. A comparison of younger sends says its
+        verdicts are provisional.
+    :param sent_at: Optional. When the sends went out (ISO-8601 or a timezone-aware datetime),
+        to measure ``min_age`` from; without it, from the latest moment the youngest send's
+        first day of analytics can have started (never early). (templated)
+    :param checkpoint: Where the comparison records that it looked at these sends, so that a
+        later comparison of the same sends (another look) says its verdicts are provisional:
+        ``"variable"`` (Airflow Variables, the default), an absolute folder or an
+        ObjectStoragePath URL, as for the send operators; None records nothing (every comparison
+        then takes itself for the first look, and says so in a warning).
     """
 
-    template_fields: Sequence[str] = ("sends", "campaign_id", "ending_at", "output_path", "planned_shares")
+    template_fields: Sequence[str] = (
+        "sends",
+        "campaign_id",
+        "ending_at",
+        "output_path",
+        "planned_shares",
+        "primary_metric",
+        "guardrails",
+        "sent_at",
+    )
     template_fields_renderers: ClassVar[dict[str, str]] = {"sends": "json", "planned_shares": "json"}
     ui_color = "#ffa45c"
 
@@ -250,13 +277,26 @@ class CompareSendsOperator(BaseOperator):
         chart_format: str | None = "svg",
         braze_conn_id: str = BrazeHook.default_conn_name,
         planned_shares: Any = None,
+        primary_metric: str | None = None,
+        guardrails: Any = (),
+        min_age: Any = None,
+        sent_at: Any = None,
+        checkpoint: Any = "variable",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         from collections.abc import Mapping
 
-        from airflow_provider_braze.comparison import check_confidence, check_correction
+        from airflow_provider_braze.comparison import check_confidence, check_correction, check_metric_choice
+        from airflow_provider_braze.delivery.checkpoint import checkpoint_store
         from airflow_provider_braze.experiments import check_shares
+        from airflow_provider_braze.validation import check_duration
+
+        if not _templated(primary_metric) and not _templated(guardrails):
+            check_metric_choice(primary_metric, guardrails)
+        check_duration(min_age)
+        if checkpoint is not None:
+            checkpoint_store(checkpoint)  # a bad location fails the DAG at parse time
 
         if isinstance(planned_shares, Mapping):
             check_shares(planned_shares)  # a literal mapping is checked at parse time
@@ -286,6 +326,11 @@ class CompareSendsOperator(BaseOperator):
         self.chart_format = chart_format
         self.braze_conn_id = braze_conn_id
         self.planned_shares = planned_shares
+        self.primary_metric = primary_metric
+        self.guardrails = guardrails
+        self.min_age = min_age
+        self.sent_at = sent_at
+        self.checkpoint = checkpoint
         #: For OpenLineage: the campaigns whose analytics were read, and the files written.
         self._read: list[str] = []
         self._written: list[str] = []
@@ -300,6 +345,7 @@ class CompareSendsOperator(BaseOperator):
         skip_if_rehearsal(context, "experiment's analytics")
         from airflow_provider_braze.analytics import send_analytics_rows
         from airflow_provider_braze.comparison import (
+            check_metric_choice,
             check_no_overlap,
             check_table_path,
             compare,
@@ -337,12 +383,17 @@ class CompareSendsOperator(BaseOperator):
             )
             for spec in specs
         ]
+        primary_metric, guardrails = check_metric_choice(self.primary_metric, _listed(self.guardrails))
+        provisional = self._provisional(specs, rows_by_send, context)
         comparison = compare(
             totals,
             control=self.control,
             confidence=self.confidence,
             correction=self.correction,
             planned_shares=self.planned_shares,
+            primary_metric=primary_metric,
+            guardrails=guardrails,
+            provisional=provisional,
         )
 
         self.log.info(
@@ -375,9 +426,51 @@ class CompareSendsOperator(BaseOperator):
                 for t in totals
             },
             "notes": comparison.notes,
+            "primary_metric": comparison.primary_metric,
+            "guardrails": list(comparison.guardrails),
+            "harmed": {t.variant: comparison.harmed(t.variant) for t in totals if t.variant != self.control},
+            "provisional": comparison.provisional,
             "sample_ratio": _sample_ratio_summary(comparison.sample_ratio),
             **files,
         }
+
+    def _provisional(
+        self,
+        specs: list[dict[str, Any]],
+        rows_by_send: dict[tuple[str, str], list[dict[str, Any]]],
+        context: Context,
+    ) -> str | None:
+        """Why this comparison's verdicts are provisional, or None: the sends are younger than
+        ``min_age``, or the same sends already had a comparison that was not provisional. Records
+        this look in ``checkpoint`` (a retry of this task is the same look, not another)."""
+        from airflow_provider_braze.comparison import looks_prefix, record_look
+        from airflow_provider_braze.validation import check_duration, parse_utc
+
+        min_age = check_duration(self.min_age)
+        sent_at = parse_utc(self.sent_at, what="sent_at") if self.sent_at else None
+        reasons = []
+        young = _too_young(rows_by_send, min_age, sent_at)
+        if young:
+            reasons.append(young)
+        if self.checkpoint is None:
+            self.log.warning(
+                "checkpoint=None: earlier comparisons of these sends are not looked up, so a repeated "
+                "look is not flagged as provisional."
+            )
+            return "; ".join(reasons) or None
+        ti = context["ti"]
+        earlier = record_look(
+            self.checkpoint,
+            looks_prefix(specs),
+            (ti.dag_id, ti.task_id, ti.run_id, getattr(ti, "map_index", -1)),
+            final=not reasons,
+        )
+        if earlier:
+            reasons.append(
+                f"these sends were already compared {_times(len(earlier))} with final verdicts (first "
+                f"at {earlier[0]}): this is another look"
+            )
+        return "; ".join(reasons) or None
 
     def _write(self, comparison: Any) -> dict[str, Any]:
         from airflow_provider_braze.analytics import rows_to_text
@@ -421,6 +514,57 @@ class CompareSendsOperator(BaseOperator):
 
         inputs = [campaign_dataset(campaign_id, self.hook, self.log) for campaign_id in self._read]
         return operator_lineage(inputs, [location_dataset(path) for path in self._written])
+
+
+def _templated(value: Any) -> bool:
+    return (isinstance(value, str) and "{{" in value) or type(value).__name__ in ("XComArg", "PlainXComArg")
+
+
+def _listed(value: Any) -> Any:
+    """A rendered template's list (``'["unsubscribes"]'``) as a list; anything else as given."""
+    import json
+
+    if isinstance(value, str) and value.strip().startswith("["):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
+
+
+def _times(count: int) -> str:
+    return "once" if count == 1 else "twice" if count == 2 else f"{count} times"
+
+
+def _too_young(
+    rows_by_send: dict[tuple[str, str], list[dict[str, Any]]], min_age: Any, sent_at: Any
+) -> str | None:
+    """``the sends are 3:00:00 old, younger than min_age 1 day, 0:00:00``, or None. Without
+    ``sent_at`` the age is the least the youngest send can have: Braze reports days in an
+    unnamed time zone, so from the end of its first day of analytics in UTC-12."""
+    from datetime import datetime, timedelta, timezone
+
+    from airflow_provider_braze.analytics import activity_days
+    from airflow_provider_braze.analytics_check import _utcnow
+
+    if min_age is None:
+        return None
+    now = _utcnow()
+    measured_from_sent_at = sent_at is not None
+    if sent_at is None:
+        firsts = [activity_days(rows) for rows in rows_by_send.values()]
+        latest_first = max((days[0] for days in firsts if days), default=None)
+        if latest_first is None:
+            return f"the sends' age is unknown (no analytics yet), so min_age {min_age} cannot be confirmed"
+        midnight = datetime.fromisoformat(latest_first).replace(tzinfo=timezone.utc)
+        sent_at = midnight + timedelta(days=1, hours=12)
+    age = now - sent_at
+    if age >= min_age:
+        return None
+    shown = max(age, timedelta(0))
+    shown -= timedelta(microseconds=shown.microseconds)
+    measured = "the sends are" if measured_from_sent_at else "the youngest send may be only"
+    return f"{measured} {shown} old, younger than the planned min_age {min_age}"
 
 
 def _sample_ratio_summary(ratio: Any) -> dict[str, Any] | None:

@@ -81,7 +81,7 @@ def test_one_panel_per_tested_metric_in_the_tables_order() -> None:
     titles = [axes.get_title(loc="left") for axes in panels(comparison)]
     assert titles == [
         "delivered (of sent) — difference from control (n=10,000), points",
-        "opens (of delivered) — difference from control (n=9,960), points",
+        "opens (of delivered) (diagnostic) — difference from control (n=9,960), points",
         "clicks (of delivered) — difference from control (n=9,960), points",
     ]
     assert len(panels(twelve())) == 4
@@ -174,9 +174,16 @@ def test_every_panel_has_a_zero_line() -> None:
 def test_the_title_names_one_interval_level_or_says_they_differ() -> None:
     comparison = twelve()
     title = comparison_figure(comparison).get_suptitle()
-    assert "with 95 % intervals" in title
+    # Holm judges each row at its own level: the table says which.
+    assert "intervals at each row's adjusted level (see the table)" in title
     assert "filled: differs from control (holm-adjusted)" in title
     assert "SAMPLE RATIO MISMATCH" not in title
+    unadjusted = compare(
+        [email("control", 10_000, 2500, 300, 100), email("a", 10_000, 2600, 330, 90)],
+        control="control",
+        correction="none",
+    )
+    assert "with 95 % intervals" in comparison_figure(unadjusted).get_suptitle()
 
     same = dataclasses.replace(comparison, rows=[{**r, "interval_level": 0.975} for r in comparison.rows])
     assert "with 97.5 % intervals" in comparison_figure(same).get_suptitle()

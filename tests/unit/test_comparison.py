@@ -29,11 +29,23 @@ from airflow_provider_braze.comparison import (
     two_proportion_test,
     wilson_interval,
 )
+from airflow_provider_braze.delivery import checkpoint as checkpoint_module
+from airflow_provider_braze.delivery.checkpoint import MemoryCheckpointStore
 from airflow_provider_braze.exceptions import BrazeValidationError
 from airflow_provider_braze.operators.analytics import CompareSendsOperator
 from tests.conftest import REST_ENDPOINT
 
 SERIES_URL = f"{REST_ENDPOINT}/sends/data_series"
+
+
+@pytest.fixture(autouse=True)
+def variables_in_memory(monkeypatch: pytest.MonkeyPatch) -> MemoryCheckpointStore:
+    """The comparison records its looks in Airflow Variables by default; without a running
+    Airflow these tests keep them in one memory store."""
+    store = MemoryCheckpointStore()
+    monkeypatch.setattr(checkpoint_module, "VariableCheckpointStore", lambda: store)
+    return store
+
 
 # Reference values computed with statsmodels 0.15.0 (proportions_ztest, proportion_confint with
 # method="wilson").

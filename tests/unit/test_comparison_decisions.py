@@ -4,9 +4,12 @@ with the verdicts, and what a verdict that finds nothing rules out."""
 from __future__ import annotations
 
 import random
+from datetime import datetime, timedelta, timezone
 from typing import Any
+from unittest import mock
 
 import pytest
+import requests_mock as rm
 
 from airflow_provider_braze.comparison import (
     VariantTotals,
@@ -14,7 +17,11 @@ from airflow_provider_braze.comparison import (
     difference_interval,
     relative_lift_interval,
 )
-from airflow_provider_braze.exceptions import BrazeValidationError
+from airflow_provider_braze.delivery import checkpoint as checkpoint_module
+from airflow_provider_braze.delivery.checkpoint import MemoryCheckpointStore
+from airflow_provider_braze.exceptions import BrazeCheckpointError, BrazeValidationError
+from airflow_provider_braze.operators.analytics import CompareSendsOperator
+from tests.unit.test_comparison import answer, day, email_stats, mock_sends
 
 
 def email(variant: str, sent: int, clicks: int, conversions: int = 0, **more: Any) -> VariantTotals:
@@ -239,3 +246,215 @@ def test_no_interval_disagrees_with_its_verdict(seed: int, kwargs: dict[str, Any
 def _control_counts(comparison: Any, r: dict[str, Any]) -> tuple[float, float]:
     control = row(comparison, comparison.control, r["metric"])
     return control["count"], control["base"]
+
+
+# --------------------------------------------------------------------------- CompareSendsOperator
+
+
+@pytest.fixture
+def looks(monkeypatch: pytest.MonkeyPatch) -> MemoryCheckpointStore:
+    """Airflow Variables, kept in memory (no running Airflow here)."""
+    store = MemoryCheckpointStore()
+    monkeypatch.setattr(checkpoint_module, "VariableCheckpointStore", lambda: store)
+    return store
+
+
+def task_instance(run_id: str = "run-1") -> mock.MagicMock:
+    ti = mock.MagicMock()
+    ti.dag_id, ti.task_id, ti.run_id, ti.map_index = "experiment", "compare", run_id, -1
+    return ti
+
+
+def unsubscribing(sent: int, clicks: int, unsubscribes: int) -> dict[str, Any]:
+    return {**email_stats(sent, sent // 4, clicks, 0), "unsubscribes": unsubscribes}
+
+
+def compare_op(**kwargs: Any) -> CompareSendsOperator:
+    kwargs.setdefault("sends", {"control": "send-control", "b": "send-b"})
+    return CompareSendsOperator(task_id="compare", campaign_id="camp", **kwargs)
+
+
+def test_the_operator_decides_on_the_primary_metric_and_names_a_harmed_guardrail(
+    braze_conn: str, requests_mock: rm.Mocker, looks: MemoryCheckpointStore
+) -> None:
+    mock_sends(
+        requests_mock,
+        {
+            "send-control": answer(day({"email": [unsubscribing(20_000, 600, 20)]})),
+            "send-b": answer(day({"email": [unsubscribing(20_000, 800, 60)]})),
+        },
+    )
+    op = compare_op(primary_metric="clicks", guardrails=["unsubscribes"])
+    summary = op.execute({"ti": task_instance()})
+    assert summary["primary_metric"] == "clicks"
+    assert summary["guardrails"] == ["unsubscribes"]
+    assert summary["harmed"] == {"b": ["unsubscribes"]}
+    assert summary["provisional"] is None
+    assert summary["verdicts"]["b"].startswith("b beats control on clicks: +1.0 points, +33 % [")
+    assert "; b harms the guardrail unsubscribes: +0.2 points" in summary["verdicts"]["b"]
+    assert {"primary_metric", "guardrails", "sent_at"} <= set(CompareSendsOperator.template_fields)
+    # The look is recorded, once, as final.
+    assert [key.split("__")[3] for key in looks.keys("braze_looks__")] == ["final"]
+
+
+def test_a_rendered_guardrails_list_is_read(braze_conn: str, requests_mock: rm.Mocker, looks: Any) -> None:
+    mock_sends(
+        requests_mock,
+        {
+            "send-control": answer(day({"email": [unsubscribing(2000, 60, 2)]})),
+            "send-b": answer(day({"email": [unsubscribing(2000, 61, 2)]})),
+        },
+    )
+    summary = compare_op(guardrails='["unsubscribes", "bounces"]').execute({"ti": task_instance()})
+    assert summary["guardrails"] == ["unsubscribes", "bounces"]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"primary_metric": "clicks", "guardrails": ["clicks"]}, "'clicks' is both the primary metric"),
+        ({"guardrails": "unsubscribes,bounces"}, None),  # one (odd) name: refused at run time
+        ({"min_age": -5}, "min_age must not be negative"),
+        ({"checkpoint": "relative/folder"}, "checkpoint must be 'variable'"),
+    ],
+)
+def test_bad_choices_fail_the_dag_at_parse_time(kwargs: dict[str, Any], message: str | None) -> None:
+    if message is None:
+        compare_op(**kwargs)
+        return
+    with pytest.raises(BrazeValidationError, match=message):
+        compare_op(**kwargs)
+
+
+def test_an_unknown_metric_fails_before_judging(
+    braze_conn: str, requests_mock: rm.Mocker, looks: MemoryCheckpointStore
+) -> None:
+    mock_sends(
+        requests_mock,
+        {f"send-{n}": answer(day({"email": [email_stats(100, 20, 5, 1)]})) for n in ("control", "b")},
+    )
+    with pytest.raises(BrazeValidationError, match="email has no metric 'unsubscribes,bounces'"):
+        compare_op(guardrails="unsubscribes,bounces").execute({"ti": task_instance()})
+
+
+def test_a_comparison_before_min_age_is_provisional(
+    braze_conn: str, requests_mock: rm.Mocker, looks: MemoryCheckpointStore
+) -> None:
+    mock_sends(
+        requests_mock,
+        {
+            f"send-{n}": answer(
+                day({"email": [email_stats(2000, 500, 60 + 60 * (n == "b"), 20)]}, time="2026-11-02")
+            )
+            for n in ("control", "b")
+        },
+    )
+    now = datetime(2026, 11, 2, 15, 0, tzinfo=timezone.utc)
+    with mock.patch("airflow_provider_braze.analytics_check._utcnow", return_value=now):
+        summary = compare_op(min_age=timedelta(hours=24), sent_at="2026-11-02T09:00:00Z").execute(
+            {"ti": task_instance()}
+        )
+    reason = "the sends are 6:00:00 old, younger than the planned min_age 1 day, 0:00:00"
+    assert summary["provisional"] == reason
+    assert summary["verdicts"]["b"].startswith(f"Provisional ({reason}): b beats control on clicks")
+    assert summary["notes"][0].startswith(f"Provisional verdicts: {reason}. Every look at an experiment")
+    # Recorded as a provisional look: it does not spoil the planned one.
+    later = datetime(2026, 11, 3, 10, 0, tzinfo=timezone.utc)
+    with mock.patch("airflow_provider_braze.analytics_check._utcnow", return_value=later):
+        planned = compare_op(min_age=timedelta(hours=24), sent_at="2026-11-02T09:00:00Z").execute(
+            {"ti": task_instance("run-2")}
+        )
+    assert planned["provisional"] is None
+    assert not planned["verdicts"]["b"].startswith("Provisional")
+
+
+def test_without_sent_at_the_age_is_never_overstated(
+    braze_conn: str, requests_mock: rm.Mocker, looks: MemoryCheckpointStore
+) -> None:
+    mock_sends(
+        requests_mock,
+        {
+            f"send-{n}": answer(day({"email": [email_stats(2000, 500, 60, 20)]}, time="2026-11-02"))
+            for n in ("control", "b")
+        },
+    )
+    # The first day of analytics is Nov 2 in some time zone: the send may have been as late as
+    # Nov 3, 12:00 UTC, so on Nov 3, 20:00 it may be only 8 hours old.
+    now = datetime(2026, 11, 3, 20, 0, tzinfo=timezone.utc)
+    with mock.patch("airflow_provider_braze.analytics_check._utcnow", return_value=now):
+        summary = compare_op(min_age=86_400).execute({"ti": task_instance()})
+    assert summary["provisional"] == (
+        "the youngest send may be only 8:00:00 old, younger than the planned min_age 1 day, 0:00:00"
+    )
+
+
+def test_a_repeated_comparison_is_another_look(
+    braze_conn: str, requests_mock: rm.Mocker, looks: MemoryCheckpointStore, tmp_path: Any
+) -> None:
+    mock_sends(
+        requests_mock,
+        {f"send-{n}": answer(day({"email": [email_stats(2000, 500, 60, 20)]})) for n in ("control", "b")},
+    )
+    first = compare_op().execute({"ti": task_instance("run-1")})
+    assert first["provisional"] is None
+    # A retry of the same task instance is the same look.
+    assert compare_op().execute({"ti": task_instance("run-1")})["provisional"] is None
+    # Another run comparing the same sends (named differently, in another order) is another look.
+    again = compare_op(sends={"b2": "send-b", "ctl": "send-control"}, control="ctl").execute(
+        {"ti": task_instance("run-2")}
+    )
+    assert again["provisional"].startswith(
+        "these sends were already compared once with final verdicts (first at 20"
+    )
+    assert again["provisional"].endswith("): this is another look")
+    assert all(
+        v.startswith("Provisional (these sends were already compared once")
+        for v in again["verdicts"].values()
+    )
+    # Other sends are another experiment; a folder store works the same way.
+    mock_sends(
+        requests_mock,
+        {f"send-{n}": answer(day({"email": [email_stats(2000, 500, 60, 20)]})) for n in ("control", "c")},
+    )
+    other = compare_op(sends={"control": "send-control", "c": "send-c"}, checkpoint=str(tmp_path))
+    assert other.execute({"ti": task_instance("run-3")})["provisional"] is None
+    assert other.execute({"ti": task_instance("run-4")})["provisional"] is not None
+    assert len([p for p in tmp_path.iterdir() if p.name.startswith("braze_looks__")]) == 2
+
+
+def test_without_a_checkpoint_looks_are_not_remembered_and_it_says_so(
+    braze_conn: str, requests_mock: rm.Mocker
+) -> None:
+    mock_sends(
+        requests_mock,
+        {f"send-{n}": answer(day({"email": [email_stats(2000, 500, 60, 20)]})) for n in ("control", "b")},
+    )
+    log = mock.MagicMock()
+    with mock.patch.object(CompareSendsOperator, "log", new_callable=mock.PropertyMock, return_value=log):
+        for run_id in ("run-1", "run-2"):
+            assert compare_op(checkpoint=None).execute({"ti": task_instance(run_id)})["provisional"] is None
+    warnings = [call.args[0] for call in log.warning.call_args_list]
+    assert (
+        warnings.count(
+            "checkpoint=None: earlier comparisons of these sends are not looked up, so a repeated look is "
+            "not flagged as provisional."
+        )
+        == 2
+    )
+
+
+def test_a_failing_listing_fails_the_comparison(
+    braze_conn: str, requests_mock: rm.Mocker, monkeypatch: Any
+) -> None:
+    mock_sends(
+        requests_mock,
+        {f"send-{n}": answer(day({"email": [email_stats(2000, 500, 60, 20)]})) for n in ("control", "b")},
+    )
+
+    class Unreachable(MemoryCheckpointStore):
+        def keys(self, prefix: str) -> list[str]:
+            raise BrazeCheckpointError("Cannot list the checkpoint Variables: the API server did not answer")
+
+    monkeypatch.setattr(checkpoint_module, "VariableCheckpointStore", Unreachable)
+    with pytest.raises(BrazeCheckpointError, match="Cannot list"):
+        compare_op().execute({"ti": task_instance()})
