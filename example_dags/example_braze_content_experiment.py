@@ -3,14 +3,15 @@
 generate_variants -> create_send_ids (mapped, one send ID per variant)
 build_audience -> split_audience (control 10 %, a 45 %, b 45 %, by a stable hash of each user)
 -> send_variant (mapped: each variant's file, content and send ID) -> wait_for_analytics (mapped,
-deferrable) -> compare (rates, 95 % intervals, tests against the control, verdicts, CSV + chart)
+deferrable) -> compare (clicks decide, unsubscribes, bounces and spam reports are guardrails, the
+recipients are checked against the planned shares; CSV + chart)
 
 Runs against the local Braze sandbox (``scripts/demo --experiment``), whose made-up
-engagement depends on each variant's content, deterministically: variant ``b`` performs
-differently from the control, variant ``a`` barely does, so the comparison shows both a clear
-verdict and "no significant difference yet". Against real Braze, pass your API campaign, its
-email variation, app ID and sender as in ``example_braze_send_id_pipeline.py``, and your own
-audience.
+engagement depends on each variant's content, deterministically: variant ``b`` gets clearly
+more clicks than the control, variant ``a`` barely differs, so the comparison shows both a clear
+verdict and "no significant difference yet" with the effects the data rule out. Against real
+Braze, pass your API campaign, its email variation, app ID and sender as in
+``example_braze_send_id_pipeline.py``, and your own audience.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import tempfile
 from datetime import datetime, timezone
 from typing import Any
 
-from airflow.sdk import DAG, Param, task
+from airflow.sdk import DAG, Param, XComArg, task
 
 from airflow_provider_braze.operators.analytics import CompareSendsOperator
 from airflow_provider_braze.operators.experiments import SplitAudienceOperator
@@ -173,12 +174,26 @@ with DAG(
     def sends(variants: dict[str, dict[str, Any]]) -> dict[str, str]:
         return {name: v["send_id"] for name, v in variants.items()}
 
+    @task
+    def last_sent_at(summaries: Any) -> str:
+        """When the last variant's send finished: the experiment's age is measured from it."""
+        return max(summaries[i]["finished_at"] for i in range(len(summaries)))
+
     # [START howto_operator_compare_sends]
     compare = CompareSendsOperator(
         task_id="compare",
         campaign_id="{{ params.campaign_id }}",
         sends=sends(variants),
         control="control",
+        # Clicks decide (opens are inflated by Apple Mail Privacy Protection); no variant may
+        # raise unsubscribes, bounces or spam reports.
+        primary_metric="clicks",
+        guardrails=["unsubscribes", "bounces", "reported_spam"],
+        # The split's planned shares: the recipients each variant got are checked against them.
+        planned_shares=XComArg(split, key="planned_shares"),
+        # The planned analysis time: a comparison of younger sends says it is provisional.
+        min_age="{{ params.analytics_wait_seconds }}",
+        sent_at=last_sent_at(send.output),
         output_path="{{ params.output_path }}/{{ dag.dag_id }}/{{ run_key(dag_run) }}/comparison.csv",
     )
     # [END howto_operator_compare_sends]

@@ -237,7 +237,7 @@ class CompareSendsOperator(BaseOperator):
         harms one has it named in its verdict.
     :param min_age: Optional. The planned analysis time: how old the sends must be (a timedelta,
         or seconds), as given to ``SendAnalyticsSensor``. A comparison of younger sends says its
-        verdicts are provisional.
+        verdicts are provisional. (templated)
     :param sent_at: Optional. When the sends went out (ISO-8601 or a timezone-aware datetime),
         to measure ``min_age`` from; without it, from the latest moment the youngest send's
         first day of analytics can have started (never early). (templated)
@@ -256,6 +256,7 @@ class CompareSendsOperator(BaseOperator):
         "planned_shares",
         "primary_metric",
         "guardrails",
+        "min_age",
         "sent_at",
     )
     template_fields_renderers: ClassVar[dict[str, str]] = {"sends": "json", "planned_shares": "json"}
@@ -294,7 +295,8 @@ class CompareSendsOperator(BaseOperator):
 
         if not _templated(primary_metric) and not _templated(guardrails):
             check_metric_choice(primary_metric, guardrails)
-        check_duration(min_age)
+        if not _templated(min_age):
+            check_duration(min_age)
         if checkpoint is not None:
             checkpoint_store(checkpoint)  # a bad location fails the DAG at parse time
 

@@ -31,7 +31,12 @@ def test_experiment_dag_is_wired_as_documented() -> None:
     dag = load_example_dag()
     assert dag.get_task("send_variant").upstream_task_ids == {"split_audience", "create_send_ids"}
     assert dag.get_task("wait_for_analytics").partial_kwargs["deferrable"] is True
-    assert dag.get_task("compare").upstream_task_ids == {"wait_for_analytics", "sends"}
+    assert dag.get_task("compare").upstream_task_ids == {
+        "wait_for_analytics",
+        "sends",
+        "split_audience",
+        "last_sent_at",
+    }
     assert dag.get_task("split_audience").shares == SHARES
 
 
@@ -79,21 +84,42 @@ def test_experiment_splits_sends_each_variant_once_and_compares(
     # b's content effect is large; a's is small, so whether one run's draws make it significant
     # depends on the send IDs (unique per run) and the day: the test checks that a's verdict
     # agrees with its rows, not which way it went (the statistics have their own unit tests).
-    a_significant = summary["variants"]["a"]["significant"]
-    if a_significant:
-        assert all(f"on {metric}" in summary["verdicts"]["a"] for metric in a_significant)
+    # Clicks decide; opens are a diagnostic (Apple Mail Privacy Protection), said in a note.
+    assert summary["primary_metric"] == "clicks"
+    assert summary["guardrails"] == ["unsubscribes", "bounces", "reported_spam"]
+    assert any("Apple Mail Privacy Protection" in note for note in summary["notes"])
+    # The split's planned shares came along, and the recipients match them.
+    assert summary["sample_ratio"]["planned"] == {"control": 0.1, "a": 0.45, "b": 0.45}
+    assert summary["sample_ratio"]["mismatch"] is False
+    # analytics_wait_seconds is 0: the comparison is at (after) its planned time, and the first.
+    assert summary["provisional"] is None
+    a_clicks = next(r for r in rows_of(summary) if (r["variant"], r["metric"]) == ("a", "clicks"))
+    # a's effect is small, so whether one run's draws make it significant depends on the send
+    # IDs (unique per run): the verdict must agree with its row either way.
+    if a_clicks["significant"] == "True":
+        assert summary["verdicts"]["a"].startswith("a beats control on clicks: ") or summary["verdicts"][
+            "a"
+        ].startswith("a trails control on clicks: ")
     else:
-        assert summary["verdicts"]["a"] == (
-            "a shows no significant difference from control yet at this sample size"
+        assert summary["verdicts"]["a"].startswith(
+            "a shows no significant difference from control on clicks yet at this sample size (p = "
         )
-    assert summary["verdicts"]["b"].startswith("b beats control on opens: +")
+        assert "the data rule out changes below " in summary["verdicts"]["a"]
+    assert summary["verdicts"]["b"].startswith("b beats control on clicks: +")
     assert "(p < 0.001, holm-adjusted)" in summary["verdicts"]["b"]
-    assert "b beats control on clicks" in summary["verdicts"]["b"]
+    # A guardrail is named in the verdict exactly when it was harmed (the sandbox's unsubscribes,
+    # bounces and spam do not depend on the content, so harm is rare and only by chance).
+    for name in ("a", "b"):
+        for metric in summary["guardrails"]:
+            harmed = metric in summary["harmed"][name]
+            assert (f"{name} harms the guardrail {metric}:" in summary["verdicts"][name]) == harmed
     table = Path(summary["table"].removeprefix("file://"))
     assert table.parent == tmp_path / DAG_ID / run_key(dag_run)
     rows = list(csv.DictReader(table.open()))
     assert {(r["variant"], r["metric"]) for r in rows} == {
-        (v, m) for v in variants for m in ("delivered", "opens", "clicks", "conversions")
+        (v, m)
+        for v in variants
+        for m in ("delivered", "opens", "clicks", "conversions", "unsubscribes", "bounces", "reported_spam")
     }
     lines = [json.loads(line) for line in table.with_suffix(".jsonl").read_text().splitlines()]
     assert [(r["variant"], r["metric"]) for r in lines] == [(r["variant"], r["metric"]) for r in rows]
@@ -134,3 +160,7 @@ def test_experiment_under_each_behaviour_braze_leaves_undocumented(
     assert {n: v["recipients"] for n, v in summary["variants"].items()} == {
         v["variant"]: v["count"] for v in values[("split_audience", "variants")]
     }
+
+
+def rows_of(summary: dict[str, Any]) -> list[dict[str, str]]:
+    return list(csv.DictReader(Path(summary["table"].removeprefix("file://")).open()))

@@ -386,7 +386,11 @@ def test_a_comparison_reads_each_campaign_and_writes_its_table_and_chart(
         "b": {"send_id": "send-b", "campaign_id": "c-1"},
     }
     op = CompareSendsOperator(
-        task_id="compare", sends=sends, allow_mixed_campaigns=True, output_path=f"{tmp_path}/cmp.csv"
+        task_id="compare",
+        sends=sends,
+        allow_mixed_campaigns=True,
+        output_path=f"{tmp_path}/cmp.csv",
+        checkpoint=None,
     )
     summary = op.execute(context())
     lineage = op.get_openlineage_facets_on_complete(mock.MagicMock())
@@ -407,7 +411,7 @@ def test_a_comparison_reads_each_campaign_and_writes_its_table_and_chart(
 def test_a_comparison_without_output_path_writes_nothing(braze_conn: str, requests_mock: rm.Mocker) -> None:
     mock_sends(requests_mock, {f"send-{n}": a for n, a in SENDS.items()})
     op = CompareSendsOperator(
-        task_id="c", campaign_id="c-1", sends={"control": "send-control", "a": "send-a"}
+        task_id="c", campaign_id="c-1", sends={"control": "send-control", "a": "send-a"}, checkpoint=None
     )
     op.execute(context())
     lineage = op.get_openlineage_facets_on_complete(mock.MagicMock())
@@ -478,7 +482,7 @@ run(GetSendAnalyticsOperator(
 ))
 run(CompareSendsOperator(
     task_id="compare", campaign_id=campaign, sends={"control": "control", "b": "b"},
-    output_path=os.path.join(folder, "cmp.csv"), chart_format=None,
+    output_path=os.path.join(folder, "cmp.csv"), chart_format=None, checkpoint=None,
 ))
 lineage = [op.get_openlineage_facets_on_complete(mock.MagicMock()) for op in ops]
 print("RESULT:" + json.dumps({

@@ -137,7 +137,9 @@ def test_variations_within_one_send_id_compared_end_to_end(
     else:
         names = {n: braze_sandbox.state.variation_name(CAMPAIGN, v) for n, v in variations.items()}
         sends = {n: {"send_id": "one-send", "variation_name": name} for n, name in names.items()}
-    op = CompareSendsOperator(task_id="compare", campaign_id=CAMPAIGN, sends=sends)
+    op = CompareSendsOperator(
+        task_id="compare", campaign_id=CAMPAIGN, sends=sends, primary_metric="opens", checkpoint=None
+    )
     summary = op.execute({"ti": mock.MagicMock()})
     assert {n: v["recipients"] for n, v in summary["variants"].items()} == {"control": 6000, "b": 6000}
     assert summary["verdicts"]["b"].startswith("b beats control on opens")

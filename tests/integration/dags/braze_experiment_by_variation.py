@@ -60,5 +60,8 @@ with DAG(
         task_id="send", campaign_id=CAMPAIGN, send_id="one-send", concurrency=4
     ).expand_kwargs(split.output)
     send_id >> send
-    compare = CompareSendsOperator(task_id="compare", campaign_id=CAMPAIGN, sends="{{ params.sends }}")
+    # Opens decide here: the test is that each variation is found and told apart.
+    compare = CompareSendsOperator(
+        task_id="compare", campaign_id=CAMPAIGN, sends="{{ params.sends }}", primary_metric="opens"
+    )
     send >> compare
