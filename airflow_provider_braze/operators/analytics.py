@@ -186,8 +186,10 @@ class CompareSendsOperator(BaseOperator):
     two-proportion z-test's p-value adjusted for the number of comparisons (Holm by default),
     the relative lift with its interval, and a verdict ("b beats control on clicks: +0.9 points,
     +9 % [+3 %, +15 %] (p = 0.003, holm-adjusted)", or "no significant difference from control
-    yet at this sample size"). docs/experiments.md says how to
-    read it and what the statistics assume.
+    yet at this sample size" with the effects the data rule out). With ``primary_metric`` that
+    one metric decides, with ``guardrails`` a variant that worsens one is named; each interval is
+    at the level its test was judged at, so it agrees with the verdict. docs/experiments.md says
+    how to read it and what the statistics assume.
 
     The table goes to the task log and, with ``output_path``, to CSV and JSON lines (same name,
     both suffixes) with a chart next to them (``chart_format``: a forest plot of each variant's

@@ -131,3 +131,31 @@ def test_the_readme_quickstart_builds_a_dag_whose_send_ids_differ_per_run() -> N
     }
     assert len(ids) == 2
     assert all(i.startswith("newsletter-20261203-") for i in ids)
+
+
+def test_the_readmes_planning_example_prints_what_it_says() -> None:
+    """The Experiments section's call gives the figure its comment states, and the peeking
+    figure it quotes is the one docs/experiments.md's simulation table gives."""
+    import re
+
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    section = text[text.index("## Experiments in ten lines") :]
+    start = section.index("```python\n") + len("```python\n")
+    code = section[start : section.index("\n```", start)]
+    call = next(line for line in code.splitlines() if line.startswith("minimum_detectable_effect("))
+    comment = next(line for line in code.splitlines() if line.startswith("# {"))
+    namespace: dict[str, object] = {}
+    exec(compile(code.replace(call, f"result = {call}"), "README.md (Experiments)", "exec"), namespace)  # noqa: S102
+    result = namespace["result"]
+    assert isinstance(result, dict)
+    shown = dict(re.findall(r"'(\w+)': (0\.\d+)\.\.\.", comment))
+    assert shown.keys() == result.keys()
+    for name, prefix in shown.items():
+        assert f"{result[name]:.10f}".startswith(prefix), (name, result[name], prefix)
+    points = float(re.search(r": (\d+\.\d) points", comment).group(1))  # type: ignore[union-attr]
+    assert round(100 * result["a"], 1) == points
+    table = (REPO / "docs" / "experiments.md").read_text(encoding="utf-8")
+    daily = re.search(r"daily looks \(days 1-7\) \| [\d,]+ of [\d,]+ \| \*\*(\d+\.\d) %\*\*", table)
+    assert daily is not None
+    quoted = f"5 % false positives into {round(float(daily.group(1)))} %"
+    assert quoted in " ".join(section.split())
