@@ -1120,17 +1120,19 @@ def record_look(location: Any, prefix: str, task_instance: tuple[Any, ...], *, f
     store = checkpoint_store(location)
     own = hashlib.sha256(repr(tuple(str(part) for part in task_instance)).encode()).hexdigest()[:16]
     earlier: list[str] = []
-    mine = False
+    mine: set[str] = set()
     for key in store.keys(prefix):
         look, _, rest = key[len(prefix) :].partition("__")
         kind, _, at = rest.partition("__")
         if look == own:
-            mine = True
+            mine.add(kind)
         elif kind == "final":
             earlier.append(at)
-    if not mine:
+    kind = "final" if final and not earlier else "provisional"
+    # A retry that was provisional (too early) and now decides records that it decided, so
+    # that later comparisons by other task instances are another look.
+    if kind not in mine and "final" not in mine:
         at = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-        kind = "final" if final else "provisional"
         store.write(f"{prefix}{own}__{kind}__{at}", {"look": kind, "at": at})
     return sorted(earlier)
 

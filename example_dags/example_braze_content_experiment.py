@@ -177,7 +177,7 @@ with DAG(
     @task
     def last_sent_at(summaries: Any) -> str:
         """When the last variant's send finished: the experiment's age is measured from it."""
-        return max(summaries[i]["finished_at"] for i in range(len(summaries)))
+        return str(max(summaries[i]["finished_at"] for i in range(len(summaries))))
 
     # [START howto_operator_compare_sends]
     compare = CompareSendsOperator(

@@ -388,6 +388,25 @@ def test_without_sent_at_the_age_is_never_overstated(
     )
 
 
+def test_a_retry_that_decides_after_an_early_look_is_the_final_look(
+    braze_conn: str, requests_mock: rm.Mocker, looks: MemoryCheckpointStore
+) -> None:
+    mock_sends(
+        requests_mock,
+        {f"send-{n}": answer(day({"email": [email_stats(2000, 500, 60, 20)]})) for n in ("control", "b")},
+    )
+
+    def look(run_id: str, hours: int) -> Any:
+        now = datetime(2026, 11, 2, 9, tzinfo=timezone.utc) + timedelta(hours=hours)
+        with mock.patch("airflow_provider_braze.analytics_check._utcnow", return_value=now):
+            op = compare_op(min_age=timedelta(hours=24), sent_at="2026-11-02T09:00:00Z")
+            return op.execute({"ti": task_instance(run_id)})["provisional"]
+
+    assert look("run-1", 12).startswith("the sends are 12:00:00 old")
+    assert look("run-1", 30) is None  # the same task instance, retried in time: it decides
+    assert look("run-2", 31).startswith("these sends were already compared once with final verdicts")
+
+
 def test_a_repeated_comparison_is_another_look(
     braze_conn: str, requests_mock: rm.Mocker, looks: MemoryCheckpointStore, tmp_path: Any
 ) -> None:
