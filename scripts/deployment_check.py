@@ -963,6 +963,7 @@ class Checker:
                 },
             ),
             "braze_send_with_asset": self.trigger("braze_send_with_asset", {}),
+            "braze_triggered_and_scheduled": self.trigger("braze_triggered_and_scheduled", {}),
         }
         watched = self.watch(runs, 300, asset_consumer="braze_analytics_on_send", since=since)
         for dag_id, (run_id, state) in sorted(watched.items()):
