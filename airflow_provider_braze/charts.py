@@ -205,9 +205,9 @@ def _title(comparison: Comparison, plotted: list[dict[str, Any]]) -> list[str]:
 
 
 def _denominators(channel: str) -> dict[str, str]:
-    from airflow_provider_braze.comparison import CONVERSIONS, EXPERIMENT_RATES
+    from airflow_provider_braze.comparison import channel_metrics
 
-    return {metric: base for metric, _, base in (*EXPERIMENT_RATES.get(channel, ()), CONVERSIONS)}
+    return {metric: base for metric, (_, base, _) in channel_metrics(channel).items()}
 
 
 def _panel_title(comparison: Comparison, metric: str, rows: list[dict[str, Any]]) -> str:
@@ -217,7 +217,8 @@ def _panel_title(comparison: Comparison, metric: str, rows: list[dict[str, Any]]
     if base is not None:
         name += f" (of {base})"
     roles = {row.get("role") or "primary" for row in rows}
-    if len(roles) == 1 and roles != {"primary"}:
+    # "primary" is said only when a primary metric was chosen (without one, every metric is).
+    if len(roles) == 1 and (roles != {"primary"} or getattr(comparison, "primary_metric", None)):
         name += f" ({roles.pop()})"
     control = next(
         (r for r in comparison.rows if r["variant"] == comparison.control and r["metric"] == metric), None

@@ -225,7 +225,8 @@ def two_proportion_test(count1: float, base1: float, count2: float, base2: float
     if se == 0:
         return 0.0, 1.0
     z = (count1 / base1 - count2 / base2) / se
-    return z, min(1.0, 2 * NormalDist().cdf(-abs(z)))
+    # erfc keeps its relative precision far into the tail (1 + erf(-x) cancels to 0 by |z| = 8).
+    return z, min(1.0, math.erfc(abs(z) / math.sqrt(2)))
 
 
 def _decreasing_root(function: Callable[[float], float], low: float, high: float, target: float) -> float:
@@ -240,6 +241,11 @@ def _decreasing_root(function: Callable[[float], float], low: float, high: float
         else:
             high = middle
     return (low + high) / 2
+
+
+def upper_tail(z: float) -> float:
+    """P(Z >= z) for a standard normal Z, precise far into the tail: the one-sided p-value."""
+    return 0.5 * math.erfc(z / math.sqrt(2))
 
 
 def difference_score(count1: float, base1: float, count2: float, base2: float, delta: float) -> float:
@@ -402,15 +408,8 @@ def check_planned_shares(planned_shares: Any, variants: Iterable[str]) -> dict[s
     """``planned_shares`` checked (:func:`~airflow_provider_braze.experiments.check_shares`):
     one share per compared variant, no others. A JSON object in a string (a rendered template)
     is read as the mapping."""
-    import json
-
     from airflow_provider_braze.experiments import check_shares
 
-    if isinstance(planned_shares, str):
-        try:
-            planned_shares = json.loads(planned_shares)
-        except ValueError as err:
-            raise BrazeValidationError(f"planned_shares is not a JSON object: {err}") from err
     names = list(variants)
     try:
         checked = check_shares(planned_shares)
@@ -623,7 +622,7 @@ def compare(
                     z, two_sided = two_proportion_test(x1, n1, x2, n2)
                     if role == "guardrail":
                         # One-sided, towards harm: more of a harm metric, less of any other.
-                        row["p_value"] = NormalDist().cdf(-z if harm == "more" else z)
+                        row["p_value"] = upper_tail(z if harm == "more" else -z)
                         row["sided"] = f"one-sided ({harm} is worse)"
                     else:
                         row["p_value"], row["sided"] = two_sided, "two-sided"
@@ -681,6 +680,18 @@ def compare(
     if provisional:
         verdicts = {name: f"Provisional ({provisional}): {text}" for name, text in verdicts.items()}
         notes.insert(0, f"Provisional verdicts: {provisional}. {PEEKING_NOTE}")
+    for row in rows:
+        if row["variant"] != control and row["p_value"] is None and row["role"] in ("primary", "guardrail"):
+            over = row["count"] is not None and bool(row["base"]) and row["count"] > row["base"]
+            nothing = not any(r["variant"] == row["variant"] and r["p_value"] is not None for r in rows)
+            if over or (nothing and row["role"] == "primary"):
+                continue  # a note already says why
+            numerator, denominator = next((m[1], m[2]) for m in metrics if m[0] == row["metric"])
+            notes.append(
+                f"{row['variant']}: the {'guardrail' if row['role'] == 'guardrail' else 'primary metric'} "
+                f"{row['metric']} was not tested: the {channel} analytics of {row['variant']} or {control} "
+                f"lack {numerator} or {denominator}, or the count exceeds its base."
+            )
     for v in variants:
         if v.variant != control and not any(
             r["variant"] == v.variant and r["p_value"] is not None for r in rows
@@ -772,6 +783,12 @@ def metric_roles(
                 "guardrails)."
                 if any(spec[2] for spec in known.values())
                 else f"{channel} has no metric {name!r}: a comparison on {channel} tests {', '.join(known)}."
+            )
+    for name in guardrails:
+        if (channel, name) in DIAGNOSTICS:
+            raise BrazeValidationError(
+                f"{name!r} cannot be a guardrail: Apple Mail Privacy Protection inflates e-mail opens, "
+                "so they are a diagnostic; guard clicks or conversions instead."
             )
     if primary_metric is not None and known[primary_metric][2]:
         raise BrazeValidationError(
@@ -952,10 +969,17 @@ def format_points(fraction: float, digits: int | None = None) -> str:
 
 
 def interval_digits(low: float, high: float) -> int:
-    """Decimals for an interval in points (and its estimate): enough to tell its ends apart, at
-    least one (``+0.0 [-0.3, +0.3]``, ``+0.030 [+0.026, +0.034]``)."""
+    """Decimals for an interval in points (and its estimate): enough to tell its ends apart, and
+    to give each end a significant digit, so that no end reads 0 or crosses 0 by rounding
+    (``+0.0 [-0.3, +0.3]``, ``+0.030 [+0.026, +0.034]``, ``[-0.52, +0.03]``); at least one."""
+    digits = [1]
     width = 100 * (high - low)
-    return 1 if width <= 0 else max(1, -math.floor(math.log10(width)))
+    if width > 0:
+        digits.append(-math.floor(math.log10(width)))
+    for end in (low, high):
+        if end:
+            digits.append(-math.floor(math.log10(abs(100 * end))))
+    return min(12, max(digits))
 
 
 def _points_interval(estimate: float, low: float, high: float) -> str:
@@ -991,10 +1015,16 @@ def _variant_verdict(
             f"{variant} could not be compared with {control}: Braze reported none of the counts "
             "the rates need (see the notes)"
         )
+    untested = [r["metric"] for r in own if r["role"] == "primary" and r["p_value"] is None]
     deciding = [r for r in own if r["role"] == "primary" and r["p_value"] is not None]
     found = [r["verdict"] for r in deciding if r["significant"]]
     if found:
         text = "; ".join(found)
+    elif not deciding:
+        text = (
+            f"{variant} could not be compared with {control} on {' or '.join(untested)}: the counts "
+            "the rate needs are missing or are not a share of people (see the notes)"
+        )
     else:
         single = len(deciding) == 1
         on = f" on {deciding[0]['metric']}" if single else ""
@@ -1002,7 +1032,7 @@ def _variant_verdict(
         text = f"{variant} shows no significant difference from {control}{on} yet at this sample size"
         if single:
             text += f" ({format_p(deciding[0]['p_adjusted'], alpha)}{adjusted}): {_rules_out(deciding[0])}"
-        elif deciding:
+        else:
             # One family, nothing rejected: every row is at the same level.
             ranges = ", ".join(
                 f"{r['metric']} {format_points(r['difference_low'], digits)} to "
@@ -1021,7 +1051,12 @@ def _variant_verdict(
             f"note on {r['metric']})"
             for r in diagnostics
         )
+    if untested and deciding:
+        text += f"; not tested: {', '.join(untested)} (see the notes)"
     harms = [r["verdict"] for r in own if r["role"] == "guardrail" and r["significant"]]
+    unguarded = [r["metric"] for r in own if r["role"] == "guardrail" and r["p_value"] is None]
+    if unguarded:
+        harms.append(f"guardrail {', '.join(unguarded)} not tested (see the notes)")
     return "; ".join([text, *harms])
 
 
@@ -1089,7 +1124,9 @@ def describe_table(comparison: Comparison) -> list[str]:
 
 def looks_prefix(specs: Iterable[Mapping[str, Any]]) -> str:
     """The record-name prefix of every comparison of these sends (campaign, send ID and
-    variation of each variant; the variants' names and order do not matter)."""
+    variation of each; the variants' names and order do not matter). A comparison records one
+    look per pair of the control and a variant, so that comparing a pair again inside a larger
+    comparison is another look too."""
     import hashlib
     import json
 
@@ -1104,14 +1141,19 @@ def looks_prefix(specs: Iterable[Mapping[str, Any]]) -> str:
     return f"braze_looks__{hashlib.sha256(json.dumps(sends).encode()).hexdigest()[:20]}__"
 
 
-def record_look(location: Any, prefix: str, task_instance: tuple[Any, ...], *, final: bool) -> list[str]:
-    """Record this look at the sends whose records start with ``prefix`` in the checkpoint store
-    at ``location``, and return when earlier *final* looks happened (UTC, oldest first).
+def record_looks(
+    location: Any, prefixes: Mapping[str, str], task_instance: tuple[Any, ...], *, final: bool
+) -> dict[str, list[str]]:
+    """Record this look at each pair of sends (``prefixes``: a name -> its
+    :func:`looks_prefix`) in the checkpoint store at ``location``, and return, per name, when
+    earlier *final* looks at that pair happened (UTC, oldest first; names without any are left
+    out).
 
-    One small record per look, named ``<prefix><task instance digest>__<final|provisional>__<UTC
-    time>``: a look is never rewritten, so concurrent comparisons cannot lose each other's, and a
-    retry of the same task instance finds its own record and is the same look. The store lists
-    strictly (a listing that fails is an error, never "no earlier look")."""
+    One small record per look and pair, named ``<prefix><task instance digest>__<final|
+    provisional>__<UTC time>``: a look is never rewritten, so concurrent comparisons cannot lose
+    each other's, and a retry of the same task instance finds its own record and is the same
+    look. The look is final only if ``final`` and no pair had an earlier final look. The store
+    lists strictly (a listing that fails is an error, never "no earlier look")."""
     import hashlib
     from datetime import datetime, timezone
 
@@ -1119,22 +1161,25 @@ def record_look(location: Any, prefix: str, task_instance: tuple[Any, ...], *, f
 
     store = checkpoint_store(location)
     own = hashlib.sha256(repr(tuple(str(part) for part in task_instance)).encode()).hexdigest()[:16]
-    earlier: list[str] = []
-    mine: set[str] = set()
-    for key in store.keys(prefix):
-        look, _, rest = key[len(prefix) :].partition("__")
-        kind, _, at = rest.partition("__")
-        if look == own:
-            mine.add(kind)
-        elif kind == "final":
-            earlier.append(at)
+    earlier: dict[str, list[str]] = {}
+    mine: dict[str, set[str]] = {}
+    for name, prefix in prefixes.items():
+        mine[name] = set()
+        for key in store.keys(prefix):
+            look, _, rest = key[len(prefix) :].partition("__")
+            kind, _, at = rest.partition("__")
+            if look == own:
+                mine[name].add(kind)
+            elif kind == "final":
+                earlier.setdefault(name, []).append(at)
     kind = "final" if final and not earlier else "provisional"
-    # A retry that was provisional (too early) and now decides records that it decided, so
-    # that later comparisons by other task instances are another look.
-    if kind not in mine and "final" not in mine:
-        at = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-        store.write(f"{prefix}{own}__{kind}__{at}", {"look": kind, "at": at})
-    return sorted(earlier)
+    at = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    for name, prefix in prefixes.items():
+        # A retry that was provisional (too early) and now decides records that it decided, so
+        # that later comparisons by other task instances are another look.
+        if kind not in mine[name] and "final" not in mine[name]:
+            store.write(f"{prefix}{own}__{kind}__{at}", {"look": kind, "at": at})
+    return {name: sorted(times) for name, times in earlier.items()}
 
 
 # ------------------------------------------------------------------ CompareSendsOperator's inputs

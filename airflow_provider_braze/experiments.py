@@ -45,10 +45,18 @@ class VariantFile:
 
 
 def check_shares(shares: Any, *, control: str | None = None) -> dict[str, float]:
-    """``shares`` checked: a mapping of variant name to a share in (0, 1], summing to 1.
+    """``shares`` checked: a mapping of variant name to a share in (0, 1], summing to 1. A JSON
+    object in a string (a rendered template) is read as the mapping.
 
     :param control: Optional. A variant that must be among the shares.
     """
+    if isinstance(shares, str) and shares.lstrip().startswith("{"):
+        import json
+
+        try:
+            shares = json.loads(shares)
+        except ValueError as err:
+            raise BrazeValidationError(f"shares is not a JSON object: {err}") from err
     if not isinstance(shares, Mapping) or not shares:
         raise BrazeValidationError(
             'shares must map each variant name to its share, e.g. {"control": 0.1, "a": 0.45, '

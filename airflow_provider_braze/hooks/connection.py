@@ -306,7 +306,20 @@ def _check_api_key(password: str | None, conn_id: str) -> str:
             f"{connection_label(conn_id)}: the REST API key contains spaces, control or non-ASCII "
             "characters; copy it again from Braze."
         )
+    # The key is masked wherever it appears, answers included: a key of a few characters would
+    # also match inside field names ("unique_clicks" with the key "k") and corrupt the data.
+    if len(key) < MIN_API_KEY_LENGTH:
+        raise BrazeConfigurationError(
+            f"{connection_label(conn_id)}: the REST API key has {len(key)} characters; Braze's keys "
+            f"are 36 (a UUID), and a key shorter than {MIN_API_KEY_LENGTH} cannot be masked without "
+            "masking parts of Braze's answers too. Copy it again from Braze (for the sandbox, choose "
+            "a longer key)."
+        )
     return key
+
+
+#: The shortest REST API key accepted (Braze's are 36 characters).
+MIN_API_KEY_LENGTH = 8
 
 
 def host_of(base_url: str) -> str:

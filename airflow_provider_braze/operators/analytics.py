@@ -447,7 +447,7 @@ class CompareSendsOperator(BaseOperator):
         """Why this comparison's verdicts are provisional, or None: the sends are younger than
         ``min_age``, or the same sends already had a comparison that was not provisional. Records
         this look in ``checkpoint`` (a retry of this task is the same look, not another)."""
-        from airflow_provider_braze.comparison import looks_prefix, record_look
+        from airflow_provider_braze.comparison import looks_prefix, record_looks
         from airflow_provider_braze.validation import check_duration, parse_utc
 
         min_age = check_duration(self.min_age)
@@ -463,16 +463,18 @@ class CompareSendsOperator(BaseOperator):
             )
             return "; ".join(reasons) or None
         ti = context["ti"]
-        earlier = record_look(
+        control = specs[0]  # experiment_sends puts the control first
+        pairs = {spec["variant"]: looks_prefix([control, spec]) for spec in specs[1:]}
+        earlier = record_looks(
             self.checkpoint,
-            looks_prefix(specs),
+            pairs,
             (ti.dag_id, ti.task_id, ti.run_id, getattr(ti, "map_index", -1)),
             final=not reasons,
         )
-        if earlier:
+        for name, times in earlier.items():
             reasons.append(
-                f"these sends were already compared {_times(len(earlier))} with final verdicts (first "
-                f"at {earlier[0]}): this is another look"
+                f"{control['variant']} and {name} were already compared {_times(len(times))} with final "
+                f"verdicts (first at {times[0]}): this is another look"
             )
         return "; ".join(reasons) or None
 
@@ -550,10 +552,16 @@ def _too_young(
 
     from airflow_provider_braze.analytics import activity_days
     from airflow_provider_braze.analytics_check import _utcnow
+    from airflow_provider_braze.exceptions import BrazeValidationError
 
-    if min_age is None:
-        return None
     now = _utcnow()
+    if sent_at is not None and sent_at > now + timedelta(minutes=5):
+        raise BrazeValidationError(
+            f"sent_at {sent_at.isoformat()} is in the future (now {now.isoformat(timespec='seconds')}): "
+            "pass when the sends finished, e.g. the send summary's finished_at."
+        )
+    if not min_age:
+        return None
     measured_from_sent_at = sent_at is not None
     if sent_at is None:
         firsts = [activity_days(rows) for rows in rows_by_send.values()]
@@ -561,7 +569,7 @@ def _too_young(
         if latest_first is None:
             return f"the sends' age is unknown (no analytics yet), so min_age {min_age} cannot be confirmed"
         midnight = datetime.fromisoformat(latest_first).replace(tzinfo=timezone.utc)
-        sent_at = midnight + timedelta(days=1, hours=12)
+        sent_at = min(now, midnight + timedelta(days=1, hours=12))
     age = now - sent_at
     if age >= min_age:
         return None

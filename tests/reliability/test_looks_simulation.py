@@ -164,6 +164,7 @@ def own_prefix(instance: tuple[str, int]) -> str:
 
     from airflow_provider_braze.comparison import looks_prefix
 
+    # One pair (the control and one variant): every naming compares the same two sends.
     specs = [{"campaign_id": "camp", "send_id": s} for s in NAMINGS[0].values()]
     task = ("exp", "compare", instance[0], instance[1])
     own = hashlib.sha256(repr(tuple(str(part) for part in task)).encode()).hexdigest()[:16]

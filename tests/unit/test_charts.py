@@ -17,7 +17,9 @@ from airflow_provider_braze.charts import ChartUnavailable, comparison_figure, d
 from airflow_provider_braze.comparison import Comparison, VariantTotals, compare
 
 
-def email(variant: str, sent: int, opens: int, clicks: int, conversions: int | None) -> VariantTotals:
+def email(
+    variant: str, sent: int, opens: int, clicks: int, conversions: int | None, **more: Any
+) -> VariantTotals:
     counts: dict[str, Any] = {
         "sent": sent,
         "delivered": sent - 40,
@@ -26,6 +28,7 @@ def email(variant: str, sent: int, opens: int, clicks: int, conversions: int | N
         "unique_recipients": sent,
         "conversions": conversions,
         "revenue": None,
+        **more,
     }
     return VariantTotals(variant, "camp", f"send-{variant}", None, "email", counts, 1)
 
@@ -253,3 +256,15 @@ def test_without_matplotlib_there_is_no_figure_even_after_it_was_imported(
         comparison_figure(comparison)
     with pytest.raises(ChartUnavailable):
         draw_comparison(comparison, "png")
+
+
+def test_a_chosen_primary_metric_and_harm_guardrails_are_labelled_with_their_bases() -> None:
+    counts = {"unsubscribes": 20, "bounces": 0, "reported_spam": 0}
+    variants = [
+        email("control", 20_000, 5000, 600, 100, **counts),
+        email("b", 20_000, 5000, 800, 100, **{**counts, "unsubscribes": 60}),
+    ]
+    comparison = compare(variants, control="control", primary_metric="clicks", guardrails=["unsubscribes"])
+    titles = [axes.get_title(loc="left").split(" — ")[0] for axes in panels(comparison)]
+    assert "clicks (of delivered) (primary)" in titles
+    assert "unsubscribes (of delivered) (guardrail)" in titles

@@ -1047,7 +1047,7 @@ def test_a_matching_sample_ratio_changes_no_verdict() -> None:
             "planned_shares names variant\\(s\\) 'z' that are not compared",
         ),
         ({"control": 0.5, "a": 0.5}, "planned_shares has no share for variant\\(s\\) 'b'"),
-        ("{not json", "planned_shares is not a JSON object"),
+        ("{not json", "planned_shares: shares is not a JSON object"),
         ([0.5, 0.5], "planned_shares: shares must map each variant name"),
     ],
 )

@@ -159,6 +159,48 @@ def test_a_no_difference_verdict_says_what_the_data_rule_out() -> None:
     )
 
 
+def test_a_bound_near_zero_keeps_its_sign_and_digits() -> None:
+    # p = 0.08: the upper end is +0.03 points; "above +0.0" would claim no increase is possible.
+    comparison = compare(
+        [email("control", 10_000, 100), email("a", 10_000, 77)], control="control", primary_metric="clicks"
+    )
+    clicks = row(comparison, "a", "clicks")
+    assert clicks["significant"] is False
+    assert 0 < clicks["difference_high"] < 0.0005
+    assert "the data rule out changes below -0.49 or above +0.03 points" in comparison.verdicts["a"]
+
+
+def test_an_untested_primary_metric_or_guardrail_is_said_not_tested() -> None:
+    a = email("a", 10_000, 300)
+    a.counts["unique_clicks"] = None
+    comparison = compare(
+        [email("control", 10_000, 100), a],
+        control="control",
+        primary_metric="clicks",
+        guardrails=["unsubscribes"],
+    )
+    assert comparison.verdicts["a"] == (
+        "a could not be compared with control on clicks: the counts the rate needs are missing or are "
+        "not a share of people (see the notes)"
+    )
+    note = (
+        "a: the primary metric clicks was not tested: the email analytics of a or control lack "
+        "unique_clicks or delivered, or the count exceeds its base."
+    )
+    assert note in comparison.notes
+    b = email("b", 10_000, 300)
+    b.counts["unsubscribes"] = None
+    guarded = compare(
+        [email("control", 10_000, 100), b],
+        control="control",
+        primary_metric="clicks",
+        guardrails=["unsubscribes"],
+    )
+    assert guarded.verdicts["b"].startswith("b beats control on clicks: ")
+    assert guarded.verdicts["b"].endswith("; guardrail unsubscribes not tested (see the notes)")
+    assert guarded.harmed("b") == []
+
+
 def test_tiny_effects_keep_their_digits() -> None:
     # 10^8 per arm: +0.03 points is significant, and must not read "+0.0".
     comparison = compare(
@@ -189,6 +231,7 @@ def test_tiny_effects_keep_their_digits() -> None:
         ),
         ({"guardrails": ["bounces", "bounces"]}, "guardrails names bounces more than once"),
         ({"guardrails": [3]}, "guardrails must be a list of metric names"),
+        ({"guardrails": ["opens"]}, "'opens' cannot be a guardrail: Apple Mail Privacy Protection"),
         ({"primary_metric": ""}, "primary_metric must be a metric name"),
     ],
 )
@@ -404,7 +447,7 @@ def test_a_retry_that_decides_after_an_early_look_is_the_final_look(
 
     assert look("run-1", 12).startswith("the sends are 12:00:00 old")
     assert look("run-1", 30) is None  # the same task instance, retried in time: it decides
-    assert look("run-2", 31).startswith("these sends were already compared once with final verdicts")
+    assert look("run-2", 31).startswith("control and b were already compared once with final verdicts")
 
 
 def test_a_repeated_comparison_is_another_look(
@@ -423,12 +466,11 @@ def test_a_repeated_comparison_is_another_look(
         {"ti": task_instance("run-2")}
     )
     assert again["provisional"].startswith(
-        "these sends were already compared once with final verdicts (first at 20"
+        "ctl and b2 were already compared once with final verdicts (first at 20"
     )
     assert again["provisional"].endswith("): this is another look")
     assert all(
-        v.startswith("Provisional (these sends were already compared once")
-        for v in again["verdicts"].values()
+        v.startswith("Provisional (ctl and b2 were already compared once") for v in again["verdicts"].values()
     )
     # Other sends are another experiment; a folder store works the same way.
     mock_sends(
@@ -439,6 +481,53 @@ def test_a_repeated_comparison_is_another_look(
     assert other.execute({"ti": task_instance("run-3")})["provisional"] is None
     assert other.execute({"ti": task_instance("run-4")})["provisional"] is not None
     assert len([p for p in tmp_path.iterdir() if p.name.startswith("braze_looks__")]) == 2
+
+
+def test_a_pair_compared_again_inside_a_larger_comparison_is_another_look(
+    braze_conn: str, requests_mock: rm.Mocker, looks: MemoryCheckpointStore
+) -> None:
+    mock_sends(
+        requests_mock,
+        {
+            f"send-{n}": answer(day({"email": [email_stats(2000, 500, 60, 20)]}))
+            for n in ("control", "b", "c")
+        },
+    )
+    assert compare_op().execute({"ti": task_instance("run-1")})["provisional"] is None
+    bigger = compare_op(sends={"control": "send-control", "b": "send-b", "c": "send-c"})
+    summary = bigger.execute({"ti": task_instance("run-2")})
+    assert summary["provisional"].startswith("control and b were already compared once with final verdicts")
+    # c's pair had no final look: the provisional comparison did not decide it, so it still can.
+    assert (
+        compare_op(sends={"control": "send-control", "c": "send-c"}).execute({"ti": task_instance("run-3")})[
+            "provisional"
+        ]
+        is None
+    )
+
+
+def test_min_age_zero_is_no_planned_time_and_a_future_sent_at_is_refused(
+    braze_conn: str, requests_mock: rm.Mocker, looks: MemoryCheckpointStore
+) -> None:
+    mock_sends(
+        requests_mock,
+        {
+            f"send-{n}": answer(day({"email": [email_stats(2000, 500, 60, 20)]}, time="2026-11-02"))
+            for n in ("control", "b")
+        },
+    )
+    now = datetime(2026, 11, 2, 15, 0, tzinfo=timezone.utc)
+    with mock.patch("airflow_provider_braze.analytics_check._utcnow", return_value=now):
+        assert compare_op(min_age=0).execute({"ti": task_instance("run-1")})["provisional"] is None
+        with pytest.raises(
+            BrazeValidationError, match=r"sent_at 2026-11-04T09:00:00\+00:00 is in the future"
+        ):
+            compare_op(min_age=60, sent_at="2026-11-04T09:00:00Z").execute({"ti": task_instance("run-2")})
+        # Without sent_at the send may have been as late as now, never later.
+        young = compare_op(min_age=3600, checkpoint=None).execute({"ti": task_instance("run-3")})[
+            "provisional"
+        ]
+    assert young == "the youngest send may be only 0:00:00 old, younger than the planned min_age 1:00:00"
 
 
 def test_without_a_checkpoint_looks_are_not_remembered_and_it_says_so(

@@ -112,11 +112,19 @@ def test_a_blank_experiment_name_is_refused(experiment: str) -> None:
         ({"../x": 0.5, "a": 0.5}, "Variant name '../x' must be"),
         ({}, "shares must map each variant name"),
         ([0.5, 0.5], "shares must map each variant name"),
+        ('{"control": 0.5, "a": 0.6}', "The shares must add up to 1, got 1.1"),
+        ("{control: 0.5}", "shares is not a JSON object"),
+        ("control=0.5", "shares must map each variant name"),
     ],
 )
 def test_bad_shares_are_refused(shares: Any, message: str) -> None:
     with pytest.raises(BrazeValidationError, match=message.replace("(", r"\(")):
         check_shares(shares)
+
+
+def test_a_rendered_json_object_is_read_as_the_shares() -> None:
+    # shares is a template field: a template that renders a mapping gives its JSON text.
+    assert check_shares('{"control": 0.1, "a": 0.45, "b": 0.45}') == {"control": 0.1, "a": 0.45, "b": 0.45}
 
 
 def test_thirds_add_up_to_one() -> None:

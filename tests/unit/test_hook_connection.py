@@ -209,6 +209,8 @@ def test_unknown_extras_are_warned(
         ("abc 123", "contains spaces, control or non-ASCII characters"),
         ("abc\n123", "contains spaces"),
         ("clé-123", "non-ASCII"),
+        ("x7", "the REST API key has 2 characters; Braze's keys are 36 (a UUID)"),
+        ("abc-123", "a key shorter than 8 cannot be masked"),
     ],
 )
 def test_bad_keys(monkeypatch: pytest.MonkeyPatch, password: str | None, message: str) -> None:

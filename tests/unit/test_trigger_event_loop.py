@@ -66,7 +66,7 @@ class Braze(BaseHTTPRequestHandler):
 server = ThreadingHTTPServer(("127.0.0.1", 0), Braze)
 threading.Thread(target=server.serve_forever, daemon=True).start()
 os.environ["AIRFLOW_CONN_BRAZE_DEFAULT"] = json.dumps({
-    "conn_type": "braze", "host": f"http://127.0.0.1:{server.server_address[1]}", "password": "k-123",
+    "conn_type": "braze", "host": f"http://127.0.0.1:{server.server_address[1]}", "password": "k-1234567",
 })
 from airflow_provider_braze.triggers.send_analytics import SendAnalyticsTrigger
 
