@@ -388,17 +388,24 @@ class CompareSendsOperator(BaseOperator):
             for spec in specs
         ]
         primary_metric, guardrails = check_metric_choice(self.primary_metric, _listed(self.guardrails))
-        provisional = self._provisional(specs, rows_by_send, context)
-        comparison = compare(
-            totals,
-            control=self.control,
-            confidence=self.confidence,
-            correction=self.correction,
-            planned_shares=self.planned_shares,
-            primary_metric=primary_metric,
-            guardrails=guardrails,
-            provisional=provisional,
-        )
+        early = self._too_early(rows_by_send)
+
+        def judged(provisional: str | None) -> Any:
+            return compare(
+                totals,
+                control=self.control,
+                confidence=self.confidence,
+                correction=self.correction,
+                planned_shares=self.planned_shares,
+                primary_metric=primary_metric,
+                guardrails=guardrails,
+                provisional=provisional,
+            )
+
+        comparison = judged(early)
+        repeated = self._record_look(specs, context, final=early is None)
+        if repeated:
+            comparison = judged("; ".join([*([early] if early else []), *repeated]))
 
         self.log.info(
             "Content experiment on %s, %s against %r:", channel, _variants_text(totals), self.control
@@ -438,30 +445,26 @@ class CompareSendsOperator(BaseOperator):
             **files,
         }
 
-    def _provisional(
-        self,
-        specs: list[dict[str, Any]],
-        rows_by_send: dict[tuple[str, str], list[dict[str, Any]]],
-        context: Context,
-    ) -> str | None:
-        """Why this comparison's verdicts are provisional, or None: the sends are younger than
-        ``min_age``, or the same sends already had a comparison that was not provisional. Records
-        this look in ``checkpoint`` (a retry of this task is the same look, not another)."""
-        from airflow_provider_braze.comparison import looks_prefix, record_looks
+    def _too_early(self, rows_by_send: dict[tuple[str, str], list[dict[str, Any]]]) -> str | None:
+        """Why the sends are too young for the planned analysis time (``min_age``), or None."""
         from airflow_provider_braze.validation import check_duration, parse_utc
 
         min_age = check_duration(self.min_age)
         sent_at = parse_utc(self.sent_at, what="sent_at") if self.sent_at else None
-        reasons = []
-        young = _too_young(rows_by_send, min_age, sent_at)
-        if young:
-            reasons.append(young)
+        return _too_young(rows_by_send, min_age, sent_at)
+
+    def _record_look(self, specs: list[dict[str, Any]], context: Context, *, final: bool) -> list[str]:
+        """Record this look at each control-variant pair in ``checkpoint`` (a retry of this task
+        is the same look, not another) and say which pairs already had a final look. Called once
+        the comparison is made, so a comparison that fails (a typo in a metric) is no look."""
+        from airflow_provider_braze.comparison import looks_prefix, record_looks
+
         if self.checkpoint is None:
             self.log.warning(
                 "checkpoint=None: earlier comparisons of these sends are not looked up, so a repeated "
                 "look is not flagged as provisional."
             )
-            return "; ".join(reasons) or None
+            return []
         ti = context["ti"]
         control = specs[0]  # experiment_sends puts the control first
         pairs = {spec["variant"]: looks_prefix([control, spec]) for spec in specs[1:]}
@@ -469,14 +472,13 @@ class CompareSendsOperator(BaseOperator):
             self.checkpoint,
             pairs,
             (ti.dag_id, ti.task_id, ti.run_id, getattr(ti, "map_index", -1)),
-            final=not reasons,
+            final=final,
         )
-        for name, times in earlier.items():
-            reasons.append(
-                f"{control['variant']} and {name} were already compared {_times(len(times))} with final "
-                f"verdicts (first at {times[0]}): this is another look"
-            )
-        return "; ".join(reasons) or None
+        return [
+            f"{control['variant']} and {name} were already compared {_times(len(times))} with final "
+            f"verdicts (first at {times[0]}): this is another look"
+            for name, times in earlier.items()
+        ]
 
     def _write(self, comparison: Any) -> dict[str, Any]:
         from airflow_provider_braze.analytics import rows_to_text

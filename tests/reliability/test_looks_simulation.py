@@ -126,7 +126,8 @@ def history(seed: int, store: FaultyStore) -> list[str]:
         fault = store.fail_next
         listed_before = set(store.records)
         killing = (
-            mock.patch("airflow_provider_braze.comparison.compare", side_effect=Killed)
+            # After the comparison and its recorded look, before the task returns.
+            mock.patch("airflow_provider_braze.comparison.describe_table", side_effect=Killed)
             if kill
             else contextlib.nullcontext()
         )

@@ -551,6 +551,20 @@ def test_without_a_checkpoint_looks_are_not_remembered_and_it_says_so(
     )
 
 
+def test_a_comparison_that_fails_is_no_look(
+    braze_conn: str, requests_mock: rm.Mocker, looks: MemoryCheckpointStore
+) -> None:
+    mock_sends(
+        requests_mock,
+        {f"send-{n}": answer(day({"email": [email_stats(2000, 500, 60, 20)]})) for n in ("control", "b")},
+    )
+    with pytest.raises(BrazeValidationError, match="email has no metric 'click'"):
+        compare_op(primary_metric="click").execute({"ti": task_instance("run-1")})
+    assert looks.keys("braze_looks__") == []
+    # Fixed in a new run: the first look.
+    assert compare_op(primary_metric="clicks").execute({"ti": task_instance("run-2")})["provisional"] is None
+
+
 def test_a_failing_listing_fails_the_comparison(
     braze_conn: str, requests_mock: rm.Mocker, monkeypatch: Any
 ) -> None:
