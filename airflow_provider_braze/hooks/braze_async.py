@@ -178,6 +178,14 @@ def _key_pattern(api_key: str) -> re.Pattern[str]:
     return secret_pattern(api_key)
 
 
+def _prepare_key(api_key: str) -> None:
+    """Mask ``api_key`` in this process's logs and compile its redaction pattern (in a thread)."""
+    from airflow_provider_braze._masking import register_secret
+
+    register_secret(api_key)
+    _key_pattern(api_key)
+
+
 @functools.lru_cache(maxsize=1)
 def _headers() -> dict[str, str]:
     import httpx
@@ -265,10 +273,10 @@ class BrazeAsyncHook(BaseHook):
                     settings = read_settings(conn, self.braze_conn_id, self._overrides, self.log)
                     if settings.api_key not in _registered_keys:
                         # Airflow's async lookup masks the password already; this also covers
-                        # processes whose logging does not (as the sync hook does).
-                        from airflow_provider_braze._masking import register_secret
-
-                        await asyncio.to_thread(register_secret, settings.api_key)
+                        # processes whose logging does not (as the sync hook does). The key's
+                        # redaction pattern is compiled here too: a pattern of thousands of
+                        # characters takes 15-50 ms to compile, too long for the event loop.
+                        await asyncio.to_thread(_prepare_key, settings.api_key)
                         _registered_keys.add(settings.api_key)
                     if settings.ca_bundle not in _prepared:
                         await asyncio.to_thread(prepare_transport, settings.ca_bundle)

@@ -188,6 +188,8 @@ _FIRST_CHECK_IMPORTS = (
     "anyio.streams.tls",
     "anyio.to_thread",
     "asgiref.sync",
+    # Airflow's connection lookup imports these on its first call (attrs builds their classes).
+    "airflow.sdk.definitions.connection",
 )
 
 
