@@ -295,9 +295,10 @@ class CompareSendsOperator(BaseOperator):
         from airflow_provider_braze.experiments import check_shares
         from airflow_provider_braze.validation import check_duration
 
-        if not _templated(primary_metric) and not _templated(guardrails):
+        # Literal values are checked at parse time; templates and XComArgs once rendered.
+        if _literal(primary_metric) and _literal(guardrails):
             check_metric_choice(primary_metric, guardrails)
-        if not _templated(min_age):
+        if _literal(min_age):
             check_duration(min_age)
         if checkpoint is not None:
             checkpoint_store(checkpoint)  # a bad location fails the DAG at parse time
@@ -524,8 +525,13 @@ class CompareSendsOperator(BaseOperator):
         return operator_lineage(inputs, [location_dataset(path) for path in self._written])
 
 
-def _templated(value: Any) -> bool:
-    return (isinstance(value, str) and "{{" in value) or type(value).__name__ in ("XComArg", "PlainXComArg")
+def _literal(value: Any) -> bool:
+    """Whether ``value`` is given as is, not as a template or an upstream task's output."""
+    from datetime import timedelta
+
+    if isinstance(value, str):
+        return "{{" not in value
+    return value is None or isinstance(value, (list, tuple, int, float, timedelta))
 
 
 def _listed(value: Any) -> Any:

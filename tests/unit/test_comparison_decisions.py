@@ -312,6 +312,12 @@ def unsubscribing(sent: int, clicks: int, unsubscribes: int) -> dict[str, Any]:
     return {**email_stats(sent, sent // 4, clicks, 0), "unsubscribes": unsubscribes}
 
 
+def alike(requests_mock: rm.Mocker, *names: str) -> None:
+    """Braze's answer for each named send (control and b by default): the same email day each."""
+    same = answer(day({"email": [email_stats(2000, 500, 60, 20)]}))
+    mock_sends(requests_mock, {f"send-{n}": same for n in names or ("control", "b")})
+
+
 def compare_op(**kwargs: Any) -> CompareSendsOperator:
     kwargs.setdefault("sends", {"control": "send-control", "b": "send-b"})
     return CompareSendsOperator(task_id="compare", campaign_id="camp", **kwargs)
@@ -434,10 +440,7 @@ def test_without_sent_at_the_age_is_never_overstated(
 def test_a_retry_that_decides_after_an_early_look_is_the_final_look(
     braze_conn: str, requests_mock: rm.Mocker, looks: MemoryCheckpointStore
 ) -> None:
-    mock_sends(
-        requests_mock,
-        {f"send-{n}": answer(day({"email": [email_stats(2000, 500, 60, 20)]})) for n in ("control", "b")},
-    )
+    alike(requests_mock)
 
     def look(run_id: str, hours: int) -> Any:
         now = datetime(2026, 11, 2, 9, tzinfo=timezone.utc) + timedelta(hours=hours)
@@ -453,10 +456,7 @@ def test_a_retry_that_decides_after_an_early_look_is_the_final_look(
 def test_a_repeated_comparison_is_another_look(
     braze_conn: str, requests_mock: rm.Mocker, looks: MemoryCheckpointStore, tmp_path: Any
 ) -> None:
-    mock_sends(
-        requests_mock,
-        {f"send-{n}": answer(day({"email": [email_stats(2000, 500, 60, 20)]})) for n in ("control", "b")},
-    )
+    alike(requests_mock)
     first = compare_op().execute({"ti": task_instance("run-1")})
     assert first["provisional"] is None
     # A retry of the same task instance is the same look.
@@ -533,10 +533,7 @@ def test_min_age_zero_is_no_planned_time_and_a_future_sent_at_is_refused(
 def test_without_a_checkpoint_looks_are_not_remembered_and_it_says_so(
     braze_conn: str, requests_mock: rm.Mocker
 ) -> None:
-    mock_sends(
-        requests_mock,
-        {f"send-{n}": answer(day({"email": [email_stats(2000, 500, 60, 20)]})) for n in ("control", "b")},
-    )
+    alike(requests_mock)
     log = mock.MagicMock()
     with mock.patch.object(CompareSendsOperator, "log", new_callable=mock.PropertyMock, return_value=log):
         for run_id in ("run-1", "run-2"):
@@ -554,10 +551,7 @@ def test_without_a_checkpoint_looks_are_not_remembered_and_it_says_so(
 def test_a_comparison_that_fails_is_no_look(
     braze_conn: str, requests_mock: rm.Mocker, looks: MemoryCheckpointStore
 ) -> None:
-    mock_sends(
-        requests_mock,
-        {f"send-{n}": answer(day({"email": [email_stats(2000, 500, 60, 20)]})) for n in ("control", "b")},
-    )
+    alike(requests_mock)
     with pytest.raises(BrazeValidationError, match="email has no metric 'click'"):
         compare_op(primary_metric="click").execute({"ti": task_instance("run-1")})
     assert looks.keys("braze_looks__") == []
@@ -568,10 +562,7 @@ def test_a_comparison_that_fails_is_no_look(
 def test_a_failing_listing_fails_the_comparison(
     braze_conn: str, requests_mock: rm.Mocker, monkeypatch: Any
 ) -> None:
-    mock_sends(
-        requests_mock,
-        {f"send-{n}": answer(day({"email": [email_stats(2000, 500, 60, 20)]})) for n in ("control", "b")},
-    )
+    alike(requests_mock)
 
     class Unreachable(MemoryCheckpointStore):
         def keys(self, prefix: str) -> list[str]:
