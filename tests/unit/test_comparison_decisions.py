@@ -420,13 +420,7 @@ def test_a_comparison_before_min_age_is_provisional(
 def test_without_sent_at_the_age_is_never_overstated(
     braze_conn: str, requests_mock: rm.Mocker, looks: MemoryCheckpointStore
 ) -> None:
-    mock_sends(
-        requests_mock,
-        {
-            f"send-{n}": answer(day({"email": [email_stats(2000, 500, 60, 20)]}, time="2026-11-02"))
-            for n in ("control", "b")
-        },
-    )
+    alike(requests_mock)  # analytics on 2026-11-02
     # The first day of analytics is Nov 2 in some time zone: the send may have been as late as
     # Nov 3, 12:00 UTC, so on Nov 3, 20:00 it may be only 8 hours old.
     now = datetime(2026, 11, 3, 20, 0, tzinfo=timezone.utc)
@@ -509,13 +503,7 @@ def test_a_pair_compared_again_inside_a_larger_comparison_is_another_look(
 def test_min_age_zero_is_no_planned_time_and_a_future_sent_at_is_refused(
     braze_conn: str, requests_mock: rm.Mocker, looks: MemoryCheckpointStore
 ) -> None:
-    mock_sends(
-        requests_mock,
-        {
-            f"send-{n}": answer(day({"email": [email_stats(2000, 500, 60, 20)]}, time="2026-11-02"))
-            for n in ("control", "b")
-        },
-    )
+    alike(requests_mock)  # analytics on 2026-11-02
     now = datetime(2026, 11, 2, 15, 0, tzinfo=timezone.utc)
     with mock.patch("airflow_provider_braze.analytics_check._utcnow", return_value=now):
         assert compare_op(min_age=0).execute({"ti": task_instance("run-1")})["provisional"] is None
