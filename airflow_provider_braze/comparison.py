@@ -609,13 +609,17 @@ def compare(
 
     rows: list[dict[str, Any]] = []
     families: dict[str, list[int]] = {}  # family -> indexes of its rows with a test
-    reference = by_name[control]
+    # The control's rate of each metric, what every variant is compared with.
+    reference = {
+        metric: _rate_row(by_name[control], metric, numerator, denominator, confidence, [])
+        for metric, numerator, denominator, *_ in metrics
+    }
     for v in variants:
         for metric, numerator, denominator, role, harm in metrics:
             row = _rate_row(v, metric, numerator, denominator, confidence, notes)
             row["role"] = role
             if v.variant != control and row["rate"] is not None:
-                base_row = _rate_row(reference, metric, numerator, denominator, confidence, [])
+                base_row = reference[metric]
                 if base_row["rate"] is not None:
                     x1, n1, x2, n2 = row["count"], row["base"], base_row["count"], base_row["base"]
                     row["difference"] = x1 / n1 - x2 / n2
@@ -641,7 +645,7 @@ def compare(
             row["significant"] = p_adjusted < alpha
             # A one-sided test at ``level`` is one end of the two-sided interval at 1 - 2 level.
             row["interval_level"] = 1 - (2 * level if row["role"] == "guardrail" else level)
-            _add_intervals(row, reference, metrics)
+            _add_intervals(row, reference[row["metric"]])
             row["verdict"] = _metric_verdict(row, control, correction, alpha)
     for row in rows:
         if row["variant"] == control:
@@ -844,13 +848,10 @@ def judged_levels(p_values: list[float], method: str, alpha: float) -> list[floa
     return levels
 
 
-def _add_intervals(
-    row: dict[str, Any], reference: VariantTotals, metrics: list[tuple[str, str, str, str, str]]
-) -> None:
-    """The row's difference and relative-lift intervals at its ``interval_level``."""
-    spec = next(m for m in metrics if m[0] == row["metric"])
-    base_row = _rate_row(reference, spec[0], spec[1], spec[2], row["interval_level"], [])
-    x1, n1, x2, n2 = row["count"], row["base"], base_row["count"], base_row["base"]
+def _add_intervals(row: dict[str, Any], control_row: dict[str, Any]) -> None:
+    """The row's difference and relative-lift intervals against the control's row, at the row's
+    ``interval_level``."""
+    x1, n1, x2, n2 = row["count"], row["base"], control_row["count"], control_row["base"]
     level = row["interval_level"]
     row["difference_low"], row["difference_high"] = difference_interval(x1, n1, x2, n2, level)
     lift = relative_lift_interval(x1, n1, x2, n2, level)
